@@ -1,0 +1,138 @@
+# Shared set-up for scripts/dev and scripts/test. Sourced, not run.
+#
+# Installs what is missing from Debian's packages (when root), starts a private
+# PostgreSQL and Redis under ./var unless DATABASE_URL / REDIS_URL point
+# elsewhere, and exports the variables the app and the tests read.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+VAR="$ROOT/var"
+mkdir -p "$VAR"
+
+PG_PORT=${QUESTLINE_PG_PORT:-55432}
+REDIS_PORT=${QUESTLINE_REDIS_PORT:-56379}
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install the Rust toolchain (https://rustup.rs) first"
+
+pg_bindir() {
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+# Debian package names for whatever this machine lacks.
+missing_packages() {
+  local pkgs=()
+  command -v cc >/dev/null 2>&1 || pkgs+=(gcc libc6-dev)
+  command -v pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
+  { pkg-config --exists libpq 2>/dev/null || command -v pg_config >/dev/null 2>&1; } || pkgs+=(libpq-dev)
+  if [ -z "${DATABASE_URL:-}" ]; then
+    [ -n "$(pg_bindir)" ] && [ -x "$(pg_bindir)/initdb" ] || pkgs+=(postgresql)
+  fi
+  command -v psql >/dev/null 2>&1 || pkgs+=(postgresql-client)
+  command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
+  echo "${pkgs[@]:-}"
+}
+
+ensure_packages() {
+  local pkgs
+  pkgs=$(missing_packages)
+  [ -z "$pkgs" ] && return 0
+  if [ "$(id -u)" -eq 0 ]; then
+    say "installing from Debian's packages: $pkgs"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+    # Debian's postinst may start a system cluster and Redis on the default
+    # ports; ours run on their own ports, so those are left as they are.
+  else
+    die "missing system packages. Run:  sudo apt-get install -y $pkgs   and try again"
+  fi
+}
+
+# PostgreSQL refuses to run as root, so as root the cluster belongs to the
+# postgres user, which must be able to reach the data directory.
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_data_dir() {
+  local dir="$VAR/postgres"
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$VAR" 2>/dev/null; then
+    # The checkout sits somewhere the postgres user cannot enter (say /root).
+    dir="/var/tmp/questline-$(printf '%s' "$ROOT" | md5sum | cut -c1-12)/postgres"
+  fi
+  echo "$dir"
+}
+
+start_postgres() {
+  if [ -n "${DATABASE_URL:-}" ]; then
+    say "using DATABASE_URL from the environment"
+    return 0
+  fi
+  local bin data
+  bin=$(pg_bindir)
+  data=$(pg_data_dir)
+  mkdir -p "$data"
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$data" && chmod 700 "$data"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    say "creating a private PostgreSQL cluster in $data"
+    as_pg "$bin/initdb" -D "$data" -U questline --auth=trust -E UTF8 --locale=C >/dev/null
+  fi
+  if ! as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+    as_pg "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
+      -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $data -c max_connections=300 -c fsync=${QUESTLINE_PG_FSYNC:-on}" \
+      start >/dev/null || { tail -n 20 "$data/server.log" >&2; die "PostgreSQL did not start"; }
+  fi
+  export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=questline
+  if ! psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'questline'" | grep -q 1; then
+    psql -d postgres -qc "CREATE DATABASE questline" >/dev/null
+  fi
+  export DATABASE_URL="postgres://questline@127.0.0.1:$PG_PORT/questline"
+}
+
+start_redis() {
+  if [ -n "${REDIS_URL:-}" ]; then
+    say "using REDIS_URL from the environment"
+    return 0
+  fi
+  local dir="$VAR/redis"
+  mkdir -p "$dir"
+  if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    say "starting Redis on 127.0.0.1:$REDIS_PORT"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --dir "$dir" \
+      --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" --appendonly no
+    for _ in $(seq 1 50); do
+      redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || die "Redis did not start (see $dir/redis.log)"
+  fi
+  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+}
+
+# Development secrets are made once and kept, so sessions survive restarts.
+ensure_dev_secrets() {
+  local file="$VAR/secrets.env"
+  if [ ! -f "$file" ]; then
+    say "generating development secrets in $file"
+    umask 077
+    {
+      echo "SESSION_SECRET=$(head -c 64 /dev/urandom | base64 -w0)"
+      echo "MASTER_KEY=$(head -c 32 /dev/urandom | base64 -w0)"
+    } >"$file"
+  fi
+  set -a
+  # shellcheck disable=SC1090
+  . "$file"
+  set +a
+}

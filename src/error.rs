@@ -1,0 +1,254 @@
+//! The one error type of the web layer, and the templated pages every error
+//! status is shown with.
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+
+use crate::layout::PageContext;
+
+/// Everything a request handler can fail with. Each variant maps to one
+/// status code and a friendly page; internals are logged, never shown.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request was malformed; the message is safe to show.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("forbidden")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("too many requests")]
+    TooManyRequests {
+        /// Seconds until the client may try again (sent as `Retry-After`).
+        retry_after_secs: u64,
+    },
+    /// A dependency (database, Redis) is down or saturated.
+    #[error("service unavailable: {0}")]
+    Unavailable(#[source] anyhow::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    /// Wraps a pool checkout failure: the database is down or every
+    /// connection is busy, which is a 503 rather than a bug.
+    pub fn database_unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        AppError::Unavailable(anyhow::Error::new(e).context("database connection"))
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        match e {
+            diesel::result::Error::NotFound => AppError::NotFound,
+            other => AppError::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            AppError::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            AppError::Unavailable(e) => tracing::warn!(error = ?e, "dependency unavailable"),
+            _ => {}
+        }
+        let status = self.status_code();
+        let detail = match self {
+            AppError::BadRequest(msg) => Some(msg.clone()),
+            _ => None,
+        };
+        let mut res = HttpResponse::build(status);
+        if let AppError::TooManyRequests { retry_after_secs } = self {
+            res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.insert_header((header::RETRY_AFTER, "30"));
+        }
+        res.content_type(mime_html()).body(render_error_body(status, detail))
+    }
+}
+
+fn mime_html() -> HeaderValue {
+    HeaderValue::from_static("text/html; charset=utf-8")
+}
+
+/// The error page shown for every 4xx and 5xx status.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub ctx: PageContext,
+    pub status: u16,
+    pub title: &'static str,
+    pub message: &'static str,
+    pub detail: Option<String>,
+}
+
+fn describe(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        400 => ("Bad request", "We could not understand that request. Check what you entered and try again."),
+        401 | 403 => ("Not allowed", "You do not have permission to see this page."),
+        404 => ("Page not found", "There is nothing here. The link may be old, or the page may have moved."),
+        405 => ("Method not allowed", "This address does not accept that kind of request."),
+        408 => ("Request timed out", "The request took too long to arrive. Please try again."),
+        413 => ("Upload too large", "What you sent is larger than we accept. Try a smaller file."),
+        415 => ("Unsupported content", "We cannot read that kind of content here."),
+        429 => ("Slow down", "You have made too many requests. Please wait a little and try again."),
+        503 => ("Temporarily unavailable", "Questline cannot serve this right now. Please try again in a minute."),
+        s if s >= 500 => ("Something went wrong", "An unexpected error occurred on our side. It has been logged; please try again."),
+        _ => ("Request failed", "We could not complete that request."),
+    }
+}
+
+/// Renders the error page for `status` as an HTML string.
+pub fn render_error_body(status: StatusCode, detail: Option<String>) -> String {
+    let (title, message) = describe(status);
+    let page = ErrorPage {
+        ctx: PageContext::anonymous(),
+        status: status.as_u16(),
+        title,
+        message,
+        detail,
+    };
+    page.render().unwrap_or_else(|e| {
+        // A template that fails to render must not turn an error page into a panic.
+        tracing::error!(error = %e, "rendering the error page failed");
+        format!("<!doctype html><title>{title}</title><h1>{title}</h1>")
+    })
+}
+
+/// Replaces the bodies of error responses made outside our handlers (actix's
+/// own 404/405/413, extractor failures) with the templated page. Responses
+/// that are already HTML or JSON are ours and pass through untouched.
+pub fn render_error_page<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let already_rendered = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html") || ct.starts_with("application/json"));
+    if already_rendered {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (req, res) = res.into_parts();
+    let mut res = res.set_body(BoxBody::new(render_error_body(status, None)));
+    res.headers_mut().insert(header::CONTENT_TYPE, mime_html());
+    res.headers_mut().remove(header::CONTENT_LENGTH);
+    let res: ServiceResponse<EitherBody<B, BoxBody>> =
+        ServiceResponse::new(req, res).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(res))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::middleware::ErrorHandlers;
+    use actix_web::{test, web, App};
+
+    async fn body_of(status: u16) -> (StatusCode, String, Option<String>) {
+        let app = test::init_service(
+            App::new()
+                .wrap(ErrorHandlers::new().default_handler(render_error_page))
+                .route(
+                    "/plain/{code}",
+                    web::get().to(|code: web::Path<u16>| async move {
+                        HttpResponse::build(StatusCode::from_u16(*code).unwrap()).finish()
+                    }),
+                ),
+        )
+        .await;
+        let req = test::TestRequest::get().uri(&format!("/plain/{status}")).to_request();
+        let res = test::call_service(&app, req).await;
+        let status = res.status();
+        let ct = res.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned());
+        let body = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+        (status, body, ct)
+    }
+
+    #[actix_web::test]
+    async fn every_error_status_gets_a_friendly_templated_page() {
+        for (code, words) in [
+            (400, "Bad request"),
+            (403, "Not allowed"),
+            (404, "Page not found"),
+            (405, "Method not allowed"),
+            (413, "Upload too large"),
+            (429, "Slow down"),
+            (500, "Something went wrong"),
+            (503, "Temporarily unavailable"),
+        ] {
+            let (status, body, ct) = body_of(code).await;
+            assert_eq!(status.as_u16(), code);
+            assert_eq!(ct.as_deref(), Some("text/html; charset=utf-8"));
+            assert!(body.contains(words), "{code}: {body}");
+            assert!(body.contains("<nav"), "{code} page lacks the layout");
+        }
+    }
+
+    #[actix_web::test]
+    async fn internal_errors_never_show_their_cause() {
+        let app = test::init_service(App::new().route(
+            "/boom",
+            web::get().to(|| async {
+                Err::<HttpResponse, _>(AppError::Internal(anyhow::anyhow!("secret table xyz exploded")))
+            }),
+        ))
+        .await;
+        let res = test::call_service(&app, test::TestRequest::get().uri("/boom").to_request()).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+        assert!(body.contains("Something went wrong"));
+        assert!(!body.contains("xyz"));
+    }
+
+    #[actix_web::test]
+    async fn too_many_requests_carries_retry_after() {
+        let app = test::init_service(App::new().route(
+            "/limited",
+            web::get().to(|| async { Err::<HttpResponse, _>(AppError::TooManyRequests { retry_after_secs: 42 }) }),
+        ))
+        .await;
+        let res = test::call_service(&app, test::TestRequest::get().uri("/limited").to_request()).await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers().get(header::RETRY_AFTER).unwrap(), "42");
+    }
+
+    #[actix_web::test]
+    async fn json_error_responses_are_left_alone() {
+        let app = test::init_service(
+            App::new()
+                .wrap(ErrorHandlers::new().default_handler(render_error_page))
+                .route(
+                    "/j",
+                    web::get().to(|| async {
+                        HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "down"}))
+                    }),
+                ),
+        )
+        .await;
+        let res = test::call_service(&app, test::TestRequest::get().uri("/j").to_request()).await;
+        let body = test::read_body(res).await;
+        assert_eq!(&body[..], br#"{"status":"down"}"#);
+    }
+}

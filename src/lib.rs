@@ -1,0 +1,21 @@
+//! Questline: a self-hostable Steam achievement tracker.
+//!
+//! `main.rs` only parses the command line; everything it runs lives here so
+//! integration tests drive the same code.
+
+pub mod cache;
+pub mod db;
+pub mod error;
+pub mod health;
+pub mod home;
+pub mod layout;
+pub mod middleware;
+pub mod models;
+pub mod schema;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+
+pub use error::AppError;
+pub use settings::Settings;
+pub use startup::Application;

@@ -1,0 +1,79 @@
+//! Command-line entry point; the work happens in the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use questline::{db, settings, telemetry, Application, Settings};
+
+#[derive(Parser)]
+#[command(name = "questline", version, about = "A self-hostable Steam achievement tracker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web server (applies migrations first unless RUN_MIGRATIONS=false).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print fresh SESSION_SECRET and MASTER_KEY lines for a .env file.
+    GenerateSecrets,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::GenerateSecrets = cli.command {
+        print!("{}", settings::generate_secrets());
+        return ExitCode::SUCCESS;
+    }
+    // A missing .env is normal in production, where the environment is set by
+    // the service manager.
+    let _ = dotenvy::dotenv();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("questline: {e}");
+            return ExitCode::from(78); // EX_CONFIG
+        }
+    };
+    telemetry::init(settings.log_format);
+    let result = match cli.command {
+        Command::Serve => serve(settings),
+        Command::Migrate => migrate(&settings),
+        Command::GenerateSecrets => unreachable!("handled above"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = ?e, "command failed");
+            eprintln!("questline: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        tracing::info!(settings = ?settings, "starting");
+        let public = settings.public_base_url.clone();
+        let app = Application::build(settings).await?;
+        tracing::info!(port = app.port(), url = %public, "listening");
+        app.run_until_stopped().await.context("server stopped with an error")
+    })
+}
+
+fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let pool = db::build_pool(settings);
+    let mut conn = pool.get().context("connecting to PostgreSQL (DATABASE_URL)")?;
+    let applied = db::run_migrations(&mut conn)?;
+    if applied.is_empty() {
+        println!("database is up to date");
+    }
+    for name in applied {
+        println!("applied {name}");
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! The shared game catalogue and per-user progress.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+
+use crate::schema::{game_achievements, games, library_entries, user_achievements};
+
+/// A Steam app, stored once for all users.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = games, primary_key(appid), check_for_backend(Pg))]
+pub struct Game {
+    pub appid: i64,
+    pub name: String,
+    pub icon_hash: Option<String>,
+    pub achievement_count: i32,
+    pub schema_fetched_at: Option<DateTime<Utc>>,
+    pub global_percentages_fetched_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The fields a library listing or sync knows about a game.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = games)]
+pub struct NewGame<'a> {
+    pub appid: i64,
+    pub name: &'a str,
+    pub icon_hash: Option<&'a str>,
+}
+
+impl Game {
+    /// Inserts or renames games in one statement, whatever their number.
+    pub fn upsert_many(conn: &mut PgConnection, rows: &[NewGame<'_>]) -> QueryResult<usize> {
+        diesel::insert_into(games::table)
+            .values(rows)
+            .on_conflict(games::appid)
+            .do_update()
+            .set((games::name.eq(excluded(games::name)), games::icon_hash.eq(excluded(games::icon_hash))))
+            .execute(conn)
+    }
+
+    pub fn find(conn: &mut PgConnection, appid: i64) -> QueryResult<Option<Game>> {
+        games::table.find(appid).select(Game::as_select()).first(conn).optional()
+    }
+}
+
+/// One achievement of a game's schema.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = game_achievements, check_for_backend(Pg))]
+pub struct GameAchievement {
+    pub id: i64,
+    pub appid: i64,
+    pub api_name: String,
+    pub display_name: String,
+    pub description: Option<String>,
+    pub hidden: bool,
+    pub icon_url: Option<String>,
+    pub icon_gray_url: Option<String>,
+    pub global_percent: Option<f64>,
+}
+
+/// A schema entry as a sync or import writes it.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = game_achievements)]
+pub struct NewGameAchievement<'a> {
+    pub appid: i64,
+    pub api_name: &'a str,
+    pub display_name: &'a str,
+    pub description: Option<&'a str>,
+    pub hidden: bool,
+    pub icon_url: Option<&'a str>,
+    pub icon_gray_url: Option<&'a str>,
+}
+
+impl GameAchievement {
+    /// Writes a game's schema and refreshes its cached achievement count, in
+    /// one transaction so the count never disagrees with the rows.
+    pub fn replace_schema(
+        conn: &mut PgConnection,
+        appid: i64,
+        rows: &[NewGameAchievement<'_>],
+    ) -> QueryResult<()> {
+        conn.transaction(|conn| {
+            if !rows.is_empty() {
+                diesel::insert_into(game_achievements::table)
+                    .values(rows)
+                    .on_conflict((game_achievements::appid, game_achievements::api_name))
+                    .do_update()
+                    .set((
+                        game_achievements::display_name.eq(excluded(game_achievements::display_name)),
+                        game_achievements::description.eq(excluded(game_achievements::description)),
+                        game_achievements::hidden.eq(excluded(game_achievements::hidden)),
+                        game_achievements::icon_url.eq(excluded(game_achievements::icon_url)),
+                        game_achievements::icon_gray_url.eq(excluded(game_achievements::icon_gray_url)),
+                    ))
+                    .execute(conn)?;
+            }
+            let count: i64 = game_achievements::table
+                .filter(game_achievements::appid.eq(appid))
+                .count()
+                .get_result(conn)?;
+            diesel::update(games::table.find(appid))
+                .set((
+                    games::achievement_count.eq(count as i32),
+                    games::schema_fetched_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+    }
+
+    /// A game's schema in a stable order.
+    pub fn for_game(conn: &mut PgConnection, appid: i64) -> QueryResult<Vec<GameAchievement>> {
+        game_achievements::table
+            .filter(game_achievements::appid.eq(appid))
+            .order(game_achievements::id)
+            .select(GameAchievement::as_select())
+            .load(conn)
+    }
+}
+
+/// A game in one user's library.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = library_entries, check_for_backend(Pg))]
+pub struct LibraryEntry {
+    pub user_id: i64,
+    pub appid: i64,
+    pub playtime_minutes: i32,
+    pub playtime_2weeks_minutes: i32,
+    pub last_played_at: Option<DateTime<Utc>>,
+    pub unlocked_count: i32,
+    pub last_unlock_at: Option<DateTime<Utc>>,
+    pub achievements_synced_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One unlocked achievement of one user.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = user_achievements, check_for_backend(Pg))]
+pub struct UserAchievement {
+    pub user_id: i64,
+    pub achievement_id: i64,
+    pub unlocked_at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,4 @@
+//! Database rows as structs, each with the queries that read and write it.
+
+pub mod game;
+pub mod user;

@@ -1,0 +1,80 @@
+// @generated shape: kept identical to what `diesel print-schema` writes for
+// the migrations; tests/api/schema.rs checks every table against the database.
+
+diesel::table! {
+    game_achievements (id) {
+        id -> Int8,
+        appid -> Int8,
+        api_name -> Text,
+        display_name -> Text,
+        description -> Nullable<Text>,
+        hidden -> Bool,
+        icon_url -> Nullable<Text>,
+        icon_gray_url -> Nullable<Text>,
+        global_percent -> Nullable<Float8>,
+    }
+}
+
+diesel::table! {
+    games (appid) {
+        appid -> Int8,
+        name -> Text,
+        icon_hash -> Nullable<Text>,
+        achievement_count -> Int4,
+        schema_fetched_at -> Nullable<Timestamptz>,
+        global_percentages_fetched_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    library_entries (user_id, appid) {
+        user_id -> Int8,
+        appid -> Int8,
+        playtime_minutes -> Int4,
+        playtime_2weeks_minutes -> Int4,
+        last_played_at -> Nullable<Timestamptz>,
+        unlocked_count -> Int4,
+        last_unlock_at -> Nullable<Timestamptz>,
+        achievements_synced_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    user_achievements (user_id, achievement_id) {
+        user_id -> Int8,
+        achievement_id -> Int8,
+        unlocked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        username -> Text,
+        email -> Nullable<Text>,
+        email_verified_at -> Nullable<Timestamptz>,
+        password_hash -> Nullable<Text>,
+        role -> Text,
+        status -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(game_achievements -> games (appid));
+diesel::joinable!(library_entries -> games (appid));
+diesel::joinable!(library_entries -> users (user_id));
+diesel::joinable!(user_achievements -> game_achievements (achievement_id));
+diesel::joinable!(user_achievements -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    game_achievements,
+    games,
+    library_entries,
+    user_achievements,
+    users,
+);

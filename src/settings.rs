@@ -1,0 +1,391 @@
+//! Typed configuration, read once from the environment and passed to the app
+//! as data. Nothing else in the crate reads environment variables.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
+use url::Url;
+
+/// Minimum decoded length of `SESSION_SECRET`: actix's cookie key needs 64 bytes.
+pub const SESSION_SECRET_BYTES: usize = 64;
+/// Exact decoded length of `MASTER_KEY`: a 256-bit AEAD key.
+pub const MASTER_KEY_BYTES: usize = 32;
+
+/// Whether the app runs for development or for real users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// Log output shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for log shippers.
+    Json,
+    /// Human-readable lines, for a terminal.
+    Pretty,
+}
+
+/// Everything the app needs to know about its surroundings.
+#[derive(Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub bind_address: SocketAddr,
+    /// The URL users reach the app at; links in emails are built from it,
+    /// never from the request's Host header.
+    pub public_base_url: Url,
+    pub database_url: SecretString,
+    pub database_pool_size: u32,
+    /// Apply pending migrations when `serve` starts.
+    pub run_migrations: bool,
+    pub redis_url: SecretString,
+    /// Prefix of every Redis key the app writes, so several deployments (or
+    /// test runs) can share one Redis.
+    pub redis_namespace: String,
+    /// Signs and encrypts cookies.
+    pub session_secret: SecretSlice<u8>,
+    /// Encrypts Steam API keys and TOTP secrets at rest.
+    pub master_key: SecretSlice<u8>,
+    /// Stored beside each ciphertext so keys can be rotated.
+    pub master_key_id: String,
+    /// `smtp://user:pass@host:port` or `smtps://...`; `None` uses the file mailer.
+    pub smtp_url: Option<SecretString>,
+    pub mail_from: String,
+    pub steam_api_base_url: Url,
+    pub upload_dir: PathBuf,
+    pub static_dir: PathBuf,
+    /// Requests with a larger declared body are refused with 413 before any
+    /// handler reads them.
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+}
+
+impl fmt::Debug for Settings {
+    // Secrets are left out by construction: `SecretBox` prints as redacted,
+    // and URLs that may carry passwords are not printed at all.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("environment", &self.environment)
+            .field("bind_address", &self.bind_address)
+            .field("public_base_url", &self.public_base_url.as_str())
+            .field("database_pool_size", &self.database_pool_size)
+            .field("run_migrations", &self.run_migrations)
+            .field("redis_namespace", &self.redis_namespace)
+            .field("master_key_id", &self.master_key_id)
+            .field("smtp", &self.smtp_url.as_ref().map(|_| "configured"))
+            .field("mail_from", &self.mail_from)
+            .field("steam_api_base_url", &self.steam_api_base_url.as_str())
+            .field("upload_dir", &self.upload_dir)
+            .field("static_dir", &self.static_dir)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("log_format", &self.log_format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every problem found in the environment, so an operator fixes them in one go.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct SettingsError {
+    pub problems: Vec<String>,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_lookup(|key| vars.get(key).cloned())
+    }
+
+    /// Builds settings from any key/value source; tests pass a map instead of
+    /// mutating the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let mut problems = Vec::new();
+        let get = |key: &str| get(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let environment = match get("QUESTLINE_ENV").as_deref() {
+            None | Some("production") => Environment::Production,
+            Some("development") => Environment::Development,
+            Some(other) => {
+                problems.push(format!(
+                    "QUESTLINE_ENV is `{other}`; use `production` or `development`"
+                ));
+                Environment::Production
+            }
+        };
+
+        let bind_address = parse_or(&get, "BIND_ADDRESS", "127.0.0.1:8080", &mut problems, |v| {
+            v.parse::<SocketAddr>().map_err(|e| e.to_string())
+        });
+        let public_base_url = parse_or(
+            &get,
+            "PUBLIC_BASE_URL",
+            "http://127.0.0.1:8080",
+            &mut problems,
+            parse_http_url,
+        );
+        let steam_api_base_url = parse_or(
+            &get,
+            "STEAM_API_BASE_URL",
+            "https://api.steampowered.com",
+            &mut problems,
+            parse_http_url,
+        );
+
+        let database_url = required(&get, "DATABASE_URL", "postgres://USER@HOST:5432/questline", &mut problems);
+        let redis_url = required(&get, "REDIS_URL", "redis://127.0.0.1:6379", &mut problems);
+
+        let database_pool_size = parse_or(&get, "DATABASE_POOL_SIZE", "10", &mut problems, |v| {
+            match v.parse::<u32>() {
+                Ok(n) if (1..=200).contains(&n) => Ok(n),
+                _ => Err("must be a whole number from 1 to 200".into()),
+            }
+        });
+        let run_migrations = parse_or(&get, "RUN_MIGRATIONS", "true", &mut problems, parse_bool);
+        let max_body_bytes = parse_or(&get, "MAX_BODY_BYTES", "6291456", &mut problems, |v| {
+            match v.parse::<usize>() {
+                Ok(n) if n >= 1024 => Ok(n),
+                _ => Err("must be a whole number of bytes, at least 1024".into()),
+            }
+        });
+        let log_format = parse_or(&get, "LOG_FORMAT", "json", &mut problems, |v| match v {
+            "json" => Ok(LogFormat::Json),
+            "pretty" => Ok(LogFormat::Pretty),
+            _ => Err("use `json` or `pretty`".into()),
+        });
+
+        let session_secret = secret_bytes(&get, "SESSION_SECRET", SESSION_SECRET_BYTES, false, &mut problems);
+        let master_key = secret_bytes(&get, "MASTER_KEY", MASTER_KEY_BYTES, true, &mut problems);
+        let master_key_id = get("MASTER_KEY_ID").unwrap_or_else(|| "k1".to_owned());
+        if !master_key_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || master_key_id.len() > 32
+        {
+            problems.push("MASTER_KEY_ID must be at most 32 letters, digits, `-` or `_`".into());
+        }
+
+        let redis_namespace = get("REDIS_NAMESPACE").unwrap_or_else(|| "questline".to_owned());
+        let smtp_url = get("SMTP_URL").map(SecretString::from);
+        let mail_from = get("MAIL_FROM").unwrap_or_else(|| "Questline <noreply@localhost>".to_owned());
+        let upload_dir = PathBuf::from(get("UPLOAD_DIR").unwrap_or_else(|| "var/uploads".to_owned()));
+        let static_dir = PathBuf::from(get("STATIC_DIR").unwrap_or_else(|| "static".to_owned()));
+
+        if !problems.is_empty() {
+            return Err(SettingsError { problems });
+        }
+        Ok(Settings {
+            environment,
+            bind_address: bind_address.expect("checked above"),
+            public_base_url: public_base_url.expect("checked above"),
+            database_url: database_url.expect("checked above"),
+            database_pool_size: database_pool_size.expect("checked above"),
+            run_migrations: run_migrations.expect("checked above"),
+            redis_url: redis_url.expect("checked above"),
+            redis_namespace,
+            session_secret: session_secret.expect("checked above"),
+            master_key: master_key.expect("checked above"),
+            master_key_id,
+            smtp_url,
+            mail_from,
+            steam_api_base_url: steam_api_base_url.expect("checked above"),
+            upload_dir,
+            static_dir,
+            max_body_bytes: max_body_bytes.expect("checked above"),
+            log_format: log_format.expect("checked above"),
+        })
+    }
+
+    /// True when cookies must carry the `Secure` flag and HSTS is sent.
+    pub fn is_https(&self) -> bool {
+        self.public_base_url.scheme() == "https"
+    }
+
+    /// The session secret as raw bytes, for building cookie keys.
+    pub fn session_secret_bytes(&self) -> &[u8] {
+        self.session_secret.expose_secret()
+    }
+}
+
+fn parse_http_url(v: &str) -> Result<Url, String> {
+    let url = Url::parse(v).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    Ok(url)
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("use `true` or `false`".into()),
+    }
+}
+
+fn parse_or<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: &str,
+    problems: &mut Vec<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Option<T> {
+    let raw = get(key).unwrap_or_else(|| default.to_owned());
+    match parse(&raw) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problems.push(format!("{key} is invalid: {e}"));
+            None
+        }
+    }
+}
+
+fn required(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    example: &str,
+    problems: &mut Vec<String>,
+) -> Option<SecretString> {
+    match get(key) {
+        Some(v) => Some(SecretString::from(v)),
+        None => {
+            problems.push(format!("{key} is not set (for example `{key}={example}`)"));
+            None
+        }
+    }
+}
+
+/// Decodes a base64 secret and refuses short or obviously weak ones.
+fn secret_bytes(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    len: usize,
+    exact: bool,
+    problems: &mut Vec<String>,
+) -> Option<SecretSlice<u8>> {
+    let how = format!(
+        "make one with `questline generate-secrets` or `head -c {len} /dev/urandom | base64 -w0`"
+    );
+    let Some(raw) = get(key) else {
+        problems.push(format!("{key} is not set: {how}"));
+        return None;
+    };
+    let bytes = match base64::engine::general_purpose::STANDARD.decode(raw.as_bytes()) {
+        Ok(b) => b,
+        Err(_) => {
+            problems.push(format!("{key} is not valid base64: {how}"));
+            return None;
+        }
+    };
+    let wrong_len = if exact { bytes.len() != len } else { bytes.len() < len };
+    if wrong_len {
+        let want = if exact { format!("exactly {len}") } else { format!("at least {len}") };
+        problems.push(format!("{key} decodes to {} bytes, {want} are needed: {how}", bytes.len()));
+        return None;
+    }
+    if is_weak(&bytes) {
+        problems.push(format!("{key} looks weak (too few distinct bytes): {how}"));
+        return None;
+    }
+    Some(SecretSlice::from(bytes))
+}
+
+/// Random 32+ byte strings almost never repeat bytes much; a secret typed by
+/// hand ("aaaa…", a repeated phrase) does. 16 distinct values out of 32 is far
+/// below what `/dev/urandom` yields (about 28) and far above a typed secret.
+fn is_weak(bytes: &[u8]) -> bool {
+    let mut seen = [false; 256];
+    for b in bytes {
+        seen[*b as usize] = true;
+    }
+    seen.iter().filter(|s| **s).count() < 16
+}
+
+/// Fresh random secrets in `.env` syntax.
+pub fn generate_secrets() -> String {
+    use rand::RngCore;
+    let mut session = vec![0u8; SESSION_SECRET_BYTES];
+    let mut master = vec![0u8; MASTER_KEY_BYTES];
+    rand::rng().fill_bytes(&mut session);
+    rand::rng().fill_bytes(&mut master);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    format!(
+        "SESSION_SECRET={}\nMASTER_KEY={}\n",
+        b64.encode(session),
+        b64.encode(master)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> HashMap<String, String> {
+        let secrets = generate_secrets();
+        let mut map: HashMap<String, String> = secrets
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        map.insert("DATABASE_URL".into(), "postgres://localhost/q".into());
+        map.insert("REDIS_URL".into(), "redis://localhost".into());
+        map
+    }
+
+    fn load(map: &HashMap<String, String>) -> Result<Settings, SettingsError> {
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_required_values_are_set() {
+        let s = load(&base()).unwrap();
+        assert_eq!(s.bind_address.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.environment, Environment::Production);
+        assert!(!s.is_https());
+    }
+
+    #[test]
+    fn every_missing_secret_is_named_with_how_to_make_one() {
+        let mut map = base();
+        map.remove("SESSION_SECRET");
+        map.remove("MASTER_KEY");
+        map.remove("DATABASE_URL");
+        let err = load(&map).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("SESSION_SECRET is not set"), "{text}");
+        assert!(text.contains("MASTER_KEY is not set"), "{text}");
+        assert!(text.contains("DATABASE_URL is not set"), "{text}");
+        assert!(text.contains("questline generate-secrets"), "{text}");
+    }
+
+    #[test]
+    fn short_and_repetitive_secrets_are_refused() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut map = base();
+        map.insert("SESSION_SECRET".into(), b64.encode([7u8; 16]));
+        map.insert("MASTER_KEY".into(), b64.encode([b'a'; 32]));
+        let text = load(&map).unwrap_err().to_string();
+        assert!(text.contains("SESSION_SECRET decodes to 16 bytes"), "{text}");
+        assert!(text.contains("MASTER_KEY looks weak"), "{text}");
+    }
+
+    #[test]
+    fn debug_output_never_contains_secrets() {
+        let map = base();
+        let s = load(&map).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains(&map["SESSION_SECRET"]));
+        assert!(!shown.contains(&map["MASTER_KEY"]));
+        assert!(!shown.contains("postgres://"));
+    }
+
+    #[test]
+    fn a_non_http_public_url_is_refused() {
+        let mut map = base();
+        map.insert("PUBLIC_BASE_URL".into(), "ftp://example.com".into());
+        assert!(load(&map).unwrap_err().to_string().contains("PUBLIC_BASE_URL is invalid"));
+    }
+}

@@ -1,0 +1,160 @@
+//! Wiring: builds the pool, Redis, the middleware stack and the HTTP server.
+
+use std::net::TcpListener;
+
+use actix_identity::IdentityMiddleware;
+use actix_session::config::{BrowserSession, CookieContentSecurity};
+use actix_session::storage::RedisSessionStore;
+use actix_session::SessionMiddleware;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::middleware::{from_fn, DefaultHeaders, ErrorHandlers};
+use actix_web::{web, App, HttpServer};
+use actix_web_flash_messages::storage::CookieMessageStore;
+use actix_web_flash_messages::{FlashMessagesFramework, Level};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tracing_actix_web::TracingLogger;
+
+use crate::cache::Redis;
+use crate::db::{self, PgPool};
+use crate::error::{render_error_page, AppError};
+use crate::middleware::{self as mw, MaxBodyBytes};
+use crate::settings::Settings;
+
+/// Largest urlencoded form any page accepts; uploads use multipart instead.
+const FORM_LIMIT_BYTES: usize = 64 * 1024;
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: PgPool,
+}
+
+impl Application {
+    /// Connects to the dependencies, applies migrations when configured, and
+    /// binds `BIND_ADDRESS` (port 0 picks a free one).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.bind_address)
+            .with_context(|| format!("binding {}", settings.bind_address))?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    /// Like [`Application::build`] on a listener the caller already bound, so
+    /// tests can put the real port into `PUBLIC_BASE_URL` before start.
+    pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        let pool = db::build_pool(&settings);
+        if settings.run_migrations {
+            let pool = pool.clone();
+            let applied = web::block(move || -> anyhow::Result<Vec<String>> {
+                let mut conn = pool.get().context("connecting to PostgreSQL (DATABASE_URL)")?;
+                db::run_migrations(&mut conn)
+            })
+            .await??;
+            for name in applied {
+                tracing::info!(migration = %name, "applied migration");
+            }
+        }
+        let redis = Redis::connect(&settings).await.context("connecting to Redis (REDIS_URL)")?;
+        let session_store = RedisSessionStore::new(settings.redis_url.expose_secret())
+            .await
+            .context("connecting the session store to Redis (REDIS_URL)")?;
+
+        let port = listener.local_addr()?.port();
+        let server = run(listener, settings, pool.clone(), redis, session_store)?;
+        Ok(Application { port, server, pool })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The app's pool (tests use it to inspect the database).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Serves until SIGINT/SIGTERM, finishing in-flight requests first.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(
+    listener: TcpListener,
+    settings: Settings,
+    pool: PgPool,
+    redis: Redis,
+    session_store: RedisSessionStore,
+) -> anyhow::Result<Server> {
+    let key = Key::derive_from(settings.session_secret_bytes());
+    let https = settings.is_https();
+    let max_body = MaxBodyBytes(settings.max_body_bytes);
+    let static_dir = settings.static_dir.clone();
+    let settings = web::Data::new(settings);
+    let pool = web::Data::new(pool);
+    let redis = web::Data::new(redis);
+
+    let server = HttpServer::new(move || {
+        let session = SessionMiddleware::builder(session_store.clone(), key.clone())
+            .cookie_name("questline_session".to_owned())
+            .cookie_secure(https)
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_content_security(CookieContentSecurity::Private)
+            .session_lifecycle(BrowserSession::default())
+            .build();
+        let flashes = FlashMessagesFramework::builder(
+            CookieMessageStore::builder(key.clone()).build(),
+        )
+        .minimum_level(Level::Info)
+        .build();
+
+        App::new()
+            .app_data(settings.clone())
+            .app_data(pool.clone())
+            .app_data(redis.clone())
+            .app_data(web::Data::new(max_body))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(FORM_LIMIT_BYTES)
+                    .error_handler(|err, _| form_error(err).into()),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|err, _| AppError::BadRequest(format!("invalid query: {err}")).into()),
+            )
+            .service(
+                web::scope("/static")
+                    .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "public, max-age=86400")))
+                    .service(actix_files::Files::new("", static_dir.clone()).prefer_utf8(true)),
+            )
+            .configure(crate::health::routes)
+            .configure(crate::home::routes)
+            .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) }))
+            // Order matters: the last `wrap` sees the request first.
+            .wrap(from_fn(mw::no_store_when_signed_in))
+            .wrap(IdentityMiddleware::default())
+            .wrap(session)
+            .wrap(flashes)
+            .wrap(ErrorHandlers::new().default_handler(render_error_page))
+            .wrap(from_fn(mw::reject_oversized_bodies))
+            .wrap(mw::security_headers(&settings))
+            .wrap(from_fn(mw::request_id_header))
+            .wrap(TracingLogger::default())
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+fn form_error(err: actix_web::error::UrlencodedError) -> AppError {
+    use actix_web::error::UrlencodedError;
+    match err {
+        UrlencodedError::Overflow { .. } => AppError::PayloadTooLarge,
+        other => AppError::BadRequest(format!("the form could not be read: {other}")),
+    }
+}

@@ -1,0 +1,263 @@
+//! `spawn_app()` and the pieces tests share.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use diesel::pg::PgConnection;
+use diesel::{Connection, RunQueryDsl};
+use questline::db::{self, PgPool};
+use questline::{settings, Application, Settings};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+/// The PostgreSQL server tests create their databases on.
+fn server_url() -> Url {
+    let raw = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    Url::parse(&raw).expect("DATABASE_URL is a URL")
+}
+
+fn database_url(name: &str) -> String {
+    let mut url = server_url();
+    url.set_path(name);
+    // Loopback needs no TLS, and OpenSSL's exit-time clean-up racing the
+    // app's still-running pool threads can abort the test process.
+    if !url.query_pairs().any(|(k, _)| k == "sslmode") {
+        url.query_pairs_mut().append_pair("sslmode", "disable");
+    }
+    url.to_string()
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// The template's name changes whenever a migration does, so a stale
+/// template from an older checkout is never cloned.
+fn template_name() -> String {
+    let mut hasher = Sha256::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut entries: Vec<_> = walk(&dir);
+    entries.sort();
+    for path in entries {
+        hasher.update(path.strip_prefix(&dir).unwrap().to_string_lossy().as_bytes());
+        hasher.update(std::fs::read(&path).unwrap());
+    }
+    format!("questline_template_{}", &hex::encode(hasher.finalize())[..16])
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Creates the migrated template once per server. An advisory lock makes
+/// concurrent test processes wait for the one that builds it; the rename at
+/// the end publishes it only when complete.
+fn ensure_template() -> &'static str {
+    static TEMPLATE: OnceLock<String> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let name = template_name();
+        let mut admin = PgConnection::establish(&database_url("postgres"))
+            .expect("connect to PostgreSQL: run the tests with ./scripts/test");
+        diesel::sql_query("SELECT pg_advisory_lock(727274)").execute(&mut admin).unwrap();
+        if !database_exists(&mut admin, &name) {
+            let building = format!("{name}_building");
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"))
+                .execute(&mut admin)
+                .unwrap();
+            diesel::sql_query(format!("CREATE DATABASE \"{building}\"")).execute(&mut admin).unwrap();
+            {
+                let mut conn = PgConnection::establish(&database_url(&building)).unwrap();
+                db::run_migrations(&mut conn).expect("migrations apply to an empty database");
+            }
+            diesel::sql_query(format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\""))
+                .execute(&mut admin)
+                .unwrap();
+        }
+        diesel::sql_query("SELECT pg_advisory_unlock(727274)").execute(&mut admin).unwrap();
+        name
+    })
+}
+
+fn database_exists(conn: &mut PgConnection, name: &str) -> bool {
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Int4)]
+        #[allow(dead_code)]
+        one: i32,
+    }
+    diesel::sql_query("SELECT 1 AS one FROM pg_database WHERE datname = $1")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .load::<Found>(conn)
+        .map(|rows| !rows.is_empty())
+        .unwrap()
+}
+
+/// A fresh database cloned from the migrated template.
+fn create_test_database() -> String {
+    let template = ensure_template();
+    let name = format!("questline_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::establish(&database_url("postgres")).unwrap();
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
+        .execute(&mut admin)
+        .unwrap();
+    name
+}
+
+/// A running app and a browser-like client for it.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub db_name: String,
+    pub pool: PgPool,
+    pub settings: Settings,
+    /// Keeps cookies between requests and never follows redirects, so tests
+    /// can assert where each one points.
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    /// Drops this app's database out from under it, as an outage would.
+    pub fn drop_database(&self) {
+        let mut admin = PgConnection::establish(&database_url("postgres")).unwrap();
+        diesel::sql_query(format!("DROP DATABASE \"{}\" WITH (FORCE)", self.db_name))
+            .execute(&mut admin)
+            .unwrap();
+    }
+}
+
+/// Environment for one test app: fresh secrets, its own database and Redis
+/// namespace, a free port.
+pub fn test_env() -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = settings::generate_secrets()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    env.insert("REDIS_URL".into(), redis_url());
+    env.insert("REDIS_NAMESPACE".into(), format!("qltest:{}", uuid::Uuid::new_v4().simple()));
+    env.insert("BIND_ADDRESS".into(), "127.0.0.1:0".into());
+    env.insert("STATIC_DIR".into(), concat!(env!("CARGO_MANIFEST_DIR"), "/static").into());
+    env.insert("QUESTLINE_ENV".into(), "production".into());
+    env
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the app after `customise` has adjusted its environment.
+pub async fn spawn_app_with(customise: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        questline::telemetry::init(questline::settings::LogFormat::Pretty);
+    }
+    let db_name = create_test_database();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut env = test_env();
+    env.insert("DATABASE_URL".into(), database_url(&db_name));
+    env.insert("PUBLIC_BASE_URL".into(), format!("http://127.0.0.1:{port}"));
+    customise(&mut env);
+    let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid");
+    let app = Application::build_with_listener(settings.clone(), listener)
+        .await
+        .expect("app starts");
+    let pool = app.pool().clone();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        db_name,
+        pool,
+        settings,
+        client,
+    }
+}
+
+/// A Redis server of the test's own, for tests that stop it.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".to_owned());
+        let child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (install it, or run ./scripts/test)");
+        let server = RedisServer { child, port };
+        server.wait_until_answering();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Polls PING: readiness is a condition to wait for, not a duration.
+    fn wait_until_answering(&self) {
+        let client = redis::Client::open(self.url()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) {
+                if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::yield_now();
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A page body, parsed for CSS selectors.
+pub async fn html(res: reqwest::Response) -> scraper::Html {
+    scraper::Html::parse_document(&res.text().await.unwrap())
+}
+
+/// The text of the first element matching `selector`.
+pub fn text_of(doc: &scraper::Html, selector: &str) -> Option<String> {
+    let sel = scraper::Selector::parse(selector).unwrap();
+    doc.select(&sel).next().map(|e| e.text().collect::<String>().trim().to_owned())
+}

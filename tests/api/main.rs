@@ -1,0 +1,9 @@
+//! Integration tests: each one starts the real app on a random port against
+//! its own PostgreSQL database and a real Redis.
+
+mod errors;
+mod headers;
+mod health;
+mod helpers;
+mod home;
+mod schema;
