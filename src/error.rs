@@ -20,6 +20,15 @@ pub enum AppError {
     BadRequest(String),
     #[error("forbidden")]
     Forbidden,
+    /// The CSRF token was missing or did not match the session's.
+    #[error("CSRF check failed")]
+    Csrf,
+    /// The page needs a signed-in user; answered with a redirect to sign in.
+    #[error("login required")]
+    LoginRequired {
+        /// Where to come back to after signing in.
+        next: String,
+    },
     #[error("not found")]
     NotFound,
     #[error("payload too large")]
@@ -57,7 +66,8 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::LoginRequired { .. } => StatusCode::SEE_OTHER,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -73,8 +83,15 @@ impl ResponseError for AppError {
             _ => {}
         }
         let status = self.status_code();
+        if let AppError::LoginRequired { next } = self {
+            let target = format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>());
+            return HttpResponse::SeeOther().insert_header((header::LOCATION, target)).finish();
+        }
         let detail = match self {
             AppError::BadRequest(msg) => Some(msg.clone()),
+            AppError::Csrf => Some(
+                "The form has expired or was sent from another site. Reload the page and try again.".to_owned(),
+            ),
             _ => None,
         };
         let mut res = HttpResponse::build(status);

@@ -5,6 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
+use actix_session::SessionExt;
+use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use actix_web_flash_messages::{IncomingFlashMessages, Level};
 use askama::Template;
@@ -31,6 +33,8 @@ pub struct NavUser {
 pub struct PageContext {
     pub user: Option<NavUser>,
     pub flashes: Vec<Flash>,
+    /// Goes into every form as `csrf_token`; empty on error pages.
+    pub csrf_token: String,
 }
 
 impl PageContext {
@@ -46,7 +50,13 @@ impl FromRequest for PageContext {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let incoming = IncomingFlashMessages::from_request(req, payload);
+        let req = req.clone();
         Box::pin(async move {
+            let user = crate::auth::session::resolve(&req).await?.map(|c| NavUser {
+                username: c.user.username.clone(),
+                is_admin: c.user.is_admin(),
+            });
+            let csrf_token = crate::auth::csrf::token(&req.get_session())?;
             let flashes = incoming
                 .await?
                 .iter()
@@ -60,7 +70,7 @@ impl FromRequest for PageContext {
                     text: m.content().to_owned(),
                 })
                 .collect();
-            Ok(PageContext { user: None, flashes })
+            Ok(PageContext { user, flashes, csrf_token })
         })
     }
 }
@@ -71,4 +81,17 @@ pub fn render(page: &impl Template) -> Result<HttpResponse, AppError> {
         .render()
         .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("rendering a template")))?;
     Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body))
+}
+
+/// Renders a page template with a status other than 200 (a form with errors
+/// is 422, so scripts and tests can tell it from success).
+pub fn render_status(status: actix_web::http::StatusCode, page: &impl Template) -> Result<HttpResponse, AppError> {
+    let mut res = render(page)?;
+    *res.status_mut() = status;
+    Ok(res)
+}
+
+/// Post/redirect/get: 303 to `location`.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
 }

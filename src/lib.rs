@@ -3,14 +3,19 @@
 //! `main.rs` only parses the command line; everything it runs lives here so
 //! integration tests drive the same code.
 
+pub mod account;
+pub mod audit;
+pub mod auth;
 pub mod cache;
 pub mod db;
+pub mod email;
 pub mod error;
 pub mod health;
 pub mod home;
 pub mod layout;
 pub mod middleware;
 pub mod models;
+pub mod ratelimit;
 pub mod schema;
 pub mod settings;
 pub mod startup;

@@ -62,6 +62,79 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        failed_logins -> Int4,
+        locked_until -> Nullable<Timestamptz>,
+        pending_email -> Nullable<Text>,
+        last_login_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    user_sessions (id) {
+        id -> Text,
+        user_id -> Int8,
+        remember -> Bool,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    known_devices (user_id, fingerprint) {
+        user_id -> Int8,
+        fingerprint -> Text,
+        first_seen_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    email_tokens (id) {
+        id -> Int8,
+        user_id -> Int8,
+        purpose -> Text,
+        token_hash -> Bytea,
+        email -> Nullable<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    outbox_emails (id) {
+        id -> Int8,
+        to_address -> Text,
+        subject -> Text,
+        body_text -> Nullable<Text>,
+        body_html -> Nullable<Text>,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        occurred_at -> Timestamptz,
+        event_type -> Text,
+        action -> Text,
+        actor_id -> Nullable<Int8>,
+        target_id -> Nullable<Int8>,
+        target -> Nullable<Text>,
+        success -> Bool,
+        error -> Nullable<Text>,
+        details -> Jsonb,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
     }
 }
 
@@ -70,6 +143,9 @@ diesel::joinable!(library_entries -> games (appid));
 diesel::joinable!(library_entries -> users (user_id));
 diesel::joinable!(user_achievements -> game_achievements (achievement_id));
 diesel::joinable!(user_achievements -> users (user_id));
+diesel::joinable!(user_sessions -> users (user_id));
+diesel::joinable!(known_devices -> users (user_id));
+diesel::joinable!(email_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     game_achievements,
@@ -77,4 +153,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     library_entries,
     user_achievements,
     users,
+    user_sessions,
+    known_devices,
+    email_tokens,
+    outbox_emails,
+    audit_log,
 );

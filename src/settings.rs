@@ -56,6 +56,13 @@ pub struct Settings {
     /// `smtp://user:pass@host:port` or `smtps://...`; `None` uses the file mailer.
     pub smtp_url: Option<SecretString>,
     pub mail_from: String,
+    /// Where the file mailer writes messages when `SMTP_URL` is unset.
+    pub mail_dir: PathBuf,
+    /// Per-IP requests a minute: sign-in, registration, password reset (and
+    /// verification resends).
+    pub login_per_minute: u32,
+    pub register_per_minute: u32,
+    pub reset_per_minute: u32,
     pub steam_api_base_url: Url,
     pub upload_dir: PathBuf,
     pub static_dir: PathBuf,
@@ -79,6 +86,10 @@ impl fmt::Debug for Settings {
             .field("master_key_id", &self.master_key_id)
             .field("smtp", &self.smtp_url.as_ref().map(|_| "configured"))
             .field("mail_from", &self.mail_from)
+            .field("mail_dir", &self.mail_dir)
+            .field("login_per_minute", &self.login_per_minute)
+            .field("register_per_minute", &self.register_per_minute)
+            .field("reset_per_minute", &self.reset_per_minute)
             .field("steam_api_base_url", &self.steam_api_base_url.as_str())
             .field("upload_dir", &self.upload_dir)
             .field("static_dir", &self.static_dir)
@@ -153,6 +164,14 @@ impl Settings {
                 _ => Err("must be a whole number of bytes, at least 1024".into()),
             }
         });
+        let per_minute = |v: &str| match v.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err("must be a whole number, at least 1".to_owned()),
+        };
+        let login_per_minute = parse_or(&get, "RATE_LIMIT_LOGIN_PER_MINUTE", "5", &mut problems, per_minute);
+        let register_per_minute =
+            parse_or(&get, "RATE_LIMIT_REGISTER_PER_MINUTE", "3", &mut problems, per_minute);
+        let reset_per_minute = parse_or(&get, "RATE_LIMIT_RESET_PER_MINUTE", "3", &mut problems, per_minute);
         let log_format = parse_or(&get, "LOG_FORMAT", "json", &mut problems, |v| match v {
             "json" => Ok(LogFormat::Json),
             "pretty" => Ok(LogFormat::Pretty),
@@ -171,6 +190,7 @@ impl Settings {
         let redis_namespace = get("REDIS_NAMESPACE").unwrap_or_else(|| "questline".to_owned());
         let smtp_url = get("SMTP_URL").map(SecretString::from);
         let mail_from = get("MAIL_FROM").unwrap_or_else(|| "Questline <noreply@localhost>".to_owned());
+        let mail_dir = PathBuf::from(get("MAIL_DIR").unwrap_or_else(|| "var/mail".to_owned()));
         let upload_dir = PathBuf::from(get("UPLOAD_DIR").unwrap_or_else(|| "var/uploads".to_owned()));
         let static_dir = PathBuf::from(get("STATIC_DIR").unwrap_or_else(|| "static".to_owned()));
 
@@ -191,6 +211,10 @@ impl Settings {
             master_key_id,
             smtp_url,
             mail_from,
+            mail_dir,
+            login_per_minute: login_per_minute.expect("checked above"),
+            register_per_minute: register_per_minute.expect("checked above"),
+            reset_per_minute: reset_per_minute.expect("checked above"),
             steam_api_base_url: steam_api_base_url.expect("checked above"),
             upload_dir,
             static_dir,
@@ -202,6 +226,12 @@ impl Settings {
     /// True when cookies must carry the `Secure` flag and HSTS is sent.
     pub fn is_https(&self) -> bool {
         self.public_base_url.scheme() == "https"
+    }
+
+    /// An absolute link to `path` on the public URL (never the Host header).
+    pub fn public_url(&self, path: &str) -> String {
+        let base = self.public_base_url.as_str().trim_end_matches('/');
+        format!("{base}{path}")
     }
 
     /// The session secret as raw bytes, for building cookie keys.

@@ -3,7 +3,7 @@
 use std::net::TcpListener;
 
 use actix_identity::IdentityMiddleware;
-use actix_session::config::{BrowserSession, CookieContentSecurity};
+use actix_session::config::{CookieContentSecurity, PersistentSession, TtlExtensionPolicy};
 use actix_session::storage::RedisSessionStore;
 use actix_session::SessionMiddleware;
 use actix_web::cookie::{Key, SameSite};
@@ -17,7 +17,11 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 
+use crate::auth::password::PasswordHasher;
 use crate::cache::Redis;
+use crate::email::worker::OutboxSignal;
+use crate::email::Mailer;
+use crate::settings::Environment;
 use crate::db::{self, PgPool};
 use crate::error::{render_error_page, AppError};
 use crate::middleware::{self as mw, MaxBodyBytes};
@@ -62,8 +66,19 @@ impl Application {
             .await
             .context("connecting the session store to Redis (REDIS_URL)")?;
 
+        let mailer = Mailer::from_settings(&settings)?;
+        let signal = OutboxSignal::default();
+        // The worker lives on this runtime: it stops with the server.
+        actix_web::rt::spawn(crate::email::worker::run(
+            pool.clone(),
+            mailer,
+            settings.mail_from.clone(),
+            signal.clone(),
+        ));
+        let hasher = PasswordHasher::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+
         let port = listener.local_addr()?.port();
-        let server = run(listener, settings, pool.clone(), redis, session_store)?;
+        let server = run(listener, settings, pool.clone(), redis, session_store, hasher, signal)?;
         Ok(Application { port, server, pool })
     }
 
@@ -89,6 +104,8 @@ fn run(
     pool: PgPool,
     redis: Redis,
     session_store: RedisSessionStore,
+    hasher: PasswordHasher,
+    signal: OutboxSignal,
 ) -> anyhow::Result<Server> {
     let key = Key::derive_from(settings.session_secret_bytes());
     let https = settings.is_https();
@@ -97,6 +114,9 @@ fn run(
     let settings = web::Data::new(settings);
     let pool = web::Data::new(pool);
     let redis = web::Data::new(redis);
+    let hasher = web::Data::new(hasher);
+    let signal = web::Data::new(signal);
+    let development = settings.environment == Environment::Development;
 
     let server = HttpServer::new(move || {
         let session = SessionMiddleware::builder(session_store.clone(), key.clone())
@@ -105,7 +125,13 @@ fn run(
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
             .cookie_content_security(CookieContentSecurity::Private)
-            .session_lifecycle(BrowserSession::default())
+            // Redis keeps state up to the longest session ("remember me");
+            // shorter limits (idle, absolute) are enforced by the registry.
+            .session_lifecycle(
+                PersistentSession::default()
+                    .session_ttl(actix_web::cookie::time::Duration::days(14))
+                    .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+            )
             .build();
         let flashes = FlashMessagesFramework::builder(
             CookieMessageStore::builder(key.clone()).build(),
@@ -117,6 +143,8 @@ fn run(
             .app_data(settings.clone())
             .app_data(pool.clone())
             .app_data(redis.clone())
+            .app_data(hasher.clone())
+            .app_data(signal.clone())
             .app_data(web::Data::new(max_body))
             .app_data(
                 web::FormConfig::default()
@@ -134,8 +162,16 @@ fn run(
             )
             .configure(crate::health::routes)
             .configure(crate::home::routes)
+            .configure(crate::auth::routes)
+            .configure(crate::account::routes)
+            .configure(|cfg| {
+                if development {
+                    crate::email::mailbox::routes(cfg);
+                }
+            })
             .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) }))
             // Order matters: the last `wrap` sees the request first.
+            .wrap(from_fn(crate::auth::csrf::verify))
             .wrap(from_fn(mw::no_store_when_signed_in))
             .wrap(IdentityMiddleware::default())
             .wrap(session)

@@ -74,6 +74,10 @@ pub struct User {
     pub status: Status,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub failed_logins: i32,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub pending_email: Option<String>,
+    pub last_login_at: Option<DateTime<Utc>>,
 }
 
 /// What creating an account writes.

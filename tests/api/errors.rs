@@ -15,7 +15,9 @@ async fn an_unknown_page_gets_the_templated_404() {
 #[actix_web::test]
 async fn a_wrong_method_gets_the_templated_405() {
     let app = spawn_app().await;
-    let res = app.client.delete(app.url("/")).send().await.unwrap();
+    // With a valid CSRF token, so the request gets as far as routing.
+    let token = crate::helpers::csrf_token(&html(app.get("/login").await).await).unwrap();
+    let res = app.client.delete(app.url("/")).header("x-csrf-token", token).send().await.unwrap();
     assert_eq!(res.status(), 405);
     let doc = html(res).await;
     assert_eq!(text_of(&doc, "h1").as_deref(), Some("Method not allowed"));

@@ -119,13 +119,14 @@ fn create_test_database() -> String {
 /// A running app and a browser-like client for it.
 pub struct TestApp {
     pub address: String,
-    pub port: u16,
     pub db_name: String,
     pub pool: PgPool,
     pub settings: Settings,
     /// Keeps cookies between requests and never follows redirects, so tests
     /// can assert where each one points.
     pub client: reqwest::Client,
+    /// Everything the app delivered over SMTP.
+    pub mail: MailServer,
 }
 
 impl TestApp {
@@ -135,6 +136,50 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    /// Opens `page` with `client`, takes the form's CSRF token, and posts
+    /// `fields` to `action` as a browser would.
+    pub async fn submit_with(
+        &self,
+        client: &reqwest::Client,
+        page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let doc = html(client.get(self.url(page)).send().await.unwrap()).await;
+        let token = csrf_token(&doc).unwrap_or_else(|| panic!("{page} has a form with a CSRF token"));
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &token));
+        client.post(self.url(action)).form(&form).send().await.unwrap()
+    }
+
+    /// [`TestApp::submit_with`] with the app's own client.
+    pub async fn submit(&self, page: &str, action: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.submit_with(&self.client, page, action, fields).await
+    }
+
+    /// Registers through the page and follows the emailed link; returns the
+    /// verification email's text.
+    pub async fn register_verified(&self, username: &str, email: &str, password: &str) {
+        let res = self
+            .submit(
+                "/register",
+                "/register",
+                &[("username", username), ("email", email), ("password", password), ("password_confirmation", password)],
+            )
+            .await;
+        assert_eq!(res.status(), 303, "registration of {username} succeeds");
+        let mail = self.mail.next_email().await;
+        assert_eq!(mail.to, email);
+        let link = mail.link("/verify-email/");
+        let res = self.submit(&link, "/verify-email", &[("token", link.rsplit('/').next().unwrap())]).await;
+        assert_eq!(res.status(), 303, "verification succeeds");
+    }
+
+    /// Signs `client` in; returns the response of the form post.
+    pub async fn login_with(&self, client: &reqwest::Client, login: &str, password: &str) -> reqwest::Response {
+        self.submit_with(client, "/login", "/login", &[("login", login), ("password", password)]).await
     }
 
     /// Drops this app's database out from under it, as an outage would.
@@ -174,7 +219,9 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut HashMap<String, String>)
     let db_name = create_test_database();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let mail = MailServer::start();
     let mut env = test_env();
+    env.insert("SMTP_URL".into(), format!("smtp://127.0.0.1:{}", mail.port));
     env.insert("DATABASE_URL".into(), database_url(&db_name));
     env.insert("PUBLIC_BASE_URL".into(), format!("http://127.0.0.1:{port}"));
     customise(&mut env);
@@ -184,19 +231,26 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut HashMap<String, String>)
         .expect("app starts");
     let pool = app.pool().clone();
     actix_web::rt::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = new_client();
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        port,
+
         db_name,
         pool,
         settings,
         client,
+        mail,
     }
+}
+
+/// A fresh "browser": its own cookie jar, redirects not followed.
+pub fn new_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+        .build()
+        .unwrap()
 }
 
 /// A Redis server of the test's own, for tests that stop it.
@@ -260,4 +314,113 @@ pub async fn html(res: reqwest::Response) -> scraper::Html {
 pub fn text_of(doc: &scraper::Html, selector: &str) -> Option<String> {
     let sel = scraper::Selector::parse(selector).unwrap();
     doc.select(&sel).next().map(|e| e.text().collect::<String>().trim().to_owned())
+}
+
+/// The CSRF token of the first form on a page.
+pub fn csrf_token(doc: &scraper::Html) -> Option<String> {
+    let sel = scraper::Selector::parse("input[name=csrf_token]").unwrap();
+    doc.select(&sel).next().and_then(|e| e.value().attr("value")).map(str::to_owned)
+}
+
+/// The `Location` header of a redirect.
+pub fn location(res: &reqwest::Response) -> String {
+    res.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// One message as the SMTP server received it.
+#[derive(Debug, Clone)]
+pub struct ReceivedEmail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl ReceivedEmail {
+    /// The path of the first link in the text part that contains `marker`.
+    pub fn link(&self, marker: &str) -> String {
+        let start = self.text.find("http").expect("a link in the email");
+        let url = self.text[start..].split_whitespace().next().unwrap();
+        assert!(url.contains(marker), "{url} is a {marker} link");
+        let parsed = Url::parse(url).unwrap();
+        parsed.path().to_owned()
+    }
+}
+
+/// A real SMTP server (mailin) on a free local port.
+pub struct MailServer {
+    pub port: u16,
+    received: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>>,
+}
+
+#[derive(Clone)]
+struct Collector {
+    current: Vec<u8>,
+    out: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+}
+
+impl mailin_embedded::Handler for Collector {
+    fn data_start(&mut self, _: &str, _: &str, _: bool, _: &[String]) -> mailin_embedded::Response {
+        self.current.clear();
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.current.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        let _ = self.out.send(std::mem::take(&mut self.current));
+        mailin_embedded::response::OK
+    }
+}
+
+impl MailServer {
+    pub fn start() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut server = mailin_embedded::Server::new(Collector { current: Vec::new(), out: tx });
+        server.with_name("mail.test").with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        MailServer { port, received: tokio::sync::Mutex::new(rx) }
+    }
+
+    /// Waits for the next delivered message (the app's outbox worker sends
+    /// it); fails after 20 seconds.
+    pub async fn next_email(&self) -> ReceivedEmail {
+        let raw = tokio::time::timeout(Duration::from_secs(20), self.received.lock().await.recv())
+            .await
+            .expect("an email arrives within 20 s")
+            .expect("mail server running");
+        parse_email(&raw)
+    }
+
+    /// True when nothing more was delivered; used after `next_email` has
+    /// shown the worker is running.
+    pub async fn is_empty(&self) -> bool {
+        self.received.lock().await.try_recv().is_err()
+    }
+}
+
+fn parse_email(raw: &[u8]) -> ReceivedEmail {
+    use mailparse::MailHeaderMap;
+    let parsed = mailparse::parse_mail(raw).expect("a well-formed message");
+    let part = |mime: &str| {
+        parsed
+            .subparts
+            .iter()
+            .find(|p| p.ctype.mimetype == mime)
+            .map(|p| p.get_body().unwrap())
+            .unwrap_or_default()
+    };
+    ReceivedEmail {
+        to: parsed.headers.get_first_value("To").unwrap_or_default(),
+        subject: parsed.headers.get_first_value("Subject").unwrap_or_default(),
+        text: part("text/plain"),
+        html: part("text/html"),
+    }
 }

@@ -1,9 +1,14 @@
 //! Integration tests: each one starts the real app on a random port against
 //! its own PostgreSQL database and a real Redis.
 
+mod csrf;
 mod errors;
 mod headers;
 mod health;
 mod helpers;
 mod home;
+mod login;
+mod register;
+mod reset;
 mod schema;
+mod sessions;

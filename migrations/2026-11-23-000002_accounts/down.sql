@@ -1,0 +1,10 @@
+DROP TABLE audit_log;
+DROP TABLE outbox_emails;
+DROP TABLE email_tokens;
+DROP TABLE known_devices;
+DROP TABLE user_sessions;
+ALTER TABLE users
+    DROP COLUMN failed_logins,
+    DROP COLUMN locked_until,
+    DROP COLUMN pending_email,
+    DROP COLUMN last_login_at;

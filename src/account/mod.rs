@@ -1,0 +1,12 @@
+//! The signed-in user's own pages: overview, sessions, sign-in activity.
+
+pub mod activity;
+pub mod overview;
+pub mod sessions;
+
+/// Registers the routes of this module.
+pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
+    overview::routes(cfg);
+    sessions::routes(cfg);
+    activity::routes(cfg);
+}

@@ -1,0 +1,86 @@
+//! Synchronizer-token CSRF protection: one random token per session, put in
+//! every form, checked by middleware on every state-changing request, so no
+//! route can forget it.
+
+use actix_session::{Session, SessionExt};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::middleware::Next;
+use actix_web::{web, ResponseError};
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::error::AppError;
+
+const SESSION_KEY: &str = "csrf";
+/// The form field carrying the token.
+pub const FIELD: &str = "csrf_token";
+/// The header alternative, for scripts and multipart uploads.
+pub const HEADER: &str = "x-csrf-token";
+
+/// The session's token, created on first use.
+pub fn token(session: &Session) -> Result<String, AppError> {
+    if let Ok(Some(t)) = session.get::<String>(SESSION_KEY) {
+        return Ok(t);
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let t = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    session
+        .insert(SESSION_KEY, &t)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("storing the CSRF token: {e}")))?;
+    Ok(t)
+}
+
+/// Equal-time comparison through fixed-size digests.
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Refuses any non-GET/HEAD/OPTIONS request whose token (form field or
+/// header) does not match the session's.
+pub async fn verify(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let expected: Option<String> = req.get_session().get(SESSION_KEY).ok().flatten();
+    let mut provided = req
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if provided.is_none() && is_form {
+        // Read the (size-limited) form, take the token, and put the body back
+        // for the handler's own extractor.
+        match req.extract::<web::Bytes>().await {
+            Ok(body) => {
+                provided = url::form_urlencoded::parse(&body)
+                    .find(|(k, _)| k == FIELD)
+                    .map(|(_, v)| v.into_owned());
+                req.set_payload(body.into());
+            }
+            Err(_) => {
+                let res = AppError::BadRequest("The form could not be read.".into()).error_response();
+                return Ok(req.into_response(res).map_into_right_body());
+            }
+        }
+    }
+    let valid = matches!((&expected, &provided), (Some(e), Some(p)) if same(e, p));
+    if !valid {
+        tracing::warn!(path = %req.path(), "CSRF token missing or wrong");
+        let res = AppError::Csrf.error_response();
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}

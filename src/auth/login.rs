@@ -1,0 +1,238 @@
+//! Signing in and out, with per-account lockout and per-IP limits.
+
+use std::time::Duration as StdDuration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_flash_messages::FlashMessage;
+use askama::Template;
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::password::PasswordHasher;
+use super::session::{self, CurrentUser, UserSession};
+use crate::audit::{AuditEvent, RequestMeta};
+use crate::cache::Redis;
+use crate::db::{self, PgPool};
+use crate::email::messages::{AccountLocked, NewDeviceLogin};
+use crate::email::outbox;
+use crate::email::worker::OutboxSignal;
+use crate::error::AppError;
+use crate::layout::{render, render_status, see_other, PageContext};
+use crate::models::user::User;
+use crate::ratelimit::{self, Limit};
+use crate::schema::users;
+use crate::settings::Settings;
+
+/// Consecutive failures that lock an account.
+pub const LOCKOUT_THRESHOLD: i32 = 5;
+/// How long a lock lasts.
+pub const LOCKOUT_MINUTES: i64 = 15;
+
+/// The one answer for every wrong login, so it reveals nothing about which
+/// accounts exist or are locked.
+pub const BAD_LOGIN: &str = "That login and password do not match an account, or the account is locked.";
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    ctx: PageContext,
+    login: String,
+    next: String,
+    error: Option<String>,
+    unverified: bool,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+async fn show(ctx: PageContext, query: web::Query<NextQuery>) -> Result<HttpResponse, AppError> {
+    render(&LoginPage {
+        ctx,
+        login: String::new(),
+        next: super::safe_next(query.next.as_deref()),
+        error: None,
+        unverified: false,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    login: String,
+    password: SecretString,
+    remember: Option<String>,
+    next: Option<String>,
+}
+
+/// What a sign-in attempt came to, decided in one transaction.
+enum Outcome {
+    Success { user: User, session: UserSession, new_device: bool },
+    Unverified,
+    Failed,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn submit(
+    req: HttpRequest,
+    ctx: PageContext,
+    form: web::Form<LoginForm>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+    redis: web::Data<Redis>,
+    hasher: web::Data<PasswordHasher>,
+    settings: web::Data<Settings>,
+    signal: web::Data<OutboxSignal>,
+) -> Result<HttpResponse, AppError> {
+    let limit = Limit { name: "login", max: settings.login_per_minute, window: StdDuration::from_secs(60) };
+    ratelimit::hit(&redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await?;
+
+    let form = form.into_inner();
+    let login = form.login.trim().to_owned();
+    let remember = form.remember.is_some();
+    let next = super::safe_next(form.next.as_deref());
+
+    let lookup = login.clone();
+    let user = db::run(&pool, move |conn| Ok(User::find_by_login(conn, &lookup)?)).await?;
+    // Verified even when there is no account or it is locked, so every
+    // answer costs one argon2 run.
+    let password_ok = hasher.verify(user.as_ref().and_then(|u| u.password_hash.clone()), form.password).await?;
+
+    let meta2 = meta.clone();
+    let outcome = db::run(&pool, move |conn| {
+        conn.transaction(|conn| decide(conn, user, password_ok, remember, &meta2))
+    })
+    .await?;
+    signal.notify();
+
+    match outcome {
+        Outcome::Success { user, session, new_device } => {
+            session::sign_in(&req, user.id, &session.id)?;
+            if new_device {
+                tracing::info!(user_id = user.id, "sign-in from a new device");
+            }
+            Ok(see_other(&next))
+        }
+        Outcome::Unverified => render_status(
+            StatusCode::FORBIDDEN,
+            &LoginPage {
+                ctx,
+                login,
+                next,
+                error: Some("Please confirm your email address first: follow the link we sent you.".into()),
+                unverified: true,
+            },
+        ),
+        Outcome::Failed => render_status(
+            StatusCode::UNAUTHORIZED,
+            &LoginPage { ctx, login, next, error: Some(BAD_LOGIN.into()), unverified: false },
+        ),
+    }
+}
+
+fn decide(
+    conn: &mut PgConnection,
+    user: Option<User>,
+    password_ok: bool,
+    remember: bool,
+    meta: &RequestMeta,
+) -> Result<Outcome, AppError> {
+    let now = Utc::now();
+    let Some(user) = user else {
+        AuditEvent::new("auth", "login", meta).failed("unknown account").record(conn)?;
+        return Ok(Outcome::Failed);
+    };
+    // Re-read under a row lock: concurrent failures must all count.
+    let user: User = users::table
+        .find(user.id)
+        .for_update()
+        .select(User::as_select())
+        .first(conn)?;
+    let audit = || AuditEvent::new("auth", "login", meta).actor(user.id).target_user(user.id, &user.username);
+    let locked = user.locked_until.is_some_and(|t| t > now);
+    if locked {
+        audit().failed("account locked").record(conn)?;
+        return Ok(Outcome::Failed);
+    }
+    if !password_ok {
+        let failures = user.failed_logins + 1;
+        if failures >= LOCKOUT_THRESHOLD {
+            diesel::update(users::table.find(user.id))
+                .set((users::failed_logins.eq(0), users::locked_until.eq(now + Duration::minutes(LOCKOUT_MINUTES))))
+                .execute(conn)?;
+            audit().failed("wrong password").record(conn)?;
+            AuditEvent::new("auth", "lockout", meta)
+                .target_user(user.id, &user.username)
+                .details(serde_json::json!({ "minutes": LOCKOUT_MINUTES, "failures": failures }))
+                .record(conn)?;
+            if let Some(email) = &user.email {
+                let msg = AccountLocked {
+                    username: user.username.clone(),
+                    minutes: LOCKOUT_MINUTES,
+                    ip: meta.ip.clone().unwrap_or_else(|| "an unknown address".into()),
+                }
+                .render(email)
+                .map_err(|e| AppError::Internal(e.into()))?;
+                outbox::enqueue(conn, &msg)?;
+            }
+        } else {
+            diesel::update(users::table.find(user.id)).set(users::failed_logins.eq(failures)).execute(conn)?;
+            audit().failed("wrong password").record(conn)?;
+        }
+        return Ok(Outcome::Failed);
+    }
+    if user.email.is_some() && user.email_verified_at.is_none() {
+        audit().failed("email not verified").record(conn)?;
+        return Ok(Outcome::Unverified);
+    }
+    diesel::update(users::table.find(user.id))
+        .set((users::failed_logins.eq(0), users::locked_until.eq(None::<chrono::DateTime<Utc>>), users::last_login_at.eq(now)))
+        .execute(conn)?;
+    let session = UserSession::create(conn, user.id, remember, meta)?;
+    let new_device = session::remember_device(conn, user.id, meta.user_agent.as_deref())?;
+    let had_logins_before = user.last_login_at.is_some();
+    audit()
+        .details(serde_json::json!({ "remember": remember, "new_device": new_device }))
+        .record(conn)?;
+    if new_device && had_logins_before {
+        if let Some(email) = &user.email {
+            let msg = NewDeviceLogin {
+                username: user.username.clone(),
+                device: session.device(),
+                ip: meta.ip.clone().unwrap_or_else(|| "unknown".into()),
+                when: now.format("%Y-%m-%d %H:%M UTC").to_string(),
+            }
+            .render(email)
+            .map_err(|e| AppError::Internal(e.into()))?;
+            outbox::enqueue(conn, &msg)?;
+        }
+    }
+    Ok(Outcome::Success { user, session, new_device })
+}
+
+async fn logout(
+    req: HttpRequest,
+    current: CurrentUser,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, AppError> {
+    let CurrentUser { user, session_id } = current;
+    db::run(&pool, move |conn| {
+        UserSession::revoke(conn, user.id, &session_id)?;
+        AuditEvent::new("auth", "logout", &meta).actor(user.id).target_user(user.id, &user.username).record(conn)?;
+        Ok(())
+    })
+    .await?;
+    actix_session::SessionExt::get_session(&req).purge();
+    FlashMessage::info("You are signed out.").send();
+    Ok(see_other("/"))
+}
+
+/// Registers the routes of this module.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/login").route(web::get().to(show)).route(web::post().to(submit)))
+        .service(web::resource("/logout").route(web::post().to(logout)));
+}

@@ -1,0 +1,161 @@
+//! Password hashing with argon2id, bounded so a login flood cannot starve
+//! the rest of the app, and the rules for new passwords.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+
+use crate::error::AppError;
+
+pub const MIN_LENGTH: usize = 12;
+pub const MAX_LENGTH: usize = 128;
+
+/// How long a request waits for a hashing slot before it gets 503.
+const QUEUE_WAIT: Duration = Duration::from_secs(3);
+
+/// OWASP's argon2id recommendation: 19 MiB, 2 passes, 1 lane.
+fn argon2() -> Argon2<'static> {
+    Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters"),
+    )
+}
+
+/// Hashes and verifies off the async workers, at most one hash per core.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    slots: Arc<Semaphore>,
+    /// Verified against when an account does not exist, so the answer takes
+    /// as long as for one that does.
+    dummy_hash: Arc<str>,
+}
+
+impl PasswordHasher {
+    pub fn new(concurrency: usize) -> Self {
+        let salt = SaltString::generate(&mut OsRng);
+        let dummy = argon2()
+            .hash_password(b"not a real password, only for timing", &salt)
+            .expect("hashing a constant works")
+            .to_string();
+        PasswordHasher { slots: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: dummy.into() }
+    }
+
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+        let permit = tokio::time::timeout(QUEUE_WAIT, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| AppError::Unavailable(anyhow::anyhow!("password hashing queue full")))?
+            .map_err(|e| AppError::Internal(e.into()))?;
+        let out = actix_web::web::block(move || {
+            let out = f();
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("blocking pool: {e}")))?;
+        Ok(out)
+    }
+
+    /// A PHC-format argon2id hash of `password`.
+    pub async fn hash(&self, password: SecretString) -> Result<String, AppError> {
+        self.run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            argon2()
+                .hash_password(password.expose_secret().as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("hashing: {e}")))
+        })
+        .await?
+    }
+
+    /// Checks `password` against `stored`; with no stored hash (no account,
+    /// or no usable password) it still does the work and answers false.
+    pub async fn verify(&self, stored: Option<String>, password: SecretString) -> Result<bool, AppError> {
+        let dummy = self.dummy_hash.clone();
+        self.run(move || {
+            let (hash, real) = match &stored {
+                Some(h) => (h.as_str(), true),
+                None => (&*dummy, false),
+            };
+            let ok = match PasswordHash::new(hash) {
+                Ok(parsed) => argon2().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok(),
+                Err(_) => {
+                    // An unknown format: spend the same time, then refuse.
+                    let parsed = PasswordHash::new(&dummy).expect("dummy hash parses");
+                    let _ = argon2().verify_password(password.expose_secret().as_bytes(), &parsed);
+                    false
+                }
+            };
+            ok && real
+        })
+        .await
+    }
+}
+
+/// Why a new password is refused, in words for the form.
+pub fn check_new_password(password: &str, username: &str, email: Option<&str>) -> Result<(), String> {
+    let len = password.chars().count();
+    if len < MIN_LENGTH {
+        return Err(format!("Use at least {MIN_LENGTH} characters."));
+    }
+    if len > MAX_LENGTH {
+        return Err(format!("Use at most {MAX_LENGTH} characters."));
+    }
+    if !username.is_empty() && password.to_lowercase().contains(&username.to_lowercase()) {
+        return Err("Your password must not contain your username.".into());
+    }
+    let mut inputs = vec![username];
+    if let Some(e) = email {
+        inputs.push(e);
+    }
+    let estimate = zxcvbn::zxcvbn(password, &inputs);
+    if (estimate.score() as u8) < 3 {
+        let hint = estimate
+            .feedback()
+            .and_then(|f| f.warning().map(|w| w.to_string()))
+            .unwrap_or_else(|| "It would be easy to guess.".into());
+        return Err(format!("This password is too weak: {hint} Add more words or characters."));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_passwords_are_refused() {
+        assert!(check_new_password("Tr0ub4dor&3", "alice", None).unwrap_err().contains("at least 12"));
+    }
+
+    #[test]
+    fn passwords_containing_the_username_are_refused() {
+        let err = check_new_password("xQ9!alice-long-enough-zz", "Alice", None).unwrap_err();
+        assert!(err.contains("username"), "{err}");
+    }
+
+    #[test]
+    fn common_passwords_are_refused_as_weak() {
+        assert!(check_new_password("password1234", "bob", None).unwrap_err().contains("too weak"));
+    }
+
+    #[test]
+    fn a_long_random_passphrase_is_accepted() {
+        check_new_password("correct horse battery staple 42", "bob", Some("bob@example.com")).unwrap();
+    }
+
+    #[actix_web::test]
+    async fn a_hash_verifies_only_its_own_password() {
+        let hasher = PasswordHasher::new(1);
+        let hash = hasher.hash(SecretString::from("the right password!")).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(hasher.verify(Some(hash.clone()), SecretString::from("the right password!")).await.unwrap());
+        assert!(!hasher.verify(Some(hash), SecretString::from("the wrong password")).await.unwrap());
+        assert!(!hasher.verify(None, SecretString::from("anything")).await.unwrap());
+        assert!(!hasher.verify(Some("garbage".into()), SecretString::from("garbage")).await.unwrap());
+    }
+}

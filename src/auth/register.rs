@@ -1,0 +1,199 @@
+//! Creating an account.
+
+use std::time::Duration as StdDuration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use actix_web_flash_messages::FlashMessage;
+use askama::Template;
+use diesel::prelude::*;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use validator::ValidateEmail;
+
+use super::password::{self, PasswordHasher};
+use super::tokens::{self, Purpose};
+use crate::audit::{AuditEvent, RequestMeta};
+use crate::cache::Redis;
+use crate::db::{self, PgPool};
+use crate::email::messages::VerifyEmail;
+use crate::email::outbox;
+use crate::email::worker::OutboxSignal;
+use crate::error::AppError;
+use crate::layout::{render, render_status, see_other, PageContext};
+use crate::models::user::{NewUser, Role, User};
+use crate::ratelimit::{self, Limit};
+use crate::schema::users;
+use crate::settings::Settings;
+
+#[derive(Template)]
+#[template(path = "auth/register.html")]
+struct RegisterPage {
+    ctx: PageContext,
+    username: String,
+    email: String,
+    errors: FieldErrors,
+}
+
+/// Messages shown next to each field.
+#[derive(Default)]
+struct FieldErrors {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+}
+
+impl FieldErrors {
+    fn any(&self) -> bool {
+        self.username.is_some() || self.email.is_some() || self.password.is_some()
+    }
+}
+
+async fn show(ctx: PageContext) -> Result<HttpResponse, AppError> {
+    render(&RegisterPage { ctx, username: String::new(), email: String::new(), errors: FieldErrors::default() })
+}
+
+#[derive(Deserialize)]
+pub struct RegisterForm {
+    username: String,
+    email: String,
+    password: SecretString,
+    password_confirmation: SecretString,
+}
+
+/// 3-32 characters: letters, digits, `_` and `-`.
+pub fn check_username(name: &str) -> Result<(), String> {
+    let len = name.chars().count();
+    if !(3..=32).contains(&len) {
+        return Err("Use 3 to 32 characters.".into());
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err("Use only letters, digits, `_` and `-`.".into());
+    }
+    Ok(())
+}
+
+/// A trimmed, lower-cased address, or why it is refused.
+pub fn normalise_email(raw: &str) -> Result<String, String> {
+    let email = raw.trim().to_lowercase();
+    if email.len() > 254 || !email.validate_email() {
+        return Err("Enter a valid email address.".into());
+    }
+    Ok(email)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn submit(
+    ctx: PageContext,
+    form: web::Form<RegisterForm>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+    redis: web::Data<Redis>,
+    hasher: web::Data<PasswordHasher>,
+    settings: web::Data<Settings>,
+    signal: web::Data<OutboxSignal>,
+) -> Result<HttpResponse, AppError> {
+    let limit = Limit { name: "register", max: settings.register_per_minute, window: StdDuration::from_secs(60) };
+    ratelimit::hit(&redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await?;
+
+    let form = form.into_inner();
+    let username = form.username.trim().to_owned();
+    let mut errors = FieldErrors { username: check_username(&username).err(), ..Default::default() };
+    let email = match normalise_email(&form.email) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            errors.email = Some(e);
+            None
+        }
+    };
+    errors.password = password::check_new_password(form.password.expose_secret(), &username, email.as_deref()).err();
+    if errors.password.is_none() && form.password.expose_secret() != form.password_confirmation.expose_secret() {
+        errors.password = Some("The two passwords do not match.".into());
+    }
+    if errors.any() {
+        return render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &RegisterPage { ctx, username, email: form.email, errors },
+        );
+    }
+    let email = email.expect("checked above");
+    let hash = hasher.hash(form.password).await?;
+
+    let (name, addr, base) = (username.clone(), email.clone(), settings.clone());
+    let created = db::run(&pool, move |conn| {
+        conn.transaction(|conn| {
+            let taken: bool = diesel::select(diesel::dsl::exists(
+                users::table.filter(diesel::dsl::sql::<diesel::sql_types::Bool>("lower(username) = ").bind::<diesel::sql_types::Text, _>(name.to_lowercase())),
+            ))
+            .get_result(conn)?;
+            if taken {
+                return Ok(Err("That username is taken."));
+            }
+            let email_in_use: bool =
+                diesel::select(diesel::dsl::exists(users::table.filter(users::email.eq(&addr)))).get_result(conn)?;
+            if email_in_use {
+                // Answer as for a new account: telling strangers which
+                // addresses have accounts would help them target those.
+                AuditEvent::new("auth", "register", &meta)
+                    .target_text(name.clone())
+                    .failed("email already registered")
+                    .record(conn)?;
+                return Ok(Ok(()));
+            }
+            let user = User::insert(
+                conn,
+                &NewUser { username: &name, email: Some(&addr), password_hash: Some(&hash), role: Role::User },
+            )?;
+            let token = tokens::issue(conn, user.id, Purpose::VerifyEmail, Some(&addr))?;
+            let msg = VerifyEmail { username: user.username.clone(), link: base.public_url(&format!("/verify-email/{token}")) }
+                .render(&addr)
+                .map_err(|e| AppError::Internal(e.into()))?;
+            outbox::enqueue(conn, &msg)?;
+            AuditEvent::new("auth", "register", &meta)
+                .actor(user.id)
+                .target_user(user.id, &user.username)
+                .record(conn)?;
+            Ok(Ok(()))
+        })
+    })
+    .await?;
+    match created {
+        Err(msg) => {
+            let errors = FieldErrors { username: Some(msg.into()), ..Default::default() };
+            render_status(StatusCode::UNPROCESSABLE_ENTITY, &RegisterPage { ctx, username, email: form.email, errors })
+        }
+        Ok(()) => {
+            signal.notify();
+            FlashMessage::success(format!(
+                "Welcome! We sent a link to {email}. Confirm your address, then sign in."
+            ))
+            .send();
+            Ok(see_other("/login"))
+        }
+    }
+}
+
+/// Registers the routes of this module.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/register").route(web::get().to(show)).route(web::post().to(submit)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_rules() {
+        assert!(check_username("al").is_err());
+        assert!(check_username("alice_b-2").is_ok());
+        assert!(check_username("alice b").is_err());
+        assert!(check_username("álice").is_err());
+        assert!(check_username(&"a".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn emails_are_trimmed_lower_cased_and_checked() {
+        assert_eq!(normalise_email("  Alice@Example.COM ").unwrap(), "alice@example.com");
+        assert!(normalise_email("not-an-address").is_err());
+    }
+}

@@ -1,0 +1,191 @@
+//! Password reset by email link. The same answer for every address; the
+//! link works once, for an hour; a reset signs out every session and never
+//! signs in by itself.
+
+use std::time::Duration as StdDuration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use actix_web_flash_messages::FlashMessage;
+use askama::Template;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::password::{self, PasswordHasher};
+use super::register::normalise_email;
+use super::session::UserSession;
+use super::tokens::{self, Purpose};
+use crate::audit::{AuditEvent, RequestMeta};
+use crate::cache::Redis;
+use crate::db::{self, PgPool};
+use crate::email::messages::{PasswordChanged, ResetPassword};
+use crate::email::outbox;
+use crate::email::worker::OutboxSignal;
+use crate::error::AppError;
+use crate::layout::{render, render_status, see_other, PageContext};
+use crate::models::user::User;
+use crate::ratelimit::{self, Limit};
+use crate::schema::users;
+use crate::settings::Settings;
+
+/// The answer to every reset request, known address or not.
+pub const SENT: &str = "If an account uses that address, we sent it a link to choose a new password. It works for one hour.";
+
+#[derive(Template)]
+#[template(path = "auth/forgot.html")]
+struct ForgotPage {
+    ctx: PageContext,
+}
+
+async fn forgot_form(ctx: PageContext) -> Result<HttpResponse, AppError> {
+    render(&ForgotPage { ctx })
+}
+
+#[derive(Deserialize)]
+pub struct ForgotForm {
+    email: String,
+}
+
+async fn forgot(
+    form: web::Form<ForgotForm>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+    redis: web::Data<Redis>,
+    settings: web::Data<Settings>,
+    signal: web::Data<OutboxSignal>,
+) -> Result<HttpResponse, AppError> {
+    let limit = Limit { name: "reset", max: settings.reset_per_minute, window: StdDuration::from_secs(60) };
+    ratelimit::hit(&redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await?;
+    if let Ok(email) = normalise_email(&form.email) {
+        let base = settings.clone();
+        db::run(&pool, move |conn| {
+            conn.transaction(|conn| {
+                let user: Option<User> = users::table
+                    .filter(users::email.eq(&email))
+                    .select(User::as_select())
+                    .first(conn)
+                    .optional()?;
+                let Some(user) = user else {
+                    AuditEvent::new("auth", "reset_request", &meta).failed("unknown address").record(conn)?;
+                    return Ok(());
+                };
+                let token = tokens::issue(conn, user.id, Purpose::ResetPassword, None)?;
+                let msg = ResetPassword {
+                    username: user.username.clone(),
+                    link: base.public_url(&format!("/password/reset/{token}")),
+                }
+                .render(&email)
+                .map_err(|e| AppError::Internal(e.into()))?;
+                outbox::enqueue(conn, &msg)?;
+                AuditEvent::new("auth", "reset_request", &meta).target_user(user.id, &user.username).record(conn)?;
+                Ok(())
+            })
+        })
+        .await?;
+        signal.notify();
+    }
+    FlashMessage::info(SENT).send();
+    Ok(see_other("/login"))
+}
+
+#[derive(Template)]
+#[template(path = "auth/reset.html")]
+struct ResetPage {
+    ctx: PageContext,
+    token: String,
+    valid: bool,
+    error: Option<String>,
+}
+
+async fn reset_form(ctx: PageContext, token: web::Path<String>, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
+    let token = token.into_inner();
+    let t = token.clone();
+    let valid = db::run(&pool, move |conn| Ok(tokens::peek(conn, &t, Purpose::ResetPassword)?.is_some())).await?;
+    let page = ResetPage { ctx, token, valid, error: None };
+    if valid {
+        render(&page)
+    } else {
+        render_status(StatusCode::BAD_REQUEST, &page)
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    token: String,
+    password: SecretString,
+    password_confirmation: SecretString,
+}
+
+async fn reset(
+    ctx: PageContext,
+    form: web::Form<ResetForm>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+    hasher: web::Data<PasswordHasher>,
+    signal: web::Data<OutboxSignal>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let token = form.token.clone();
+    let t = token.clone();
+    let owner = db::run(&pool, move |conn| match tokens::peek(conn, &t, Purpose::ResetPassword)? {
+        Some(id) => Ok(User::find(conn, id)?),
+        None => Ok(None),
+    })
+    .await?;
+    let Some(owner) = owner else {
+        return render_status(StatusCode::BAD_REQUEST, &ResetPage { ctx, token, valid: false, error: None });
+    };
+    let mut error = password::check_new_password(form.password.expose_secret(), &owner.username, owner.email.as_deref()).err();
+    if error.is_none() && form.password.expose_secret() != form.password_confirmation.expose_secret() {
+        error = Some("The two passwords do not match.".into());
+    }
+    if error.is_some() {
+        return render_status(StatusCode::UNPROCESSABLE_ENTITY, &ResetPage { ctx, token, valid: true, error });
+    }
+    let hash = hasher.hash(form.password).await?;
+    let done = db::run(&pool, move |conn| {
+        conn.transaction(|conn| {
+            // Spent here, in the same transaction as the change: a second
+            // submit of the same link finds it used.
+            let Some(spent) = tokens::consume(conn, &token, Purpose::ResetPassword)? else { return Ok(false) };
+            let user = User::find(conn, spent.user_id)?.ok_or(AppError::NotFound)?;
+            diesel::update(users::table.find(user.id))
+                .set((
+                    users::password_hash.eq(&hash),
+                    users::failed_logins.eq(0),
+                    users::locked_until.eq(None::<DateTime<Utc>>),
+                    // The link reached the inbox, which proves the address.
+                    users::email_verified_at.eq(user.email_verified_at.unwrap_or_else(Utc::now)),
+                ))
+                .execute(conn)?;
+            let ended = UserSession::revoke_all_except(conn, user.id, None)?;
+            AuditEvent::new("auth", "password_reset", &meta)
+                .target_user(user.id, &user.username)
+                .details(serde_json::json!({ "sessions_ended": ended }))
+                .record(conn)?;
+            if let Some(email) = &user.email {
+                let msg = PasswordChanged { username: user.username.clone() }
+                    .render(email)
+                    .map_err(|e| AppError::Internal(e.into()))?;
+                outbox::enqueue(conn, &msg)?;
+            }
+            Ok(true)
+        })
+    })
+    .await?;
+    if !done {
+        return render_status(StatusCode::BAD_REQUEST, &ResetPage { ctx, token: String::new(), valid: false, error: None });
+    }
+    signal.notify();
+    FlashMessage::success("Your password is changed. Sign in with the new one.").send();
+    Ok(see_other("/login"))
+}
+
+/// Registers the routes of this module.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/password/forgot").route(web::get().to(forgot_form)).route(web::post().to(forgot)))
+        .service(web::resource("/password/reset").route(web::post().to(reset)))
+        .service(web::resource("/password/reset/{token}").route(web::get().to(reset_form)));
+}

@@ -1,0 +1,262 @@
+//! The server-side registry of signed-in browsers, and the extractors that
+//! resolve the current user against it on every request.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_identity::{Identity, IdentityExt};
+use actix_session::SessionExt;
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use rand::RngCore;
+
+use crate::audit::RequestMeta;
+use crate::db::{self, PgPool};
+use crate::error::AppError;
+use crate::models::user::{Status, User};
+use crate::schema::{known_devices, user_sessions, users};
+
+/// A session without "remember me" ends after this long without a request.
+pub const IDLE_TIMEOUT: Duration = Duration::minutes(30);
+/// "Remember me" keeps a session this long.
+pub const REMEMBER_FOR: Duration = Duration::days(14);
+/// No session outlives this without "remember me", however active.
+pub const ABSOLUTE_LIMIT: Duration = Duration::hours(12);
+/// `last_seen_at` is written at most this often, not on every request.
+const TOUCH_EVERY: Duration = Duration::seconds(60);
+
+const SID_KEY: &str = "sid";
+
+/// A row of `user_sessions`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = user_sessions, check_for_backend(diesel::pg::Pg))]
+pub struct UserSession {
+    pub id: String,
+    pub user_id: i64,
+    pub remember: bool,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl UserSession {
+    /// Registers a new signed-in browser.
+    pub fn create(conn: &mut PgConnection, user_id: i64, remember: bool, meta: &RequestMeta) -> QueryResult<UserSession> {
+        let mut bytes = [0u8; 24];
+        rand::rng().fill_bytes(&mut bytes);
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let lifetime = if remember { REMEMBER_FOR } else { ABSOLUTE_LIMIT };
+        diesel::insert_into(user_sessions::table)
+            .values((
+                user_sessions::id.eq(id),
+                user_sessions::user_id.eq(user_id),
+                user_sessions::remember.eq(remember),
+                user_sessions::ip.eq(&meta.ip),
+                user_sessions::user_agent.eq(&meta.user_agent),
+                user_sessions::expires_at.eq(Utc::now() + lifetime),
+            ))
+            .returning(UserSession::as_returning())
+            .get_result(conn)
+    }
+
+    /// The user's sessions still in force, newest activity first.
+    pub fn active_for_user(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<UserSession>> {
+        let now = Utc::now();
+        let rows: Vec<UserSession> = user_sessions::table
+            .filter(user_sessions::user_id.eq(user_id))
+            .filter(user_sessions::revoked_at.is_null())
+            .filter(user_sessions::expires_at.gt(now))
+            .order(user_sessions::last_seen_at.desc())
+            .select(UserSession::as_select())
+            .load(conn)?;
+        Ok(rows.into_iter().filter(|s| !s.is_idle(now)).collect())
+    }
+
+    fn is_idle(&self, now: DateTime<Utc>) -> bool {
+        !self.remember && self.last_seen_at + IDLE_TIMEOUT < now
+    }
+
+    /// Ends one session of `user_id`; false when it was not theirs or already over.
+    pub fn revoke(conn: &mut PgConnection, user_id: i64, id: &str) -> QueryResult<bool> {
+        diesel::update(
+            user_sessions::table
+                .filter(user_sessions::id.eq(id))
+                .filter(user_sessions::user_id.eq(user_id))
+                .filter(user_sessions::revoked_at.is_null()),
+        )
+        .set(user_sessions::revoked_at.eq(Utc::now()))
+        .execute(conn)
+        .map(|n| n > 0)
+    }
+
+    /// Ends every session of `user_id` except `keep`; returns how many.
+    pub fn revoke_all_except(conn: &mut PgConnection, user_id: i64, keep: Option<&str>) -> QueryResult<usize> {
+        let keep = keep.unwrap_or("");
+        diesel::update(
+            user_sessions::table
+                .filter(user_sessions::user_id.eq(user_id))
+                .filter(user_sessions::id.ne(keep))
+                .filter(user_sessions::revoked_at.is_null()),
+        )
+        .set(user_sessions::revoked_at.eq(Utc::now()))
+        .execute(conn)
+    }
+
+    /// A short description of the browser, from its user agent.
+    pub fn device(&self) -> String {
+        describe_device(self.user_agent.as_deref())
+    }
+}
+
+/// "Firefox on Linux", or "Unknown device".
+pub fn describe_device(user_agent: Option<&str>) -> String {
+    let Some(ua) = user_agent else { return "Unknown device".into() };
+    match woothee::parser::Parser::new().parse(ua) {
+        Some(r) if r.name != "UNKNOWN" => {
+            if r.os == "UNKNOWN" {
+                r.name.to_string()
+            } else {
+                format!("{} on {}", r.name, r.os)
+            }
+        }
+        _ => ua.chars().take(60).collect(),
+    }
+}
+
+/// Records the device; true when this user had not used it before.
+pub fn remember_device(conn: &mut PgConnection, user_id: i64, user_agent: Option<&str>) -> QueryResult<bool> {
+    let fingerprint = describe_device(user_agent);
+    let inserted = diesel::insert_into(known_devices::table)
+        .values((known_devices::user_id.eq(user_id), known_devices::fingerprint.eq(&fingerprint)))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    if inserted == 0 {
+        diesel::update(known_devices::table.find((user_id, &fingerprint)))
+            .set(known_devices::last_seen_at.eq(Utc::now()))
+            .execute(conn)?;
+    }
+    Ok(inserted == 1)
+}
+
+/// The signed-in user of this request, checked against the registry.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: User,
+    pub session_id: String,
+}
+
+/// Cached in the request so the layout and the handler share one look-up.
+#[derive(Clone)]
+struct Resolved(Option<CurrentUser>);
+
+/// Finds the request's user: the identity and session id from the cookie
+/// must name a session row that is neither revoked, expired nor idle, of an
+/// active account. Anything else signs the browser out.
+pub async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, AppError> {
+    if let Some(Resolved(found)) = req.extensions().get::<Resolved>() {
+        return Ok(found.clone());
+    }
+    let identity = req.get_identity().ok().and_then(|i| i.id().ok());
+    let session = req.get_session();
+    let sid: Option<String> = session.get(SID_KEY).ok().flatten();
+    let found = match (identity.and_then(|i| i.parse::<i64>().ok()), sid) {
+        (Some(user_id), Some(sid)) => {
+            let pool = req
+                .app_data::<web::Data<PgPool>>()
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no pool")))?
+                .get_ref()
+                .clone();
+            db::run(&pool, move |conn| load(conn, user_id, &sid)).await?
+        }
+        (None, None) => None,
+        _ => None,
+    };
+    if found.is_none() && req.get_identity().is_ok() {
+        // Revoked, expired or tampered: forget it so the browser is anonymous.
+        session.purge();
+    }
+    req.extensions_mut().insert(Resolved(found.clone()));
+    Ok(found)
+}
+
+fn load(conn: &mut PgConnection, user_id: i64, sid: &str) -> Result<Option<CurrentUser>, AppError> {
+    let now = Utc::now();
+    let row: Option<(UserSession, User)> = user_sessions::table
+        .inner_join(users::table)
+        .filter(user_sessions::id.eq(sid))
+        .filter(user_sessions::user_id.eq(user_id))
+        .filter(user_sessions::revoked_at.is_null())
+        .select((UserSession::as_select(), User::as_select()))
+        .first(conn)
+        .optional()?;
+    let Some((s, user)) = row else { return Ok(None) };
+    if s.expires_at <= now || s.is_idle(now) || user.status != Status::Active {
+        UserSession::revoke(conn, user_id, sid)?;
+        return Ok(None);
+    }
+    if now - s.last_seen_at > TOUCH_EVERY {
+        diesel::update(user_sessions::table.find(sid))
+            .set(user_sessions::last_seen_at.eq(now))
+            .execute(conn)?;
+    }
+    Ok(Some(CurrentUser { user, session_id: s.id }))
+}
+
+/// Starts a signed-in session: a fresh session id (no fixation), the
+/// identity, and the registry row's id.
+pub fn sign_in(req: &HttpRequest, user_id: i64, session_id: &str) -> Result<(), AppError> {
+    let session = req.get_session();
+    session.renew();
+    session.remove("csrf");
+    Identity::login(&req.extensions(), user_id.to_string())
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("identity: {e}")))?;
+    session
+        .insert(SID_KEY, session_id)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))?;
+    Ok(())
+}
+
+/// The registry id of this browser's session, if signed in.
+pub fn session_id(req: &HttpRequest) -> Option<String> {
+    req.get_session().get(SID_KEY).ok().flatten()
+}
+
+impl FromRequest for CurrentUser {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            match resolve(&req).await? {
+                Some(u) => Ok(u),
+                None => {
+                    let next = match req.query_string() {
+                        "" => req.path().to_owned(),
+                        q => format!("{}?{}", req.path(), q),
+                    };
+                    Err(AppError::LoginRequired { next })
+                }
+            }
+        })
+    }
+}
+
+/// The signed-in user, if any.
+pub struct MaybeUser(pub Option<CurrentUser>);
+
+impl FromRequest for MaybeUser {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Ok(MaybeUser(resolve(&req).await?)) })
+    }
+}

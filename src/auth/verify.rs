@@ -1,0 +1,160 @@
+//! Email verification. The link opens a page whose button confirms: a GET
+//! never changes state, and mail scanners that prefetch links spend nothing.
+
+use std::time::Duration as StdDuration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use actix_web_flash_messages::FlashMessage;
+use askama::Template;
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use serde::Deserialize;
+
+use super::register::normalise_email;
+use super::tokens::{self, Purpose};
+use crate::audit::{AuditEvent, RequestMeta};
+use crate::cache::Redis;
+use crate::db::{self, PgPool};
+use crate::email::messages::VerifyEmail;
+use crate::email::outbox;
+use crate::email::worker::OutboxSignal;
+use crate::error::AppError;
+use crate::layout::{render, render_status, see_other, PageContext};
+use crate::models::user::User;
+use crate::ratelimit::{self, Limit};
+use crate::schema::users;
+use crate::settings::Settings;
+
+/// A new link is sent at most this often per account.
+const RESEND_INTERVAL: Duration = Duration::seconds(60);
+
+#[derive(Template)]
+#[template(path = "auth/verify.html")]
+struct ConfirmPage {
+    ctx: PageContext,
+    token: String,
+    valid: bool,
+}
+
+async fn show(ctx: PageContext, token: web::Path<String>, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
+    let token = token.into_inner();
+    let t = token.clone();
+    let valid = db::run(&pool, move |conn| Ok(tokens::peek(conn, &t, Purpose::VerifyEmail)?.is_some())).await?;
+    let page = ConfirmPage { ctx, token, valid };
+    if valid {
+        render(&page)
+    } else {
+        render_status(StatusCode::BAD_REQUEST, &page)
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    token: String,
+}
+
+async fn confirm(
+    ctx: PageContext,
+    form: web::Form<ConfirmForm>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, AppError> {
+    let token = form.into_inner().token;
+    let t = token.clone();
+    let verified = db::run(&pool, move |conn| {
+        conn.transaction(|conn| {
+            let Some(spent) = tokens::consume(conn, &t, Purpose::VerifyEmail)? else {
+                AuditEvent::new("auth", "verify_email", &meta).failed("invalid or expired token").record(conn)?;
+                return Ok(false);
+            };
+            let user = User::find(conn, spent.user_id)?.ok_or(AppError::NotFound)?;
+            let email = spent.email.or(user.email.clone());
+            diesel::update(users::table.find(user.id))
+                .set((
+                    users::email.eq(&email),
+                    users::email_verified_at.eq(Utc::now()),
+                    users::pending_email.eq(None::<String>),
+                ))
+                .execute(conn)?;
+            AuditEvent::new("auth", "verify_email", &meta)
+                .actor(user.id)
+                .target_user(user.id, &user.username)
+                .record(conn)?;
+            Ok(true)
+        })
+    })
+    .await?;
+    if verified {
+        FlashMessage::success("Your email address is confirmed. You can sign in now.").send();
+        Ok(see_other("/login"))
+    } else {
+        render_status(StatusCode::BAD_REQUEST, &ConfirmPage { ctx, token, valid: false })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "auth/resend.html")]
+struct ResendPage {
+    ctx: PageContext,
+}
+
+async fn resend_form(ctx: PageContext) -> Result<HttpResponse, AppError> {
+    render(&ResendPage { ctx })
+}
+
+#[derive(Deserialize)]
+pub struct ResendForm {
+    email: String,
+}
+
+/// Sends a fresh link to an unverified address. Same answer whatever the
+/// address, and throttled per IP and per account.
+async fn resend(
+    form: web::Form<ResendForm>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+    redis: web::Data<Redis>,
+    settings: web::Data<Settings>,
+    signal: web::Data<OutboxSignal>,
+) -> Result<HttpResponse, AppError> {
+    let limit = Limit { name: "verify_resend", max: settings.reset_per_minute, window: StdDuration::from_secs(60) };
+    ratelimit::hit(&redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await?;
+    if let Ok(email) = normalise_email(&form.email) {
+        let base = settings.clone();
+        db::run(&pool, move |conn| {
+            conn.transaction(|conn| {
+                let user: Option<User> = users::table
+                    .filter(users::email.eq(&email))
+                    .filter(users::email_verified_at.is_null())
+                    .select(User::as_select())
+                    .first(conn)
+                    .optional()?;
+                let Some(user) = user else { return Ok(()) };
+                let recent = tokens::last_issued(conn, user.id, Purpose::VerifyEmail)?
+                    .is_some_and(|t| Utc::now() - t < RESEND_INTERVAL);
+                if recent {
+                    return Ok(());
+                }
+                let token = tokens::issue(conn, user.id, Purpose::VerifyEmail, Some(&email))?;
+                let msg = VerifyEmail { username: user.username.clone(), link: base.public_url(&format!("/verify-email/{token}")) }
+                    .render(&email)
+                    .map_err(|e| AppError::Internal(e.into()))?;
+                outbox::enqueue(conn, &msg)?;
+                AuditEvent::new("auth", "verify_resend", &meta).target_user(user.id, &user.username).record(conn)?;
+                Ok(())
+            })
+        })
+        .await?;
+        signal.notify();
+    }
+    FlashMessage::info("If that address is waiting for confirmation, a new link is on its way.").send();
+    Ok(see_other("/login"))
+}
+
+/// Registers the routes of this module.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/verify-email").route(web::post().to(confirm)))
+        .service(web::resource("/verify-email/resend").route(web::get().to(resend_form)).route(web::post().to(resend)))
+        .service(web::resource("/verify-email/{token}").route(web::get().to(show)));
+}

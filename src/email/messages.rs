@@ -1,0 +1,75 @@
+//! One function per message, each rendered from a text and an HTML template.
+
+use askama::Template;
+
+use super::outbox::OutgoingEmail;
+
+/// Declares a message: its data struct, its two templates and its subject.
+macro_rules! message {
+    ($(#[$doc:meta])* $name:ident, $text:ident, $html:ident, $txt_path:literal, $html_path:literal, { $($field:ident : $ty:ty),* $(,)? }, $subject:expr) => {
+        $(#[$doc])*
+        pub struct $name { $(pub $field: $ty),* }
+
+        #[derive(Template)]
+        #[template(path = $txt_path)]
+        struct $text<'a> { m: &'a $name }
+
+        #[derive(Template)]
+        #[template(path = $html_path)]
+        struct $html<'a> { m: &'a $name }
+
+        impl $name {
+            /// Renders the message for `to`.
+            pub fn render(&self, to: &str) -> Result<OutgoingEmail, askama::Error> {
+                Ok(OutgoingEmail {
+                    to: to.to_owned(),
+                    subject: ($subject)(self),
+                    text: $text { m: self }.render()?,
+                    html: $html { m: self }.render()?,
+                })
+            }
+        }
+    };
+}
+
+message!(
+    /// Confirms an address with a single-use link.
+    VerifyEmail, VerifyEmailText, VerifyEmailHtml, "email/verify_email.txt", "email/verify_email.html",
+    { username: String, link: String },
+    |_: &VerifyEmail| "Confirm your email address for Questline".to_owned()
+);
+
+message!(
+    /// Tells the old address that a change to a new one was requested.
+    EmailChangeNotice, EmailChangeNoticeText, EmailChangeNoticeHtml, "email/email_change_notice.txt", "email/email_change_notice.html",
+    { username: String, new_email: String },
+    |_: &EmailChangeNotice| "Your Questline email address is being changed".to_owned()
+);
+
+message!(
+    /// A single-use link to choose a new password.
+    ResetPassword, ResetPasswordText, ResetPasswordHtml, "email/reset_password.txt", "email/reset_password.html",
+    { username: String, link: String },
+    |_: &ResetPassword| "Reset your Questline password".to_owned()
+);
+
+message!(
+    /// Sent after a password reset or change.
+    PasswordChanged, PasswordChangedText, PasswordChangedHtml, "email/password_changed.txt", "email/password_changed.html",
+    { username: String },
+    |_: &PasswordChanged| "Your Questline password was changed".to_owned()
+);
+
+message!(
+    /// Sent when repeated failures lock the account.
+    AccountLocked, AccountLockedText, AccountLockedHtml, "email/account_locked.txt", "email/account_locked.html",
+    { username: String, minutes: i64, ip: String },
+    |_: &AccountLocked| "Your Questline account was locked after failed sign-ins".to_owned()
+);
+
+message!(
+    /// Sent on a sign-in from a browser not seen before.
+    NewDeviceLogin, NewDeviceLoginText, NewDeviceLoginHtml, "email/new_device.txt", "email/new_device.html",
+    { username: String, device: String, ip: String, when: String },
+    |_: &NewDeviceLogin| "New sign-in to your Questline account".to_owned()
+);

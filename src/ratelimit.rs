@@ -1,0 +1,37 @@
+//! Fixed-window request limits counted in Redis, so they hold across every
+//! app instance.
+
+use std::time::Duration;
+
+use crate::cache::Redis;
+use crate::error::AppError;
+
+/// A named limit: at most `max` hits per `window`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub name: &'static str,
+    pub max: u32,
+    pub window: Duration,
+}
+
+/// Counts one hit for `key` (an IP, an account id) and refuses it with 429
+/// once the window's budget is spent. Fails closed: without Redis the limit
+/// cannot be enforced, so the request gets 503 rather than a free pass.
+pub async fn hit(redis: &Redis, limit: Limit, key: &str) -> Result<(), AppError> {
+    let redis_key = redis.key(&format!("rl:{}:{}", limit.name, key));
+    let window = limit.window.as_secs().max(1);
+    let mut conn = redis.conn();
+    let (count, ttl): (u64, i64) = redis::pipe()
+        .atomic()
+        .cmd("SET").arg(&redis_key).arg(0).arg("EX").arg(window).arg("NX").ignore()
+        .cmd("INCR").arg(&redis_key)
+        .cmd("TTL").arg(&redis_key)
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| AppError::Unavailable(anyhow::Error::new(e).context("rate limiter")))?;
+    if count > u64::from(limit.max) {
+        tracing::info!(limit = limit.name, "rate limit reached");
+        return Err(AppError::TooManyRequests { retry_after_secs: ttl.max(1) as u64 });
+    }
+    Ok(())
+}
