@@ -4,6 +4,7 @@
 //! integration tests drive the same code.
 
 pub mod account;
+pub mod admin_cli;
 pub mod audit;
 pub mod auth;
 pub mod cache;

@@ -21,6 +21,15 @@ enum Command {
     Migrate,
     /// Print fresh SESSION_SECRET and MASTER_KEY lines for a .env file.
     GenerateSecrets,
+    /// Create a verified admin account, or make an existing account an admin.
+    /// The password is read from QUESTLINE_ADMIN_PASSWORD, else from the
+    /// first line of standard input.
+    CreateAdmin {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(&settings),
+        Command::CreateAdmin { username, email } => create_admin(&settings, &username, &email),
         Command::GenerateSecrets => unreachable!("handled above"),
     };
     match result {
@@ -74,6 +84,27 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
     }
     for name in applied {
         println!("applied {name}");
+    }
+    Ok(())
+}
+
+fn create_admin(settings: &Settings, username: &str, email: &str) -> anyhow::Result<()> {
+    use questline::admin_cli::{self, AdminOutcome};
+    let password = match std::env::var("QUESTLINE_ADMIN_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            eprint!("Password for {username}: ");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("reading the password")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let pool = db::build_pool(settings);
+    let mut conn = pool.get().context("connecting to PostgreSQL (DATABASE_URL)")?;
+    match admin_cli::create_admin(&mut conn, username, email, &password)? {
+        AdminOutcome::Created => println!("created admin {username}; sign in and enrol 2FA to reach the admin pages"),
+        AdminOutcome::Promoted => println!("{username} already existed and is now an admin"),
+        AdminOutcome::AlreadyAdmin => println!("{username} is already an admin; nothing changed"),
     }
     Ok(())
 }

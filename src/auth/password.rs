@@ -62,14 +62,7 @@ impl PasswordHasher {
 
     /// A PHC-format argon2id hash of `password`.
     pub async fn hash(&self, password: SecretString) -> Result<String, AppError> {
-        self.run(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            argon2()
-                .hash_password(password.expose_secret().as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| AppError::Internal(anyhow::anyhow!("hashing: {e}")))
-        })
-        .await?
+        self.run(move || hash_now(password.expose_secret()).map_err(AppError::Internal)).await?
     }
 
     /// Checks `password` against `stored`; with no stored hash (no account,
@@ -94,6 +87,16 @@ impl PasswordHasher {
         })
         .await
     }
+}
+
+/// Hashes on the calling thread; for the command line, where no request
+/// waits on it. Web handlers use [`PasswordHasher::hash`].
+pub fn hash_now(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing: {e}"))
 }
 
 /// Why a new password is refused, in words for the form.

@@ -378,8 +378,13 @@ impl mailin_embedded::Handler for Collector {
 
 impl MailServer {
     pub fn start() -> Self {
+        Self::start_on(0)
+    }
+
+    /// On a given port (0 for any free one).
+    pub fn start_on(port: u16) -> Self {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut server = mailin_embedded::Server::new(Collector { current: Vec::new(), out: tx });
         server.with_name("mail.test").with_tcp_listener(listener);

@@ -1,6 +1,7 @@
 //! Integration tests: each one starts the real app on a random port against
 //! its own PostgreSQL database and a real Redis.
 
+mod admin_cli;
 mod csrf;
 mod errors;
 mod headers;
@@ -8,6 +9,7 @@ mod health;
 mod helpers;
 mod home;
 mod login;
+mod outbox;
 mod register;
 mod reset;
 mod schema;

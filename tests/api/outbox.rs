@@ -1,0 +1,59 @@
+use std::net::TcpListener;
+
+use diesel::prelude::*;
+use questline::email::outbox::OutboxEmail;
+use questline::schema::outbox_emails;
+
+use crate::helpers::{spawn_app_with, MailServer};
+
+const PASSWORD: &str = "violet tractor pebble moonlight";
+
+#[actix_web::test]
+async fn a_message_queued_during_an_smtp_outage_is_delivered_once_the_server_is_back() {
+    // A port with nothing listening: the SMTP server is down.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = spawn_app_with(|env| {
+        env.insert("SMTP_URL".into(), format!("smtp://127.0.0.1:{port}"));
+    })
+    .await;
+    let res = app
+        .submit(
+            "/register",
+            "/register",
+            &[("username", "alice"), ("email", "alice@example.com"), ("password", PASSWORD), ("password_confirmation", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 303, "registration does not wait on mail");
+
+    // Wait for the first failed attempt to be recorded.
+    let mut conn = app.pool.get().unwrap();
+    let failed = loop {
+        let row: OutboxEmail = outbox_emails::table.select(OutboxEmail::as_select()).first(&mut conn).unwrap();
+        if row.attempts >= 1 && row.last_error.is_some() {
+            break row;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(failed.status, "pending");
+    assert!(failed.next_attempt_at > chrono::Utc::now(), "a retry is scheduled with backoff");
+    assert!(failed.body_text.is_some(), "the message is kept until sent");
+
+    // The server comes back on that port; the retry falls due.
+    let mail = MailServer::start_on(port);
+    diesel::update(outbox_emails::table)
+        .set(outbox_emails::next_attempt_at.eq(chrono::Utc::now()))
+        .execute(&mut conn)
+        .unwrap();
+    let delivered = mail.next_email().await;
+    assert_eq!(delivered.to, "alice@example.com");
+
+    let sent = loop {
+        let row: OutboxEmail = outbox_emails::table.select(OutboxEmail::as_select()).first(&mut conn).unwrap();
+        if row.status == "sent" {
+            break row;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert!(sent.body_text.is_none(), "bodies with links are cleared once sent");
+    assert!(sent.sent_at.is_some());
+}
