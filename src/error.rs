@@ -29,6 +29,12 @@ pub enum AppError {
         /// Where to come back to after signing in.
         next: String,
     },
+    /// A sensitive change needs the password (and code) again first.
+    #[error("re-authentication required")]
+    ReauthRequired {
+        /// Where to come back to afterwards.
+        next: String,
+    },
     #[error("not found")]
     NotFound,
     #[error("payload too large")]
@@ -67,7 +73,7 @@ impl ResponseError for AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
-            AppError::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            AppError::LoginRequired { .. } | AppError::ReauthRequired { .. } => StatusCode::SEE_OTHER,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -83,9 +89,14 @@ impl ResponseError for AppError {
             _ => {}
         }
         let status = self.status_code();
-        if let AppError::LoginRequired { next } = self {
-            let target = format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>());
-            return HttpResponse::SeeOther().insert_header((header::LOCATION, target)).finish();
+        let redirect = match self {
+            AppError::LoginRequired { next } => Some(("/login", next)),
+            AppError::ReauthRequired { next } => Some(("/account/reauth", next)),
+            _ => None,
+        };
+        if let Some((page, next)) = redirect {
+            let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+            return HttpResponse::SeeOther().insert_header((header::LOCATION, format!("{page}?next={next}"))).finish();
         }
         let detail = match self {
             AppError::BadRequest(msg) => Some(msg.clone()),

@@ -8,6 +8,7 @@ pub mod admin_cli;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod crypto;
 pub mod db;
 pub mod email;
 pub mod error;

@@ -66,6 +66,21 @@ diesel::table! {
         locked_until -> Nullable<Timestamptz>,
         pending_email -> Nullable<Text>,
         last_login_at -> Nullable<Timestamptz>,
+        totp_secret_enc -> Nullable<Bytea>,
+        totp_key_id -> Nullable<Text>,
+        totp_enabled_at -> Nullable<Timestamptz>,
+        totp_last_step -> Nullable<Int8>,
+        totp_pending_enc -> Nullable<Bytea>,
+        totp_pending_key_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    backup_codes (id) {
+        id -> Int8,
+        user_id -> Int8,
+        code_hash -> Bytea,
+        used_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -146,6 +161,7 @@ diesel::joinable!(user_achievements -> users (user_id));
 diesel::joinable!(user_sessions -> users (user_id));
 diesel::joinable!(known_devices -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
+diesel::joinable!(backup_codes -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     game_achievements,
@@ -158,4 +174,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     email_tokens,
     outbox_emails,
     audit_log,
+    backup_codes,
 );

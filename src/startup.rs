@@ -116,6 +116,7 @@ fn run(
     let redis = web::Data::new(redis);
     let hasher = web::Data::new(hasher);
     let signal = web::Data::new(signal);
+    let cipher = web::Data::new(crate::crypto::Cipher::from_settings(&settings));
     let development = settings.environment == Environment::Development;
 
     let server = HttpServer::new(move || {
@@ -145,6 +146,7 @@ fn run(
             .app_data(redis.clone())
             .app_data(hasher.clone())
             .app_data(signal.clone())
+            .app_data(cipher.clone())
             .app_data(web::Data::new(max_body))
             .app_data(
                 web::FormConfig::default()

@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod overview;
+pub mod security;
 pub mod sessions;
 
 /// Registers the routes of this module.
@@ -9,4 +10,5 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     overview::routes(cfg);
     sessions::routes(cfg);
     activity::routes(cfg);
+    security::routes(cfg);
 }

@@ -70,7 +70,9 @@ pub struct LoginForm {
 
 /// What a sign-in attempt came to, decided in one transaction.
 enum Outcome {
-    Success { user: User, session: UserSession, new_device: bool },
+    Success { user: User, session: UserSession },
+    /// Password right; a code from the authenticator app comes next.
+    SecondFactor { user_id: i64 },
     Unverified,
     Failed,
 }
@@ -109,12 +111,13 @@ async fn submit(
     signal.notify();
 
     match outcome {
-        Outcome::Success { user, session, new_device } => {
+        Outcome::Success { user, session } => {
             session::sign_in(&req, user.id, &session.id)?;
-            if new_device {
-                tracing::info!(user_id = user.id, "sign-in from a new device");
-            }
             Ok(see_other(&next))
+        }
+        Outcome::SecondFactor { user_id } => {
+            super::two_factor::begin(&req, user_id, remember, &next)?;
+            Ok(see_other("/login/2fa"))
         }
         Outcome::Unverified => render_status(
             StatusCode::FORBIDDEN,
@@ -158,46 +161,75 @@ fn decide(
         return Ok(Outcome::Failed);
     }
     if !password_ok {
-        let failures = user.failed_logins + 1;
-        if failures >= LOCKOUT_THRESHOLD {
-            diesel::update(users::table.find(user.id))
-                .set((users::failed_logins.eq(0), users::locked_until.eq(now + Duration::minutes(LOCKOUT_MINUTES))))
-                .execute(conn)?;
-            audit().failed("wrong password").record(conn)?;
-            AuditEvent::new("auth", "lockout", meta)
-                .target_user(user.id, &user.username)
-                .details(serde_json::json!({ "minutes": LOCKOUT_MINUTES, "failures": failures }))
-                .record(conn)?;
-            if let Some(email) = &user.email {
-                let msg = AccountLocked {
-                    username: user.username.clone(),
-                    minutes: LOCKOUT_MINUTES,
-                    ip: meta.ip.clone().unwrap_or_else(|| "an unknown address".into()),
-                }
-                .render(email)
-                .map_err(|e| AppError::Internal(e.into()))?;
-                outbox::enqueue(conn, &msg)?;
-            }
-        } else {
-            diesel::update(users::table.find(user.id)).set(users::failed_logins.eq(failures)).execute(conn)?;
-            audit().failed("wrong password").record(conn)?;
-        }
+        record_failure(conn, &user, meta, "wrong password")?;
         return Ok(Outcome::Failed);
     }
     if user.email.is_some() && user.email_verified_at.is_none() {
         audit().failed("email not verified").record(conn)?;
         return Ok(Outcome::Unverified);
     }
+    if user.has_totp() {
+        return Ok(Outcome::SecondFactor { user_id: user.id });
+    }
+    let session = complete(conn, &user, remember, meta, "password")?;
+    Ok(Outcome::Success { user, session })
+}
+
+/// Counts a failed attempt (wrong password or wrong code) against `user`,
+/// locking the account and emailing its owner at the threshold. `user` must
+/// have been read `FOR UPDATE` in the caller's transaction.
+pub(crate) fn record_failure(conn: &mut PgConnection, user: &User, meta: &RequestMeta, reason: &str) -> Result<(), AppError> {
+    let now = Utc::now();
+    let failures = user.failed_logins + 1;
+    let audit = AuditEvent::new("auth", "login", meta).actor(user.id).target_user(user.id, &user.username);
+    if failures < LOCKOUT_THRESHOLD {
+        diesel::update(users::table.find(user.id)).set(users::failed_logins.eq(failures)).execute(conn)?;
+        audit.failed(reason).record(conn)?;
+        return Ok(());
+    }
+    diesel::update(users::table.find(user.id))
+        .set((users::failed_logins.eq(0), users::locked_until.eq(now + Duration::minutes(LOCKOUT_MINUTES))))
+        .execute(conn)?;
+    audit.failed(reason).record(conn)?;
+    AuditEvent::new("auth", "lockout", meta)
+        .target_user(user.id, &user.username)
+        .details(serde_json::json!({ "minutes": LOCKOUT_MINUTES, "failures": failures }))
+        .record(conn)?;
+    if let Some(email) = &user.email {
+        let msg = AccountLocked {
+            username: user.username.clone(),
+            minutes: LOCKOUT_MINUTES,
+            ip: meta.ip.clone().unwrap_or_else(|| "an unknown address".into()),
+        }
+        .render(email)
+        .map_err(|e| AppError::Internal(e.into()))?;
+        outbox::enqueue(conn, &msg)?;
+    }
+    Ok(())
+}
+
+/// Finishes a successful sign-in: clears failures, registers the session,
+/// notices a new device, writes the audit entry.
+pub(crate) fn complete(
+    conn: &mut PgConnection,
+    user: &User,
+    remember: bool,
+    meta: &RequestMeta,
+    method: &str,
+) -> Result<UserSession, AppError> {
+    let now = Utc::now();
     diesel::update(users::table.find(user.id))
         .set((users::failed_logins.eq(0), users::locked_until.eq(None::<chrono::DateTime<Utc>>), users::last_login_at.eq(now)))
         .execute(conn)?;
     let session = UserSession::create(conn, user.id, remember, meta)?;
     let new_device = session::remember_device(conn, user.id, meta.user_agent.as_deref())?;
-    let had_logins_before = user.last_login_at.is_some();
-    audit()
-        .details(serde_json::json!({ "remember": remember, "new_device": new_device }))
+    AuditEvent::new("auth", "login", meta)
+        .actor(user.id)
+        .target_user(user.id, &user.username)
+        .details(serde_json::json!({ "remember": remember, "new_device": new_device, "method": method }))
         .record(conn)?;
-    if new_device && had_logins_before {
+    // The very first sign-in is from a new device by definition; no notice.
+    if new_device && user.last_login_at.is_some() {
         if let Some(email) = &user.email {
             let msg = NewDeviceLogin {
                 username: user.username.clone(),
@@ -210,7 +242,7 @@ fn decide(
             outbox::enqueue(conn, &msg)?;
         }
     }
-    Ok(Outcome::Success { user, session, new_device })
+    Ok(session)
 }
 
 async fn logout(

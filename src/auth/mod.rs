@@ -8,6 +8,8 @@ pub mod register;
 pub mod reset;
 pub mod session;
 pub mod tokens;
+pub mod totp;
+pub mod two_factor;
 pub mod verify;
 
 pub use session::{CurrentUser, MaybeUser};
@@ -16,6 +18,7 @@ pub use session::{CurrentUser, MaybeUser};
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     register::routes(cfg);
     verify::routes(cfg);
+    two_factor::routes(cfg);
     login::routes(cfg);
     reset::routes(cfg);
 }

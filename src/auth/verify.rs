@@ -76,7 +76,15 @@ async fn confirm(
                     users::email_verified_at.eq(Utc::now()),
                     users::pending_email.eq(None::<String>),
                 ))
-                .execute(conn)?;
+                .execute(conn)
+                .map_err(|e| match e {
+                    // Taken by another account since the link was sent; the
+                    // transaction rolls back, so the link stays unspent.
+                    diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+                        AppError::BadRequest("That address is now used by another account.".into())
+                    }
+                    other => other.into(),
+                })?;
             AuditEvent::new("auth", "verify_email", &meta)
                 .actor(user.id)
                 .target_user(user.id, &user.username)

@@ -78,6 +78,12 @@ pub struct User {
     pub locked_until: Option<DateTime<Utc>>,
     pub pending_email: Option<String>,
     pub last_login_at: Option<DateTime<Utc>>,
+    pub totp_secret_enc: Option<Vec<u8>>,
+    pub totp_key_id: Option<String>,
+    pub totp_enabled_at: Option<DateTime<Utc>>,
+    pub totp_last_step: Option<i64>,
+    pub totp_pending_enc: Option<Vec<u8>>,
+    pub totp_pending_key_id: Option<String>,
 }
 
 /// What creating an account writes.
@@ -120,5 +126,10 @@ impl User {
 
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
+    }
+
+    /// Whether sign-in asks for a second factor.
+    pub fn has_totp(&self) -> bool {
+        self.totp_enabled_at.is_some()
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests: each one starts the real app on a random port against
 //! its own PostgreSQL database and a real Redis.
 
+mod account_security;
 mod admin_cli;
 mod csrf;
 mod errors;
@@ -14,3 +15,4 @@ mod register;
 mod reset;
 mod schema;
 mod sessions;
+mod two_factor;

@@ -1,0 +1,9 @@
+DROP TABLE backup_codes;
+ALTER TABLE users
+    DROP CONSTRAINT users_totp_complete,
+    DROP COLUMN totp_secret_enc,
+    DROP COLUMN totp_key_id,
+    DROP COLUMN totp_enabled_at,
+    DROP COLUMN totp_last_step,
+    DROP COLUMN totp_pending_enc,
+    DROP COLUMN totp_pending_key_id;

@@ -1,0 +1,444 @@
+//! Sensitive account changes: password, email and two-factor settings, each
+//! behind a fresh re-authentication ("sudo mode", as GitHub calls it).
+
+use std::time::Duration as StdDuration;
+
+use actix_session::SessionExt;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_flash_messages::FlashMessage;
+use askama::Template;
+use chrono::Utc;
+use diesel::prelude::*;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::audit::{AuditEvent, RequestMeta};
+use crate::auth::password::{self, PasswordHasher};
+use crate::auth::register::normalise_email;
+use crate::auth::session::UserSession;
+use crate::auth::tokens::{self, Purpose};
+use crate::auth::{safe_next, totp, CurrentUser};
+use crate::cache::Redis;
+use crate::crypto::Cipher;
+use crate::db::{self, PgPool};
+use crate::email::messages::{EmailChangeNotice, PasswordChanged, VerifyEmail};
+use crate::email::outbox;
+use crate::email::worker::OutboxSignal;
+use crate::error::AppError;
+use crate::layout::{render, render_status, see_other, PageContext};
+use crate::models::user::User;
+use crate::ratelimit::{self, Limit};
+use crate::schema::users;
+use crate::settings::Settings;
+
+const REAUTH_KEY: &str = "reauth_at";
+/// How long a re-authentication covers sensitive changes.
+const REAUTH_SECS: i64 = 600;
+
+/// Refuses unless the password was confirmed in the last ten minutes.
+fn require_recent_auth(req: &HttpRequest) -> Result<(), AppError> {
+    let at: Option<i64> = req.get_session().get(REAUTH_KEY).ok().flatten();
+    if at.is_some_and(|t| Utc::now().timestamp() - t < REAUTH_SECS) {
+        return Ok(());
+    }
+    // A form post cannot be replayed by a redirect; come back to its page.
+    let next = if req.method() == actix_web::http::Method::GET { req.path() } else { "/account/security" };
+    Err(AppError::ReauthRequired { next: next.to_owned() })
+}
+
+/// Password (and code, when enrolled) again. Shared by the re-authentication
+/// page and by disabling 2FA.
+async fn check_credentials(
+    user: &User,
+    password: SecretString,
+    code: Option<String>,
+    hasher: &PasswordHasher,
+    cipher: &Cipher,
+    pool: &PgPool,
+) -> Result<bool, AppError> {
+    if !hasher.verify(user.password_hash.clone(), password).await? {
+        return Ok(false);
+    }
+    if !user.has_totp() {
+        return Ok(true);
+    }
+    let Some(code) = code else { return Ok(false) };
+    let (cipher, user_id) = (cipher.clone(), user.id);
+    db::run(pool, move |conn| {
+        conn.transaction(|conn| {
+            let user: User = users::table.find(user_id).for_update().select(User::as_select()).first(conn)?;
+            totp::verify_second_factor(conn, &cipher, &user, &code)
+        })
+    })
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "account/reauth.html")]
+struct ReauthPage {
+    ctx: PageContext,
+    next: String,
+    needs_code: bool,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+async fn reauth_form(ctx: PageContext, current: CurrentUser, query: web::Query<NextQuery>) -> Result<HttpResponse, AppError> {
+    render(&ReauthPage {
+        ctx,
+        next: safe_next(query.next.as_deref()),
+        needs_code: current.user.has_totp(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ReauthForm {
+    password: SecretString,
+    code: Option<String>,
+    next: Option<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn reauth(
+    req: HttpRequest,
+    ctx: PageContext,
+    current: CurrentUser,
+    form: web::Form<ReauthForm>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+    redis: web::Data<Redis>,
+    hasher: web::Data<PasswordHasher>,
+    cipher: web::Data<Cipher>,
+    settings: web::Data<Settings>,
+) -> Result<HttpResponse, AppError> {
+    let limit = Limit { name: "login", max: settings.login_per_minute, window: StdDuration::from_secs(60) };
+    ratelimit::hit(&redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await?;
+    let form = form.into_inner();
+    let next = safe_next(form.next.as_deref());
+    let user = current.user;
+    let code = form.code.filter(|c| !c.trim().is_empty());
+    let ok = check_credentials(&user, form.password, code, &hasher, &cipher, &pool).await?;
+    let event = AuditEvent::new("auth", "reauth", &meta).actor(user.id).target_user(user.id, &user.username);
+    let event = if ok { event } else { event.failed("wrong password or code") };
+    db::run(&pool, move |conn| Ok(event.record(conn)?)).await?;
+    if !ok {
+        return render_status(
+            StatusCode::UNAUTHORIZED,
+            &ReauthPage { ctx, next, needs_code: user.has_totp(), error: Some("That password or code is not right.".into()) },
+        );
+    }
+    req.get_session()
+        .insert(REAUTH_KEY, Utc::now().timestamp())
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))?;
+    Ok(see_other(&next))
+}
+
+#[derive(Template)]
+#[template(path = "account/security.html")]
+struct SecurityPage {
+    ctx: PageContext,
+    user: User,
+}
+
+async fn security(ctx: PageContext, current: CurrentUser) -> Result<HttpResponse, AppError> {
+    render(&SecurityPage { ctx, user: current.user })
+}
+
+// --- Two-factor authentication --------------------------------------------
+
+async fn start_2fa(
+    req: HttpRequest,
+    current: CurrentUser,
+    pool: web::Data<PgPool>,
+    cipher: web::Data<Cipher>,
+) -> Result<HttpResponse, AppError> {
+    require_recent_auth(&req)?;
+    if current.user.has_totp() {
+        return Ok(see_other("/account/security"));
+    }
+    let (cipher, user_id) = (cipher.get_ref().clone(), current.user.id);
+    db::run(&pool, move |conn| Ok(totp::store_pending(conn, &cipher, user_id, &totp::new_secret())?)).await?;
+    Ok(see_other("/account/2fa/setup"))
+}
+
+#[derive(Template)]
+#[template(path = "account/two_factor_setup.html")]
+struct SetupPage {
+    ctx: PageContext,
+    qr_png_base64: String,
+    secret: String,
+    error: Option<String>,
+}
+
+async fn setup_page(
+    req: HttpRequest,
+    ctx: PageContext,
+    current: CurrentUser,
+    cipher: web::Data<Cipher>,
+) -> Result<HttpResponse, AppError> {
+    require_recent_auth(&req)?;
+    match totp::enrolment(&cipher, &current.user)? {
+        Some(e) => render(&SetupPage { ctx, qr_png_base64: e.qr_png_base64, secret: e.secret_base32, error: None }),
+        None => Ok(see_other("/account/security")),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "account/backup_codes.html")]
+struct BackupCodesPage {
+    ctx: PageContext,
+    codes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    code: String,
+}
+
+async fn confirm_2fa(
+    req: HttpRequest,
+    ctx: PageContext,
+    current: CurrentUser,
+    form: web::Form<CodeForm>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+    cipher: web::Data<Cipher>,
+) -> Result<HttpResponse, AppError> {
+    require_recent_auth(&req)?;
+    let user = current.user;
+    let c = cipher.get_ref().clone();
+    let u = user.clone();
+    let code = form.into_inner().code;
+    let codes = db::run(&pool, move |conn| {
+        conn.transaction(|conn| {
+            let codes = totp::confirm_enrolment(conn, &c, &u, &code)?;
+            let event = AuditEvent::new("auth", "2fa_enable", &meta).actor(u.id).target_user(u.id, &u.username);
+            match &codes {
+                Some(_) => event.record(conn)?,
+                None => event.failed("wrong code").record(conn)?,
+            }
+            Ok(codes)
+        })
+    })
+    .await?;
+    match codes {
+        // Shown once, straight away: they are stored only as hashes.
+        Some(codes) => render(&BackupCodesPage { ctx, codes }),
+        None => {
+            let e = totp::enrolment(&cipher, &user)?.ok_or(AppError::BadRequest("Start the set-up again.".into()))?;
+            render_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &SetupPage {
+                    ctx,
+                    qr_png_base64: e.qr_png_base64,
+                    secret: e.secret_base32,
+                    error: Some("That code is not right. Check the time on your device and try the next code.".into()),
+                },
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DisableForm {
+    password: SecretString,
+    code: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn disable_2fa(
+    current: CurrentUser,
+    form: web::Form<DisableForm>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+    redis: web::Data<Redis>,
+    hasher: web::Data<PasswordHasher>,
+    cipher: web::Data<Cipher>,
+    settings: web::Data<Settings>,
+) -> Result<HttpResponse, AppError> {
+    let limit = Limit { name: "login", max: settings.login_per_minute, window: StdDuration::from_secs(60) };
+    ratelimit::hit(&redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await?;
+    let user = current.user;
+    let form = form.into_inner();
+    let ok = check_credentials(&user, form.password, Some(form.code), &hasher, &cipher, &pool).await?;
+    db::run(&pool, move |conn| {
+        conn.transaction(|conn| {
+            let event = AuditEvent::new("auth", "2fa_disable", &meta).actor(user.id).target_user(user.id, &user.username);
+            if ok {
+                totp::disable(conn, user.id)?;
+                event.record(conn)?;
+            } else {
+                event.failed("wrong password or code").record(conn)?;
+            }
+            Ok(())
+        })
+    })
+    .await?;
+    if ok {
+        FlashMessage::success("Two-factor authentication is off.").send();
+    } else {
+        FlashMessage::error("Two-factor authentication is still on: that password or code is not right.").send();
+    }
+    Ok(see_other("/account/security"))
+}
+
+// --- Password --------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "account/password.html")]
+struct PasswordPage {
+    ctx: PageContext,
+    error: Option<String>,
+}
+
+async fn password_form(req: HttpRequest, ctx: PageContext, _current: CurrentUser) -> Result<HttpResponse, AppError> {
+    require_recent_auth(&req)?;
+    render(&PasswordPage { ctx, error: None })
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    password: SecretString,
+    password_confirmation: SecretString,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn change_password(
+    req: HttpRequest,
+    ctx: PageContext,
+    current: CurrentUser,
+    form: web::Form<PasswordForm>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+    hasher: web::Data<PasswordHasher>,
+    signal: web::Data<OutboxSignal>,
+) -> Result<HttpResponse, AppError> {
+    require_recent_auth(&req)?;
+    let form = form.into_inner();
+    let CurrentUser { user, session_id } = current;
+    let mut error = password::check_new_password(form.password.expose_secret(), &user.username, user.email.as_deref()).err();
+    if error.is_none() && form.password.expose_secret() != form.password_confirmation.expose_secret() {
+        error = Some("The two passwords do not match.".into());
+    }
+    if error.is_some() {
+        return render_status(StatusCode::UNPROCESSABLE_ENTITY, &PasswordPage { ctx, error });
+    }
+    let hash = hasher.hash(form.password).await?;
+    db::run(&pool, move |conn| {
+        conn.transaction(|conn| {
+            diesel::update(users::table.find(user.id)).set(users::password_hash.eq(&hash)).execute(conn)?;
+            let ended = UserSession::revoke_all_except(conn, user.id, Some(&session_id))?;
+            AuditEvent::new("auth", "password_change", &meta)
+                .actor(user.id)
+                .target_user(user.id, &user.username)
+                .details(serde_json::json!({ "sessions_ended": ended }))
+                .record(conn)?;
+            if let Some(email) = &user.email {
+                let msg = PasswordChanged { username: user.username.clone() }
+                    .render(email)
+                    .map_err(|e| AppError::Internal(e.into()))?;
+                outbox::enqueue(conn, &msg)?;
+            }
+            Ok(())
+        })
+    })
+    .await?;
+    signal.notify();
+    FlashMessage::success("Your password is changed, and your other sessions are signed out.").send();
+    Ok(see_other("/account/security"))
+}
+
+// --- Email -----------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "account/email.html")]
+struct EmailPage {
+    ctx: PageContext,
+    user: User,
+    error: Option<String>,
+}
+
+async fn email_form(req: HttpRequest, ctx: PageContext, current: CurrentUser) -> Result<HttpResponse, AppError> {
+    require_recent_auth(&req)?;
+    render(&EmailPage { ctx, user: current.user, error: None })
+}
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    email: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn change_email(
+    req: HttpRequest,
+    ctx: PageContext,
+    current: CurrentUser,
+    form: web::Form<EmailForm>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+    settings: web::Data<Settings>,
+    signal: web::Data<OutboxSignal>,
+) -> Result<HttpResponse, AppError> {
+    require_recent_auth(&req)?;
+    let user = current.user;
+    let new_email = match normalise_email(&form.email) {
+        Ok(e) => e,
+        Err(error) => return render_status(StatusCode::UNPROCESSABLE_ENTITY, &EmailPage { ctx, user, error: Some(error) }),
+    };
+    let (u, addr, base) = (user.clone(), new_email.clone(), settings.clone());
+    let taken = db::run(&pool, move |conn| {
+        conn.transaction(|conn| {
+            let taken: bool = diesel::select(diesel::dsl::exists(
+                users::table.filter(users::email.eq(&addr)).filter(users::id.ne(u.id)),
+            ))
+            .get_result(conn)?;
+            if taken {
+                return Ok(true);
+            }
+            // The current address stays in force until the new one is proved.
+            diesel::update(users::table.find(u.id)).set(users::pending_email.eq(&addr)).execute(conn)?;
+            let token = tokens::issue(conn, u.id, Purpose::VerifyEmail, Some(&addr))?;
+            let verify = VerifyEmail { username: u.username.clone(), link: base.public_url(&format!("/verify-email/{token}")) }
+                .render(&addr)
+                .map_err(|e| AppError::Internal(e.into()))?;
+            outbox::enqueue(conn, &verify)?;
+            if let Some(old) = &u.email {
+                let notice = EmailChangeNotice { username: u.username.clone(), new_email: addr.clone() }
+                    .render(old)
+                    .map_err(|e| AppError::Internal(e.into()))?;
+                outbox::enqueue(conn, &notice)?;
+            }
+            AuditEvent::new("auth", "email_change_request", &meta)
+                .actor(u.id)
+                .target_user(u.id, &u.username)
+                .record(conn)?;
+            Ok(false)
+        })
+    })
+    .await?;
+    if taken {
+        let error = Some("That address is used by another account.".to_owned());
+        return render_status(StatusCode::UNPROCESSABLE_ENTITY, &EmailPage { ctx, user, error });
+    }
+    signal.notify();
+    FlashMessage::info(format!("We sent a link to {new_email}. Your address changes once you confirm it.")).send();
+    Ok(see_other("/account/security"))
+}
+
+/// Registers the routes of this module.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/account/reauth").route(web::get().to(reauth_form)).route(web::post().to(reauth)))
+        .service(web::resource("/account/security").route(web::get().to(security)))
+        .service(web::resource("/account/2fa/start").route(web::post().to(start_2fa)))
+        .service(web::resource("/account/2fa/setup").route(web::get().to(setup_page)))
+        .service(web::resource("/account/2fa/confirm").route(web::post().to(confirm_2fa)))
+        .service(web::resource("/account/2fa/disable").route(web::post().to(disable_2fa)))
+        .service(web::resource("/account/password").route(web::get().to(password_form)).route(web::post().to(change_password)))
+        .service(web::resource("/account/email").route(web::get().to(email_form)).route(web::post().to(change_email)));
+}

@@ -1,0 +1,131 @@
+//! The second sign-in step for accounts with TOTP.
+
+use std::time::Duration as StdDuration;
+
+use actix_session::SessionExt;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use chrono::Utc;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::login::{complete, record_failure, BAD_LOGIN};
+use super::session::{self, UserSession};
+use super::totp;
+use crate::audit::RequestMeta;
+use crate::cache::Redis;
+use crate::crypto::Cipher;
+use crate::db::{self, PgPool};
+use crate::email::worker::OutboxSignal;
+use crate::error::AppError;
+use crate::layout::{render, render_status, see_other, PageContext};
+use crate::models::user::User;
+use crate::ratelimit::{self, Limit};
+use crate::schema::users;
+use crate::settings::Settings;
+
+const PENDING_KEY: &str = "pending_2fa";
+/// The password step stays good this long.
+const PENDING_SECS: i64 = 300;
+
+/// Password accepted, code not yet given.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    user_id: i64,
+    remember: bool,
+    next: String,
+    started: i64,
+}
+
+/// Remembers that the password step passed. A new session id here, and
+/// again once the code is accepted.
+pub fn begin(req: &HttpRequest, user_id: i64, remember: bool, next: &str) -> Result<(), AppError> {
+    let session = req.get_session();
+    session.renew();
+    session
+        .insert(PENDING_KEY, Pending { user_id, remember, next: next.to_owned(), started: Utc::now().timestamp() })
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))
+}
+
+fn pending(req: &HttpRequest) -> Option<Pending> {
+    let p: Pending = req.get_session().get(PENDING_KEY).ok().flatten()?;
+    (Utc::now().timestamp() - p.started < PENDING_SECS).then_some(p)
+}
+
+#[derive(Template)]
+#[template(path = "auth/two_factor.html")]
+struct CodePage {
+    ctx: PageContext,
+    error: Option<String>,
+}
+
+async fn show(req: HttpRequest, ctx: PageContext) -> Result<HttpResponse, AppError> {
+    if pending(&req).is_none() {
+        return Ok(see_other("/login"));
+    }
+    render(&CodePage { ctx, error: None })
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    code: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn submit(
+    req: HttpRequest,
+    ctx: PageContext,
+    form: web::Form<CodeForm>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+    redis: web::Data<Redis>,
+    cipher: web::Data<Cipher>,
+    settings: web::Data<Settings>,
+    signal: web::Data<OutboxSignal>,
+) -> Result<HttpResponse, AppError> {
+    let limit = Limit { name: "login", max: settings.login_per_minute, window: StdDuration::from_secs(60) };
+    ratelimit::hit(&redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await?;
+    let Some(p) = pending(&req) else {
+        actix_web_flash_messages::FlashMessage::warning("Please sign in again.").send();
+        return Ok(see_other("/login"));
+    };
+    let code = form.into_inner().code;
+    let cipher = cipher.get_ref().clone();
+    let (user_id, remember) = (p.user_id, p.remember);
+    let result: Option<UserSession> = db::run(&pool, move |conn| {
+        conn.transaction(|conn| {
+            let user: User = users::table.find(user_id).for_update().select(User::as_select()).first(conn)?;
+            if user.locked_until.is_some_and(|t| t > Utc::now()) {
+                crate::audit::AuditEvent::new("auth", "login", &meta)
+                    .target_user(user.id, &user.username)
+                    .failed("account locked")
+                    .record(conn)?;
+                return Ok(None);
+            }
+            if !totp::verify_second_factor(conn, &cipher, &user, &code)? {
+                record_failure(conn, &user, &meta, "wrong second-factor code")?;
+                return Ok(None);
+            }
+            Ok(Some(complete(conn, &user, remember, &meta, "password+totp")?))
+        })
+    })
+    .await?;
+    signal.notify();
+    match result {
+        Some(s) => {
+            req.get_session().remove(PENDING_KEY);
+            session::sign_in(&req, s.user_id, &s.id)?;
+            Ok(see_other(&p.next))
+        }
+        None => render_status(
+            StatusCode::UNAUTHORIZED,
+            &CodePage { ctx, error: Some(format!("That code is not valid. {BAD_LOGIN}")) },
+        ),
+    }
+}
+
+/// Registers the routes of this module.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/login/2fa").route(web::get().to(show)).route(web::post().to(submit)));
+}
