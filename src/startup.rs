@@ -182,7 +182,7 @@ fn run(
             .wrap(from_fn(mw::reject_oversized_bodies))
             .wrap(mw::security_headers(&settings))
             .wrap(from_fn(mw::request_id_header))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<crate::telemetry::RedactingRootSpan>::new())
     })
     .listen(listener)?
     .run();

@@ -15,7 +15,7 @@ pub const MIN_LENGTH: usize = 12;
 pub const MAX_LENGTH: usize = 128;
 
 /// How long a request waits for a hashing slot before it gets 503.
-const QUEUE_WAIT: Duration = Duration::from_secs(3);
+pub const QUEUE_WAIT: Duration = Duration::from_secs(3);
 
 /// OWASP's argon2id recommendation: 19 MiB, 2 passes, 1 lane.
 fn argon2() -> Argon2<'static> {
@@ -30,6 +30,7 @@ fn argon2() -> Argon2<'static> {
 #[derive(Clone)]
 pub struct PasswordHasher {
     slots: Arc<Semaphore>,
+    queue_wait: Duration,
     /// Verified against when an account does not exist, so the answer takes
     /// as long as for one that does.
     dummy_hash: Arc<str>,
@@ -37,16 +38,22 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(concurrency: usize) -> Self {
+        Self::with_queue_wait(concurrency, QUEUE_WAIT)
+    }
+
+    /// `concurrency` hashes at once; a request waits at most `queue_wait`
+    /// for a free slot.
+    pub fn with_queue_wait(concurrency: usize, queue_wait: Duration) -> Self {
         let salt = SaltString::generate(&mut OsRng);
         let dummy = argon2()
             .hash_password(b"not a real password, only for timing", &salt)
             .expect("hashing a constant works")
             .to_string();
-        PasswordHasher { slots: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: dummy.into() }
+        PasswordHasher { slots: Arc::new(Semaphore::new(concurrency.max(1))), queue_wait, dummy_hash: dummy.into() }
     }
 
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
-        let permit = tokio::time::timeout(QUEUE_WAIT, self.slots.clone().acquire_owned())
+        let permit = tokio::time::timeout(self.queue_wait, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| AppError::Unavailable(anyhow::anyhow!("password hashing queue full")))?
             .map_err(|e| AppError::Internal(e.into()))?;
@@ -149,6 +156,16 @@ mod tests {
     #[test]
     fn a_long_random_passphrase_is_accepted() {
         check_new_password("correct horse battery staple 42", "bob", Some("bob@example.com")).unwrap();
+    }
+
+    #[actix_web::test]
+    async fn when_every_slot_is_busy_a_request_gets_503_instead_of_queueing_forever() {
+        let hasher = PasswordHasher::with_queue_wait(1, Duration::from_millis(1));
+        let _busy = hasher.slots.clone().acquire_owned().await.unwrap();
+        let err = hasher.hash(SecretString::from("some password here")).await.unwrap_err();
+        assert!(matches!(err, AppError::Unavailable(_)), "{err:?}");
+        drop(_busy);
+        assert!(hasher.hash(SecretString::from("some password here")).await.is_ok());
     }
 
     #[actix_web::test]

@@ -14,5 +14,6 @@ mod outbox;
 mod register;
 mod reset;
 mod schema;
+mod session_lifetime;
 mod sessions;
 mod two_factor;
