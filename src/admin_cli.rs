@@ -20,7 +20,12 @@ pub enum AdminOutcome {
 
 /// Creates a verified admin account, or promotes an existing one. Admin
 /// pages also require 2FA, which the admin enrols after signing in.
-pub fn create_admin(conn: &mut PgConnection, username: &str, email: &str, password: &str) -> anyhow::Result<AdminOutcome> {
+pub fn create_admin(
+    conn: &mut PgConnection,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<AdminOutcome> {
     let meta = RequestMeta { ip: None, user_agent: Some("questline create-admin".into()) };
     if let Some(existing) = User::find_by_login(conn, username)? {
         if existing.is_admin() {

@@ -100,9 +100,9 @@ impl ResponseError for AppError {
         }
         let detail = match self {
             AppError::BadRequest(msg) => Some(msg.clone()),
-            AppError::Csrf => Some(
-                "The form has expired or was sent from another site. Reload the page and try again.".to_owned(),
-            ),
+            AppError::Csrf => {
+                Some("The form has expired or was sent from another site. Reload the page and try again.".to_owned())
+            }
             _ => None,
         };
         let mut res = HttpResponse::build(status);
@@ -142,7 +142,9 @@ fn describe(status: StatusCode) -> (&'static str, &'static str) {
         415 => ("Unsupported content", "We cannot read that kind of content here."),
         429 => ("Slow down", "You have made too many requests. Please wait a little and try again."),
         503 => ("Temporarily unavailable", "Questline cannot serve this right now. Please try again in a minute."),
-        s if s >= 500 => ("Something went wrong", "An unexpected error occurred on our side. It has been logged; please try again."),
+        s if s >= 500 => {
+            ("Something went wrong", "An unexpected error occurred on our side. It has been logged; please try again.")
+        }
         _ => ("Request failed", "We could not complete that request."),
     }
 }
@@ -150,13 +152,7 @@ fn describe(status: StatusCode) -> (&'static str, &'static str) {
 /// Renders the error page for `status` as an HTML string.
 pub fn render_error_body(status: StatusCode, detail: Option<String>) -> String {
     let (title, message) = describe(status);
-    let page = ErrorPage {
-        ctx: PageContext::anonymous(),
-        status: status.as_u16(),
-        title,
-        message,
-        detail,
-    };
+    let page = ErrorPage { ctx: PageContext::anonymous(), status: status.as_u16(), title, message, detail };
     page.render().unwrap_or_else(|e| {
         // A template that fails to render must not turn an error page into a panic.
         tracing::error!(error = %e, "rendering the error page failed");
@@ -183,8 +179,7 @@ pub fn render_error_page<B: MessageBody + 'static>(
     let mut res = res.set_body(BoxBody::new(render_error_body(status, None)));
     res.headers_mut().insert(header::CONTENT_TYPE, mime_html());
     res.headers_mut().remove(header::CONTENT_LENGTH);
-    let res: ServiceResponse<EitherBody<B, BoxBody>> =
-        ServiceResponse::new(req, res).map_into_right_body();
+    let res: ServiceResponse<EitherBody<B, BoxBody>> = ServiceResponse::new(req, res).map_into_right_body();
     Ok(ErrorHandlerResponse::Response(res))
 }
 
@@ -195,16 +190,12 @@ mod tests {
     use actix_web::{test, web, App};
 
     async fn body_of(status: u16) -> (StatusCode, String, Option<String>) {
-        let app = test::init_service(
-            App::new()
-                .wrap(ErrorHandlers::new().default_handler(render_error_page))
-                .route(
-                    "/plain/{code}",
-                    web::get().to(|code: web::Path<u16>| async move {
-                        HttpResponse::build(StatusCode::from_u16(*code).unwrap()).finish()
-                    }),
-                ),
-        )
+        let app = test::init_service(App::new().wrap(ErrorHandlers::new().default_handler(render_error_page)).route(
+            "/plain/{code}",
+            web::get().to(|code: web::Path<u16>| async move {
+                HttpResponse::build(StatusCode::from_u16(*code).unwrap()).finish()
+            }),
+        ))
         .await;
         let req = test::TestRequest::get().uri(&format!("/plain/{status}")).to_request();
         let res = test::call_service(&app, req).await;
@@ -264,16 +255,10 @@ mod tests {
 
     #[actix_web::test]
     async fn json_error_responses_are_left_alone() {
-        let app = test::init_service(
-            App::new()
-                .wrap(ErrorHandlers::new().default_handler(render_error_page))
-                .route(
-                    "/j",
-                    web::get().to(|| async {
-                        HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "down"}))
-                    }),
-                ),
-        )
+        let app = test::init_service(App::new().wrap(ErrorHandlers::new().default_handler(render_error_page)).route(
+            "/j",
+            web::get().to(|| async { HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "down"})) }),
+        ))
         .await;
         let res = test::call_service(&app, test::TestRequest::get().uri("/j").to_request()).await;
         let body = test::read_body(res).await;

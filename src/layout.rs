@@ -4,8 +4,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::Payload;
 use actix_session::SessionExt;
+use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use actix_web_flash_messages::{IncomingFlashMessages, Level};
@@ -52,10 +52,9 @@ impl FromRequest for PageContext {
         let incoming = IncomingFlashMessages::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move {
-            let user = crate::auth::session::resolve(&req).await?.map(|c| NavUser {
-                username: c.user.username.clone(),
-                is_admin: c.user.is_admin(),
-            });
+            let user = crate::auth::session::resolve(&req)
+                .await?
+                .map(|c| NavUser { username: c.user.username.clone(), is_admin: c.user.is_admin() });
             let csrf_token = crate::auth::csrf::token(&req.get_session())?;
             let flashes = incoming
                 .await?
@@ -77,9 +76,7 @@ impl FromRequest for PageContext {
 
 /// Renders a page template into a 200 HTML response.
 pub fn render(page: &impl Template) -> Result<HttpResponse, AppError> {
-    let body = page
-        .render()
-        .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("rendering a template")))?;
+    let body = page.render().map_err(|e| AppError::Internal(anyhow::Error::new(e).context("rendering a template")))?;
     Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body))
 }
 

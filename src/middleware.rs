@@ -51,11 +51,8 @@ pub async fn reject_oversized_bodies(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let limit = req.app_data::<web::Data<MaxBodyBytes>>().map(|m| m.0).unwrap_or(usize::MAX);
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         // Rendered here: this middleware sits outside the error-page handler
         // so that an oversized body is refused before sessions are loaded.

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use crate::audit::RequestMeta;
 use crate::cache::Redis;
 use crate::error::AppError;
+use crate::settings::Settings;
 
 /// A named limit: at most `max` hits per `window`.
 #[derive(Debug, Clone, Copy)]
@@ -23,9 +25,17 @@ pub async fn hit(redis: &Redis, limit: Limit, key: &str) -> Result<(), AppError>
     let mut conn = redis.conn();
     let (count, ttl): (u64, i64) = redis::pipe()
         .atomic()
-        .cmd("SET").arg(&redis_key).arg(0).arg("EX").arg(window).arg("NX").ignore()
-        .cmd("INCR").arg(&redis_key)
-        .cmd("TTL").arg(&redis_key)
+        .cmd("SET")
+        .arg(&redis_key)
+        .arg(0)
+        .arg("EX")
+        .arg(window)
+        .arg("NX")
+        .ignore()
+        .cmd("INCR")
+        .arg(&redis_key)
+        .cmd("TTL")
+        .arg(&redis_key)
         .query_async(&mut conn)
         .await
         .map_err(|e| AppError::Unavailable(anyhow::Error::new(e).context("rate limiter")))?;
@@ -34,4 +44,29 @@ pub async fn hit(redis: &Redis, limit: Limit, key: &str) -> Result<(), AppError>
         return Err(AppError::TooManyRequests { retry_after_secs: ttl.max(1) as u64 });
     }
     Ok(())
+}
+
+/// The per-IP, per-minute limits on the account pages.
+#[derive(Debug, Clone, Copy)]
+pub enum PerIp {
+    /// Sign-in and every other password or code check (2FA step,
+    /// re-authentication, turning 2FA off).
+    Login,
+    Register,
+    /// Password reset requests.
+    Reset,
+    /// "Send the confirmation link again".
+    VerifyResend,
+}
+
+/// Counts one hit of `kind` for the request's IP.
+pub async fn per_ip(redis: &Redis, settings: &Settings, kind: PerIp, meta: &RequestMeta) -> Result<(), AppError> {
+    let (name, max) = match kind {
+        PerIp::Login => ("login", settings.login_per_minute),
+        PerIp::Register => ("register", settings.register_per_minute),
+        PerIp::Reset => ("reset", settings.reset_per_minute),
+        PerIp::VerifyResend => ("verify_resend", settings.reset_per_minute),
+    };
+    let limit = Limit { name, max, window: Duration::from_secs(60) };
+    hit(redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await
 }

@@ -123,9 +123,7 @@ impl Settings {
             None | Some("production") => Environment::Production,
             Some("development") => Environment::Development,
             Some(other) => {
-                problems.push(format!(
-                    "QUESTLINE_ENV is `{other}`; use `production` or `development`"
-                ));
+                problems.push(format!("QUESTLINE_ENV is `{other}`; use `production` or `development`"));
                 Environment::Production
             }
         };
@@ -133,44 +131,29 @@ impl Settings {
         let bind_address = parse_or(&get, "BIND_ADDRESS", "127.0.0.1:8080", &mut problems, |v| {
             v.parse::<SocketAddr>().map_err(|e| e.to_string())
         });
-        let public_base_url = parse_or(
-            &get,
-            "PUBLIC_BASE_URL",
-            "http://127.0.0.1:8080",
-            &mut problems,
-            parse_http_url,
-        );
-        let steam_api_base_url = parse_or(
-            &get,
-            "STEAM_API_BASE_URL",
-            "https://api.steampowered.com",
-            &mut problems,
-            parse_http_url,
-        );
+        let public_base_url = parse_or(&get, "PUBLIC_BASE_URL", "http://127.0.0.1:8080", &mut problems, parse_http_url);
+        let steam_api_base_url =
+            parse_or(&get, "STEAM_API_BASE_URL", "https://api.steampowered.com", &mut problems, parse_http_url);
 
         let database_url = required(&get, "DATABASE_URL", "postgres://USER@HOST:5432/questline", &mut problems);
         let redis_url = required(&get, "REDIS_URL", "redis://127.0.0.1:6379", &mut problems);
 
-        let database_pool_size = parse_or(&get, "DATABASE_POOL_SIZE", "10", &mut problems, |v| {
-            match v.parse::<u32>() {
+        let database_pool_size =
+            parse_or(&get, "DATABASE_POOL_SIZE", "10", &mut problems, |v| match v.parse::<u32>() {
                 Ok(n) if (1..=200).contains(&n) => Ok(n),
                 _ => Err("must be a whole number from 1 to 200".into()),
-            }
-        });
+            });
         let run_migrations = parse_or(&get, "RUN_MIGRATIONS", "true", &mut problems, parse_bool);
-        let max_body_bytes = parse_or(&get, "MAX_BODY_BYTES", "6291456", &mut problems, |v| {
-            match v.parse::<usize>() {
-                Ok(n) if n >= 1024 => Ok(n),
-                _ => Err("must be a whole number of bytes, at least 1024".into()),
-            }
+        let max_body_bytes = parse_or(&get, "MAX_BODY_BYTES", "6291456", &mut problems, |v| match v.parse::<usize>() {
+            Ok(n) if n >= 1024 => Ok(n),
+            _ => Err("must be a whole number of bytes, at least 1024".into()),
         });
         let per_minute = |v: &str| match v.parse::<u32>() {
             Ok(n) if n >= 1 => Ok(n),
             _ => Err("must be a whole number, at least 1".to_owned()),
         };
         let login_per_minute = parse_or(&get, "RATE_LIMIT_LOGIN_PER_MINUTE", "5", &mut problems, per_minute);
-        let register_per_minute =
-            parse_or(&get, "RATE_LIMIT_REGISTER_PER_MINUTE", "3", &mut problems, per_minute);
+        let register_per_minute = parse_or(&get, "RATE_LIMIT_REGISTER_PER_MINUTE", "3", &mut problems, per_minute);
         let reset_per_minute = parse_or(&get, "RATE_LIMIT_RESET_PER_MINUTE", "3", &mut problems, per_minute);
         let log_format = parse_or(&get, "LOG_FORMAT", "json", &mut problems, |v| match v {
             "json" => Ok(LogFormat::Json),
@@ -181,8 +164,7 @@ impl Settings {
         let session_secret = secret_bytes(&get, "SESSION_SECRET", SESSION_SECRET_BYTES, false, &mut problems);
         let master_key = secret_bytes(&get, "MASTER_KEY", MASTER_KEY_BYTES, true, &mut problems);
         let master_key_id = get("MASTER_KEY_ID").unwrap_or_else(|| "k1".to_owned());
-        if !master_key_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            || master_key_id.len() > 32
+        if !master_key_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || master_key_id.len() > 32
         {
             problems.push("MASTER_KEY_ID must be at most 32 letters, digits, `-` or `_`".into());
         }
@@ -296,9 +278,7 @@ fn secret_bytes(
     exact: bool,
     problems: &mut Vec<String>,
 ) -> Option<SecretSlice<u8>> {
-    let how = format!(
-        "make one with `questline generate-secrets` or `head -c {len} /dev/urandom | base64 -w0`"
-    );
+    let how = format!("make one with `questline generate-secrets` or `head -c {len} /dev/urandom | base64 -w0`");
     let Some(raw) = get(key) else {
         problems.push(format!("{key} is not set: {how}"));
         return None;
@@ -342,11 +322,7 @@ pub fn generate_secrets() -> String {
     rand::rng().fill_bytes(&mut session);
     rand::rng().fill_bytes(&mut master);
     let b64 = base64::engine::general_purpose::STANDARD;
-    format!(
-        "SESSION_SECRET={}\nMASTER_KEY={}\n",
-        b64.encode(session),
-        b64.encode(master)
-    )
+    format!("SESSION_SECRET={}\nMASTER_KEY={}\n", b64.encode(session), b64.encode(master))
 }
 
 #[cfg(test)]
@@ -355,11 +331,8 @@ mod tests {
 
     fn base() -> HashMap<String, String> {
         let secrets = generate_secrets();
-        let mut map: HashMap<String, String> = secrets
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let mut map: HashMap<String, String> =
+            secrets.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         map.insert("DATABASE_URL".into(), "postgres://localhost/q".into());
         map.insert("REDIS_URL".into(), "redis://localhost".into());
         map

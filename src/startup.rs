@@ -19,12 +19,12 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::password::PasswordHasher;
 use crate::cache::Redis;
+use crate::db::{self, PgPool};
 use crate::email::worker::OutboxSignal;
 use crate::email::Mailer;
-use crate::settings::Environment;
-use crate::db::{self, PgPool};
 use crate::error::{render_error_page, AppError};
 use crate::middleware::{self as mw, MaxBodyBytes};
+use crate::settings::Environment;
 use crate::settings::Settings;
 
 /// Largest urlencoded form any page accepts; uploads use multipart instead.
@@ -41,8 +41,8 @@ impl Application {
     /// Connects to the dependencies, applies migrations when configured, and
     /// binds `BIND_ADDRESS` (port 0 picks a free one).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.bind_address)
-            .with_context(|| format!("binding {}", settings.bind_address))?;
+        let listener =
+            TcpListener::bind(settings.bind_address).with_context(|| format!("binding {}", settings.bind_address))?;
         Self::build_with_listener(settings, listener).await
     }
 
@@ -134,11 +134,9 @@ fn run(
                     .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
             )
             .build();
-        let flashes = FlashMessagesFramework::builder(
-            CookieMessageStore::builder(key.clone()).build(),
-        )
-        .minimum_level(Level::Info)
-        .build();
+        let flashes = FlashMessagesFramework::builder(CookieMessageStore::builder(key.clone()).build())
+            .minimum_level(Level::Info)
+            .build();
 
         App::new()
             .app_data(settings.clone())
@@ -148,11 +146,7 @@ fn run(
             .app_data(signal.clone())
             .app_data(cipher.clone())
             .app_data(web::Data::new(max_body))
-            .app_data(
-                web::FormConfig::default()
-                    .limit(FORM_LIMIT_BYTES)
-                    .error_handler(|err, _| form_error(err).into()),
-            )
+            .app_data(web::FormConfig::default().limit(FORM_LIMIT_BYTES).error_handler(|err, _| form_error(err).into()))
             .app_data(
                 web::QueryConfig::default()
                     .error_handler(|err, _| AppError::BadRequest(format!("invalid query: {err}")).into()),

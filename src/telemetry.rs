@@ -33,19 +33,13 @@ pub struct RedactingRootSpan;
 impl tracing_actix_web::RootSpanBuilder for RedactingRootSpan {
     fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
         use actix_web::HttpMessage;
-        let request_id = request
-            .extensions()
-            .get::<tracing_actix_web::RequestId>()
-            .map(|id| id.to_string())
-            .unwrap_or_default();
+        let request_id =
+            request.extensions().get::<tracing_actix_web::RequestId>().map(|id| id.to_string()).unwrap_or_default();
         let route = request.match_pattern().unwrap_or_else(|| "default".to_owned());
         let target = loggable_target(request.path(), &route);
         let client_ip = request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-        let user_agent = request
-            .headers()
-            .get(actix_web::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let user_agent =
+            request.headers().get(actix_web::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
         tracing::info_span!(
             "HTTP request",
             http.method = %request.method(),

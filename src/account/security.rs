@@ -1,8 +1,6 @@
 //! Sensitive account changes: password, email and two-factor settings, each
 //! behind a fresh re-authentication ("sudo mode", as GitHub calls it).
 
-use std::time::Duration as StdDuration;
-
 use actix_session::SessionExt;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -23,12 +21,11 @@ use crate::cache::Redis;
 use crate::crypto::Cipher;
 use crate::db::{self, PgPool};
 use crate::email::messages::{EmailChangeNotice, PasswordChanged, VerifyEmail};
-use crate::email::outbox;
 use crate::email::worker::OutboxSignal;
 use crate::error::AppError;
 use crate::layout::{render, render_status, see_other, PageContext};
 use crate::models::user::User;
-use crate::ratelimit::{self, Limit};
+use crate::ratelimit::{self, PerIp};
 use crate::schema::users;
 use crate::settings::Settings;
 
@@ -88,7 +85,11 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-async fn reauth_form(ctx: PageContext, current: CurrentUser, query: web::Query<NextQuery>) -> Result<HttpResponse, AppError> {
+async fn reauth_form(
+    ctx: PageContext,
+    current: CurrentUser,
+    query: web::Query<NextQuery>,
+) -> Result<HttpResponse, AppError> {
     render(&ReauthPage {
         ctx,
         next: safe_next(query.next.as_deref()),
@@ -117,8 +118,7 @@ async fn reauth(
     cipher: web::Data<Cipher>,
     settings: web::Data<Settings>,
 ) -> Result<HttpResponse, AppError> {
-    let limit = Limit { name: "login", max: settings.login_per_minute, window: StdDuration::from_secs(60) };
-    ratelimit::hit(&redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await?;
+    ratelimit::per_ip(&redis, &settings, PerIp::Login, &meta).await?;
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref());
     let user = current.user;
@@ -130,7 +130,12 @@ async fn reauth(
     if !ok {
         return render_status(
             StatusCode::UNAUTHORIZED,
-            &ReauthPage { ctx, next, needs_code: user.has_totp(), error: Some("That password or code is not right.".into()) },
+            &ReauthPage {
+                ctx,
+                next,
+                needs_code: user.has_totp(),
+                error: Some("That password or code is not right.".into()),
+            },
         );
     }
     req.get_session()
@@ -262,14 +267,14 @@ async fn disable_2fa(
     cipher: web::Data<Cipher>,
     settings: web::Data<Settings>,
 ) -> Result<HttpResponse, AppError> {
-    let limit = Limit { name: "login", max: settings.login_per_minute, window: StdDuration::from_secs(60) };
-    ratelimit::hit(&redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await?;
+    ratelimit::per_ip(&redis, &settings, PerIp::Login, &meta).await?;
     let user = current.user;
     let form = form.into_inner();
     let ok = check_credentials(&user, form.password, Some(form.code), &hasher, &cipher, &pool).await?;
     db::run(&pool, move |conn| {
         conn.transaction(|conn| {
-            let event = AuditEvent::new("auth", "2fa_disable", &meta).actor(user.id).target_user(user.id, &user.username);
+            let event =
+                AuditEvent::new("auth", "2fa_disable", &meta).actor(user.id).target_user(user.id, &user.username);
             if ok {
                 totp::disable(conn, user.id)?;
                 event.record(conn)?;
@@ -322,7 +327,8 @@ async fn change_password(
     require_recent_auth(&req)?;
     let form = form.into_inner();
     let CurrentUser { user, session_id } = current;
-    let mut error = password::check_new_password(form.password.expose_secret(), &user.username, user.email.as_deref()).err();
+    let mut error =
+        password::check_new_password(form.password.expose_secret(), &user.username, user.email.as_deref()).err();
     if error.is_none() && form.password.expose_secret() != form.password_confirmation.expose_secret() {
         error = Some("The two passwords do not match.".into());
     }
@@ -340,10 +346,7 @@ async fn change_password(
                 .details(serde_json::json!({ "sessions_ended": ended }))
                 .record(conn)?;
             if let Some(email) = &user.email {
-                let msg = PasswordChanged { username: user.username.clone() }
-                    .render(email)
-                    .map_err(|e| AppError::Internal(e.into()))?;
-                outbox::enqueue(conn, &msg)?;
+                PasswordChanged { username: user.username.clone() }.queue(conn, email)?;
             }
             Ok(())
         })
@@ -389,7 +392,9 @@ async fn change_email(
     let user = current.user;
     let new_email = match normalise_email(&form.email) {
         Ok(e) => e,
-        Err(error) => return render_status(StatusCode::UNPROCESSABLE_ENTITY, &EmailPage { ctx, user, error: Some(error) }),
+        Err(error) => {
+            return render_status(StatusCode::UNPROCESSABLE_ENTITY, &EmailPage { ctx, user, error: Some(error) })
+        }
     };
     let (u, addr, base) = (user.clone(), new_email.clone(), settings.clone());
     let taken = db::run(&pool, move |conn| {
@@ -404,15 +409,10 @@ async fn change_email(
             // The current address stays in force until the new one is proved.
             diesel::update(users::table.find(u.id)).set(users::pending_email.eq(&addr)).execute(conn)?;
             let token = tokens::issue(conn, u.id, Purpose::VerifyEmail, Some(&addr))?;
-            let verify = VerifyEmail { username: u.username.clone(), link: base.public_url(&format!("/verify-email/{token}")) }
-                .render(&addr)
-                .map_err(|e| AppError::Internal(e.into()))?;
-            outbox::enqueue(conn, &verify)?;
+            VerifyEmail { username: u.username.clone(), link: base.public_url(&format!("/verify-email/{token}")) }
+                .queue(conn, &addr)?;
             if let Some(old) = &u.email {
-                let notice = EmailChangeNotice { username: u.username.clone(), new_email: addr.clone() }
-                    .render(old)
-                    .map_err(|e| AppError::Internal(e.into()))?;
-                outbox::enqueue(conn, &notice)?;
+                EmailChangeNotice { username: u.username.clone(), new_email: addr.clone() }.queue(conn, old)?;
             }
             AuditEvent::new("auth", "email_change_request", &meta)
                 .actor(u.id)
@@ -439,6 +439,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/account/2fa/setup").route(web::get().to(setup_page)))
         .service(web::resource("/account/2fa/confirm").route(web::post().to(confirm_2fa)))
         .service(web::resource("/account/2fa/disable").route(web::post().to(disable_2fa)))
-        .service(web::resource("/account/password").route(web::get().to(password_form)).route(web::post().to(change_password)))
+        .service(
+            web::resource("/account/password")
+                .route(web::get().to(password_form))
+                .route(web::post().to(change_password)),
+        )
         .service(web::resource("/account/email").route(web::get().to(email_form)).route(web::post().to(change_email)));
 }

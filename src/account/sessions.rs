@@ -58,7 +58,11 @@ async fn revoke_one(
         // Scoped to the owner: another user's session id revokes nothing.
         let revoked = UserSession::revoke(conn, user.id, &id)?;
         let event = AuditEvent::new("session", "revoke", &meta).actor(user.id).target_user(user.id, &user.username);
-        if revoked { event.record(conn)? } else { event.failed("no such session").record(conn)? }
+        if revoked {
+            event.record(conn)?
+        } else {
+            event.failed("no such session").record(conn)?
+        }
         Ok(revoked)
     })
     .await?;
@@ -70,7 +74,11 @@ async fn revoke_one(
     Ok(see_other("/account/sessions"))
 }
 
-async fn revoke_others(current: CurrentUser, meta: RequestMeta, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
+async fn revoke_others(
+    current: CurrentUser,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, AppError> {
     let CurrentUser { user, session_id } = current;
     let ended = db::run(&pool, move |conn| {
         let ended = UserSession::revoke_all_except(conn, user.id, Some(&session_id))?;

@@ -28,9 +28,7 @@ pub fn token(session: &Session) -> Result<String, AppError> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let t = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    session
-        .insert(SESSION_KEY, &t)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("storing the CSRF token: {e}")))?;
+    session.insert(SESSION_KEY, &t).map_err(|e| AppError::Internal(anyhow::anyhow!("storing the CSRF token: {e}")))?;
     Ok(t)
 }
 
@@ -50,11 +48,7 @@ pub async fn verify(
         return Ok(next.call(req).await?.map_into_left_body());
     }
     let expected: Option<String> = req.get_session().get(SESSION_KEY).ok().flatten();
-    let mut provided = req
-        .headers()
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let mut provided = req.headers().get(HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -65,9 +59,7 @@ pub async fn verify(
         // for the handler's own extractor.
         match req.extract::<web::Bytes>().await {
             Ok(body) => {
-                provided = url::form_urlencoded::parse(&body)
-                    .find(|(k, _)| k == FIELD)
-                    .map(|(_, v)| v.into_owned());
+                provided = url::form_urlencoded::parse(&body).find(|(k, _)| k == FIELD).map(|(_, v)| v.into_owned());
                 req.set_payload(body.into());
             }
             Err(_) => {

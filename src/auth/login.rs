@@ -1,7 +1,5 @@
 //! Signing in and out, with per-account lockout and per-IP limits.
 
-use std::time::Duration as StdDuration;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
@@ -17,12 +15,11 @@ use crate::audit::{AuditEvent, RequestMeta};
 use crate::cache::Redis;
 use crate::db::{self, PgPool};
 use crate::email::messages::{AccountLocked, NewDeviceLogin};
-use crate::email::outbox;
 use crate::email::worker::OutboxSignal;
 use crate::error::AppError;
 use crate::layout::{render, render_status, see_other, PageContext};
 use crate::models::user::User;
-use crate::ratelimit::{self, Limit};
+use crate::ratelimit::{self, PerIp};
 use crate::schema::users;
 use crate::settings::Settings;
 
@@ -70,9 +67,14 @@ pub struct LoginForm {
 
 /// What a sign-in attempt came to, decided in one transaction.
 enum Outcome {
-    Success { user: User, session: UserSession },
+    Success {
+        user: User,
+        session: UserSession,
+    },
     /// Password right; a code from the authenticator app comes next.
-    SecondFactor { user_id: i64 },
+    SecondFactor {
+        user_id: i64,
+    },
     Unverified,
     Failed,
 }
@@ -89,8 +91,7 @@ async fn submit(
     settings: web::Data<Settings>,
     signal: web::Data<OutboxSignal>,
 ) -> Result<HttpResponse, AppError> {
-    let limit = Limit { name: "login", max: settings.login_per_minute, window: StdDuration::from_secs(60) };
-    ratelimit::hit(&redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await?;
+    ratelimit::per_ip(&redis, &settings, PerIp::Login, &meta).await?;
 
     let form = form.into_inner();
     let login = form.login.trim().to_owned();
@@ -104,10 +105,8 @@ async fn submit(
     let password_ok = hasher.verify(user.as_ref().and_then(|u| u.password_hash.clone()), form.password).await?;
 
     let meta2 = meta.clone();
-    let outcome = db::run(&pool, move |conn| {
-        conn.transaction(|conn| decide(conn, user, password_ok, remember, &meta2))
-    })
-    .await?;
+    let outcome =
+        db::run(&pool, move |conn| conn.transaction(|conn| decide(conn, user, password_ok, remember, &meta2))).await?;
     signal.notify();
 
     match outcome {
@@ -149,11 +148,7 @@ fn decide(
         return Ok(Outcome::Failed);
     };
     // Re-read under a row lock: concurrent failures must all count.
-    let user: User = users::table
-        .find(user.id)
-        .for_update()
-        .select(User::as_select())
-        .first(conn)?;
+    let user: User = users::table.find(user.id).for_update().select(User::as_select()).first(conn)?;
     let audit = || AuditEvent::new("auth", "login", meta).actor(user.id).target_user(user.id, &user.username);
     let locked = user.locked_until.is_some_and(|t| t > now);
     if locked {
@@ -178,7 +173,12 @@ fn decide(
 /// Counts a failed attempt (wrong password or wrong code) against `user`,
 /// locking the account and emailing its owner at the threshold. `user` must
 /// have been read `FOR UPDATE` in the caller's transaction.
-pub(crate) fn record_failure(conn: &mut PgConnection, user: &User, meta: &RequestMeta, reason: &str) -> Result<(), AppError> {
+pub(crate) fn record_failure(
+    conn: &mut PgConnection,
+    user: &User,
+    meta: &RequestMeta,
+    reason: &str,
+) -> Result<(), AppError> {
     let now = Utc::now();
     let failures = user.failed_logins + 1;
     let audit = AuditEvent::new("auth", "login", meta).actor(user.id).target_user(user.id, &user.username);
@@ -196,14 +196,12 @@ pub(crate) fn record_failure(conn: &mut PgConnection, user: &User, meta: &Reques
         .details(serde_json::json!({ "minutes": LOCKOUT_MINUTES, "failures": failures }))
         .record(conn)?;
     if let Some(email) = &user.email {
-        let msg = AccountLocked {
+        AccountLocked {
             username: user.username.clone(),
             minutes: LOCKOUT_MINUTES,
             ip: meta.ip.clone().unwrap_or_else(|| "an unknown address".into()),
         }
-        .render(email)
-        .map_err(|e| AppError::Internal(e.into()))?;
-        outbox::enqueue(conn, &msg)?;
+        .queue(conn, email)?;
     }
     Ok(())
 }
@@ -219,7 +217,11 @@ pub(crate) fn complete(
 ) -> Result<UserSession, AppError> {
     let now = Utc::now();
     diesel::update(users::table.find(user.id))
-        .set((users::failed_logins.eq(0), users::locked_until.eq(None::<chrono::DateTime<Utc>>), users::last_login_at.eq(now)))
+        .set((
+            users::failed_logins.eq(0),
+            users::locked_until.eq(None::<chrono::DateTime<Utc>>),
+            users::last_login_at.eq(now),
+        ))
         .execute(conn)?;
     let session = UserSession::create(conn, user.id, remember, meta)?;
     let new_device = session::remember_device(conn, user.id, meta.user_agent.as_deref())?;
@@ -231,15 +233,13 @@ pub(crate) fn complete(
     // The very first sign-in is from a new device by definition; no notice.
     if new_device && user.last_login_at.is_some() {
         if let Some(email) = &user.email {
-            let msg = NewDeviceLogin {
+            NewDeviceLogin {
                 username: user.username.clone(),
                 device: session.device(),
                 ip: meta.ip.clone().unwrap_or_else(|| "unknown".into()),
                 when: now.format("%Y-%m-%d %H:%M UTC").to_string(),
             }
-            .render(email)
-            .map_err(|e| AppError::Internal(e.into()))?;
-            outbox::enqueue(conn, &msg)?;
+            .queue(conn, email)?;
         }
     }
     Ok(session)

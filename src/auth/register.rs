@@ -1,7 +1,5 @@
 //! Creating an account.
 
-use std::time::Duration as StdDuration;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
@@ -17,12 +15,11 @@ use crate::audit::{AuditEvent, RequestMeta};
 use crate::cache::Redis;
 use crate::db::{self, PgPool};
 use crate::email::messages::VerifyEmail;
-use crate::email::outbox;
 use crate::email::worker::OutboxSignal;
 use crate::error::AppError;
 use crate::layout::{render, render_status, see_other, PageContext};
 use crate::models::user::{NewUser, Role, User};
-use crate::ratelimit::{self, Limit};
+use crate::ratelimit::{self, PerIp};
 use crate::schema::users;
 use crate::settings::Settings;
 
@@ -93,8 +90,7 @@ async fn submit(
     settings: web::Data<Settings>,
     signal: web::Data<OutboxSignal>,
 ) -> Result<HttpResponse, AppError> {
-    let limit = Limit { name: "register", max: settings.register_per_minute, window: StdDuration::from_secs(60) };
-    ratelimit::hit(&redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await?;
+    ratelimit::per_ip(&redis, &settings, PerIp::Register, &meta).await?;
 
     let form = form.into_inner();
     let username = form.username.trim().to_owned();
@@ -123,7 +119,10 @@ async fn submit(
     let created = db::run(&pool, move |conn| {
         conn.transaction(|conn| {
             let taken: bool = diesel::select(diesel::dsl::exists(
-                users::table.filter(diesel::dsl::sql::<diesel::sql_types::Bool>("lower(username) = ").bind::<diesel::sql_types::Text, _>(name.to_lowercase())),
+                users::table.filter(
+                    diesel::dsl::sql::<diesel::sql_types::Bool>("lower(username) = ")
+                        .bind::<diesel::sql_types::Text, _>(name.to_lowercase()),
+                ),
             ))
             .get_result(conn)?;
             if taken {
@@ -145,10 +144,8 @@ async fn submit(
                 &NewUser { username: &name, email: Some(&addr), password_hash: Some(&hash), role: Role::User },
             )?;
             let token = tokens::issue(conn, user.id, Purpose::VerifyEmail, Some(&addr))?;
-            let msg = VerifyEmail { username: user.username.clone(), link: base.public_url(&format!("/verify-email/{token}")) }
-                .render(&addr)
-                .map_err(|e| AppError::Internal(e.into()))?;
-            outbox::enqueue(conn, &msg)?;
+            VerifyEmail { username: user.username.clone(), link: base.public_url(&format!("/verify-email/{token}")) }
+                .queue(conn, &addr)?;
             AuditEvent::new("auth", "register", &meta)
                 .actor(user.id)
                 .target_user(user.id, &user.username)
@@ -164,10 +161,8 @@ async fn submit(
         }
         Ok(()) => {
             signal.notify();
-            FlashMessage::success(format!(
-                "Welcome! We sent a link to {email}. Confirm your address, then sign in."
-            ))
-            .send();
+            FlashMessage::success(format!("Welcome! We sent a link to {email}. Confirm your address, then sign in."))
+                .send();
             Ok(see_other("/login"))
         }
     }

@@ -2,8 +2,6 @@
 //! link works once, for an hour; a reset signs out every session and never
 //! signs in by itself.
 
-use std::time::Duration as StdDuration;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
@@ -21,17 +19,17 @@ use crate::audit::{AuditEvent, RequestMeta};
 use crate::cache::Redis;
 use crate::db::{self, PgPool};
 use crate::email::messages::{PasswordChanged, ResetPassword};
-use crate::email::outbox;
 use crate::email::worker::OutboxSignal;
 use crate::error::AppError;
 use crate::layout::{render, render_status, see_other, PageContext};
 use crate::models::user::User;
-use crate::ratelimit::{self, Limit};
+use crate::ratelimit::{self, PerIp};
 use crate::schema::users;
 use crate::settings::Settings;
 
 /// The answer to every reset request, known address or not.
-pub const SENT: &str = "If an account uses that address, we sent it a link to choose a new password. It works for one hour.";
+pub const SENT: &str =
+    "If an account uses that address, we sent it a link to choose a new password. It works for one hour.";
 
 #[derive(Template)]
 #[template(path = "auth/forgot.html")]
@@ -56,29 +54,23 @@ async fn forgot(
     settings: web::Data<Settings>,
     signal: web::Data<OutboxSignal>,
 ) -> Result<HttpResponse, AppError> {
-    let limit = Limit { name: "reset", max: settings.reset_per_minute, window: StdDuration::from_secs(60) };
-    ratelimit::hit(&redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await?;
+    ratelimit::per_ip(&redis, &settings, PerIp::Reset, &meta).await?;
     if let Ok(email) = normalise_email(&form.email) {
         let base = settings.clone();
         db::run(&pool, move |conn| {
             conn.transaction(|conn| {
-                let user: Option<User> = users::table
-                    .filter(users::email.eq(&email))
-                    .select(User::as_select())
-                    .first(conn)
-                    .optional()?;
+                let user: Option<User> =
+                    users::table.filter(users::email.eq(&email)).select(User::as_select()).first(conn).optional()?;
                 let Some(user) = user else {
                     AuditEvent::new("auth", "reset_request", &meta).failed("unknown address").record(conn)?;
                     return Ok(());
                 };
                 let token = tokens::issue(conn, user.id, Purpose::ResetPassword, None)?;
-                let msg = ResetPassword {
+                ResetPassword {
                     username: user.username.clone(),
                     link: base.public_url(&format!("/password/reset/{token}")),
                 }
-                .render(&email)
-                .map_err(|e| AppError::Internal(e.into()))?;
-                outbox::enqueue(conn, &msg)?;
+                .queue(conn, &email)?;
                 AuditEvent::new("auth", "reset_request", &meta).target_user(user.id, &user.username).record(conn)?;
                 Ok(())
             })
@@ -99,7 +91,11 @@ struct ResetPage {
     error: Option<String>,
 }
 
-async fn reset_form(ctx: PageContext, token: web::Path<String>, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
+async fn reset_form(
+    ctx: PageContext,
+    token: web::Path<String>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, AppError> {
     let token = token.into_inner();
     let t = token.clone();
     let valid = db::run(&pool, move |conn| Ok(tokens::peek(conn, &t, Purpose::ResetPassword)?.is_some())).await?;
@@ -137,7 +133,8 @@ async fn reset(
     let Some(owner) = owner else {
         return render_status(StatusCode::BAD_REQUEST, &ResetPage { ctx, token, valid: false, error: None });
     };
-    let mut error = password::check_new_password(form.password.expose_secret(), &owner.username, owner.email.as_deref()).err();
+    let mut error =
+        password::check_new_password(form.password.expose_secret(), &owner.username, owner.email.as_deref()).err();
     if error.is_none() && form.password.expose_secret() != form.password_confirmation.expose_secret() {
         error = Some("The two passwords do not match.".into());
     }
@@ -166,17 +163,17 @@ async fn reset(
                 .details(serde_json::json!({ "sessions_ended": ended }))
                 .record(conn)?;
             if let Some(email) = &user.email {
-                let msg = PasswordChanged { username: user.username.clone() }
-                    .render(email)
-                    .map_err(|e| AppError::Internal(e.into()))?;
-                outbox::enqueue(conn, &msg)?;
+                PasswordChanged { username: user.username.clone() }.queue(conn, email)?;
             }
             Ok(true)
         })
     })
     .await?;
     if !done {
-        return render_status(StatusCode::BAD_REQUEST, &ResetPage { ctx, token: String::new(), valid: false, error: None });
+        return render_status(
+            StatusCode::BAD_REQUEST,
+            &ResetPage { ctx, token: String::new(), valid: false, error: None },
+        );
     }
     signal.notify();
     FlashMessage::success("Your password is changed. Sign in with the new one.").send();

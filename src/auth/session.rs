@@ -47,7 +47,12 @@ pub struct UserSession {
 
 impl UserSession {
     /// Registers a new signed-in browser.
-    pub fn create(conn: &mut PgConnection, user_id: i64, remember: bool, meta: &RequestMeta) -> QueryResult<UserSession> {
+    pub fn create(
+        conn: &mut PgConnection,
+        user_id: i64,
+        remember: bool,
+        meta: &RequestMeta,
+    ) -> QueryResult<UserSession> {
         let mut bytes = [0u8; 24];
         rand::rng().fill_bytes(&mut bytes);
         let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
@@ -201,9 +206,7 @@ fn load(conn: &mut PgConnection, user_id: i64, sid: &str) -> Result<Option<Curre
         return Ok(None);
     }
     if now - s.last_seen_at > TOUCH_EVERY {
-        diesel::update(user_sessions::table.find(sid))
-            .set(user_sessions::last_seen_at.eq(now))
-            .execute(conn)?;
+        diesel::update(user_sessions::table.find(sid)).set(user_sessions::last_seen_at.eq(now)).execute(conn)?;
     }
     Ok(Some(CurrentUser { user, session_id: s.id }))
 }
@@ -216,9 +219,7 @@ pub fn sign_in(req: &HttpRequest, user_id: i64, session_id: &str) -> Result<(), 
     session.remove("csrf");
     Identity::login(&req.extensions(), user_id.to_string())
         .map_err(|e| AppError::Internal(anyhow::anyhow!("identity: {e}")))?;
-    session
-        .insert(SID_KEY, session_id)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))?;
+    session.insert(SID_KEY, session_id).map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))?;
     Ok(())
 }
 

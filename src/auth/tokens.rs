@@ -46,12 +46,7 @@ pub struct ConsumedToken {
 
 /// Creates a token and returns its plain text for the link. Earlier unused
 /// tokens of the same purpose stop working: only the newest email counts.
-pub fn issue(
-    conn: &mut PgConnection,
-    user_id: i64,
-    purpose: Purpose,
-    email: Option<&str>,
-) -> QueryResult<String> {
+pub fn issue(conn: &mut PgConnection, user_id: i64, purpose: Purpose, email: Option<&str>) -> QueryResult<String> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);

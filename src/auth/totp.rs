@@ -51,19 +51,24 @@ pub fn store_pending(conn: &mut PgConnection, cipher: &Cipher, user_id: i64, sec
         .map(|_| ())
 }
 
-fn decrypt(cipher: &Cipher, user_id: i64, key_id: Option<&str>, data: Option<&[u8]>) -> Result<Option<Vec<u8>>, AppError> {
+fn decrypt(
+    cipher: &Cipher,
+    user_id: i64,
+    key_id: Option<&str>,
+    data: Option<&[u8]>,
+) -> Result<Option<Vec<u8>>, AppError> {
     match (key_id, data) {
-        (Some(k), Some(d)) => cipher
-            .decrypt(k, d, &context(user_id))
-            .map(Some)
-            .map_err(|e| AppError::Internal(e.into())),
+        (Some(k), Some(d)) => {
+            cipher.decrypt(k, d, &context(user_id)).map(Some).map_err(|e| AppError::Internal(e.into()))
+        }
         _ => Ok(None),
     }
 }
 
 /// The QR code and text form of the user's pending secret.
 pub fn enrolment(cipher: &Cipher, user: &User) -> Result<Option<Enrolment>, AppError> {
-    let Some(secret) = decrypt(cipher, user.id, user.totp_pending_key_id.as_deref(), user.totp_pending_enc.as_deref())? else {
+    let Some(secret) = decrypt(cipher, user.id, user.totp_pending_key_id.as_deref(), user.totp_pending_enc.as_deref())?
+    else {
         return Ok(None);
     };
     let t = totp(secret, &user.username)?;
@@ -95,8 +100,14 @@ fn unix_now() -> u64 {
 /// Confirms enrolment with a code from the app; on success the pending
 /// secret becomes the active one and fresh backup codes are returned (to be
 /// shown once).
-pub fn confirm_enrolment(conn: &mut PgConnection, cipher: &Cipher, user: &User, code: &str) -> Result<Option<Vec<String>>, AppError> {
-    let Some(secret) = decrypt(cipher, user.id, user.totp_pending_key_id.as_deref(), user.totp_pending_enc.as_deref())? else {
+pub fn confirm_enrolment(
+    conn: &mut PgConnection,
+    cipher: &Cipher,
+    user: &User,
+    code: &str,
+) -> Result<Option<Vec<String>>, AppError> {
+    let Some(secret) = decrypt(cipher, user.id, user.totp_pending_key_id.as_deref(), user.totp_pending_enc.as_deref())?
+    else {
         return Ok(None);
     };
     let Some(step) = matching_step(secret.clone(), &user.username, code, unix_now())? else { return Ok(None) };
@@ -116,7 +127,12 @@ pub fn confirm_enrolment(conn: &mut PgConnection, cipher: &Cipher, user: &User, 
 /// Checks a sign-in code: a TOTP code not used before, or an unused backup
 /// code. Call inside a transaction holding the user's row lock, so one code
 /// cannot win twice in a race. True when accepted (and now spent).
-pub fn verify_second_factor(conn: &mut PgConnection, cipher: &Cipher, user: &User, code: &str) -> Result<bool, AppError> {
+pub fn verify_second_factor(
+    conn: &mut PgConnection,
+    cipher: &Cipher,
+    user: &User,
+    code: &str,
+) -> Result<bool, AppError> {
     let Some(secret) = decrypt(cipher, user.id, user.totp_key_id.as_deref(), user.totp_secret_enc.as_deref())? else {
         return Ok(false);
     };
@@ -155,17 +171,12 @@ pub fn replace_backup_codes(conn: &mut PgConnection, user_id: i64) -> QueryResul
         .map(|_| {
             let mut b = [0u8; 10];
             rand::rng().fill_bytes(&mut b);
-            let s = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(b)
-                .to_lowercase()
-                .replace(['-', '_'], "x");
+            let s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b).to_lowercase().replace(['-', '_'], "x");
             format!("{}-{}", &s[..5], &s[5..10])
         })
         .collect();
-    let rows: Vec<_> = codes
-        .iter()
-        .map(|c| (backup_codes::user_id.eq(user_id), backup_codes::code_hash.eq(hash_code(c))))
-        .collect();
+    let rows: Vec<_> =
+        codes.iter().map(|c| (backup_codes::user_id.eq(user_id), backup_codes::code_hash.eq(hash_code(c)))).collect();
     diesel::insert_into(backup_codes::table).values(&rows).execute(conn)?;
     Ok(codes)
 }
@@ -190,7 +201,8 @@ pub fn code_is_current(cipher: &Cipher, user: &User, code: &str) -> Result<bool,
     let Some(secret) = decrypt(cipher, user.id, user.totp_key_id.as_deref(), user.totp_secret_enc.as_deref())? else {
         return Ok(false);
     };
-    Ok(matching_step(secret, &user.username, code, unix_now())?.is_some_and(|s| user.totp_last_step.is_none_or(|l| s > l)))
+    Ok(matching_step(secret, &user.username, code, unix_now())?
+        .is_some_and(|s| user.totp_last_step.is_none_or(|l| s > l)))
 }
 
 #[cfg(test)]

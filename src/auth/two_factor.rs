@@ -1,7 +1,5 @@
 //! The second sign-in step for accounts with TOTP.
 
-use std::time::Duration as StdDuration;
-
 use actix_session::SessionExt;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -21,7 +19,7 @@ use crate::email::worker::OutboxSignal;
 use crate::error::AppError;
 use crate::layout::{render, render_status, see_other, PageContext};
 use crate::models::user::User;
-use crate::ratelimit::{self, Limit};
+use crate::ratelimit::{self, PerIp};
 use crate::schema::users;
 use crate::settings::Settings;
 
@@ -84,8 +82,7 @@ async fn submit(
     settings: web::Data<Settings>,
     signal: web::Data<OutboxSignal>,
 ) -> Result<HttpResponse, AppError> {
-    let limit = Limit { name: "login", max: settings.login_per_minute, window: StdDuration::from_secs(60) };
-    ratelimit::hit(&redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await?;
+    ratelimit::per_ip(&redis, &settings, PerIp::Login, &meta).await?;
     let Some(p) = pending(&req) else {
         actix_web_flash_messages::FlashMessage::warning("Please sign in again.").send();
         return Ok(see_other("/login"));

@@ -1,8 +1,6 @@
 //! Email verification. The link opens a page whose button confirms: a GET
 //! never changes state, and mail scanners that prefetch links spend nothing.
 
-use std::time::Duration as StdDuration;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
@@ -17,12 +15,11 @@ use crate::audit::{AuditEvent, RequestMeta};
 use crate::cache::Redis;
 use crate::db::{self, PgPool};
 use crate::email::messages::VerifyEmail;
-use crate::email::outbox;
 use crate::email::worker::OutboxSignal;
 use crate::error::AppError;
 use crate::layout::{render, render_status, see_other, PageContext};
 use crate::models::user::User;
-use crate::ratelimit::{self, Limit};
+use crate::ratelimit::{self, PerIp};
 use crate::schema::users;
 use crate::settings::Settings;
 
@@ -126,8 +123,7 @@ async fn resend(
     settings: web::Data<Settings>,
     signal: web::Data<OutboxSignal>,
 ) -> Result<HttpResponse, AppError> {
-    let limit = Limit { name: "verify_resend", max: settings.reset_per_minute, window: StdDuration::from_secs(60) };
-    ratelimit::hit(&redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await?;
+    ratelimit::per_ip(&redis, &settings, PerIp::VerifyResend, &meta).await?;
     if let Ok(email) = normalise_email(&form.email) {
         let base = settings.clone();
         db::run(&pool, move |conn| {
@@ -145,10 +141,11 @@ async fn resend(
                     return Ok(());
                 }
                 let token = tokens::issue(conn, user.id, Purpose::VerifyEmail, Some(&email))?;
-                let msg = VerifyEmail { username: user.username.clone(), link: base.public_url(&format!("/verify-email/{token}")) }
-                    .render(&email)
-                    .map_err(|e| AppError::Internal(e.into()))?;
-                outbox::enqueue(conn, &msg)?;
+                VerifyEmail {
+                    username: user.username.clone(),
+                    link: base.public_url(&format!("/verify-email/{token}")),
+                }
+                .queue(conn, &email)?;
                 AuditEvent::new("auth", "verify_resend", &meta).target_user(user.id, &user.username).record(conn)?;
                 Ok(())
             })

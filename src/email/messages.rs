@@ -2,7 +2,7 @@
 
 use askama::Template;
 
-use super::outbox::OutgoingEmail;
+use super::outbox::{self, OutgoingEmail};
 
 /// Declares a message: its data struct, its two templates and its subject.
 macro_rules! message {
@@ -27,6 +27,14 @@ macro_rules! message {
                     text: $text { m: self }.render()?,
                     html: $html { m: self }.render()?,
                 })
+            }
+
+            /// Renders the message for `to` and queues it in the caller's
+            /// transaction.
+            pub fn queue(&self, conn: &mut diesel::PgConnection, to: &str) -> Result<(), crate::error::AppError> {
+                let email = self.render(to).map_err(|e| crate::error::AppError::Internal(e.into()))?;
+                outbox::enqueue(conn, &email)?;
+                Ok(())
             }
         }
     };

@@ -46,13 +46,7 @@ impl Mailer {
 }
 
 /// Builds a text + HTML message.
-pub fn build_message(
-    from: &str,
-    to: &str,
-    subject: &str,
-    text: String,
-    html: String,
-) -> Result<Message, String> {
+pub fn build_message(from: &str, to: &str, subject: &str, text: String, html: String) -> Result<Message, String> {
     let from: Mailbox = from.parse().map_err(|e| format!("MAIL_FROM: {e}"))?;
     let to: Mailbox = to.parse().map_err(|e| format!("recipient: {e}"))?;
     Message::builder()

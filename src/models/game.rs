@@ -77,11 +77,7 @@ pub struct NewGameAchievement<'a> {
 impl GameAchievement {
     /// Writes a game's schema and refreshes its cached achievement count, in
     /// one transaction so the count never disagrees with the rows.
-    pub fn replace_schema(
-        conn: &mut PgConnection,
-        appid: i64,
-        rows: &[NewGameAchievement<'_>],
-    ) -> QueryResult<()> {
+    pub fn replace_schema(conn: &mut PgConnection, appid: i64, rows: &[NewGameAchievement<'_>]) -> QueryResult<()> {
         conn.transaction(|conn| {
             if !rows.is_empty() {
                 diesel::insert_into(game_achievements::table)
@@ -97,15 +93,10 @@ impl GameAchievement {
                     ))
                     .execute(conn)?;
             }
-            let count: i64 = game_achievements::table
-                .filter(game_achievements::appid.eq(appid))
-                .count()
-                .get_result(conn)?;
+            let count: i64 =
+                game_achievements::table.filter(game_achievements::appid.eq(appid)).count().get_result(conn)?;
             diesel::update(games::table.find(appid))
-                .set((
-                    games::achievement_count.eq(count as i32),
-                    games::schema_fetched_at.eq(diesel::dsl::now),
-                ))
+                .set((games::achievement_count.eq(count as i32), games::schema_fetched_at.eq(diesel::dsl::now)))
                 .execute(conn)?;
             Ok(())
         })

@@ -99,10 +99,7 @@ pub struct NewUser<'a> {
 impl User {
     /// Inserts a user; a taken username or email is a unique violation.
     pub fn insert(conn: &mut PgConnection, new: &NewUser<'_>) -> QueryResult<User> {
-        diesel::insert_into(users::table)
-            .values(new)
-            .returning(User::as_returning())
-            .get_result(conn)
+        diesel::insert_into(users::table).values(new).returning(User::as_returning()).get_result(conn)
     }
 
     pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Option<User>> {

@@ -16,13 +16,21 @@ async fn changing_the_password_asks_for_the_current_one_first() {
     assert_eq!(location(&res), "/account/reauth?next=%2Faccount%2Fpassword");
 
     let res = app
-        .submit("/account/reauth?next=/account/password", "/account/reauth", &[("password", "wrong one entirely"), ("next", "/account/password")])
+        .submit(
+            "/account/reauth?next=/account/password",
+            "/account/reauth",
+            &[("password", "wrong one entirely"), ("next", "/account/password")],
+        )
         .await;
     assert_eq!(res.status(), 401);
     assert_eq!(location(&app.get("/account/password").await), "/account/reauth?next=%2Faccount%2Fpassword");
 
     let res = app
-        .submit("/account/reauth?next=/account/password", "/account/reauth", &[("password", PASSWORD), ("next", "/account/password")])
+        .submit(
+            "/account/reauth?next=/account/password",
+            "/account/reauth",
+            &[("password", PASSWORD), ("next", "/account/password")],
+        )
         .await;
     assert_eq!(location(&res), "/account/password");
     assert_eq!(app.get("/account/password").await.status(), 200);
@@ -43,7 +51,11 @@ async fn a_password_change_signs_out_other_sessions_and_sends_a_notice() {
     assert!(text_of(&html(res).await, "#password-error").is_some());
 
     let res = app
-        .submit("/account/password", "/account/password", &[("password", NEW_PASSWORD), ("password_confirmation", NEW_PASSWORD)])
+        .submit(
+            "/account/password",
+            "/account/password",
+            &[("password", NEW_PASSWORD), ("password_confirmation", NEW_PASSWORD)],
+        )
         .await;
     assert_eq!(location(&res), "/account/security");
     assert_eq!(app.get("/account").await.status(), 200, "this session stays");

@@ -15,8 +15,8 @@ use url::Url;
 
 /// The PostgreSQL server tests create their databases on.
 fn server_url() -> Url {
-    let raw = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let raw =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     Url::parse(&raw).expect("DATABASE_URL is a URL")
 }
 
@@ -110,9 +110,7 @@ fn create_test_database() -> String {
     let template = ensure_template();
     let name = format!("questline_test_{}", uuid::Uuid::new_v4().simple());
     let mut admin = PgConnection::establish(&database_url("postgres")).unwrap();
-    diesel::sql_query(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
-        .execute(&mut admin)
-        .unwrap();
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"")).execute(&mut admin).unwrap();
     name
 }
 
@@ -166,7 +164,12 @@ impl TestApp {
             .submit(
                 "/register",
                 "/register",
-                &[("username", username), ("email", email), ("password", password), ("password_confirmation", password)],
+                &[
+                    ("username", username),
+                    ("email", email),
+                    ("password", password),
+                    ("password_confirmation", password),
+                ],
             )
             .await;
         assert_eq!(res.status(), 303, "registration of {username} succeeds");
@@ -185,9 +188,7 @@ impl TestApp {
     /// Drops this app's database out from under it, as an outage would.
     pub fn drop_database(&self) {
         let mut admin = PgConnection::establish(&database_url("postgres")).unwrap();
-        diesel::sql_query(format!("DROP DATABASE \"{}\" WITH (FORCE)", self.db_name))
-            .execute(&mut admin)
-            .unwrap();
+        diesel::sql_query(format!("DROP DATABASE \"{}\" WITH (FORCE)", self.db_name)).execute(&mut admin).unwrap();
     }
 }
 
@@ -226,21 +227,11 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut HashMap<String, String>)
     env.insert("PUBLIC_BASE_URL".into(), format!("http://127.0.0.1:{port}"));
     customise(&mut env);
     let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid");
-    let app = Application::build_with_listener(settings.clone(), listener)
-        .await
-        .expect("app starts");
+    let app = Application::build_with_listener(settings.clone(), listener).await.expect("app starts");
     let pool = app.pool().clone();
     actix_web::rt::spawn(app.run_until_stopped());
     let client = new_client();
-    TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-
-        db_name,
-        pool,
-        settings,
-        client,
-        mail,
-    }
+    TestApp { address: format!("http://127.0.0.1:{port}"), db_name, pool, settings, client, mail }
 }
 
 /// A fresh "browser": its own cookie jar, redirects not followed.
@@ -415,12 +406,7 @@ fn parse_email(raw: &[u8]) -> ReceivedEmail {
     use mailparse::MailHeaderMap;
     let parsed = mailparse::parse_mail(raw).expect("a well-formed message");
     let part = |mime: &str| {
-        parsed
-            .subparts
-            .iter()
-            .find(|p| p.ctype.mimetype == mime)
-            .map(|p| p.get_body().unwrap())
-            .unwrap_or_default()
+        parsed.subparts.iter().find(|p| p.ctype.mimetype == mime).map(|p| p.get_body().unwrap()).unwrap_or_default()
     };
     ReceivedEmail {
         to: parsed.headers.get_first_value("To").unwrap_or_default(),

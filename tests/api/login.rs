@@ -36,12 +36,21 @@ async fn a_sign_in_goes_back_to_the_page_that_asked_for_it() {
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), "/login?next=%2Faccount%2Fsessions");
     let res = app
-        .submit("/login?next=/account/sessions", "/login", &[("login", "alice"), ("password", PASSWORD), ("next", "/account/sessions")])
+        .submit(
+            "/login?next=/account/sessions",
+            "/login",
+            &[("login", "alice"), ("password", PASSWORD), ("next", "/account/sessions")],
+        )
         .await;
     assert_eq!(location(&res), "/account/sessions");
     // A foreign target is ignored.
     let res = app
-        .submit_with(&new_client(), "/login", "/login", &[("login", "alice"), ("password", PASSWORD), ("next", "//evil.example/")])
+        .submit_with(
+            &new_client(),
+            "/login",
+            "/login",
+            &[("login", "alice"), ("password", PASSWORD), ("next", "//evil.example/")],
+        )
         .await;
     assert_eq!(location(&res), "/account");
 }
@@ -123,7 +132,11 @@ async fn registration_is_limited_to_three_a_minute_per_ip() {
         assert_eq!(res.status(), 422);
     }
     let res = app
-        .submit("/register", "/register", &[("username", "user9"), ("email", "x"), ("password", PASSWORD), ("password_confirmation", PASSWORD)])
+        .submit(
+            "/register",
+            "/register",
+            &[("username", "user9"), ("email", "x"), ("password", PASSWORD), ("password_confirmation", PASSWORD)],
+        )
         .await;
     assert_eq!(res.status(), 429);
 }

@@ -20,7 +20,12 @@ async fn a_message_queued_during_an_smtp_outage_is_delivered_once_the_server_is_
         .submit(
             "/register",
             "/register",
-            &[("username", "alice"), ("email", "alice@example.com"), ("password", PASSWORD), ("password_confirmation", PASSWORD)],
+            &[
+                ("username", "alice"),
+                ("email", "alice@example.com"),
+                ("password", PASSWORD),
+                ("password_confirmation", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(res.status(), 303, "registration does not wait on mail");

@@ -13,7 +13,12 @@ async fn a_new_user_registers_confirms_the_emailed_link_and_signs_in() {
         .submit(
             "/register",
             "/register",
-            &[("username", "Alice"), ("email", "Alice@Example.com"), ("password", PASSWORD), ("password_confirmation", PASSWORD)],
+            &[
+                ("username", "Alice"),
+                ("email", "Alice@Example.com"),
+                ("password", PASSWORD),
+                ("password_confirmation", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(res.status(), 303);
@@ -51,19 +56,11 @@ async fn a_new_user_registers_confirms_the_emailed_link_and_signs_in() {
     assert_eq!(text_of(&doc, "#email").as_deref(), Some("alice@example.com"));
 
     let mut conn = app.pool.get().unwrap();
-    let actions: Vec<(String, bool)> = audit_log::table
-        .order(audit_log::id)
-        .select((audit_log::action, audit_log::success))
-        .load(&mut conn)
-        .unwrap();
+    let actions: Vec<(String, bool)> =
+        audit_log::table.order(audit_log::id).select((audit_log::action, audit_log::success)).load(&mut conn).unwrap();
     assert_eq!(
         actions,
-        vec![
-            ("register".into(), true),
-            ("login".into(), false),
-            ("verify_email".into(), true),
-            ("login".into(), true)
-        ]
+        vec![("register".into(), true), ("login".into(), false), ("verify_email".into(), true), ("login".into(), true)]
     );
 }
 
@@ -73,7 +70,12 @@ async fn a_confirmation_link_works_only_once() {
     app.submit(
         "/register",
         "/register",
-        &[("username", "bob"), ("email", "bob@example.com"), ("password", PASSWORD), ("password_confirmation", PASSWORD)],
+        &[
+            ("username", "bob"),
+            ("email", "bob@example.com"),
+            ("password", PASSWORD),
+            ("password_confirmation", PASSWORD),
+        ],
     )
     .await;
     let link = app.mail.next_email().await.link("/verify-email/");
@@ -99,7 +101,12 @@ async fn a_weak_password_is_refused_with_a_reason_and_nothing_is_created() {
         .submit(
             "/register",
             "/register",
-            &[("username", "carol"), ("email", "carol@example.com"), ("password", "password1234"), ("password_confirmation", "password1234")],
+            &[
+                ("username", "carol"),
+                ("email", "carol@example.com"),
+                ("password", "password1234"),
+                ("password_confirmation", "password1234"),
+            ],
         )
         .await;
     assert_eq!(res.status(), 422);
@@ -137,7 +144,12 @@ async fn a_taken_username_is_refused_in_any_case() {
             &other,
             "/register",
             "/register",
-            &[("username", "DAVE"), ("email", "dave2@example.com"), ("password", PASSWORD), ("password_confirmation", PASSWORD)],
+            &[
+                ("username", "DAVE"),
+                ("email", "dave2@example.com"),
+                ("password", PASSWORD),
+                ("password_confirmation", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(res.status(), 422);
@@ -154,7 +166,12 @@ async fn registering_a_used_email_answers_as_for_a_new_one_and_creates_nothing()
             &other,
             "/register",
             "/register",
-            &[("username", "erin2"), ("email", "ERIN@example.com"), ("password", PASSWORD), ("password_confirmation", PASSWORD)],
+            &[
+                ("username", "erin2"),
+                ("email", "ERIN@example.com"),
+                ("password", PASSWORD),
+                ("password_confirmation", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(res.status(), 303);

@@ -38,13 +38,21 @@ async fn a_reset_changes_the_password_ends_every_session_and_does_not_sign_in() 
 
     // A weak choice is refused and the link stays usable.
     let res = app
-        .submit(&link, "/password/reset", &[("token", &token), ("password", "alicealice12"), ("password_confirmation", "alicealice12")])
+        .submit(
+            &link,
+            "/password/reset",
+            &[("token", &token), ("password", "alicealice12"), ("password_confirmation", "alicealice12")],
+        )
         .await;
     assert_eq!(res.status(), 422);
     assert!(text_of(&html(res).await, "#password-error").is_some());
 
     let res = app
-        .submit(&link, "/password/reset", &[("token", &token), ("password", NEW_PASSWORD), ("password_confirmation", NEW_PASSWORD)])
+        .submit(
+            &link,
+            "/password/reset",
+            &[("token", &token), ("password", NEW_PASSWORD), ("password_confirmation", NEW_PASSWORD)],
+        )
         .await;
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), "/login");
@@ -63,7 +71,11 @@ async fn a_reset_changes_the_password_ends_every_session_and_does_not_sign_in() 
     // The link is spent.
     assert_eq!(app.get(&link).await.status(), 400);
     let res = app
-        .submit("/password/forgot", "/password/reset", &[("token", &token), ("password", NEW_PASSWORD), ("password_confirmation", NEW_PASSWORD)])
+        .submit(
+            "/password/forgot",
+            "/password/reset",
+            &[("token", &token), ("password", NEW_PASSWORD), ("password_confirmation", NEW_PASSWORD)],
+        )
         .await;
     assert_eq!(res.status(), 400);
 }

@@ -1,7 +1,5 @@
 use diesel::prelude::*;
-use questline::models::game::{
-    Game, GameAchievement, LibraryEntry, NewGame, NewGameAchievement, UserAchievement,
-};
+use questline::models::game::{Game, GameAchievement, LibraryEntry, NewGame, NewGameAchievement, UserAchievement};
 use questline::models::user::{NewUser, Role, Status, User};
 use questline::schema::{library_entries, user_achievements};
 
@@ -64,8 +62,7 @@ async fn every_model_reads_back_what_it_wrote() {
         .values(&UserAchievement { user_id: user.id, achievement_id: schema[0].id, unlocked_at: None })
         .execute(&mut conn)
         .unwrap();
-    let entries: Vec<LibraryEntry> =
-        library_entries::table.select(LibraryEntry::as_select()).load(&mut conn).unwrap();
+    let entries: Vec<LibraryEntry> = library_entries::table.select(LibraryEntry::as_select()).load(&mut conn).unwrap();
     assert_eq!(entries[0].playtime_minutes, 125);
     let unlocks: Vec<UserAchievement> =
         user_achievements::table.select(UserAchievement::as_select()).load(&mut conn).unwrap();
@@ -78,10 +75,7 @@ async fn usernames_are_unique_without_regard_to_case() {
     let mut conn = app.pool.get().unwrap();
     User::insert(&mut conn, &new_user("Alice", None)).unwrap();
     let err = User::insert(&mut conn, &new_user("aLICE", None)).unwrap_err();
-    assert!(matches!(
-        err,
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
-    ));
+    assert!(matches!(err, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)));
 }
 
 #[actix_web::test]
@@ -99,10 +93,7 @@ async fn the_database_refuses_an_email_that_is_not_lower_case() {
     let app = spawn_app().await;
     let mut conn = app.pool.get().unwrap();
     let err = User::insert(&mut conn, &new_user("bob", Some("Bob@Example.com"))).unwrap_err();
-    assert!(matches!(
-        err,
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::CheckViolation, _)
-    ));
+    assert!(matches!(err, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::CheckViolation, _)));
 }
 
 #[actix_web::test]

@@ -28,9 +28,7 @@ async fn a_session_idle_for_over_30_minutes_is_signed_out() {
 async fn remember_me_survives_idleness_but_not_its_absolute_limit() {
     let app = spawn_app().await;
     app.register_verified("alice", "alice@example.com", PASSWORD).await;
-    let res = app
-        .submit("/login", "/login", &[("login", "alice"), ("password", PASSWORD), ("remember", "1")])
-        .await;
+    let res = app.submit("/login", "/login", &[("login", "alice"), ("password", PASSWORD), ("remember", "1")]).await;
     assert_eq!(res.status(), 303);
     age_sessions(&app, 60 * 24 * 3);
     assert_eq!(app.get("/account").await.status(), 200);
@@ -66,10 +64,8 @@ async fn no_password_or_token_reaches_the_audit_log() {
     let token = mail.link("/password/reset/").rsplit('/').next().unwrap().to_owned();
 
     let mut conn = app.pool.get().unwrap();
-    let rows: Vec<(serde_json::Value, Option<String>, Option<String>)> = audit_log::table
-        .select((audit_log::details, audit_log::error, audit_log::target))
-        .load(&mut conn)
-        .unwrap();
+    let rows: Vec<(serde_json::Value, Option<String>, Option<String>)> =
+        audit_log::table.select((audit_log::details, audit_log::error, audit_log::target)).load(&mut conn).unwrap();
     assert!(rows.len() >= 4);
     let dump = format!("{rows:?}");
     for secret in [PASSWORD, "a wrong password attempt", token.as_str()] {

@@ -65,10 +65,8 @@ async fn nobody_can_sign_out_someone_elses_session() {
     drop(doc);
     let mut conn = app.pool.get().unwrap();
     use diesel::prelude::*;
-    let alice_sid: String = questline::schema::user_sessions::table
-        .select(questline::schema::user_sessions::id)
-        .first(&mut conn)
-        .unwrap();
+    let alice_sid: String =
+        questline::schema::user_sessions::table.select(questline::schema::user_sessions::id).first(&mut conn).unwrap();
 
     let mallory = new_client();
     app.login_with(&mallory, "mallory", PASSWORD).await;
@@ -83,10 +81,7 @@ async fn a_new_session_id_is_issued_at_sign_in() {
     let app = spawn_app().await;
     app.register_verified("alice", "alice@example.com", PASSWORD).await;
     let before = app.get("/login").await;
-    let cookie_before = before
-        .cookies()
-        .find(|c| c.name() == "questline_session")
-        .map(|c| c.value().to_owned());
+    let cookie_before = before.cookies().find(|c| c.name() == "questline_session").map(|c| c.value().to_owned());
     let res = app.login_with(&app.client, "alice", PASSWORD).await;
     let after = res.cookies().find(|c| c.name() == "questline_session").expect("a session cookie is set");
     assert!(after.http_only());

@@ -128,9 +128,8 @@ async fn the_totp_secret_is_stored_encrypted_with_its_key_id() {
 async fn turning_2fa_off_needs_the_password_and_a_code() {
     let app = app().await;
     let (secret, _) = enrol(&app).await;
-    let res = app
-        .submit("/account/security", "/account/2fa/disable", &[("password", PASSWORD), ("code", "000000")])
-        .await;
+    let res =
+        app.submit("/account/security", "/account/2fa/disable", &[("password", PASSWORD), ("code", "000000")]).await;
     assert_eq!(res.status(), 303);
     let doc = html(app.get("/account/security").await).await;
     assert!(text_of(&doc, "#tfa-status").unwrap().starts_with("On"));
