@@ -4,6 +4,7 @@
 mod account_security;
 mod admin_cli;
 mod csrf;
+mod dev_mailbox;
 mod errors;
 mod headers;
 mod health;
