@@ -14,6 +14,7 @@ pub mod email;
 pub mod error;
 pub mod health;
 pub mod home;
+pub mod jobs;
 pub mod layout;
 pub mod middleware;
 pub mod models;
@@ -21,6 +22,7 @@ pub mod ratelimit;
 pub mod schema;
 pub mod settings;
 pub mod startup;
+pub mod steam;
 pub mod telemetry;
 
 pub use error::AppError;

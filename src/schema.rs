@@ -76,6 +76,39 @@ diesel::table! {
 }
 
 diesel::table! {
+    steam_accounts (user_id) {
+        user_id -> Int8,
+        steam_id -> Int8,
+        api_key_enc -> Bytea,
+        api_key_key_id -> Text,
+        api_key_last4 -> Text,
+        persona_name -> Nullable<Text>,
+        avatar_url -> Nullable<Text>,
+        linked_at -> Timestamptz,
+        last_synced_at -> Nullable<Timestamptz>,
+        last_sync_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Int8,
+        kind -> Text,
+        user_id -> Nullable<Int8>,
+        status -> Text,
+        attempts -> Int4,
+        run_after -> Timestamptz,
+        locked_until -> Nullable<Timestamptz>,
+        progress_done -> Int4,
+        progress_total -> Int4,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     backup_codes (id) {
         id -> Int8,
         user_id -> Int8,
@@ -162,6 +195,8 @@ diesel::joinable!(user_sessions -> users (user_id));
 diesel::joinable!(known_devices -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
 diesel::joinable!(backup_codes -> users (user_id));
+diesel::joinable!(steam_accounts -> users (user_id));
+diesel::joinable!(jobs -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     game_achievements,
@@ -175,4 +210,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox_emails,
     audit_log,
     backup_codes,
+    steam_accounts,
+    jobs,
 );

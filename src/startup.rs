@@ -19,16 +19,27 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::password::PasswordHasher;
 use crate::cache::Redis;
+use crate::crypto::Cipher;
 use crate::db::{self, PgPool};
 use crate::email::worker::OutboxSignal;
 use crate::email::Mailer;
 use crate::error::{render_error_page, AppError};
+use crate::jobs::worker::{JobContext, JobSignal};
 use crate::middleware::{self as mw, MaxBodyBytes};
 use crate::settings::Environment;
 use crate::settings::Settings;
+use crate::steam::client::{RetryPolicy, SteamClient};
 
 /// Largest urlencoded form any page accepts; uploads use multipart instead.
 const FORM_LIMIT_BYTES: usize = 64 * 1024;
+
+/// Shared services handed to every worker thread's `App`.
+struct Services {
+    hasher: PasswordHasher,
+    signal: OutboxSignal,
+    steam: SteamClient,
+    job_signal: JobSignal,
+}
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -75,10 +86,15 @@ impl Application {
             settings.mail_from.clone(),
             signal.clone(),
         ));
+        let steam = SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default());
+        let job_signal = JobSignal::default();
+        let job_ctx = JobContext { pool: pool.clone(), steam: steam.clone(), cipher: Cipher::from_settings(&settings) };
+        actix_web::rt::spawn(crate::jobs::worker::run(job_ctx, job_signal.clone()));
         let hasher = PasswordHasher::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
 
         let port = listener.local_addr()?.port();
-        let server = run(listener, settings, pool.clone(), redis, session_store, hasher, signal)?;
+        let services = Services { hasher, signal, steam, job_signal };
+        let server = run(listener, settings, pool.clone(), redis, session_store, services)?;
         Ok(Application { port, server, pool })
     }
 
@@ -104,9 +120,9 @@ fn run(
     pool: PgPool,
     redis: Redis,
     session_store: RedisSessionStore,
-    hasher: PasswordHasher,
-    signal: OutboxSignal,
+    services: Services,
 ) -> anyhow::Result<Server> {
+    let Services { hasher, signal, steam, job_signal } = services;
     let key = Key::derive_from(settings.session_secret_bytes());
     let https = settings.is_https();
     let max_body = MaxBodyBytes(settings.max_body_bytes);
@@ -116,7 +132,10 @@ fn run(
     let redis = web::Data::new(redis);
     let hasher = web::Data::new(hasher);
     let signal = web::Data::new(signal);
-    let cipher = web::Data::new(crate::crypto::Cipher::from_settings(&settings));
+    let cipher = web::Data::new(Cipher::from_settings(&settings));
+    let steam = web::Data::new(steam);
+    let job_signal = web::Data::new(job_signal);
+    let streams = web::Data::new(crate::steam::link::StreamCounter::default());
     let development = settings.environment == Environment::Development;
 
     let server = HttpServer::new(move || {
@@ -145,6 +164,9 @@ fn run(
             .app_data(hasher.clone())
             .app_data(signal.clone())
             .app_data(cipher.clone())
+            .app_data(steam.clone())
+            .app_data(job_signal.clone())
+            .app_data(streams.clone())
             .app_data(web::Data::new(max_body))
             .app_data(web::FormConfig::default().limit(FORM_LIMIT_BYTES).error_handler(|err, _| form_error(err).into()))
             .app_data(
@@ -160,6 +182,7 @@ fn run(
             .configure(crate::home::routes)
             .configure(crate::auth::routes)
             .configure(crate::account::routes)
+            .configure(crate::steam::routes)
             .configure(|cfg| {
                 if development {
                     crate::email::mailbox::routes(cfg);

@@ -15,7 +15,12 @@ async fn in_development_mail_goes_to_files_shown_on_the_dev_mailbox_page() {
     app.submit(
         "/register",
         "/register",
-        &[("username", "alice"), ("email", "alice@example.com"), ("password", PASSWORD), ("password_confirmation", PASSWORD)],
+        &[
+            ("username", "alice"),
+            ("email", "alice@example.com"),
+            ("password", PASSWORD),
+            ("password_confirmation", PASSWORD),
+        ],
     )
     .await;
     // The worker writes the file after the response; wait for it to appear.
@@ -46,7 +51,12 @@ async fn a_new_confirmation_link_is_sent_at_most_once_a_minute() {
     app.submit(
         "/register",
         "/register",
-        &[("username", "alice"), ("email", "alice@example.com"), ("password", PASSWORD), ("password_confirmation", PASSWORD)],
+        &[
+            ("username", "alice"),
+            ("email", "alice@example.com"),
+            ("password", PASSWORD),
+            ("password_confirmation", PASSWORD),
+        ],
     )
     .await;
     let first = app.mail.next_email().await.link("/verify-email/");

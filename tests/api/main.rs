@@ -17,4 +17,5 @@ mod reset;
 mod schema;
 mod session_lifetime;
 mod sessions;
+mod steam;
 mod two_factor;

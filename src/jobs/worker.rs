@@ -1,0 +1,84 @@
+//! Runs queued jobs. Every `serve` runs one; `questline worker` runs one
+//! without the web server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::{Job, STEAM_SYNC};
+use crate::crypto::Cipher;
+use crate::db::PgPool;
+use crate::steam::client::SteamClient;
+
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What jobs need to run.
+#[derive(Clone)]
+pub struct JobContext {
+    pub pool: PgPool,
+    pub steam: SteamClient,
+    pub cipher: Cipher,
+}
+
+/// Wakes this instance's worker when a job is queued here.
+#[derive(Clone, Default)]
+pub struct JobSignal(pub Arc<Notify>);
+
+impl JobSignal {
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    pool: &PgPool,
+    f: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get()?;
+        Ok(f(&mut conn)?)
+    })
+    .await?
+}
+
+/// Claims and runs jobs until the runtime stops.
+pub async fn run(ctx: JobContext, signal: JobSignal) {
+    loop {
+        match blocking(&ctx.pool, super::claim).await {
+            Ok(Some(job)) => {
+                execute(&ctx, job).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the job queue"),
+        }
+        tokio::select! {
+            _ = signal.0.notified() => {}
+            _ = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
+    }
+}
+
+async fn execute(ctx: &JobContext, job: Job) {
+    let id = job.id;
+    tracing::info!(job_id = id, kind = %job.kind, attempt = job.attempts, "job started");
+    let outcome = match job.kind.as_str() {
+        STEAM_SYNC => crate::steam::sync::run(ctx, &job).await,
+        other => Err(crate::steam::sync::SyncError::fatal(format!("unknown job kind {other}"))),
+    };
+    let record = match outcome {
+        Ok(()) => {
+            tracing::info!(job_id = id, "job finished");
+            blocking(&ctx.pool, move |conn| super::finish(conn, id)).await
+        }
+        Err(e) => {
+            tracing::warn!(job_id = id, error = %e.message, retry = e.retry, "job failed");
+            blocking(&ctx.pool, move |conn| super::fail(conn, &job, &e.message, e.retry)).await
+        }
+    };
+    if let Err(e) = record {
+        tracing::error!(job_id = id, error = %e, "cannot record the job outcome");
+    }
+}

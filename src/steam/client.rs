@@ -1,0 +1,495 @@
+//! A client for the Steam Web API calls Questline uses, with lenient models
+//! of Steam's JSON and every failure turned into a [`SteamError`] a user can
+//! read.
+
+use std::time::Duration;
+
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use url::Url;
+
+/// Why a Steam call failed, in terms the user can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SteamError {
+    #[error("Steam refused the Web API key. Check that it is correct and still active.")]
+    BadKey,
+    #[error("This Steam profile or its game details are private. Set \"Game details\" to Public in Steam's privacy settings.")]
+    Private,
+    #[error("This game has no achievements or stats on Steam.")]
+    NoStats,
+    #[error("Steam is limiting requests. Questline will try again later.")]
+    RateLimited,
+    #[error("No Steam profile matches that name or link.")]
+    NotFound,
+    #[error("Steam did not answer in time. Please try again later.")]
+    Timeout,
+    #[error("Steam is having problems (status {0}). Please try again later.")]
+    Unavailable(u16),
+    #[error("Steam sent an answer Questline could not read.")]
+    Malformed(String),
+}
+
+impl SteamError {
+    /// Worth retrying after a pause.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SteamError::RateLimited | SteamError::Timeout | SteamError::Unavailable(_))
+    }
+}
+
+/// A game in a user's library.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OwnedGame {
+    pub appid: i64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub playtime_forever: i32,
+    #[serde(default)]
+    pub playtime_2weeks: i32,
+    #[serde(default)]
+    pub img_icon_url: Option<String>,
+    #[serde(default)]
+    pub has_community_visible_stats: Option<bool>,
+    #[serde(default)]
+    pub rtime_last_played: i64,
+}
+
+#[derive(Deserialize)]
+struct OwnedGamesEnvelope {
+    response: OwnedGamesResponse,
+}
+
+#[derive(Deserialize)]
+struct OwnedGamesResponse {
+    /// Absent when the profile's game details are private.
+    games: Option<Vec<OwnedGame>>,
+}
+
+/// One achievement of a player in a game.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlayerAchievement {
+    pub apiname: String,
+    #[serde(deserialize_with = "flexible_bool")]
+    pub achieved: bool,
+    #[serde(default)]
+    pub unlocktime: i64,
+}
+
+#[derive(Deserialize)]
+struct PlayerStatsEnvelope {
+    playerstats: PlayerStats,
+}
+
+#[derive(Deserialize)]
+struct PlayerStats {
+    #[serde(default)]
+    success: bool,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    achievements: Option<Vec<PlayerAchievement>>,
+}
+
+/// One achievement of a game's schema.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SchemaAchievement {
+    pub name: String,
+    #[serde(rename = "displayName", default)]
+    pub display_name: String,
+    /// Steam leaves it out for hidden achievements.
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "flexible_bool")]
+    pub hidden: bool,
+    #[serde(default)]
+    pub icon: Option<String>,
+    #[serde(default)]
+    pub icongray: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SchemaEnvelope {
+    game: SchemaGame,
+}
+
+/// `{"game":{}}` means the game has no stats.
+#[derive(Deserialize)]
+struct SchemaGame {
+    #[serde(rename = "availableGameStats", default)]
+    stats: Option<SchemaStats>,
+}
+
+#[derive(Deserialize)]
+struct SchemaStats {
+    #[serde(default)]
+    achievements: Vec<SchemaAchievement>,
+}
+
+/// A global unlock percentage.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GlobalPercent {
+    pub name: String,
+    #[serde(deserialize_with = "flexible_f64")]
+    pub percent: f64,
+}
+
+#[derive(Deserialize)]
+struct GlobalEnvelope {
+    achievementpercentages: GlobalAchievements,
+}
+
+#[derive(Deserialize)]
+struct GlobalAchievements {
+    #[serde(default)]
+    achievements: Vec<GlobalPercent>,
+}
+
+/// A player's public profile.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlayerSummary {
+    pub steamid: String,
+    #[serde(default)]
+    pub personaname: String,
+    #[serde(default)]
+    pub avatarfull: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SummariesEnvelope {
+    response: SummariesResponse,
+}
+
+#[derive(Deserialize)]
+struct SummariesResponse {
+    #[serde(default)]
+    players: Vec<PlayerSummary>,
+}
+
+#[derive(Deserialize)]
+struct VanityEnvelope {
+    response: VanityResponse,
+}
+
+#[derive(Deserialize)]
+struct VanityResponse {
+    success: i32,
+    #[serde(default)]
+    steamid: Option<String>,
+}
+
+/// Steam sends 0/1, true/false, or their string forms, depending on the call.
+fn flexible_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum B {
+        B(bool),
+        N(i64),
+        S(String),
+    }
+    Ok(match B::deserialize(d)? {
+        B::B(b) => b,
+        B::N(n) => n != 0,
+        B::S(s) => matches!(s.as_str(), "1" | "true" | "True"),
+    })
+}
+
+/// Global percentages arrive as numbers or as strings of numbers.
+fn flexible_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum F {
+        N(f64),
+        S(String),
+    }
+    match F::deserialize(d)? {
+        F::N(n) => Ok(n),
+        F::S(s) => s.trim().parse().map_err(serde::de::Error::custom),
+    }
+}
+
+/// Retry policy for transient failures.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub base_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { attempts: 4, base_delay: Duration::from_millis(500) }
+    }
+}
+
+/// Calls the Steam Web API at a configurable base URL.
+#[derive(Clone)]
+pub struct SteamClient {
+    http: reqwest::Client,
+    base: Url,
+    retry: RetryPolicy,
+}
+
+impl SteamClient {
+    pub fn new(base: Url, retry: RetryPolicy) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("Questline/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a plain reqwest client builds");
+        SteamClient { http, base, retry }
+    }
+
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base_path}{path}"));
+        url
+    }
+
+    /// One GET with retries on 429, 5xx and timeouts (exponential backoff
+    /// with jitter), then classification of the answer.
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        key: &SecretString,
+        query: &[(&str, String)],
+    ) -> Result<(u16, T), SteamError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.get_once::<T>(path, key, query).await;
+            match result {
+                Err(e) if e.is_transient() && attempt < self.retry.attempts => {
+                    let base = self.retry.base_delay.as_millis() as u64 * (1 << (attempt - 1));
+                    let jitter = rand::rng().random_range(0..=base / 2 + 1);
+                    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn get_once<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        key: &SecretString,
+        query: &[(&str, String)],
+    ) -> Result<(u16, T), SteamError> {
+        let mut url = self.url(path);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("key", key.expose_secret());
+            q.append_pair("format", "json");
+            for (k, v) in query {
+                q.append_pair(k, v);
+            }
+        }
+        let res = self.http.get(url).send().await.map_err(|e| {
+            if e.is_timeout() {
+                SteamError::Timeout
+            } else {
+                SteamError::Unavailable(0)
+            }
+        })?;
+        let status = res.status().as_u16();
+        let is_json = res
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.contains("json"));
+        match status {
+            429 => return Err(SteamError::RateLimited),
+            // A bad key comes back as an HTML page, not JSON.
+            401 | 403 if !is_json => return Err(SteamError::BadKey),
+            s if s >= 500 => return Err(SteamError::Unavailable(s)),
+            _ => {}
+        }
+        if !is_json {
+            return Err(SteamError::Malformed(format!("status {status}, not JSON")));
+        }
+        let body = res.bytes().await.map_err(|_| SteamError::Timeout)?;
+        serde_json::from_slice::<T>(&body).map(|v| (status, v)).map_err(|e| SteamError::Malformed(e.to_string()))
+    }
+
+    /// The user's games, free ones played included. A private profile is
+    /// [`SteamError::Private`].
+    pub async fn owned_games(&self, key: &SecretString, steam_id: u64) -> Result<Vec<OwnedGame>, SteamError> {
+        let (_, env): (_, OwnedGamesEnvelope) = self
+            .get(
+                "/IPlayerService/GetOwnedGames/v1/",
+                key,
+                &[
+                    ("steamid", steam_id.to_string()),
+                    ("include_appinfo", "1".into()),
+                    ("include_played_free_games", "1".into()),
+                ],
+            )
+            .await?;
+        env.response.games.ok_or(SteamError::Private)
+    }
+
+    /// The player's achievements in one game.
+    pub async fn player_achievements(
+        &self,
+        key: &SecretString,
+        steam_id: u64,
+        appid: i64,
+    ) -> Result<Vec<PlayerAchievement>, SteamError> {
+        let (status, env): (_, PlayerStatsEnvelope) = self
+            .get(
+                "/ISteamUserStats/GetPlayerAchievements/v1/",
+                key,
+                &[("steamid", steam_id.to_string()), ("appid", appid.to_string())],
+            )
+            .await?;
+        let stats = env.playerstats;
+        if stats.success {
+            return Ok(stats.achievements.unwrap_or_default());
+        }
+        let error = stats.error.unwrap_or_default().to_lowercase();
+        Err(match status {
+            403 => SteamError::Private,
+            _ if error.contains("not public") || error.contains("private") => SteamError::Private,
+            _ if error.contains("no stats") => SteamError::NoStats,
+            400 => SteamError::NoStats,
+            s => SteamError::Malformed(format!("status {s}: {error}")),
+        })
+    }
+
+    /// A game's achievement schema; empty when the game has none.
+    pub async fn schema(&self, key: &SecretString, appid: i64) -> Result<Vec<SchemaAchievement>, SteamError> {
+        let (_, env): (_, SchemaEnvelope) =
+            self.get("/ISteamUserStats/GetSchemaForGame/v2/", key, &[("appid", appid.to_string())]).await?;
+        Ok(env.game.stats.map(|s| s.achievements).unwrap_or_default())
+    }
+
+    /// Global unlock percentages of a game's achievements.
+    pub async fn global_percentages(&self, key: &SecretString, appid: i64) -> Result<Vec<GlobalPercent>, SteamError> {
+        let (_, env): (_, GlobalEnvelope) = self
+            .get("/ISteamUserStats/GetGlobalAchievementPercentagesForApp/v2/", key, &[("gameid", appid.to_string())])
+            .await?;
+        Ok(env.achievementpercentages.achievements)
+    }
+
+    /// The public profile of one player; used to check a key before saving it.
+    pub async fn player_summary(&self, key: &SecretString, steam_id: u64) -> Result<PlayerSummary, SteamError> {
+        let (_, env): (_, SummariesEnvelope) =
+            self.get("/ISteamUser/GetPlayerSummaries/v2/", key, &[("steamids", steam_id.to_string())]).await?;
+        env.response.players.into_iter().next().ok_or(SteamError::NotFound)
+    }
+
+    /// A custom profile name to its SteamID64.
+    pub async fn resolve_vanity(&self, key: &SecretString, name: &str) -> Result<u64, SteamError> {
+        let (_, env): (_, VanityEnvelope) =
+            self.get("/ISteamUser/ResolveVanityURL/v1/", key, &[("vanityurl", name.to_owned())]).await?;
+        match (env.response.success, env.response.steamid) {
+            (1, Some(id)) => id.parse().map_err(|_| SteamError::Malformed("steamid".into())),
+            _ => Err(SteamError::NotFound),
+        }
+    }
+}
+
+/// What the user typed to name their Steam account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileRef {
+    Id(u64),
+    Vanity(String),
+}
+
+/// Accepts a SteamID64, a profile URL (`/profiles/ID` or `/id/NAME`) or a
+/// bare custom name.
+pub fn parse_profile(input: &str) -> Result<ProfileRef, String> {
+    let input = input.trim().trim_end_matches('/');
+    if input.is_empty() {
+        return Err("Enter your SteamID64, profile link or custom name.".into());
+    }
+    if let Some(rest) = input.split("steamcommunity.com/").nth(1) {
+        let mut parts = rest.split('/');
+        return match (parts.next(), parts.next()) {
+            (Some("profiles"), Some(id)) => valid_steam_id(id).map(ProfileRef::Id),
+            (Some("id"), Some(name)) if valid_vanity(name) => Ok(ProfileRef::Vanity(name.to_owned())),
+            _ => Err("That link is not a Steam profile link.".into()),
+        };
+    }
+    if input.chars().all(|c| c.is_ascii_digit()) && input.len() == 17 {
+        return valid_steam_id(input).map(ProfileRef::Id);
+    }
+    if valid_vanity(input) {
+        return Ok(ProfileRef::Vanity(input.to_owned()));
+    }
+    Err("That is not a SteamID64, a profile link or a custom profile name.".into())
+}
+
+fn valid_vanity(name: &str) -> bool {
+    (2..=32).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// A SteamID64 of an individual account in the public universe.
+pub fn valid_steam_id(raw: &str) -> Result<u64, String> {
+    let value: u64 = raw.parse().map_err(|_| "A SteamID64 is 17 digits.".to_owned())?;
+    let id = steamid_ng::SteamID::from_steam64(value).map_err(|_| "That is not a valid SteamID64.".to_owned())?;
+    if id.account_type() != steamid_ng::AccountType::Individual || id.universe() != steamid_ng::Universe::Public {
+        return Err("That SteamID64 is not a personal Steam account.".into());
+    }
+    Ok(value)
+}
+
+/// A Web API key is 32 hexadecimal characters.
+pub fn valid_api_key(raw: &str) -> Result<String, String> {
+    let key = raw.trim();
+    if key.len() == 32 && key.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(key.to_uppercase())
+    } else {
+        Err("A Steam Web API key is 32 letters and digits (0-9, A-F).".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_references_are_understood_in_every_form() {
+        assert_eq!(parse_profile("76561197960287930").unwrap(), ProfileRef::Id(76561197960287930));
+        assert_eq!(
+            parse_profile("https://steamcommunity.com/profiles/76561197960287930/").unwrap(),
+            ProfileRef::Id(76561197960287930)
+        );
+        assert_eq!(
+            parse_profile("https://steamcommunity.com/id/gabelogannewell").unwrap(),
+            ProfileRef::Vanity("gabelogannewell".into())
+        );
+        assert_eq!(parse_profile("gabelogannewell").unwrap(), ProfileRef::Vanity("gabelogannewell".into()));
+        assert!(parse_profile("https://steamcommunity.com/groups/x").is_err());
+        assert!(parse_profile("12345678901234567").is_err(), "not an individual account");
+        assert!(parse_profile("bad name!").is_err());
+    }
+
+    #[test]
+    fn api_keys_are_32_hex_characters() {
+        assert_eq!(valid_api_key(" 0123456789abcdef0123456789ABCDEF ").unwrap(), "0123456789ABCDEF0123456789ABCDEF");
+        assert!(valid_api_key("0123").is_err());
+        assert!(valid_api_key("0123456789abcdef0123456789ABCDEZ").is_err());
+    }
+
+    #[test]
+    fn steam_answers_are_read_leniently() {
+        let s: SchemaEnvelope = serde_json::from_str(r#"{"game":{}}"#).unwrap();
+        assert!(s.game.stats.is_none());
+        let s: SchemaEnvelope = serde_json::from_str(
+            r#"{"game":{"availableGameStats":{"achievements":[{"name":"A","displayName":"A","hidden":1,"icon":"i","icongray":"g"}]}}}"#,
+        )
+        .unwrap();
+        let a = &s.game.stats.unwrap().achievements[0];
+        assert!(a.hidden);
+        assert!(a.description.is_none());
+        let g: GlobalEnvelope = serde_json::from_str(
+            r#"{"achievementpercentages":{"achievements":[{"name":"A","percent":"12.5"},{"name":"B","percent":3.25}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(g.achievementpercentages.achievements[0].percent, 12.5);
+        assert_eq!(g.achievementpercentages.achievements[1].percent, 3.25);
+    }
+}

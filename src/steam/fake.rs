@@ -1,0 +1,320 @@
+//! A stand-in for the Steam Web API, for tests and offline development. It
+//! answers with Steam's real JSON shapes and error answers (an HTML 403 for a
+//! bad key, `{"response":{}}` for a private library, 400/403 JSON from
+//! GetPlayerAchievements, `{"game":{}}` for a game without stats, 429 when
+//! told to), with configurable latency.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde::Deserialize;
+use serde_json::json;
+
+/// One achievement of a fake game.
+#[derive(Debug, Clone)]
+pub struct FakeAchievement {
+    pub api_name: String,
+    pub display_name: String,
+    pub description: Option<String>,
+    pub hidden: bool,
+    pub global_percent: f64,
+}
+
+/// A fake game; no achievements means "no stats".
+#[derive(Debug, Clone)]
+pub struct FakeGame {
+    pub name: String,
+    pub achievements: Vec<FakeAchievement>,
+}
+
+/// A game in a fake player's library, with their unlocks (api name, unix time).
+#[derive(Debug, Clone)]
+pub struct FakeOwned {
+    pub appid: i64,
+    pub playtime_minutes: i32,
+    pub unlocked: Vec<(String, i64)>,
+}
+
+/// A fake player.
+#[derive(Debug, Clone)]
+pub struct FakePlayer {
+    pub persona: String,
+    pub public: bool,
+    pub games: Vec<FakeOwned>,
+}
+
+/// Everything the fake server knows; tests change it while it runs.
+#[derive(Debug, Default)]
+pub struct FakeState {
+    pub keys: HashSet<String>,
+    pub vanity: HashMap<String, u64>,
+    pub players: HashMap<u64, FakePlayer>,
+    pub games: HashMap<i64, FakeGame>,
+    /// Added to every answer.
+    pub latency: Duration,
+    /// Status codes (429, 500, 503) to answer with, one per request, before
+    /// answering normally again.
+    pub failures: VecDeque<u16>,
+    /// Requests served, by method name (for asserting what a sync fetched).
+    pub calls: HashMap<String, u64>,
+}
+
+/// A running fake server.
+pub struct FakeSteam {
+    pub state: Arc<Mutex<FakeState>>,
+    pub port: u16,
+}
+
+impl FakeSteam {
+    /// Starts on a free loopback port, on the current actix runtime.
+    pub fn start(state: FakeState) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Self::start_on(state, listener)
+    }
+
+    pub fn start_on(state: FakeState, listener: TcpListener) -> std::io::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let state = Arc::new(Mutex::new(state));
+        let data = web::Data::from(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/IPlayerService/GetOwnedGames/v1/", web::get().to(owned_games))
+                .route("/ISteamUserStats/GetPlayerAchievements/v1/", web::get().to(player_achievements))
+                .route("/ISteamUserStats/GetSchemaForGame/v2/", web::get().to(schema))
+                .route("/ISteamUserStats/GetGlobalAchievementPercentagesForApp/v2/", web::get().to(global))
+                .route("/ISteamUser/GetPlayerSummaries/v2/", web::get().to(summaries))
+                .route("/ISteamUser/ResolveVanityURL/v1/", web::get().to(vanity))
+        })
+        .workers(1)
+        .listen(listener)?
+        .run();
+        actix_web::rt::spawn(server);
+        Ok(FakeSteam { state, port })
+    }
+
+    /// The base URL to configure as `STEAM_API_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// How many times a method was called.
+    pub fn calls(&self, method: &str) -> u64 {
+        self.state.lock().unwrap().calls.get(method).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Deserialize)]
+struct Query {
+    key: Option<String>,
+    steamid: Option<String>,
+    steamids: Option<String>,
+    appid: Option<i64>,
+    gameid: Option<i64>,
+    vanityurl: Option<String>,
+}
+
+fn forbidden_html() -> HttpResponse {
+    HttpResponse::Forbidden().content_type("text/html").body(
+        "<html><head><title>Forbidden</title></head><body><h1>Forbidden</h1>Access is denied. \
+         Retrying will not help. Please verify your <pre>key=</pre> parameter.</body></html>",
+    )
+}
+
+/// Latency, injected failures and the key check, common to every method.
+async fn gate(state: &Mutex<FakeState>, method: &str, q: &Query) -> Result<(), HttpResponse> {
+    let (latency, failure, key_ok) = {
+        let mut s = state.lock().unwrap();
+        *s.calls.entry(method.to_owned()).or_default() += 1;
+        let key_ok = q.key.as_ref().is_some_and(|k| s.keys.contains(k));
+        (s.latency, s.failures.pop_front(), key_ok)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(code) = failure {
+        let status = actix_web::http::StatusCode::from_u16(code).unwrap();
+        return Err(HttpResponse::build(status).content_type("text/html").body("<html><body>Error</body></html>"));
+    }
+    if !key_ok {
+        return Err(forbidden_html());
+    }
+    Ok(())
+}
+
+fn player_id(q: &Query) -> Option<u64> {
+    q.steamid.as_deref().or(q.steamids.as_deref()).and_then(|s| s.parse().ok())
+}
+
+async fn owned_games(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> HttpResponse {
+    if let Err(r) = gate(&state, "GetOwnedGames", &q).await {
+        return r;
+    }
+    let s = state.lock().unwrap();
+    let Some(player) = player_id(&q).and_then(|id| s.players.get(&id)) else {
+        return HttpResponse::Ok().json(json!({"response": {}}));
+    };
+    if !player.public {
+        return HttpResponse::Ok().json(json!({"response": {}}));
+    }
+    let games: Vec<_> = player
+        .games
+        .iter()
+        .map(|g| {
+            let game = s.games.get(&g.appid);
+            json!({
+                "appid": g.appid,
+                "name": game.map(|x| x.name.clone()).unwrap_or_default(),
+                "playtime_forever": g.playtime_minutes,
+                "img_icon_url": format!("{:040x}", g.appid),
+                "has_community_visible_stats": game.is_some_and(|x| !x.achievements.is_empty()),
+                "playtime_windows_forever": g.playtime_minutes,
+                "rtime_last_played": 1_700_000_000,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({"response": {"game_count": games.len(), "games": games}}))
+}
+
+async fn player_achievements(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> HttpResponse {
+    if let Err(r) = gate(&state, "GetPlayerAchievements", &q).await {
+        return r;
+    }
+    let s = state.lock().unwrap();
+    let player = player_id(&q).and_then(|id| s.players.get(&id));
+    let Some(player) = player.filter(|p| p.public) else {
+        return HttpResponse::Forbidden()
+            .json(json!({"playerstats": {"error": "Profile is not public", "success": false}}));
+    };
+    let appid = q.appid.unwrap_or(0);
+    let game = s.games.get(&appid).filter(|g| !g.achievements.is_empty());
+    let owned = player.games.iter().find(|g| g.appid == appid);
+    let (Some(game), Some(owned)) = (game, owned) else {
+        return HttpResponse::BadRequest()
+            .json(json!({"playerstats": {"error": "Requested app has no stats", "success": false}}));
+    };
+    let achievements: Vec<_> = game
+        .achievements
+        .iter()
+        .map(|a| {
+            let unlock = owned.unlocked.iter().find(|(n, _)| *n == a.api_name);
+            json!({
+                "apiname": a.api_name,
+                "achieved": if unlock.is_some() { 1 } else { 0 },
+                "unlocktime": unlock.map(|u| u.1).unwrap_or(0),
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({"playerstats": {
+        "steamID": player_id(&q).unwrap().to_string(), "gameName": game.name, "achievements": achievements, "success": true
+    }}))
+}
+
+async fn schema(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> HttpResponse {
+    if let Err(r) = gate(&state, "GetSchemaForGame", &q).await {
+        return r;
+    }
+    let s = state.lock().unwrap();
+    let Some(game) = q.appid.and_then(|a| s.games.get(&a)).filter(|g| !g.achievements.is_empty()) else {
+        return HttpResponse::Ok().json(json!({"game": {}}));
+    };
+    let achievements: Vec<_> = game
+        .achievements
+        .iter()
+        .map(|a| {
+            let mut v = json!({
+                "name": a.api_name, "defaultvalue": 0, "displayName": a.display_name,
+                "hidden": if a.hidden { 1 } else { 0 },
+                "icon": format!("https://cdn.akamai.steamstatic.com/steamcommunity/public/images/apps/{}/{}.jpg", q.appid.unwrap(), a.api_name),
+                "icongray": format!("https://cdn.akamai.steamstatic.com/steamcommunity/public/images/apps/{}/{}_gray.jpg", q.appid.unwrap(), a.api_name),
+            });
+            // Steam leaves the description out of hidden achievements.
+            if let (Some(d), false) = (&a.description, a.hidden) {
+                v["description"] = json!(d);
+            }
+            v
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({"game": {"gameName": game.name, "gameVersion": "1", "availableGameStats": {"achievements": achievements}}}))
+}
+
+async fn global(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> HttpResponse {
+    if let Err(r) = gate(&state, "GetGlobalAchievementPercentagesForApp", &q).await {
+        return r;
+    }
+    let s = state.lock().unwrap();
+    let Some(game) = q.gameid.and_then(|a| s.games.get(&a)) else {
+        return HttpResponse::Forbidden().content_type("text/html").body("<html><body>Forbidden</body></html>");
+    };
+    // Steam sends percentages as strings for some games and numbers for others.
+    let achievements: Vec<_> = game
+        .achievements
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let p = if i % 2 == 0 { json!(format!("{:.1}", a.global_percent)) } else { json!(a.global_percent) };
+            json!({"name": a.api_name, "percent": p})
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({"achievementpercentages": {"achievements": achievements}}))
+}
+
+async fn summaries(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> HttpResponse {
+    if let Err(r) = gate(&state, "GetPlayerSummaries", &q).await {
+        return r;
+    }
+    let s = state.lock().unwrap();
+    let players: Vec<_> = player_id(&q)
+        .and_then(|id| s.players.get(&id).map(|p| (id, p)))
+        .map(|(id, p)| {
+            json!({
+                "steamid": id.to_string(), "personaname": p.persona,
+                "communityvisibilitystate": if p.public { 3 } else { 1 },
+                "avatarfull": "https://avatars.steamstatic.com/fef49e7fa7e1997310d705b2a6158ff8dc1cdfeb_full.jpg",
+            })
+        })
+        .into_iter()
+        .collect();
+    HttpResponse::Ok().json(json!({"response": {"players": players}}))
+}
+
+async fn vanity(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> HttpResponse {
+    if let Err(r) = gate(&state, "ResolveVanityURL", &q).await {
+        return r;
+    }
+    let s = state.lock().unwrap();
+    match q.vanityurl.as_ref().and_then(|v| s.vanity.get(v)) {
+        Some(id) => HttpResponse::Ok().json(json!({"response": {"steamid": id.to_string(), "success": 1}})),
+        None => HttpResponse::Ok().json(json!({"response": {"success": 42, "message": "No match"}})),
+    }
+}
+
+/// A generated library: `games` games, every `achievement_every`-th with
+/// `per_game` achievements, about a third of them unlocked. Deterministic.
+pub fn generated_player(state: &mut FakeState, steam_id: u64, games: usize, per_game: usize) {
+    let mut owned = Vec::with_capacity(games);
+    for i in 0..games {
+        let appid = 10_000 + i as i64 * 10;
+        let achievements: Vec<FakeAchievement> = (0..per_game)
+            .map(|j| FakeAchievement {
+                api_name: format!("ACH_{appid}_{j}"),
+                display_name: format!("Achievement {j} of game {i}"),
+                description: Some(format!("Do thing {j}")),
+                hidden: j % 10 == 9,
+                global_percent: ((j * 37 + i) % 1000) as f64 / 10.0,
+            })
+            .collect();
+        let unlocked: Vec<(String, i64)> = achievements
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| (i + j) % 3 == 0)
+            .map(|(j, a)| (a.api_name.clone(), 1_600_000_000 + (i * 1000 + j) as i64 * 3600))
+            .collect();
+        state.games.entry(appid).or_insert(FakeGame { name: format!("Game {i}"), achievements });
+        owned.push(FakeOwned { appid, playtime_minutes: ((i * 97) % 6000) as i32, unlocked });
+    }
+    state.players.insert(steam_id, FakePlayer { persona: format!("player{steam_id}"), public: true, games: owned });
+}

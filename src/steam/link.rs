@@ -1,0 +1,250 @@
+//! The Steam settings page: link an account with the user's own Web API key,
+//! start a sync, and watch its progress live (server-sent events).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use actix_web_flash_messages::FlashMessage;
+use askama::Template;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::account::SteamAccount;
+use super::client::{parse_profile, valid_api_key, ProfileRef, SteamClient};
+use crate::audit::{AuditEvent, RequestMeta};
+use crate::auth::CurrentUser;
+use crate::cache::Redis;
+use crate::crypto::Cipher;
+use crate::db::{self, PgPool};
+use crate::error::AppError;
+use crate::jobs::worker::JobSignal;
+use crate::jobs::{self, Job, STEAM_SYNC};
+use crate::layout::{render, render_status, see_other, PageContext};
+use crate::ratelimit::{self, Limit};
+
+/// "Sync now" at most this often per user.
+const SYNC_NOW_EVERY: Duration = Duration::from_secs(300);
+/// Progress streams open at once per user, per instance.
+const STREAMS_PER_USER: usize = 3;
+/// One event every half second, for at most ten minutes.
+const STREAM_TICK: Duration = Duration::from_millis(500);
+const STREAM_MAX_EVENTS: u32 = 1200;
+
+#[derive(Template)]
+#[template(path = "steam/settings.html")]
+struct SettingsPage {
+    ctx: PageContext,
+    account: Option<SteamAccount>,
+    job: Option<Job>,
+    profile: String,
+    error: Option<String>,
+}
+
+async fn load(pool: &PgPool, user_id: i64) -> Result<(Option<SteamAccount>, Option<Job>), AppError> {
+    db::run(pool, move |conn| Ok((SteamAccount::find(conn, user_id)?, jobs::latest(conn, STEAM_SYNC, user_id)?))).await
+}
+
+async fn show(ctx: PageContext, current: CurrentUser, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
+    let (account, job) = load(&pool, current.user.id).await?;
+    render(&SettingsPage { ctx, account, job, profile: String::new(), error: None })
+}
+
+#[derive(Deserialize)]
+pub struct LinkForm {
+    profile: String,
+    api_key: SecretString,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn link(
+    ctx: PageContext,
+    current: CurrentUser,
+    form: web::Form<LinkForm>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+    steam: web::Data<SteamClient>,
+    cipher: web::Data<Cipher>,
+    signal: web::Data<JobSignal>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let user_id = current.user.id;
+    let fail = |error: String, ctx: PageContext, account, job| {
+        render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &SettingsPage { ctx, account, job, profile: form.profile.clone(), error: Some(error) },
+        )
+    };
+    let checked = async {
+        let profile = parse_profile(&form.profile)?;
+        let key = valid_api_key(secrecy::ExposeSecret::expose_secret(&form.api_key))?;
+        let secret = SecretString::from(key.clone());
+        // One call proves the key works (a bad key is Steam's HTML 403).
+        let steam_id = match profile {
+            ProfileRef::Id(id) => id,
+            ProfileRef::Vanity(name) => steam.resolve_vanity(&secret, &name).await.map_err(|e| e.to_string())?,
+        };
+        let summary = steam.player_summary(&secret, steam_id).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((steam_id, key, summary))
+    }
+    .await;
+    let (steam_id, key, summary) = match checked {
+        Ok(v) => v,
+        Err(error) => {
+            let (account, job) = load(&pool, user_id).await?;
+            return fail(error, ctx, account, job);
+        }
+    };
+    let cipher = cipher.get_ref().clone();
+    let persona = summary.personaname.clone();
+    db::run(&pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            SteamAccount::link(
+                conn,
+                &cipher,
+                user_id,
+                steam_id,
+                &key,
+                &summary.personaname,
+                summary.avatarfull.as_deref(),
+            )?;
+            jobs::enqueue(conn, STEAM_SYNC, user_id)?;
+            AuditEvent::new("steam", "link", &meta).actor(user_id).target_text(steam_id.to_string()).record(conn)?;
+            Ok(())
+        })
+    })
+    .await?;
+    signal.notify();
+    FlashMessage::success(format!("Linked Steam account {persona}. Your library is syncing.")).send();
+    Ok(see_other("/settings/steam"))
+}
+
+async fn sync_now(
+    current: CurrentUser,
+    pool: web::Data<PgPool>,
+    redis: web::Data<Redis>,
+    signal: web::Data<JobSignal>,
+) -> Result<HttpResponse, AppError> {
+    let user_id = current.user.id;
+    let limit = Limit { name: "sync_now", max: 1, window: SYNC_NOW_EVERY };
+    if let Err(AppError::TooManyRequests { retry_after_secs }) =
+        ratelimit::hit(&redis, limit, &user_id.to_string()).await
+    {
+        FlashMessage::warning(format!(
+            "A sync was started recently. You can start another in {} minute(s).",
+            retry_after_secs.div_ceil(60)
+        ))
+        .send();
+        return Ok(see_other("/settings/steam"));
+    }
+    let queued = db::run(&pool, move |conn| {
+        if SteamAccount::find(conn, user_id)?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(jobs::enqueue(conn, STEAM_SYNC, user_id)?))
+    })
+    .await?;
+    match queued {
+        None => FlashMessage::error("Link a Steam account first.").send(),
+        Some(true) => {
+            signal.notify();
+            FlashMessage::success("Sync started.").send()
+        }
+        Some(false) => FlashMessage::info("A sync is already running.").send(),
+    }
+    Ok(see_other("/settings/steam"))
+}
+
+async fn unlink(current: CurrentUser, meta: RequestMeta, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
+    let user_id = current.user.id;
+    db::run(&pool, move |conn| {
+        SteamAccount::unlink(conn, user_id)?;
+        AuditEvent::new("steam", "unlink", &meta).actor(user_id).record(conn)?;
+        Ok(())
+    })
+    .await?;
+    FlashMessage::info("Your Steam account is unlinked; your synced library stays until you delete it.").send();
+    Ok(see_other("/settings/steam"))
+}
+
+/// Progress as the page's script reads it.
+#[derive(Serialize)]
+struct Progress {
+    status: String,
+    done: i32,
+    total: i32,
+    error: Option<String>,
+}
+
+/// Open progress streams by user, to cap them.
+#[derive(Clone, Default)]
+pub struct StreamCounter(Arc<Mutex<HashMap<i64, usize>>>);
+
+struct StreamGuard {
+    counter: StreamCounter,
+    user_id: i64,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut map = self.counter.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.user_id) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// Server-sent events with the sync's progress until it ends. Authenticated
+/// by the session like any page; at most three streams per user and ten
+/// minutes per stream.
+async fn progress_stream(
+    current: CurrentUser,
+    pool: web::Data<PgPool>,
+    counter: web::Data<StreamCounter>,
+) -> Result<HttpResponse, AppError> {
+    let user_id = current.user.id;
+    {
+        let mut map = counter.0.lock().unwrap_or_else(|p| p.into_inner());
+        let open = map.entry(user_id).or_default();
+        if *open >= STREAMS_PER_USER {
+            return Err(AppError::TooManyRequests { retry_after_secs: 5 });
+        }
+        *open += 1;
+    }
+    let guard = StreamGuard { counter: counter.get_ref().clone(), user_id };
+    let pool = pool.get_ref().clone();
+    let stream =
+        futures_util::stream::unfold((pool, guard, 0u32, false), move |(pool, guard, sent, finished)| async move {
+            if finished || sent >= STREAM_MAX_EVENTS {
+                return None;
+            }
+            if sent > 0 {
+                tokio::time::sleep(STREAM_TICK).await;
+            }
+            let job = db::run(&pool, move |conn| Ok(jobs::latest(conn, STEAM_SYNC, user_id)?)).await.ok().flatten();
+            let p = match job {
+                Some(j) => {
+                    Progress { status: j.status, done: j.progress_done, total: j.progress_total, error: j.last_error }
+                }
+                None => Progress { status: "none".into(), done: 0, total: 0, error: None },
+            };
+            let over = matches!(p.status.as_str(), "done" | "failed" | "none");
+            let line = format!("event: progress\ndata: {}\n\n", serde_json::to_string(&p).unwrap_or_default());
+            Some((Ok::<_, actix_web::Error>(web::Bytes::from(line)), (pool, guard, sent + 1, over)))
+        });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-store"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(stream))
+}
+
+/// Registers the routes of this module.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/settings/steam").route(web::get().to(show)).route(web::post().to(link)))
+        .service(web::resource("/settings/steam/sync").route(web::post().to(sync_now)))
+        .service(web::resource("/settings/steam/unlink").route(web::post().to(unlink)))
+        .service(web::resource("/settings/steam/progress").route(web::get().to(progress_stream)));
+}

@@ -1,0 +1,15 @@
+//! Steam: the Web API client, linked accounts, library sync and the pages
+//! that show the result.
+
+pub mod account;
+pub mod client;
+pub mod fake;
+pub mod library;
+pub mod link;
+pub mod sync;
+
+/// Registers the routes of this module.
+pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
+    link::routes(cfg);
+    library::routes(cfg);
+}

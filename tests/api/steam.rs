@@ -1,0 +1,248 @@
+use diesel::prelude::*;
+use questline::schema::{jobs, steam_accounts};
+use questline::steam::fake::{
+    generated_player, FakeAchievement, FakeGame, FakeOwned, FakePlayer, FakeState, FakeSteam,
+};
+
+use crate::helpers::{html, location, spawn_app_with, text_of, TestApp};
+
+const PASSWORD: &str = "violet tractor pebble moonlight";
+const KEY: &str = "0123456789ABCDEF0123456789ABCDEF";
+const STEAM_ID: u64 = 76561197960287930;
+
+fn portal_state() -> FakeState {
+    let mut s = FakeState::default();
+    s.keys.insert(KEY.into());
+    s.vanity.insert("gaben".into(), STEAM_ID);
+    let ach = |n: &str, hidden: bool, pct: f64| FakeAchievement {
+        api_name: n.into(),
+        display_name: format!("{n} title"),
+        description: Some(format!("{n} description")),
+        hidden,
+        global_percent: pct,
+    };
+    s.games.insert(
+        400,
+        FakeGame {
+            name: "Portal".into(),
+            achievements: vec![ach("A1", false, 80.5), ach("A2", false, 20.0), ach("SECRET", true, 3.5)],
+        },
+    );
+    s.games.insert(
+        620,
+        FakeGame { name: "Portal 2".into(), achievements: vec![ach("B1", false, 50.0), ach("B2", true, 1.0)] },
+    );
+    s.games.insert(570, FakeGame { name: "Dota 2".into(), achievements: vec![] });
+    s.players.insert(
+        STEAM_ID,
+        FakePlayer {
+            persona: "Gabe".into(),
+            public: true,
+            games: vec![
+                FakeOwned {
+                    appid: 400,
+                    playtime_minutes: 600,
+                    unlocked: vec![("A1".into(), 1_600_000_000), ("A2".into(), 1_600_100_000)],
+                },
+                FakeOwned {
+                    appid: 620,
+                    playtime_minutes: 1200,
+                    unlocked: vec![("B1".into(), 1_650_000_000), ("B2".into(), 1_650_000_100)],
+                },
+                FakeOwned { appid: 570, playtime_minutes: 6000, unlocked: vec![] },
+            ],
+        },
+    );
+    s
+}
+
+async fn app_with_steam(state: FakeState) -> (TestApp, FakeSteam) {
+    let fake = FakeSteam::start(state).unwrap();
+    let base = fake.base_url();
+    let app = spawn_app_with(|env| {
+        env.insert("STEAM_API_BASE_URL".into(), base);
+    })
+    .await;
+    app.register_verified("alice", "alice@example.com", PASSWORD).await;
+    app.login_with(&app.client, "alice", PASSWORD).await;
+    (app, fake)
+}
+
+/// Waits for the user's newest sync job to end; returns its status.
+async fn sync_finished(app: &TestApp) -> String {
+    let pool = app.pool.clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let pool = pool.clone();
+        let status: Option<String> = actix_web::web::block(move || {
+            let mut conn = pool.get().unwrap();
+            jobs::table.order(jobs::id.desc()).select(jobs::status).first(&mut conn).optional().unwrap()
+        })
+        .await
+        .unwrap();
+        if let Some(s) = status.filter(|s| s == "done" || s == "failed") {
+            return s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sync ends within a minute");
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn link(app: &TestApp, profile: &str, key: &str) -> reqwest::Response {
+    app.submit("/settings/steam", "/settings/steam", &[("profile", profile), ("api_key", key)]).await
+}
+
+#[actix_web::test]
+async fn a_bad_key_is_refused_with_a_clear_message_and_nothing_is_saved() {
+    let (app, _fake) = app_with_steam(portal_state()).await;
+    let res = link(&app, "76561197960287930", "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF").await;
+    assert_eq!(res.status(), 422);
+    assert!(text_of(&html(res).await, "#link-error").unwrap().contains("refused the Web API key"));
+    let mut conn = app.pool.get().unwrap();
+    assert_eq!(steam_accounts::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+
+    let res = link(&app, "not a profile!", KEY).await;
+    assert_eq!(res.status(), 422);
+    let res = link(&app, "https://steamcommunity.com/id/nobody-here", KEY).await;
+    assert!(text_of(&html(res).await, "#link-error").unwrap().contains("No Steam profile"));
+}
+
+#[actix_web::test]
+async fn linking_by_profile_link_syncs_the_library_and_achievements() {
+    let (app, fake) = app_with_steam(portal_state()).await;
+    let res = link(&app, "https://steamcommunity.com/id/gaben/", &KEY.to_lowercase()).await;
+    assert_eq!(location(&res), "/settings/steam");
+    assert_eq!(sync_finished(&app).await, "done");
+
+    let page = html(app.get("/settings/steam").await).await;
+    assert_eq!(text_of(&page, "#key-hint").as_deref(), Some("••••CDEF"));
+    let mut conn = app.pool.get().unwrap();
+    let enc: Vec<u8> = steam_accounts::table.select(steam_accounts::api_key_enc).first(&mut conn).unwrap();
+    assert!(!enc.windows(KEY.len()).any(|w| w == KEY.as_bytes()), "the key is stored encrypted");
+
+    let doc = html(app.get("/library").await).await;
+    assert_eq!(text_of(&doc, "#game-count").as_deref(), Some("3 game(s)"));
+    let sel = scraper::Selector::parse("#library tbody tr").unwrap();
+    let rows: Vec<String> = doc.select(&sel).map(|r| r.text().collect::<String>()).collect();
+    assert!(rows[0].contains("Dota 2") && rows[0].contains("none"), "{rows:?}");
+    assert!(rows[1].contains("Portal") && rows[1].contains("2 / 3"), "{rows:?}");
+    assert!(rows[2].contains("Portal 2") && rows[2].contains("2 / 2") && rows[2].contains("100%"), "{rows:?}");
+
+    let game = html(app.get("/library/400").await).await;
+    assert_eq!(text_of(&game, "#unlocked").as_deref(), Some("2 / 3"));
+    let list = text_of(&game, "#achievements").unwrap();
+    assert!(list.contains("A1 title") && list.contains("80.5%"));
+    assert!(list.contains("Hidden achievement") && !list.contains("SECRET title"), "hidden stays masked: {list}");
+    // Unlocked hidden ones are shown.
+    let game2 = text_of(&html(app.get("/library/620").await).await, "#achievements").unwrap();
+    assert!(game2.contains("B2 title"));
+    assert_eq!(fake.calls("GetSchemaForGame"), 2, "Dota 2 has no stats and is not asked for");
+}
+
+#[actix_web::test]
+async fn a_second_sync_refetches_only_games_whose_playtime_changed() {
+    let (app, fake) = app_with_steam(portal_state()).await;
+    link(&app, "76561197960287930", KEY).await;
+    assert_eq!(sync_finished(&app).await, "done");
+    let before = fake.calls("GetPlayerAchievements");
+    let schemas = fake.calls("GetSchemaForGame");
+    {
+        let mut s = fake.state.lock().unwrap();
+        let p = s.players.get_mut(&STEAM_ID).unwrap();
+        p.games[0].playtime_minutes += 30;
+        p.games[0].unlocked.push(("SECRET".into(), 1_700_000_000));
+    }
+    let res = app.submit("/settings/steam", "/settings/steam/sync", &[]).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(sync_finished(&app).await, "done");
+    assert_eq!(fake.calls("GetPlayerAchievements"), before + 1);
+    assert_eq!(fake.calls("GetSchemaForGame"), schemas, "schemas are cached");
+    let game = html(app.get("/library/400").await).await;
+    assert_eq!(text_of(&game, "#unlocked").as_deref(), Some("3 / 3"));
+
+    // "Sync now" is throttled.
+    app.submit("/settings/steam", "/settings/steam/sync", &[]).await;
+    let page = html(app.get("/settings/steam").await).await;
+    assert!(text_of(&page, ".flash-warning").unwrap().contains("recently"));
+}
+
+#[actix_web::test]
+async fn a_private_profile_fails_the_sync_with_a_message_the_user_can_act_on() {
+    let mut state = portal_state();
+    state.players.get_mut(&STEAM_ID).unwrap().public = false;
+    let (app, _fake) = app_with_steam(state).await;
+    link(&app, "76561197960287930", KEY).await;
+    assert_eq!(sync_finished(&app).await, "failed");
+    let page = html(app.get("/settings/steam").await).await;
+    assert!(text_of(&page, "#sync-error").unwrap().contains("private"));
+}
+
+#[actix_web::test]
+async fn rate_limiting_and_server_errors_are_retried() {
+    let mut state = portal_state();
+    state.failures.extend([429, 503]);
+    let (app, fake) = app_with_steam(state).await;
+    // The link check eats the two failures and succeeds on its third try.
+    let res = link(&app, "76561197960287930", KEY).await;
+    assert_eq!(location(&res), "/settings/steam");
+    assert_eq!(fake.calls("GetPlayerSummaries"), 3);
+    assert_eq!(sync_finished(&app).await, "done");
+}
+
+#[actix_web::test]
+async fn the_library_filters_sorts_searches_and_pages() {
+    let mut state = portal_state();
+    state.players.clear();
+    generated_player(&mut state, STEAM_ID, 120, 6);
+    let (app, _fake) = app_with_steam(state).await;
+    link(&app, "76561197960287930", KEY).await;
+    assert_eq!(sync_finished(&app).await, "done");
+
+    let rows = |doc: &scraper::Html| {
+        let sel = scraper::Selector::parse("#library tbody tr").unwrap();
+        doc.select(&sel).count()
+    };
+    let doc = html(app.get("/library").await).await;
+    assert_eq!(text_of(&doc, "#game-count").as_deref(), Some("120 game(s)"));
+    assert_eq!(rows(&doc), 50);
+    let doc = html(app.get("/library?page=3").await).await;
+    assert_eq!(rows(&doc), 20);
+    let doc = html(app.get("/library?q=Game%2011").await).await;
+    assert_eq!(text_of(&doc, "#game-count").as_deref(), Some("11 game(s)"), "Game 11 and Game 110-119");
+    let doc = html(app.get("/library?q=%25").await).await;
+    assert_eq!(text_of(&doc, "#game-count").as_deref(), Some("0 game(s)"), "% is literal");
+    let doc = html(app.get("/library?sort=playtime").await).await;
+    let sel = scraper::Selector::parse("#library tbody tr td:nth-child(3)").unwrap();
+    let hours: Vec<f64> = doc.select(&sel).map(|e| e.text().collect::<String>().parse().unwrap()).collect();
+    assert!(hours.windows(2).all(|w| w[0] >= w[1]), "most played first: {hours:?}");
+    let most = (0..120).map(|i| (i * 97) % 6000).max().unwrap() as f64 / 60.0;
+    assert_eq!(hours[0], (most * 10.0).round() / 10.0);
+    for filter in ["perfect", "started", "not_started"] {
+        let doc = html(app.get(&format!("/library?filter={filter}")).await).await;
+        assert!(text_of(&doc, "#game-count").is_some());
+    }
+    assert_eq!(app.get("/library?page=abc").await.status(), 400);
+}
+
+#[actix_web::test]
+async fn sync_progress_streams_as_server_sent_events() {
+    let (app, _fake) = app_with_steam(portal_state()).await;
+    link(&app, "76561197960287930", KEY).await;
+    assert_eq!(sync_finished(&app).await, "done");
+    let res = app.get("/settings/steam/progress").await;
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let body = res.text().await.unwrap();
+    assert!(body.starts_with("event: progress\ndata: "), "{body}");
+    assert!(body.contains(r#""status":"done","done":2,"total":2"#), "{body}");
+
+    let anonymous = crate::helpers::new_client();
+    let res = anonymous.get(app.url("/settings/steam/progress")).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+}
+
+#[actix_web::test]
+async fn a_game_outside_your_library_is_not_found() {
+    let (app, _fake) = app_with_steam(portal_state()).await;
+    assert_eq!(app.get("/library/400").await.status(), 404);
+    assert_eq!(app.get("/library").await.status(), 200);
+}
