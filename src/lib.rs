@@ -19,6 +19,7 @@ pub mod layout;
 pub mod middleware;
 pub mod models;
 pub mod ratelimit;
+pub mod rotate;
 pub mod schema;
 pub mod settings;
 pub mod startup;

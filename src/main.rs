@@ -19,8 +19,14 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Run the background workers (Steam sync jobs, email delivery) without
+    /// the web server; any number can run beside `serve` instances.
+    Worker,
     /// Print fresh SESSION_SECRET and MASTER_KEY lines for a .env file.
     GenerateSecrets,
+    /// Re-encrypt every stored secret under MASTER_KEY/MASTER_KEY_ID; the old
+    /// key is read from OLD_MASTER_KEY and OLD_MASTER_KEY_ID.
+    RotateKeys,
     /// Create a verified admin account, or make an existing account an admin.
     /// The password is read from QUESTLINE_ADMIN_PASSWORD, else from the
     /// first line of standard input.
@@ -52,6 +58,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(&settings),
+        Command::Worker => worker(settings),
+        Command::RotateKeys => rotate_keys(&settings),
         Command::CreateAdmin { username, email } => create_admin(&settings, &username, &email),
         Command::GenerateSecrets => unreachable!("handled above"),
     };
@@ -106,5 +114,36 @@ fn create_admin(settings: &Settings, username: &str, email: &str) -> anyhow::Res
         AdminOutcome::Promoted => println!("{username} already existed and is now an admin"),
         AdminOutcome::AlreadyAdmin => println!("{username} is already an admin; nothing changed"),
     }
+    Ok(())
+}
+
+fn worker(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let pool = db::build_pool(&settings);
+        let _workers = questline::startup::spawn_workers(&settings, &pool)?;
+        tracing::info!("workers running; Ctrl-C to stop");
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        Ok(())
+    })
+}
+
+fn rotate_keys(settings: &Settings) -> anyhow::Result<()> {
+    use base64::Engine;
+    use questline::crypto::Cipher;
+    let old_id = std::env::var("OLD_MASTER_KEY_ID").context("OLD_MASTER_KEY_ID is not set")?;
+    let old_key = std::env::var("OLD_MASTER_KEY").context("OLD_MASTER_KEY is not set")?;
+    let old_key =
+        base64::engine::general_purpose::STANDARD.decode(old_key.trim()).context("OLD_MASTER_KEY is not base64")?;
+    anyhow::ensure!(old_key.len() == 32, "OLD_MASTER_KEY must decode to 32 bytes");
+    anyhow::ensure!(old_id != settings.master_key_id, "OLD_MASTER_KEY_ID must differ from MASTER_KEY_ID");
+    let old = Cipher::new(&old_id, &old_key);
+    let new = Cipher::from_settings(settings);
+    let pool = db::build_pool(settings);
+    let mut conn = pool.get().context("connecting to PostgreSQL (DATABASE_URL)")?;
+    let done = questline::rotate::rotate(&mut conn, &old, &new)?;
+    println!(
+        "re-encrypted {} Steam API key(s) and {} TOTP secret(s) from {old_id} to {}",
+        done.steam_keys, done.totp_secrets, settings.master_key_id
+    );
     Ok(())
 }

@@ -64,15 +64,21 @@ pub async fn reject_oversized_bodies(
 }
 
 /// Echoes the request id that `TracingLogger` put on every log line, so a
-/// user reporting a problem can quote it.
+/// user reporting a problem can quote it, and reports the time the app spent
+/// as `Server-Timing` (browsers' dev tools and the benchmarks read it).
 pub async fn request_id_header(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
     let id = req.extensions().get::<RequestId>().copied();
     let mut res = next.call(req).await?;
     if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
         res.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+    }
+    let timing = format!("app;dur={:.2}", started.elapsed().as_secs_f64() * 1000.0);
+    if let Ok(value) = HeaderValue::from_str(&timing) {
+        res.headers_mut().insert(HeaderName::from_static("server-timing"), value);
     }
     Ok(res)
 }

@@ -33,6 +33,27 @@ use crate::steam::client::{RetryPolicy, SteamClient};
 /// Largest urlencoded form any page accepts; uploads use multipart instead.
 const FORM_LIMIT_BYTES: usize = 64 * 1024;
 
+/// Handles to the background workers of this instance.
+pub struct Workers {
+    pub signal: OutboxSignal,
+    pub job_signal: JobSignal,
+    pub steam: SteamClient,
+}
+
+/// Starts the email outbox worker and the job worker on the current runtime
+/// (they stop with it). `serve` runs them beside the web server; `worker`
+/// runs them alone.
+pub fn spawn_workers(settings: &Settings, pool: &PgPool) -> anyhow::Result<Workers> {
+    let mailer = Mailer::from_settings(settings)?;
+    let signal = OutboxSignal::default();
+    actix_web::rt::spawn(crate::email::worker::run(pool.clone(), mailer, settings.mail_from.clone(), signal.clone()));
+    let steam = SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default());
+    let job_signal = JobSignal::default();
+    let job_ctx = JobContext { pool: pool.clone(), steam: steam.clone(), cipher: Cipher::from_settings(settings) };
+    actix_web::rt::spawn(crate::jobs::worker::run(job_ctx, job_signal.clone()));
+    Ok(Workers { signal, job_signal, steam })
+}
+
 /// Shared services handed to every worker thread's `App`.
 struct Services {
     hasher: PasswordHasher,
@@ -77,19 +98,7 @@ impl Application {
             .await
             .context("connecting the session store to Redis (REDIS_URL)")?;
 
-        let mailer = Mailer::from_settings(&settings)?;
-        let signal = OutboxSignal::default();
-        // The worker lives on this runtime: it stops with the server.
-        actix_web::rt::spawn(crate::email::worker::run(
-            pool.clone(),
-            mailer,
-            settings.mail_from.clone(),
-            signal.clone(),
-        ));
-        let steam = SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default());
-        let job_signal = JobSignal::default();
-        let job_ctx = JobContext { pool: pool.clone(), steam: steam.clone(), cipher: Cipher::from_settings(&settings) };
-        actix_web::rt::spawn(crate::jobs::worker::run(job_ctx, job_signal.clone()));
+        let Workers { signal, job_signal, steam } = spawn_workers(&settings, &pool)?;
         let hasher = PasswordHasher::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
 
         let port = listener.local_addr()?.port();

@@ -43,9 +43,21 @@ async fn blocking<T: Send + 'static>(
     .await?
 }
 
+/// How often each worker looks for accounts due their daily resync.
+const RESYNC_CHECK_EVERY: Duration = Duration::from_secs(600);
+
 /// Claims and runs jobs until the runtime stops.
 pub async fn run(ctx: JobContext, signal: JobSignal) {
+    let mut next_resync_check = tokio::time::Instant::now();
     loop {
+        if tokio::time::Instant::now() >= next_resync_check {
+            next_resync_check += RESYNC_CHECK_EVERY;
+            match blocking(&ctx.pool, super::enqueue_daily_resyncs).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(queued = n, "daily resyncs queued"),
+                Err(e) => tracing::warn!(error = %e, "cannot queue daily resyncs"),
+            }
+        }
         match blocking(&ctx.pool, super::claim).await {
             Ok(Some(job)) => {
                 execute(&ctx, job).await;

@@ -246,3 +246,42 @@ async fn a_game_outside_your_library_is_not_found() {
     assert_eq!(app.get("/library/400").await.status(), 404);
     assert_eq!(app.get("/library").await.status(), 200);
 }
+
+#[actix_web::test]
+async fn rotating_the_master_key_keeps_every_key_readable_under_the_new_one() {
+    use questline::crypto::Cipher;
+    use questline::steam::account::SteamAccount;
+    let (app, _fake) = app_with_steam(portal_state()).await;
+    link(&app, "76561197960287930", KEY).await;
+    let old = Cipher::from_settings(&app.settings);
+    let new = Cipher::new("k2", &[42u8; 32]);
+    let mut conn = app.pool.get().unwrap();
+    let done = questline::rotate::rotate(&mut conn, &old, &new).unwrap();
+    assert_eq!(done.steam_keys, 1);
+    let user_id: i64 = steam_accounts::table.select(steam_accounts::user_id).first(&mut conn).unwrap();
+    let account = SteamAccount::find(&mut conn, user_id).unwrap().unwrap();
+    assert_eq!(account.api_key_key_id, "k2");
+    assert!(account.api_key(&old).is_err());
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&account.api_key(&new).unwrap()), KEY);
+    // A second run finds nothing left under the old key.
+    assert_eq!(questline::rotate::rotate(&mut conn, &old, &new).unwrap().steam_keys, 0);
+}
+
+#[actix_web::test]
+async fn accounts_not_synced_for_a_day_are_queued_for_a_resync() {
+    let (app, _fake) = app_with_steam(portal_state()).await;
+    link(&app, "76561197960287930", KEY).await;
+    assert_eq!(sync_finished(&app).await, "done");
+    let mut conn = app.pool.get().unwrap();
+    assert_eq!(questline::jobs::enqueue_daily_resyncs(&mut conn).unwrap(), 0, "synced just now");
+    diesel::update(steam_accounts::table)
+        .set(steam_accounts::last_synced_at.eq(chrono::Utc::now() - chrono::Duration::hours(25)))
+        .execute(&mut conn)
+        .unwrap();
+    diesel::update(jobs::table)
+        .set(jobs::created_at.eq(chrono::Utc::now() - chrono::Duration::hours(25)))
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(questline::jobs::enqueue_daily_resyncs(&mut conn).unwrap(), 1);
+    assert_eq!(questline::jobs::enqueue_daily_resyncs(&mut conn).unwrap(), 0, "never twice");
+}
