@@ -6,10 +6,12 @@ pub mod client;
 pub mod fake;
 pub mod library;
 pub mod link;
+pub mod stats;
 pub mod sync;
 
 /// Registers the routes of this module.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     link::routes(cfg);
     library::routes(cfg);
+    stats::routes(cfg);
 }

@@ -285,3 +285,34 @@ async fn accounts_not_synced_for_a_day_are_queued_for_a_resync() {
     assert_eq!(questline::jobs::enqueue_daily_resyncs(&mut conn).unwrap(), 1);
     assert_eq!(questline::jobs::enqueue_daily_resyncs(&mut conn).unwrap(), 0, "never twice");
 }
+
+#[actix_web::test]
+async fn the_stats_page_sums_the_library_and_draws_the_timeline() {
+    let (app, fake) = app_with_steam(portal_state()).await;
+    link(&app, "76561197960287930", KEY).await;
+    assert_eq!(sync_finished(&app).await, "done");
+    let doc = html(app.get("/stats").await).await;
+    assert_eq!(text_of(&doc, "#stat-games").as_deref(), Some("3"));
+    assert_eq!(text_of(&doc, "#stat-hours").as_deref(), Some("130"));
+    assert_eq!(text_of(&doc, "#stat-unlocked").as_deref(), Some("4"));
+    assert_eq!(text_of(&doc, "#stat-perfect").as_deref(), Some("1"));
+    // (2/3 + 2/2) / 2 over the started games.
+    assert_eq!(text_of(&doc, "#stat-average").as_deref(), Some("83.3%"));
+    let sel = scraper::Selector::parse("#timeline rect").unwrap();
+    assert_eq!(doc.select(&sel).count(), 2, "two months with unlocks");
+
+    // Cached until the next sync, which makes the old entry unreachable.
+    {
+        let mut s = fake.state.lock().unwrap();
+        let p = s.players.get_mut(&STEAM_ID).unwrap();
+        p.games[0].playtime_minutes += 60;
+        p.games[0].unlocked.push(("SECRET".into(), 1_700_000_000));
+    }
+    let doc = html(app.get("/stats").await).await;
+    assert_eq!(text_of(&doc, "#stat-unlocked").as_deref(), Some("4"));
+    app.submit("/settings/steam", "/settings/steam/sync", &[]).await;
+    assert_eq!(sync_finished(&app).await, "done");
+    let doc = html(app.get("/stats").await).await;
+    assert_eq!(text_of(&doc, "#stat-unlocked").as_deref(), Some("5"));
+    assert_eq!(text_of(&doc, "#stat-perfect").as_deref(), Some("2"));
+}
