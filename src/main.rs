@@ -120,7 +120,8 @@ fn create_admin(settings: &Settings, username: &str, email: &str) -> anyhow::Res
 fn worker(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let pool = db::build_pool(&settings);
-        let _workers = questline::startup::spawn_workers(&settings, &pool)?;
+        let redis = questline::cache::Redis::connect(&settings).await.context("connecting to Redis (REDIS_URL)")?;
+        let _workers = questline::startup::spawn_workers(&settings, &pool, &redis)?;
         tracing::info!("workers running; Ctrl-C to stop");
         tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
         Ok(())

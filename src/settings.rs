@@ -64,6 +64,8 @@ pub struct Settings {
     pub register_per_minute: u32,
     pub reset_per_minute: u32,
     pub steam_api_base_url: Url,
+    /// Steam Web API calls allowed per key per UTC day (Steam allows 100,000).
+    pub steam_daily_call_budget: u64,
     pub upload_dir: PathBuf,
     pub static_dir: PathBuf,
     /// Requests with a larger declared body are refused with 413 before any
@@ -91,6 +93,7 @@ impl fmt::Debug for Settings {
             .field("register_per_minute", &self.register_per_minute)
             .field("reset_per_minute", &self.reset_per_minute)
             .field("steam_api_base_url", &self.steam_api_base_url.as_str())
+            .field("steam_daily_call_budget", &self.steam_daily_call_budget)
             .field("upload_dir", &self.upload_dir)
             .field("static_dir", &self.static_dir)
             .field("max_body_bytes", &self.max_body_bytes)
@@ -155,6 +158,11 @@ impl Settings {
         let login_per_minute = parse_or(&get, "RATE_LIMIT_LOGIN_PER_MINUTE", "5", &mut problems, per_minute);
         let register_per_minute = parse_or(&get, "RATE_LIMIT_REGISTER_PER_MINUTE", "3", &mut problems, per_minute);
         let reset_per_minute = parse_or(&get, "RATE_LIMIT_RESET_PER_MINUTE", "3", &mut problems, per_minute);
+        let steam_daily_call_budget =
+            parse_or(&get, "STEAM_DAILY_CALL_BUDGET", "90000", &mut problems, |v| match v.parse::<u64>() {
+                Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+                _ => Err("must be a whole number from 1 to 100000 (Steam's own daily limit)".to_owned()),
+            });
         let log_format = parse_or(&get, "LOG_FORMAT", "json", &mut problems, |v| match v {
             "json" => Ok(LogFormat::Json),
             "pretty" => Ok(LogFormat::Pretty),
@@ -198,6 +206,7 @@ impl Settings {
             register_per_minute: register_per_minute.expect("checked above"),
             reset_per_minute: reset_per_minute.expect("checked above"),
             steam_api_base_url: steam_api_base_url.expect("checked above"),
+            steam_daily_call_budget: steam_daily_call_budget.expect("checked above"),
             upload_dir,
             static_dir,
             max_body_bytes: max_body_bytes.expect("checked above"),

@@ -28,7 +28,7 @@ use crate::jobs::worker::{JobContext, JobSignal};
 use crate::middleware::{self as mw, MaxBodyBytes};
 use crate::settings::Environment;
 use crate::settings::Settings;
-use crate::steam::client::{RetryPolicy, SteamClient};
+use crate::steam::client::{KeyBudget, RetryPolicy, SteamClient};
 
 /// Largest urlencoded form any page accepts; uploads use multipart instead.
 const FORM_LIMIT_BYTES: usize = 64 * 1024;
@@ -43,11 +43,12 @@ pub struct Workers {
 /// Starts the email outbox worker and the job worker on the current runtime
 /// (they stop with it). `serve` runs them beside the web server; `worker`
 /// runs them alone.
-pub fn spawn_workers(settings: &Settings, pool: &PgPool) -> anyhow::Result<Workers> {
+pub fn spawn_workers(settings: &Settings, pool: &PgPool, redis: &Redis) -> anyhow::Result<Workers> {
     let mailer = Mailer::from_settings(settings)?;
     let signal = OutboxSignal::default();
     actix_web::rt::spawn(crate::email::worker::run(pool.clone(), mailer, settings.mail_from.clone(), signal.clone()));
-    let steam = SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default());
+    let steam = SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default())
+        .with_budget(KeyBudget { redis: redis.clone(), per_day: settings.steam_daily_call_budget });
     let job_signal = JobSignal::default();
     let job_ctx = JobContext { pool: pool.clone(), steam: steam.clone(), cipher: Cipher::from_settings(settings) };
     actix_web::rt::spawn(crate::jobs::worker::run(job_ctx, job_signal.clone()));
@@ -98,7 +99,7 @@ impl Application {
             .await
             .context("connecting the session store to Redis (REDIS_URL)")?;
 
-        let Workers { signal, job_signal, steam } = spawn_workers(&settings, &pool)?;
+        let Workers { signal, job_signal, steam } = spawn_workers(&settings, &pool, &redis)?;
         let hasher = PasswordHasher::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
 
         let port = listener.local_addr()?.port();

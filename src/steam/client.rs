@@ -29,12 +29,47 @@ pub enum SteamError {
     Unavailable(u16),
     #[error("Steam sent an answer Questline could not read.")]
     Malformed(String),
+    #[error("Your Steam Web API key has used its daily call budget. Syncing resumes tomorrow.")]
+    BudgetExhausted,
 }
 
 impl SteamError {
     /// Worth retrying after a pause.
     pub fn is_transient(&self) -> bool {
         matches!(self, SteamError::RateLimited | SteamError::Timeout | SteamError::Unavailable(_))
+    }
+}
+
+/// Counts calls per API key per UTC day in Redis (so every instance shares
+/// the count) and refuses past a budget kept under Steam's 100,000 a day.
+#[derive(Clone)]
+pub struct KeyBudget {
+    pub redis: crate::cache::Redis,
+    pub per_day: u64,
+}
+
+impl KeyBudget {
+    async fn spend(&self, key: &SecretString) -> Result<(), SteamError> {
+        use sha2::Digest;
+        // The key itself never becomes part of a Redis key.
+        let id = hex::encode(&sha2::Sha256::digest(key.expose_secret().as_bytes())[..12]);
+        let day = chrono::Utc::now().format("%Y%m%d");
+        let redis_key = self.redis.key(&format!("steam_budget:{id}:{day}"));
+        let mut conn = self.redis.conn();
+        let (count,): (u64,) = redis::pipe()
+            .atomic()
+            .incr(&redis_key, 1)
+            .expire(&redis_key, 2 * 86_400)
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            // Without Redis the budget cannot be checked; Steam's own 429
+            // still protects the key, so the call goes ahead.
+            .unwrap_or((0,));
+        if count > self.per_day {
+            return Err(SteamError::BudgetExhausted);
+        }
+        Ok(())
     }
 }
 
@@ -228,6 +263,7 @@ pub struct SteamClient {
     http: reqwest::Client,
     base: Url,
     retry: RetryPolicy,
+    budget: Option<KeyBudget>,
 }
 
 impl SteamClient {
@@ -238,7 +274,13 @@ impl SteamClient {
             .user_agent(concat!("Questline/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a plain reqwest client builds");
-        SteamClient { http, base, retry }
+        SteamClient { http, base, retry, budget: None }
+    }
+
+    /// Enforces a per-key daily call budget.
+    pub fn with_budget(mut self, budget: KeyBudget) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     fn url(&self, path: &str) -> Url {
@@ -259,6 +301,9 @@ impl SteamClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if let Some(budget) = &self.budget {
+                budget.spend(key).await?;
+            }
             let result = self.get_once::<T>(path, key, query).await;
             match result {
                 Err(e) if e.is_transient() && attempt < self.retry.attempts => {

@@ -316,3 +316,36 @@ async fn the_stats_page_sums_the_library_and_draws_the_timeline() {
     assert_eq!(text_of(&doc, "#stat-unlocked").as_deref(), Some("5"));
     assert_eq!(text_of(&doc, "#stat-perfect").as_deref(), Some("2"));
 }
+
+#[actix_web::test]
+async fn a_key_past_its_daily_budget_stops_calling_steam_and_says_why() {
+    let fake = FakeSteam::start(portal_state()).unwrap();
+    let base = fake.base_url();
+    let app = spawn_app_with(|env| {
+        env.insert("STEAM_API_BASE_URL".into(), base);
+        env.insert("STEAM_DAILY_CALL_BUDGET".into(), "3".into());
+    })
+    .await;
+    app.register_verified("alice", "alice@example.com", PASSWORD).await;
+    app.login_with(&app.client, "alice", PASSWORD).await;
+    // The link check is one call; the sync gets two more, then stops.
+    assert_eq!(location(&link(&app, "76561197960287930", KEY).await), "/settings/steam");
+    let pool = app.pool.clone();
+    let error = loop {
+        let pool = pool.clone();
+        let error: Option<String> = actix_web::web::block(move || {
+            let mut conn = pool.get().unwrap();
+            steam_accounts::table.select(steam_accounts::last_sync_error).first(&mut conn).unwrap()
+        })
+        .await
+        .unwrap();
+        if let Some(e) = error {
+            break e;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert!(error.contains("daily call budget"), "{error}");
+    let total: u64 = fake.state.lock().unwrap().calls.values().sum();
+    // In-flight calls are cancelled when the sync stops, so fewer may land.
+    assert!((2..=3).contains(&total), "no call past the budget reached Steam: {total}");
+}
