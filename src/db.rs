@@ -74,3 +74,18 @@ where
     .await
     .map_err(|e| AppError::Internal(anyhow::anyhow!("blocking pool: {e}")))?
 }
+
+/// Runs `f` with a pooled connection on tokio's blocking pool, for
+/// background workers (request handlers use [`run`], which maps errors to
+/// [`AppError`]).
+pub async fn blocking<T: Send + 'static>(
+    pool: &PgPool,
+    f: impl FnOnce(&mut PgConnection) -> diesel::QueryResult<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get()?;
+        Ok(f(&mut conn)?)
+    })
+    .await?
+}

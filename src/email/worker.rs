@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 
 use super::outbox::{self, OutboxEmail};
 use super::{build_message, Mailer};
-use crate::db::PgPool;
+use crate::db::{blocking, PgPool};
 
 /// How often the queue is checked when nothing wakes the worker: messages
 /// queued by another instance, and retries falling due.
@@ -74,16 +74,4 @@ async fn deliver(pool: &PgPool, mailer: &Mailer, from: &str, email: OutboxEmail)
     if let Err(e) = outcome {
         tracing::error!(email_id = id, error = %e, "cannot record the delivery outcome");
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    pool: &PgPool,
-    f: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    let pool = pool.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get()?;
-        Ok(f(&mut conn)?)
-    })
-    .await?
 }

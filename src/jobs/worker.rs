@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 
 use super::{Job, STEAM_SYNC};
 use crate::crypto::Cipher;
-use crate::db::PgPool;
+use crate::db::{blocking, PgPool};
 use crate::steam::client::SteamClient;
 
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -29,18 +29,6 @@ impl JobSignal {
     pub fn notify(&self) {
         self.0.notify_one();
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    pool: &PgPool,
-    f: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    let pool = pool.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get()?;
-        Ok(f(&mut conn)?)
-    })
-    .await?
 }
 
 /// How often each worker looks for accounts due their daily resync.

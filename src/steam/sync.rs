@@ -57,15 +57,7 @@ async fn blocking<T: Send + 'static>(
     ctx: &JobContext,
     f: impl FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
 ) -> Result<T, SyncError> {
-    let pool = ctx.pool.clone();
-    let r: anyhow::Result<T> = tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get()?;
-        Ok(f(&mut conn)?)
-    })
-    .await
-    .map_err(anyhow::Error::from)
-    .and_then(|r| r);
-    r.map_err(SyncError::from)
+    crate::db::blocking(&ctx.pool, f).await.map_err(SyncError::from)
 }
 
 /// Runs a `steam_sync` job.

@@ -12,17 +12,7 @@ async fn in_development_mail_goes_to_files_shown_on_the_dev_mailbox_page() {
         env.insert("MAIL_DIR".into(), dir_str);
     })
     .await;
-    app.submit(
-        "/register",
-        "/register",
-        &[
-            ("username", "alice"),
-            ("email", "alice@example.com"),
-            ("password", PASSWORD),
-            ("password_confirmation", PASSWORD),
-        ],
-    )
-    .await;
+    app.register("alice", "alice@example.com", PASSWORD).await;
     // The worker writes the file after the response; wait for it to appear.
     let doc = loop {
         let doc = html(app.get("/dev/mailbox").await).await;
@@ -48,17 +38,7 @@ async fn a_new_confirmation_link_is_sent_at_most_once_a_minute() {
         env.insert("RATE_LIMIT_RESET_PER_MINUTE".into(), "100".into());
     })
     .await;
-    app.submit(
-        "/register",
-        "/register",
-        &[
-            ("username", "alice"),
-            ("email", "alice@example.com"),
-            ("password", PASSWORD),
-            ("password_confirmation", PASSWORD),
-        ],
-    )
-    .await;
+    app.register("alice", "alice@example.com", PASSWORD).await;
     let first = app.mail.next_email().await.link("/verify-email/");
     // Registration just sent one: asking again at once sends nothing.
     let res = app.submit("/verify-email/resend", "/verify-email/resend", &[("email", "alice@example.com")]).await;

@@ -157,21 +157,27 @@ impl TestApp {
         self.submit_with(&self.client, page, action, fields).await
     }
 
-    /// Registers through the page and follows the emailed link; returns the
-    /// verification email's text.
+    /// Fills in and posts the registration form with `client`.
+    pub async fn register_with(
+        &self,
+        client: &reqwest::Client,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let fields =
+            [("username", username), ("email", email), ("password", password), ("password_confirmation", password)];
+        self.submit_with(client, "/register", "/register", &fields).await
+    }
+
+    /// [`TestApp::register_with`] with the app's own client.
+    pub async fn register(&self, username: &str, email: &str, password: &str) -> reqwest::Response {
+        self.register_with(&self.client, username, email, password).await
+    }
+
+    /// Registers through the page and follows the emailed link.
     pub async fn register_verified(&self, username: &str, email: &str, password: &str) {
-        let res = self
-            .submit(
-                "/register",
-                "/register",
-                &[
-                    ("username", username),
-                    ("email", email),
-                    ("password", password),
-                    ("password_confirmation", password),
-                ],
-            )
-            .await;
+        let res = self.register(username, email, password).await;
         assert_eq!(res.status(), 303, "registration of {username} succeeds");
         let mail = self.mail.next_email().await;
         assert_eq!(mail.to, email);

@@ -122,22 +122,10 @@ async fn registration_is_limited_to_three_a_minute_per_ip() {
     let app = spawn_app().await;
     for i in 0..3 {
         let name = format!("user{i}");
-        let res = app
-            .submit(
-                "/register",
-                "/register",
-                &[("username", &name), ("email", "x"), ("password", PASSWORD), ("password_confirmation", PASSWORD)],
-            )
-            .await;
+        let res = app.register(&name, "x", PASSWORD).await;
         assert_eq!(res.status(), 422);
     }
-    let res = app
-        .submit(
-            "/register",
-            "/register",
-            &[("username", "user9"), ("email", "x"), ("password", PASSWORD), ("password_confirmation", PASSWORD)],
-        )
-        .await;
+    let res = app.register("user9", "x", PASSWORD).await;
     assert_eq!(res.status(), 429);
 }
 

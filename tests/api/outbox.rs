@@ -16,18 +16,7 @@ async fn a_message_queued_during_an_smtp_outage_is_delivered_once_the_server_is_
         env.insert("SMTP_URL".into(), format!("smtp://127.0.0.1:{port}"));
     })
     .await;
-    let res = app
-        .submit(
-            "/register",
-            "/register",
-            &[
-                ("username", "alice"),
-                ("email", "alice@example.com"),
-                ("password", PASSWORD),
-                ("password_confirmation", PASSWORD),
-            ],
-        )
-        .await;
+    let res = app.register("alice", "alice@example.com", PASSWORD).await;
     assert_eq!(res.status(), 303, "registration does not wait on mail");
 
     // Wait for the first failed attempt to be recorded.

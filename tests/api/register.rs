@@ -9,18 +9,7 @@ const PASSWORD: &str = "violet tractor pebble moonlight";
 async fn a_new_user_registers_confirms_the_emailed_link_and_signs_in() {
     let app = spawn_app().await;
 
-    let res = app
-        .submit(
-            "/register",
-            "/register",
-            &[
-                ("username", "Alice"),
-                ("email", "Alice@Example.com"),
-                ("password", PASSWORD),
-                ("password_confirmation", PASSWORD),
-            ],
-        )
-        .await;
+    let res = app.register("Alice", "Alice@Example.com", PASSWORD).await;
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), "/login");
     let doc = html(app.get("/login").await).await;
@@ -67,17 +56,7 @@ async fn a_new_user_registers_confirms_the_emailed_link_and_signs_in() {
 #[actix_web::test]
 async fn a_confirmation_link_works_only_once() {
     let app = spawn_app().await;
-    app.submit(
-        "/register",
-        "/register",
-        &[
-            ("username", "bob"),
-            ("email", "bob@example.com"),
-            ("password", PASSWORD),
-            ("password_confirmation", PASSWORD),
-        ],
-    )
-    .await;
+    app.register("bob", "bob@example.com", PASSWORD).await;
     let link = app.mail.next_email().await.link("/verify-email/");
     let token = link.rsplit('/').next().unwrap().to_owned();
     assert_eq!(app.submit(&link, "/verify-email", &[("token", &token)]).await.status(), 303);
@@ -97,18 +76,7 @@ async fn a_confirmation_link_works_only_once() {
 #[actix_web::test]
 async fn a_weak_password_is_refused_with_a_reason_and_nothing_is_created() {
     let app = spawn_app().await;
-    let res = app
-        .submit(
-            "/register",
-            "/register",
-            &[
-                ("username", "carol"),
-                ("email", "carol@example.com"),
-                ("password", "password1234"),
-                ("password_confirmation", "password1234"),
-            ],
-        )
-        .await;
+    let res = app.register("carol", "carol@example.com", "password1234").await;
     assert_eq!(res.status(), 422);
     let doc = html(res).await;
     assert!(text_of(&doc, "#password-error").unwrap().contains("too weak"));
@@ -139,19 +107,7 @@ async fn a_taken_username_is_refused_in_any_case() {
     let app = spawn_app().await;
     app.register_verified("dave", "dave@example.com", PASSWORD).await;
     let other = crate::helpers::new_client();
-    let res = app
-        .submit_with(
-            &other,
-            "/register",
-            "/register",
-            &[
-                ("username", "DAVE"),
-                ("email", "dave2@example.com"),
-                ("password", PASSWORD),
-                ("password_confirmation", PASSWORD),
-            ],
-        )
-        .await;
+    let res = app.register_with(&other, "DAVE", "dave2@example.com", PASSWORD).await;
     assert_eq!(res.status(), 422);
     assert!(text_of(&html(res).await, "#username-error").unwrap().contains("taken"));
 }
@@ -161,19 +117,7 @@ async fn registering_a_used_email_answers_as_for_a_new_one_and_creates_nothing()
     let app = spawn_app().await;
     app.register_verified("erin", "erin@example.com", PASSWORD).await;
     let other = crate::helpers::new_client();
-    let res = app
-        .submit_with(
-            &other,
-            "/register",
-            "/register",
-            &[
-                ("username", "erin2"),
-                ("email", "ERIN@example.com"),
-                ("password", PASSWORD),
-                ("password_confirmation", PASSWORD),
-            ],
-        )
-        .await;
+    let res = app.register_with(&other, "erin2", "ERIN@example.com", PASSWORD).await;
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), "/login");
     let mut conn = app.pool.get().unwrap();
