@@ -14,6 +14,19 @@ mkdir -p "$VAR"
 PG_PORT=${QUESTLINE_PG_PORT:-55432}
 REDIS_PORT=${QUESTLINE_REDIS_PORT:-56379}
 
+# True when something already listens on 127.0.0.1:$1.
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# The first port from $1 up that nothing listens on, so a checkout never
+# collides with another checkout's (or the machine's) servers.
+free_port() {
+  local p=$1
+  while port_in_use "$p"; do p=$((p + 1)); done
+  echo "$p"
+}
+
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
@@ -87,7 +100,10 @@ start_postgres() {
     say "creating a private PostgreSQL cluster in $data"
     as_pg "$bin/initdb" -D "$data" -U questline --auth=trust -E UTF8 --locale=C >/dev/null
   fi
-  if ! as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  if as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    PG_PORT=$(sed -n 4p "$data/postmaster.pid")
+  else
+    PG_PORT=$(free_port "$PG_PORT")
     say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     as_pg "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
       -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $data -c max_connections=300 -c fsync=${QUESTLINE_PG_FSYNC:-on}" \
@@ -107,7 +123,11 @@ start_redis() {
   fi
   local dir="$VAR/redis"
   mkdir -p "$dir"
-  if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+  if [ -f "$dir/port" ] && redis-cli -p "$(cat "$dir/port")" ping >/dev/null 2>&1 && [ -f "$dir/redis.pid" ] && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null; then
+    REDIS_PORT=$(cat "$dir/port")
+  else
+    REDIS_PORT=$(free_port "$REDIS_PORT")
+    echo "$REDIS_PORT" >"$dir/port"
     say "starting Redis on 127.0.0.1:$REDIS_PORT"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --dir "$dir" \
       --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" --appendonly no

@@ -349,3 +349,40 @@ async fn a_key_past_its_daily_budget_stops_calling_steam_and_says_why() {
     // In-flight calls are cancelled when the sync stops, so fewer may land.
     assert!((2..=3).contains(&total), "no call past the budget reached Steam: {total}");
 }
+
+#[actix_web::test]
+async fn at_most_three_progress_streams_per_user_are_open_at_once() {
+    let mut state = portal_state();
+    // Slow answers keep the sync running while the streams are open.
+    state.latency = std::time::Duration::from_millis(1500);
+    let (app, _fake) = app_with_steam(state).await;
+    link(&app, "76561197960287930", KEY).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let res = app.get("/settings/steam/progress").await;
+        assert_eq!(res.status(), 200);
+        open.push(res);
+    }
+    let res = app.get("/settings/steam/progress").await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    drop(open);
+}
+
+#[actix_web::test]
+async fn unlinking_removes_the_account_and_its_key() {
+    let (app, _fake) = app_with_steam(portal_state()).await;
+    link(&app, "76561197960287930", KEY).await;
+    assert_eq!(sync_finished(&app).await, "done");
+    let res = app.submit("/settings/steam", "/settings/steam/unlink", &[]).await;
+    assert_eq!(location(&res), "/settings/steam");
+    let mut conn = app.pool.get().unwrap();
+    assert_eq!(steam_accounts::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+    let page = html(app.get("/settings/steam").await).await;
+    assert!(text_of(&page, "#steam-account").is_none());
+    // Sync now without an account says what to do.
+    let res = app.submit("/settings/steam", "/settings/steam/sync", &[]).await;
+    assert_eq!(res.status(), 303);
+    let page = html(app.get("/settings/steam").await).await;
+    assert!(text_of(&page, ".flash-error").unwrap().contains("Link a Steam account first"));
+}
