@@ -386,3 +386,36 @@ async fn unlinking_removes_the_account_and_its_key() {
     let page = html(app.get("/settings/steam").await).await;
     assert!(text_of(&page, ".flash-error").unwrap().contains("Link a Steam account first"));
 }
+
+#[actix_web::test]
+async fn a_sync_whose_worker_died_is_taken_over_and_redoes_only_unfinished_games() {
+    let (app, fake) = app_with_steam(portal_state()).await;
+    link(&app, "76561197960287930", KEY).await;
+    assert_eq!(sync_finished(&app).await, "done");
+    let before = fake.calls("GetPlayerAchievements");
+    {
+        use questline::schema::library_entries;
+        let mut conn = app.pool.get().unwrap();
+        // As if the worker died after committing Portal but before Portal 2:
+        // its job is still "running" with a lease that has run out.
+        diesel::update(library_entries::table.filter(library_entries::appid.eq(620)))
+            .set(library_entries::achievements_synced_at.eq(None::<chrono::DateTime<chrono::Utc>>))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::update(jobs::table)
+            .set((
+                jobs::status.eq("running"),
+                jobs::locked_until.eq(chrono::Utc::now() - chrono::Duration::seconds(1)),
+                jobs::finished_at.eq(None::<chrono::DateTime<chrono::Utc>>),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    assert_eq!(sync_finished(&app).await, "done");
+    assert_eq!(fake.calls("GetPlayerAchievements"), before + 1, "only the unfinished game is fetched again");
+    let mut conn = app.pool.get().unwrap();
+    let attempts: i32 = jobs::table.select(jobs::attempts).first(&mut conn).unwrap();
+    assert_eq!(attempts, 2, "the same job was taken over, not a new one queued");
+    let game = html(app.get("/library/620").await).await;
+    assert_eq!(text_of(&game, "#unlocked").as_deref(), Some("2 / 2"));
+}
