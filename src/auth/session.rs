@@ -179,7 +179,6 @@ pub async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, AppError>
                 .clone();
             db::run(&pool, move |conn| load(conn, user_id, &sid)).await?
         }
-        (None, None) => None,
         _ => None,
     };
     if found.is_none() && req.get_identity().is_ok() {

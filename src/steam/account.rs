@@ -23,6 +23,20 @@ pub struct SteamAccount {
     pub last_sync_error: Option<String>,
 }
 
+/// What linking writes, on insert and on relink alike.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = steam_accounts)]
+struct LinkRow<'a> {
+    user_id: i64,
+    steam_id: i64,
+    api_key_enc: &'a [u8],
+    api_key_key_id: &'a str,
+    api_key_last4: &'a str,
+    persona_name: &'a str,
+    avatar_url: Option<&'a str>,
+    linked_at: DateTime<Utc>,
+}
+
 fn context(user_id: i64) -> String {
     format!("steam_key:{user_id}")
 }
@@ -44,29 +58,21 @@ impl SteamAccount {
     ) -> QueryResult<()> {
         let enc = cipher.encrypt(api_key.as_bytes(), &context(user_id));
         let last4: String = api_key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-        let values = (
-            steam_accounts::user_id.eq(user_id),
-            steam_accounts::steam_id.eq(steam_id as i64),
-            steam_accounts::api_key_enc.eq(&enc),
-            steam_accounts::api_key_key_id.eq(cipher.key_id()),
-            steam_accounts::api_key_last4.eq(&last4),
-            steam_accounts::persona_name.eq(persona),
-            steam_accounts::avatar_url.eq(avatar),
-            steam_accounts::linked_at.eq(Utc::now()),
-        );
+        let row = LinkRow {
+            user_id,
+            steam_id: steam_id as i64,
+            api_key_enc: &enc,
+            api_key_key_id: cipher.key_id(),
+            api_key_last4: &last4,
+            persona_name: persona,
+            avatar_url: avatar,
+            linked_at: Utc::now(),
+        };
         diesel::insert_into(steam_accounts::table)
-            .values(values.clone())
+            .values(&row)
             .on_conflict(steam_accounts::user_id)
             .do_update()
-            .set((
-                steam_accounts::steam_id.eq(steam_id as i64),
-                steam_accounts::api_key_enc.eq(&enc),
-                steam_accounts::api_key_key_id.eq(cipher.key_id()),
-                steam_accounts::api_key_last4.eq(&last4),
-                steam_accounts::persona_name.eq(persona),
-                steam_accounts::avatar_url.eq(avatar),
-                steam_accounts::linked_at.eq(Utc::now()),
-            ))
+            .set(&row)
             .execute(conn)
             .map(|_| ())
     }

@@ -191,6 +191,25 @@ impl TestApp {
         self.submit_with(client, "/login", "/login", &[("login", login), ("password", password)]).await
     }
 
+    /// Polls the database until `check` returns something, off the async
+    /// thread (the app's workers run on it); fails after a minute.
+    pub async fn wait_for<T: Send + 'static>(
+        &self,
+        what: &str,
+        check: impl Fn(&mut PgConnection) -> Option<T> + Send + Clone + 'static,
+    ) -> T {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (pool, check) = (self.pool.clone(), check.clone());
+            let found = actix_web::web::block(move || check(&mut pool.get().unwrap())).await.unwrap();
+            if let Some(v) = found {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "waited a minute for {what}");
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// Drops this app's database out from under it, as an outage would.
     pub fn drop_database(&self) {
         let mut admin = PgConnection::establish(&database_url("postgres")).unwrap();

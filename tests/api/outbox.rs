@@ -19,15 +19,14 @@ async fn a_message_queued_during_an_smtp_outage_is_delivered_once_the_server_is_
     let res = app.register("alice", "alice@example.com", PASSWORD).await;
     assert_eq!(res.status(), 303, "registration does not wait on mail");
 
-    // Wait for the first failed attempt to be recorded.
-    let mut conn = app.pool.get().unwrap();
-    let failed = loop {
-        let row: OutboxEmail = outbox_emails::table.select(OutboxEmail::as_select()).first(&mut conn).unwrap();
-        if row.attempts >= 1 && row.last_error.is_some() {
-            break row;
-        }
-        tokio::task::yield_now().await;
+    let row = |conn: &mut diesel::PgConnection| -> OutboxEmail {
+        outbox_emails::table.select(OutboxEmail::as_select()).first(conn).unwrap()
     };
+    let failed = app
+        .wait_for("the first failed attempt", move |conn| {
+            Some(row(conn)).filter(|r| r.attempts >= 1 && r.last_error.is_some())
+        })
+        .await;
     assert_eq!(failed.status, "pending");
     assert!(failed.next_attempt_at > chrono::Utc::now(), "a retry is scheduled with backoff");
     assert!(failed.body_text.is_some(), "the message is kept until sent");
@@ -36,18 +35,12 @@ async fn a_message_queued_during_an_smtp_outage_is_delivered_once_the_server_is_
     let mail = MailServer::start_on(port);
     diesel::update(outbox_emails::table)
         .set(outbox_emails::next_attempt_at.eq(chrono::Utc::now()))
-        .execute(&mut conn)
+        .execute(&mut app.pool.get().unwrap())
         .unwrap();
     let delivered = mail.next_email().await;
     assert_eq!(delivered.to, "alice@example.com");
 
-    let sent = loop {
-        let row: OutboxEmail = outbox_emails::table.select(OutboxEmail::as_select()).first(&mut conn).unwrap();
-        if row.status == "sent" {
-            break row;
-        }
-        tokio::task::yield_now().await;
-    };
+    let sent = app.wait_for("the message to be sent", move |conn| Some(row(conn)).filter(|r| r.status == "sent")).await;
     assert!(sent.body_text.is_none(), "bodies with links are cleared once sent");
     assert!(sent.sent_at.is_some());
 }

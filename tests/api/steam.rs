@@ -70,22 +70,12 @@ async fn app_with_steam(state: FakeState) -> (TestApp, FakeSteam) {
 
 /// Waits for the user's newest sync job to end; returns its status.
 async fn sync_finished(app: &TestApp) -> String {
-    let pool = app.pool.clone();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let pool = pool.clone();
-        let status: Option<String> = actix_web::web::block(move || {
-            let mut conn = pool.get().unwrap();
-            jobs::table.order(jobs::id.desc()).select(jobs::status).first(&mut conn).optional().unwrap()
-        })
-        .await
-        .unwrap();
-        if let Some(s) = status.filter(|s| s == "done" || s == "failed") {
-            return s;
-        }
-        assert!(std::time::Instant::now() < deadline, "the sync ends within a minute");
-        tokio::task::yield_now().await;
-    }
+    app.wait_for("the sync to end", |conn| {
+        let status: Option<String> =
+            jobs::table.order(jobs::id.desc()).select(jobs::status).first(conn).optional().unwrap();
+        status.filter(|s| s == "done" || s == "failed")
+    })
+    .await
 }
 
 async fn link(app: &TestApp, profile: &str, key: &str) -> reqwest::Response {
@@ -330,20 +320,11 @@ async fn a_key_past_its_daily_budget_stops_calling_steam_and_says_why() {
     app.login_with(&app.client, "alice", PASSWORD).await;
     // The link check is one call; the sync gets two more, then stops.
     assert_eq!(location(&link(&app, "76561197960287930", KEY).await), "/settings/steam");
-    let pool = app.pool.clone();
-    let error = loop {
-        let pool = pool.clone();
-        let error: Option<String> = actix_web::web::block(move || {
-            let mut conn = pool.get().unwrap();
-            steam_accounts::table.select(steam_accounts::last_sync_error).first(&mut conn).unwrap()
+    let error = app
+        .wait_for("the sync error", |conn| {
+            steam_accounts::table.select(steam_accounts::last_sync_error).first::<Option<String>>(conn).unwrap()
         })
-        .await
-        .unwrap();
-        if let Some(e) = error {
-            break e;
-        }
-        tokio::task::yield_now().await;
-    };
+        .await;
     assert!(error.contains("daily call budget"), "{error}");
     let total: u64 = fake.state.lock().unwrap().calls.values().sum();
     // In-flight calls are cancelled when the sync stops, so fewer may land.
