@@ -13,14 +13,13 @@ use serde::Deserialize;
 
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::password::{self, PasswordHasher};
-use crate::auth::register::normalise_email;
+use crate::auth::register::{normalise_email, EmailForm};
 use crate::auth::session::UserSession;
-use crate::auth::tokens::{self, Purpose};
 use crate::auth::{safe_next, totp, CurrentUser};
 use crate::cache::Redis;
 use crate::crypto::Cipher;
 use crate::db::{self, PgPool};
-use crate::email::messages::{EmailChangeNotice, PasswordChanged, VerifyEmail};
+use crate::email::messages::{EmailChangeNotice, PasswordChanged};
 use crate::email::worker::OutboxSignal;
 use crate::error::AppError;
 use crate::layout::{render, render_status, see_other, PageContext};
@@ -372,11 +371,6 @@ async fn email_form(req: HttpRequest, ctx: PageContext, current: CurrentUser) ->
     render(&EmailPage { ctx, user: current.user, error: None })
 }
 
-#[derive(Deserialize)]
-pub struct EmailForm {
-    email: String,
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn change_email(
     req: HttpRequest,
@@ -408,9 +402,7 @@ async fn change_email(
             }
             // The current address stays in force until the new one is proved.
             diesel::update(users::table.find(u.id)).set(users::pending_email.eq(&addr)).execute(conn)?;
-            let token = tokens::issue(conn, u.id, Purpose::VerifyEmail, Some(&addr))?;
-            VerifyEmail { username: u.username.clone(), link: base.public_url(&format!("/verify-email/{token}")) }
-                .queue(conn, &addr)?;
+            crate::auth::verify::send_link(conn, &base, &u, &addr)?;
             if let Some(old) = &u.email {
                 EmailChangeNotice { username: u.username.clone(), new_email: addr.clone() }.queue(conn, old)?;
             }

@@ -10,11 +10,9 @@ use serde::Deserialize;
 use validator::ValidateEmail;
 
 use super::password::{self, PasswordHasher};
-use super::tokens::{self, Purpose};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::cache::Redis;
 use crate::db::{self, PgPool};
-use crate::email::messages::VerifyEmail;
 use crate::email::worker::OutboxSignal;
 use crate::error::AppError;
 use crate::layout::{render, render_status, see_other, PageContext};
@@ -56,6 +54,12 @@ pub struct RegisterForm {
     email: String,
     password: SecretString,
     password_confirmation: SecretString,
+}
+
+/// A form with a single email address (reset, resend, email change).
+#[derive(Deserialize)]
+pub struct EmailForm {
+    pub email: String,
 }
 
 /// 3-32 characters: letters, digits, `_` and `-`.
@@ -143,9 +147,7 @@ async fn submit(
                 conn,
                 &NewUser { username: &name, email: Some(&addr), password_hash: Some(&hash), role: Role::User },
             )?;
-            let token = tokens::issue(conn, user.id, Purpose::VerifyEmail, Some(&addr))?;
-            VerifyEmail { username: user.username.clone(), link: base.public_url(&format!("/verify-email/{token}")) }
-                .queue(conn, &addr)?;
+            super::verify::send_link(conn, &base, &user, &addr)?;
             AuditEvent::new("auth", "register", &meta)
                 .actor(user.id)
                 .target_user(user.id, &user.username)

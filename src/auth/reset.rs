@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::password::{self, PasswordHasher};
-use super::register::normalise_email;
+use super::register::{normalise_email, EmailForm};
 use super::session::UserSession;
 use super::tokens::{self, Purpose};
 use crate::audit::{AuditEvent, RequestMeta};
@@ -41,13 +41,8 @@ async fn forgot_form(ctx: PageContext) -> Result<HttpResponse, AppError> {
     render(&ForgotPage { ctx })
 }
 
-#[derive(Deserialize)]
-pub struct ForgotForm {
-    email: String,
-}
-
 async fn forgot(
-    form: web::Form<ForgotForm>,
+    form: web::Form<EmailForm>,
     meta: RequestMeta,
     pool: web::Data<PgPool>,
     redis: web::Data<Redis>,
@@ -59,9 +54,7 @@ async fn forgot(
         let base = settings.clone();
         db::run(&pool, move |conn| {
             conn.transaction(|conn| {
-                let user: Option<User> =
-                    users::table.filter(users::email.eq(&email)).select(User::as_select()).first(conn).optional()?;
-                let Some(user) = user else {
+                let Some(user) = User::find_by_email(conn, &email)? else {
                     AuditEvent::new("auth", "reset_request", &meta).failed("unknown address").record(conn)?;
                     return Ok(());
                 };

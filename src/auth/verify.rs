@@ -9,7 +9,7 @@ use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use super::register::normalise_email;
+use super::register::{normalise_email, EmailForm};
 use super::tokens::{self, Purpose};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::cache::Redis;
@@ -22,6 +22,15 @@ use crate::models::user::User;
 use crate::ratelimit::{self, PerIp};
 use crate::schema::users;
 use crate::settings::Settings;
+
+/// Issues a confirmation token for `email` and queues the link to it, in
+/// the caller's transaction. Registration, "send again" and email changes
+/// all go through here.
+pub fn send_link(conn: &mut PgConnection, settings: &Settings, user: &User, email: &str) -> Result<(), AppError> {
+    let token = tokens::issue(conn, user.id, Purpose::VerifyEmail, Some(email))?;
+    VerifyEmail { username: user.username.clone(), link: settings.public_url(&format!("/verify-email/{token}")) }
+        .queue(conn, email)
+}
 
 /// A new link is sent at most this often per account.
 const RESEND_INTERVAL: Duration = Duration::seconds(60);
@@ -108,15 +117,10 @@ async fn resend_form(ctx: PageContext) -> Result<HttpResponse, AppError> {
     render(&ResendPage { ctx })
 }
 
-#[derive(Deserialize)]
-pub struct ResendForm {
-    email: String,
-}
-
 /// Sends a fresh link to an unverified address. Same answer whatever the
 /// address, and throttled per IP and per account.
 async fn resend(
-    form: web::Form<ResendForm>,
+    form: web::Form<EmailForm>,
     meta: RequestMeta,
     pool: web::Data<PgPool>,
     redis: web::Data<Redis>,
@@ -128,24 +132,15 @@ async fn resend(
         let base = settings.clone();
         db::run(&pool, move |conn| {
             conn.transaction(|conn| {
-                let user: Option<User> = users::table
-                    .filter(users::email.eq(&email))
-                    .filter(users::email_verified_at.is_null())
-                    .select(User::as_select())
-                    .first(conn)
-                    .optional()?;
-                let Some(user) = user else { return Ok(()) };
+                let Some(user) = User::find_by_email(conn, &email)?.filter(|u| u.email_verified_at.is_none()) else {
+                    return Ok(());
+                };
                 let recent = tokens::last_issued(conn, user.id, Purpose::VerifyEmail)?
                     .is_some_and(|t| Utc::now() - t < RESEND_INTERVAL);
                 if recent {
                     return Ok(());
                 }
-                let token = tokens::issue(conn, user.id, Purpose::VerifyEmail, Some(&email))?;
-                VerifyEmail {
-                    username: user.username.clone(),
-                    link: base.public_url(&format!("/verify-email/{token}")),
-                }
-                .queue(conn, &email)?;
+                send_link(conn, &base, &user, &email)?;
                 AuditEvent::new("auth", "verify_resend", &meta).target_user(user.id, &user.username).record(conn)?;
                 Ok(())
             })

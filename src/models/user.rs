@@ -106,6 +106,11 @@ impl User {
         users::table.find(id).select(User::as_select()).first(conn).optional()
     }
 
+    /// Finds by an address already normalised to lower case.
+    pub fn find_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
+        users::table.filter(users::email.eq(email)).select(User::as_select()).first(conn).optional()
+    }
+
     /// Finds by username (any case) or by email (stored lower-case).
     pub fn find_by_login(conn: &mut PgConnection, login: &str) -> QueryResult<Option<User>> {
         let login = login.trim();
