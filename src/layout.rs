@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_session::SessionExt;
+use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
@@ -29,18 +29,30 @@ pub struct NavUser {
 }
 
 /// Layout data; every page template has a `ctx` field of this type.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct PageContext {
     pub user: Option<NavUser>,
     pub flashes: Vec<Flash>,
-    /// Goes into every form as `csrf_token`; empty on error pages.
-    pub csrf_token: String,
+    /// `None` on error pages, which have no forms.
+    session: Option<Session>,
 }
 
 impl PageContext {
     /// The context of a page shown to nobody in particular (error pages).
     pub fn anonymous() -> Self {
         Self::default()
+    }
+
+    /// The session's CSRF token for a form. Made the first time a page shows
+    /// a form, so pages without one (the home page for a visitor, a crawler's
+    /// every hit) start no session in Redis.
+    pub fn csrf_token(&self) -> String {
+        let Some(session) = &self.session else { return String::new() };
+        crate::auth::csrf::token(session).unwrap_or_else(|e| {
+            // The form will then fail its CSRF check with a clear page.
+            tracing::error!(error = %e, "cannot store a CSRF token");
+            String::new()
+        })
     }
 }
 
@@ -55,7 +67,6 @@ impl FromRequest for PageContext {
             let user = crate::auth::session::resolve(&req)
                 .await?
                 .map(|c| NavUser { username: c.user.username.clone(), is_admin: c.user.is_admin() });
-            let csrf_token = crate::auth::csrf::token(&req.get_session())?;
             let flashes = incoming
                 .await?
                 .iter()
@@ -69,7 +80,7 @@ impl FromRequest for PageContext {
                     text: m.content().to_owned(),
                 })
                 .collect();
-            Ok(PageContext { user, flashes, csrf_token })
+            Ok(PageContext { user, flashes, session: Some(req.get_session()) })
         })
     }
 }

@@ -23,3 +23,12 @@ async fn the_stylesheet_the_layout_links_is_served_as_css() {
     assert!(css.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
     assert!(css.text().await.unwrap().contains(".flash"));
 }
+
+#[actix_web::test]
+async fn a_visitor_on_a_page_without_forms_gets_no_session() {
+    let app = spawn_app().await;
+    let res = app.get("/").await;
+    assert!(res.cookies().all(|c| c.name() != "questline_session"), "no session for the home page");
+    let res = app.get("/login").await;
+    assert!(res.cookies().any(|c| c.name() == "questline_session"), "the sign-in form starts one");
+}
