@@ -4,16 +4,19 @@
 //! integration tests drive the same code.
 
 pub mod account;
+pub mod achievements;
 pub mod admin_cli;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod community;
 pub mod crypto;
 pub mod db;
 pub mod email;
 pub mod error;
 pub mod health;
 pub mod home;
+pub mod images;
 pub mod jobs;
 pub mod layout;
 pub mod middleware;

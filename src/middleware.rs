@@ -91,7 +91,8 @@ pub async fn no_store_when_signed_in(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let signed_in = req.get_identity().is_ok();
     let mut res = next.call(req).await?;
-    if signed_in {
+    // A response that set its own caching (immutable images) knows better.
+    if signed_in && !res.headers().contains_key(header::CACHE_CONTROL) {
         res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     Ok(res)

@@ -186,6 +186,70 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    image_blobs (sha256) {
+        sha256 -> Text,
+        content_type -> Text,
+        byte_size -> Int4,
+        width -> Int4,
+        height -> Int4,
+        storage_key -> Text,
+        thumb_key -> Text,
+        thumb_size -> Int4,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    images (id) {
+        id -> Int8,
+        public_id -> Text,
+        owner_id -> Nullable<Int8>,
+        sha256 -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    custom_achievements (id) {
+        id -> Int8,
+        owner_id -> Int8,
+        name -> Text,
+        description -> Text,
+        condition_type -> Text,
+        condition -> Jsonb,
+        needs_edit -> Bool,
+        image_id -> Nullable<Int8>,
+        imported_from -> Nullable<Int8>,
+        progress_current -> Float8,
+        progress_target -> Float8,
+        met_at -> Nullable<Timestamptz>,
+        evaluated_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    community_achievements (id) {
+        id -> Int8,
+        source_id -> Nullable<Int8>,
+        creator_id -> Nullable<Int8>,
+        name -> Text,
+        description -> Text,
+        condition_type -> Text,
+        condition -> Jsonb,
+        needs_edit -> Bool,
+        image_id -> Nullable<Int8>,
+        tries_count -> Int4,
+        completions_count -> Int4,
+        shared_at -> Timestamptz,
+        is_active -> Bool,
+        hidden_at -> Nullable<Timestamptz>,
+        hidden_by -> Nullable<Int8>,
+    }
+}
+
 diesel::joinable!(game_achievements -> games (appid));
 diesel::joinable!(library_entries -> games (appid));
 diesel::joinable!(library_entries -> users (user_id));
@@ -197,6 +261,10 @@ diesel::joinable!(email_tokens -> users (user_id));
 diesel::joinable!(backup_codes -> users (user_id));
 diesel::joinable!(steam_accounts -> users (user_id));
 diesel::joinable!(jobs -> users (user_id));
+diesel::joinable!(images -> image_blobs (sha256));
+diesel::joinable!(custom_achievements -> images (image_id));
+diesel::joinable!(custom_achievements -> users (owner_id));
+diesel::joinable!(community_achievements -> images (image_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     game_achievements,
@@ -212,4 +280,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     backup_codes,
     steam_accounts,
     jobs,
+    image_blobs,
+    images,
+    custom_achievements,
+    community_achievements,
 );

@@ -67,6 +67,8 @@ pub struct Settings {
     /// Steam Web API calls allowed per key per UTC day (Steam allows 100,000).
     pub steam_daily_call_budget: u64,
     pub upload_dir: PathBuf,
+    /// Bytes of stored images (originals and thumbnails) each user may hold.
+    pub upload_quota_bytes: u64,
     pub static_dir: PathBuf,
     /// Requests with a larger declared body are refused with 413 before any
     /// handler reads them.
@@ -95,6 +97,7 @@ impl fmt::Debug for Settings {
             .field("steam_api_base_url", &self.steam_api_base_url.as_str())
             .field("steam_daily_call_budget", &self.steam_daily_call_budget)
             .field("upload_dir", &self.upload_dir)
+            .field("upload_quota_bytes", &self.upload_quota_bytes)
             .field("static_dir", &self.static_dir)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_format", &self.log_format)
@@ -163,6 +166,11 @@ impl Settings {
                 Ok(n) if (1..=100_000).contains(&n) => Ok(n),
                 _ => Err("must be a whole number from 1 to 100000 (Steam's own daily limit)".to_owned()),
             });
+        let upload_quota_bytes =
+            parse_or(&get, "UPLOAD_QUOTA_BYTES", "52428800", &mut problems, |v| match v.parse::<u64>() {
+                Ok(n) if n >= 1024 => Ok(n),
+                _ => Err("must be a whole number of bytes, at least 1024".to_owned()),
+            });
         let log_format = parse_or(&get, "LOG_FORMAT", "json", &mut problems, |v| match v {
             "json" => Ok(LogFormat::Json),
             "pretty" => Ok(LogFormat::Pretty),
@@ -208,6 +216,7 @@ impl Settings {
             steam_api_base_url: steam_api_base_url.expect("checked above"),
             steam_daily_call_budget: steam_daily_call_budget.expect("checked above"),
             upload_dir,
+            upload_quota_bytes: upload_quota_bytes.expect("checked above"),
             static_dir,
             max_body_bytes: max_body_bytes.expect("checked above"),
             log_format: log_format.expect("checked above"),

@@ -25,7 +25,11 @@ use crate::email::worker::OutboxSignal;
 use crate::email::Mailer;
 use crate::error::{render_error_page, AppError};
 use crate::jobs::worker::{JobContext, JobSignal};
+use crate::images::serve::SharedStorage;
+use crate::images::LocalStorage;
 use crate::middleware::{self as mw, MaxBodyBytes};
+use actix_multipart::form::MultipartFormConfig;
+use std::sync::Arc;
 use crate::settings::Environment;
 use crate::settings::Settings;
 use crate::steam::client::{KeyBudget, RetryPolicy, SteamClient};
@@ -50,7 +54,12 @@ pub fn spawn_workers(settings: &Settings, pool: &PgPool, redis: &Redis) -> anyho
     let steam = SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default())
         .with_budget(KeyBudget { redis: redis.clone(), per_day: settings.steam_daily_call_budget });
     let job_signal = JobSignal::default();
-    let job_ctx = JobContext { pool: pool.clone(), steam: steam.clone(), cipher: Cipher::from_settings(settings) };
+    let job_ctx = JobContext {
+        pool: pool.clone(),
+        steam: steam.clone(),
+        cipher: Cipher::from_settings(settings),
+        storage: Arc::new(LocalStorage::new(settings.upload_dir.clone())),
+    };
     actix_web::rt::spawn(crate::jobs::worker::run(job_ctx, job_signal.clone()));
     Ok(Workers { signal, job_signal, steam })
 }
@@ -124,6 +133,19 @@ impl Application {
     }
 }
 
+/// A field over its limit (the image's 5 MB) is a 413 page; any other
+/// unreadable upload form, a 400 one.
+fn multipart_error(err: actix_multipart::MultipartError) -> AppError {
+    use actix_multipart::MultipartError as E;
+    match err {
+        E::Payload(actix_web::error::PayloadError::Overflow) => AppError::PayloadTooLarge,
+        E::Field { source, .. } if source.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            AppError::PayloadTooLarge
+        }
+        other => AppError::BadRequest(format!("The form could not be read: {other}.")),
+    }
+}
+
 fn run(
     listener: TcpListener,
     settings: Settings,
@@ -146,6 +168,8 @@ fn run(
     let steam = web::Data::new(steam);
     let job_signal = web::Data::new(job_signal);
     let streams = web::Data::new(crate::steam::link::StreamCounter::default());
+    let storage: web::Data<SharedStorage> = web::Data::new(Arc::new(LocalStorage::new(settings.upload_dir.clone())));
+    let body_limit = settings.max_body_bytes;
     let development = settings.environment == Environment::Development;
 
     let server = HttpServer::new(move || {
@@ -177,7 +201,14 @@ fn run(
             .app_data(steam.clone())
             .app_data(job_signal.clone())
             .app_data(streams.clone())
+            .app_data(storage.clone())
             .app_data(web::Data::new(max_body))
+            .app_data(
+                MultipartFormConfig::default()
+                    .total_limit(body_limit)
+                    .memory_limit(body_limit)
+                    .error_handler(|err, _| multipart_error(err).into()),
+            )
             .app_data(web::FormConfig::default().limit(FORM_LIMIT_BYTES).error_handler(|err, _| form_error(err).into()))
             .app_data(
                 web::QueryConfig::default()
@@ -193,6 +224,9 @@ fn run(
             .configure(crate::auth::routes)
             .configure(crate::account::routes)
             .configure(crate::steam::routes)
+            .configure(crate::achievements::routes)
+            .configure(crate::community::routes)
+            .configure(crate::images::routes)
             .configure(|cfg| {
                 if development {
                     crate::email::mailbox::routes(cfg);

@@ -13,6 +13,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
+use crate::middleware::MaxBodyBytes;
 
 const SESSION_KEY: &str = "csrf";
 /// The form field carrying the token.
@@ -38,6 +39,45 @@ fn same(a: &str, b: &str) -> bool {
     a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Reads the whole multipart body (at most the configured body limit), puts
+/// it back, and returns the value of its `csrf_token` field if any.
+async fn multipart_token(req: &mut ServiceRequest) -> Result<Option<String>, AppError> {
+    use actix_web::HttpMessage;
+    use futures_util::StreamExt;
+    let limit = req.app_data::<web::Data<MaxBodyBytes>>().map(|m| m.0).unwrap_or(usize::MAX);
+    let mut payload = req.take_payload();
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| AppError::BadRequest("The upload was interrupted.".into()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(AppError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
+    let mut token = None;
+    let stream_body = body.clone();
+    let mut form = actix_multipart::Multipart::new(
+        req.headers(),
+        futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(stream_body) }),
+    );
+    while let Some(Ok(mut field)) = form.next().await {
+        let is_token = field.name() == Some(FIELD);
+        let mut value = Vec::new();
+        while let Some(Ok(chunk)) = field.next().await {
+            if is_token && value.len() < 256 {
+                value.extend_from_slice(&chunk);
+            }
+        }
+        if is_token {
+            token = Some(String::from_utf8_lossy(&value).into_owned());
+            break;
+        }
+    }
+    req.set_payload(body.into());
+    Ok(token)
+}
+
 /// Refuses any non-GET/HEAD/OPTIONS request whose token (form field or
 /// header) does not match the session's.
 pub async fn verify(
@@ -49,11 +89,18 @@ pub async fn verify(
     }
     let expected: Option<String> = req.get_session().get(SESSION_KEY).ok().flatten();
     let mut provided = req.headers().get(HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    let content_type =
+        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let is_form = content_type.starts_with("application/x-www-form-urlencoded");
+    if provided.is_none() && content_type.starts_with("multipart/form-data") {
+        // Upload forms carry the token as a field too (no script needed):
+        // buffer the body, which the global body limit already bounds, find
+        // the field, and hand the body back to the handler.
+        match multipart_token(&mut req).await {
+            Ok(token) => provided = token,
+            Err(e) => return Ok(req.into_response(e.error_response()).map_into_right_body()),
+        }
+    }
     if provided.is_none() && is_form {
         // Read the (size-limited) form, take the token, and put the body back
         // for the handler's own extractor.

@@ -19,6 +19,8 @@ pub struct JobContext {
     pub pool: PgPool,
     pub steam: SteamClient,
     pub cipher: Cipher,
+    /// Where image files live, for the orphan sweep.
+    pub storage: crate::images::serve::SharedStorage,
 }
 
 /// Wakes this instance's worker when a job is queued here.
@@ -44,6 +46,15 @@ pub async fn run(ctx: JobContext, signal: JobSignal) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(queued = n, "daily resyncs queued"),
                 Err(e) => tracing::warn!(error = %e, "cannot queue daily resyncs"),
+            }
+            // Accounts deleted by cascade leave image files nobody uses.
+            let storage = ctx.storage.clone();
+            match blocking(&ctx.pool, move |conn| Ok(crate::images::model::sweep_orphans(conn, storage.as_ref(), None)))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "unused image files removed"),
+                Err(e) => tracing::warn!(error = %e, "cannot sweep unused images"),
             }
         }
         match blocking(&ctx.pool, super::claim).await {

@@ -65,7 +65,12 @@ pub async fn run(ctx: &JobContext, job: &Job) -> Result<(), SyncError> {
     let user_id = job.user_id.ok_or_else(|| SyncError::fatal("sync job without a user"))?;
     let result = sync_user(ctx, job, user_id).await;
     let error = result.as_ref().err().map(|e| e.message.clone());
-    blocking(ctx, move |conn| SteamAccount::record_sync(conn, user_id, error.as_deref())).await?;
+    blocking(ctx, move |conn| {
+        SteamAccount::record_sync(conn, user_id, error.as_deref())?;
+        // Even a sync that stopped part-way changed some numbers.
+        crate::achievements::evaluate(conn, &[user_id]).map(|_| ())
+    })
+    .await?;
     result
 }
 

@@ -152,6 +152,56 @@ impl TestApp {
         client.post(self.url(action)).form(&form).send().await.unwrap()
     }
 
+    /// Opens `page`, takes its CSRF token, and posts `fields` (names may
+    /// repeat) and an optional file `(field, name, bytes)` as multipart.
+    pub async fn submit_multipart(
+        &self,
+        page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &str, Vec<u8>)>,
+    ) -> reqwest::Response {
+        self.submit_multipart_with(&self.client, page, action, fields, file).await
+    }
+
+    /// [`TestApp::submit_multipart`] with another client.
+    pub async fn submit_multipart_with(
+        &self,
+        client: &reqwest::Client,
+        page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &str, Vec<u8>)>,
+    ) -> reqwest::Response {
+        let doc = html(client.get(self.url(page)).send().await.unwrap()).await;
+        let token = csrf_token(&doc).unwrap_or_else(|| panic!("{page} has a form with a CSRF token"));
+        let mut form = reqwest::multipart::Form::new().text("csrf_token", token);
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        if let Some((field, name, bytes)) = file {
+            form = form.part(field.to_string(), reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()));
+        }
+        client.post(self.url(action)).multipart(form).send().await.unwrap()
+    }
+
+    /// Files stored under the app's upload directory.
+    pub fn stored_files(&self) -> Vec<std::path::PathBuf> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.settings.upload_dir, &mut out);
+        out
+    }
+
     /// [`TestApp::submit_with`] with the app's own client.
     pub async fn submit(&self, page: &str, action: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         self.submit_with(&self.client, page, action, fields).await
@@ -177,12 +227,18 @@ impl TestApp {
 
     /// Registers through the page and follows the emailed link.
     pub async fn register_verified(&self, username: &str, email: &str, password: &str) {
-        let res = self.register(username, email, password).await;
+        self.register_verified_with(&self.client, username, email, password).await
+    }
+
+    /// [`TestApp::register_verified`] in another browser.
+    pub async fn register_verified_with(&self, client: &reqwest::Client, username: &str, email: &str, password: &str) {
+        let res = self.register_with(client, username, email, password).await;
         assert_eq!(res.status(), 303, "registration of {username} succeeds");
         let mail = self.mail.next_email().await;
         assert_eq!(mail.to, email);
         let link = mail.link("/verify-email/");
-        let res = self.submit(&link, "/verify-email", &[("token", link.rsplit('/').next().unwrap())]).await;
+        let res =
+            self.submit_with(client, &link, "/verify-email", &[("token", link.rsplit('/').next().unwrap())]).await;
         assert_eq!(res.status(), 303, "verification succeeds");
     }
 
@@ -230,6 +286,8 @@ pub fn test_env() -> HashMap<String, String> {
     env.insert("BIND_ADDRESS".into(), "127.0.0.1:0".into());
     env.insert("STATIC_DIR".into(), concat!(env!("CARGO_MANIFEST_DIR"), "/static").into());
     env.insert("QUESTLINE_ENV".into(), "production".into());
+    let uploads = std::env::temp_dir().join(format!("questline-test-uploads-{}", uuid::Uuid::new_v4().simple()));
+    env.insert("UPLOAD_DIR".into(), uploads.to_string_lossy().into_owned());
     env
 }
 

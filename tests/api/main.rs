@@ -2,6 +2,9 @@
 //! its own PostgreSQL database and a real Redis.
 
 mod account_security;
+mod achievements;
+mod community;
+mod images;
 mod admin_cli;
 mod csrf;
 mod dev_mailbox;

@@ -6,11 +6,11 @@ use questline::steam::fake::{
 
 use crate::helpers::{html, location, spawn_app_with, text_of, TestApp};
 
-const PASSWORD: &str = "violet tractor pebble moonlight";
-const KEY: &str = "0123456789ABCDEF0123456789ABCDEF";
-const STEAM_ID: u64 = 76561197960287930;
+pub(crate) const PASSWORD: &str = "violet tractor pebble moonlight";
+pub(crate) const KEY: &str = "0123456789ABCDEF0123456789ABCDEF";
+pub(crate) const STEAM_ID: u64 = 76561197960287930;
 
-fn portal_state() -> FakeState {
+pub(crate) fn portal_state() -> FakeState {
     let mut s = FakeState::default();
     s.keys.insert(KEY.into());
     s.vanity.insert("gaben".into(), STEAM_ID);
@@ -56,7 +56,7 @@ fn portal_state() -> FakeState {
     s
 }
 
-async fn app_with_steam(state: FakeState) -> (TestApp, FakeSteam) {
+pub(crate) async fn app_with_steam(state: FakeState) -> (TestApp, FakeSteam) {
     let fake = FakeSteam::start(state).unwrap();
     let base = fake.base_url();
     let app = spawn_app_with(|env| {
@@ -69,7 +69,7 @@ async fn app_with_steam(state: FakeState) -> (TestApp, FakeSteam) {
 }
 
 /// Waits for the user's newest sync job to end; returns its status.
-async fn sync_finished(app: &TestApp) -> String {
+pub(crate) async fn sync_finished(app: &TestApp) -> String {
     app.wait_for("the sync to end", |conn| {
         let status: Option<String> =
             jobs::table.order(jobs::id.desc()).select(jobs::status).first(conn).optional().unwrap();
@@ -78,7 +78,7 @@ async fn sync_finished(app: &TestApp) -> String {
     .await
 }
 
-async fn link(app: &TestApp, profile: &str, key: &str) -> reqwest::Response {
+pub(crate) async fn link(app: &TestApp, profile: &str, key: &str) -> reqwest::Response {
     app.submit("/settings/steam", "/settings/steam", &[("profile", profile), ("api_key", key)]).await
 }
 

@@ -1,0 +1,230 @@
+//! The five condition types of a custom achievement, in the legacy JSON
+//! shape (FORMAT.md), parsed strictly so that evaluation in SQL can trust
+//! every stored condition that is not marked as needing an edit.
+
+use serde_json::{json, Map, Value};
+
+/// Lists longer than this are refused: nobody picks 200 games by hand.
+pub const MAX_GAMES: usize = 100;
+pub const MAX_ACHIEVEMENTS: usize = 200;
+
+/// The condition types, in the order the form lists them.
+pub const TYPES: [(&str, &str); 5] = [
+    ("complete_games", "Complete games (every achievement)"),
+    ("playtime", "Hours played"),
+    ("achievement_count", "Number of achievements"),
+    ("specific_achievements", "Specific achievements"),
+    ("completion_rate", "Completion rate"),
+];
+
+/// A checked condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    CompleteGames { games: Vec<i64> },
+    Playtime { hours: f64, games: Option<Vec<i64>> },
+    AchievementCount { count: i64, games: Option<Vec<i64>> },
+    SpecificAchievements { achievements: Vec<(i64, String)> },
+    CompletionRate { percent: f64, games: Option<Vec<i64>> },
+}
+
+fn appid(v: &Value) -> Result<i64, String> {
+    let parsed = match v {
+        Value::String(s) if !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    };
+    match parsed {
+        Some(id) if id > 0 => Ok(id),
+        _ => Err(format!("{v} is not a Steam app id")),
+    }
+}
+
+fn games(data: &Map<String, Value>, required: bool) -> Result<Option<Vec<i64>>, String> {
+    match data.get("games") {
+        None if !required => Ok(None),
+        None | Some(Value::Null) => Err("pick at least one game".into()),
+        Some(Value::Array(list)) if !list.is_empty() && list.len() <= MAX_GAMES => {
+            let mut ids = list.iter().map(appid).collect::<Result<Vec<_>, _>>()?;
+            ids.sort_unstable();
+            ids.dedup();
+            Ok(Some(ids))
+        }
+        Some(Value::Array(list)) if list.is_empty() => Err("pick at least one game".into()),
+        Some(_) => Err(format!("`games` must be a list of at most {MAX_GAMES} app ids")),
+    }
+}
+
+fn number(data: &Map<String, Value>, key: &str, min: f64, max: f64) -> Result<f64, String> {
+    match data.get(key).and_then(Value::as_f64) {
+        Some(n) if n.is_finite() && n >= min && n <= max => Ok(n),
+        _ => Err(format!("`{key}` must be a number from {min} to {max}")),
+    }
+}
+
+impl Condition {
+    /// Parses a stored or submitted condition; the error says what is wrong.
+    pub fn parse(kind: &str, data: &Value) -> Result<Condition, String> {
+        let data = data.as_object().ok_or("the condition data is not an object")?;
+        match kind {
+            "complete_games" => Ok(Condition::CompleteGames { games: games(data, true)?.unwrap_or_default() }),
+            "playtime" => {
+                Ok(Condition::Playtime { hours: number(data, "hours", 0.1, 1_000_000.0)?, games: games(data, false)? })
+            }
+            "achievement_count" => {
+                let count = number(data, "count", 1.0, 10_000_000.0)?;
+                if count.fract() != 0.0 {
+                    return Err("`count` must be a whole number".into());
+                }
+                Ok(Condition::AchievementCount { count: count as i64, games: games(data, false)? })
+            }
+            "completion_rate" => Ok(Condition::CompletionRate {
+                percent: number(data, "percent", 0.1, 100.0)?,
+                games: games(data, false)?,
+            }),
+            "specific_achievements" => {
+                let list = match data.get("achievements") {
+                    Some(Value::Array(l)) if !l.is_empty() && l.len() <= MAX_ACHIEVEMENTS => l,
+                    _ => return Err(format!("pick from 1 to {MAX_ACHIEVEMENTS} achievements")),
+                };
+                let mut achievements = list
+                    .iter()
+                    .map(|a| {
+                        let app = appid(a.get("appid").unwrap_or(&Value::Null))?;
+                        match a.get("api_name").and_then(Value::as_str) {
+                            Some(name) if !name.is_empty() && name.len() <= 200 => Ok((app, name.to_owned())),
+                            _ => Err("each achievement needs an `api_name`".to_owned()),
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                achievements.sort();
+                achievements.dedup();
+                Ok(Condition::SpecificAchievements { achievements })
+            }
+            other => Err(format!("unknown condition type `{other}`")),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Condition::CompleteGames { .. } => "complete_games",
+            Condition::Playtime { .. } => "playtime",
+            Condition::AchievementCount { .. } => "achievement_count",
+            Condition::SpecificAchievements { .. } => "specific_achievements",
+            Condition::CompletionRate { .. } => "completion_rate",
+        }
+    }
+
+    /// The stored shape: app ids as strings, as the legacy app wrote them.
+    pub fn to_json(&self) -> Value {
+        let ids = |g: &[i64]| Value::from(g.iter().map(|id| id.to_string()).collect::<Vec<_>>());
+        let with_games = |mut v: Value, g: &Option<Vec<i64>>| {
+            if let Some(g) = g {
+                v["games"] = ids(g);
+            }
+            v
+        };
+        match self {
+            Condition::CompleteGames { games } => json!({ "games": ids(games) }),
+            Condition::Playtime { hours, games } => with_games(json!({ "hours": hours }), games),
+            Condition::AchievementCount { count, games } => with_games(json!({ "count": count }), games),
+            Condition::CompletionRate { percent, games } => with_games(json!({ "percent": percent }), games),
+            Condition::SpecificAchievements { achievements } => json!({
+                "achievements": achievements.iter()
+                    .map(|(a, n)| json!({ "appid": a.to_string(), "api_name": n }))
+                    .collect::<Vec<_>>()
+            }),
+        }
+    }
+
+    /// Every game the condition names (empty when it means "all games").
+    pub fn appids(&self) -> Vec<i64> {
+        let mut ids = match self {
+            Condition::CompleteGames { games } => games.clone(),
+            Condition::Playtime { games, .. }
+            | Condition::AchievementCount { games, .. }
+            | Condition::CompletionRate { games, .. } => games.clone().unwrap_or_default(),
+            Condition::SpecificAchievements { achievements } => achievements.iter().map(|(a, _)| *a).collect(),
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+/// How far along an achievement is, in words: "61/80 achievements",
+/// "72 of 100 hours", "43% of 60%".
+pub fn describe_progress(kind: &str, current: f64, target: f64) -> String {
+    match kind {
+        "playtime" => format!("{} of {} hours", trim(current.floor()), trim(target)),
+        "completion_rate" => format!("{}% of {}%", trim((current * 10.0).floor() / 10.0), trim(target)),
+        _ => format!("{}/{} achievements", current as i64, target as i64),
+    }
+}
+
+/// The fraction done, 0 to 100, for a progress bar.
+pub fn percent_done(current: f64, target: f64) -> u32 {
+    if target <= 0.0 {
+        0
+    } else {
+        ((current / target) * 100.0).clamp(0.0, 100.0).floor() as u32
+    }
+}
+
+fn trim(n: f64) -> String {
+    if n.fract() == 0.0 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n:.1}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_legacy_example_parses_and_round_trips() {
+        let cases = [
+            ("complete_games", json!({"games": ["400", "620"]})),
+            ("playtime", json!({"hours": 100})),
+            ("playtime", json!({"hours": 2.5, "games": ["570"]})),
+            ("achievement_count", json!({"count": 80, "games": ["400"]})),
+            ("specific_achievements", json!({"achievements": [{"appid": "400", "api_name": "PORTAL_BEAT_GAME"}]})),
+            ("completion_rate", json!({"percent": 60})),
+        ];
+        for (kind, data) in cases {
+            let c = Condition::parse(kind, &data).unwrap_or_else(|e| panic!("{kind} {data}: {e}"));
+            assert_eq!(c.kind(), kind);
+            assert_eq!(Condition::parse(kind, &c.to_json()).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn data_that_does_not_fit_its_type_is_refused_with_a_reason() {
+        let bad = [
+            ("complete_games", json!({})),
+            ("complete_games", json!({"games": []})),
+            ("complete_games", json!({"games": ["portal"]})),
+            ("playtime", json!({"hours": "lots"})),
+            ("playtime", json!({"hours": -1})),
+            ("achievement_count", json!({"count": 2.5})),
+            ("completion_rate", json!({"percent": 150})),
+            ("specific_achievements", json!({"achievements": [{"appid": "400"}]})),
+            ("speedrun", json!({"minutes": 5})),
+            ("playtime", json!(["hours", 5])),
+        ];
+        for (kind, data) in bad {
+            assert!(Condition::parse(kind, &data).is_err(), "{kind} {data} should be refused");
+        }
+    }
+
+    #[test]
+    fn progress_reads_as_the_issue_describes() {
+        assert_eq!(describe_progress("achievement_count", 61.0, 80.0), "61/80 achievements");
+        assert_eq!(describe_progress("playtime", 72.4, 100.0), "72 of 100 hours");
+        assert_eq!(describe_progress("completion_rate", 43.46, 60.0), "43.4% of 60%");
+        assert_eq!(percent_done(72.0, 100.0), 72);
+        assert_eq!(percent_done(5.0, 0.0), 0);
+        assert_eq!(percent_done(150.0, 100.0), 100);
+    }
+}

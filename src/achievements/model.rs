@@ -1,0 +1,253 @@
+//! Custom achievements: rows, ownership-scoped queries, and set-based
+//! evaluation of every condition after a sync.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Double, Nullable, Text, Timestamptz};
+use serde_json::Value;
+
+use super::condition::{describe_progress, percent_done, Condition};
+use crate::images::ImageRef;
+use crate::schema::custom_achievements;
+
+/// One of a user's achievements as their list and edit page show it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct AchievementRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub owner_id: i64,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Text)]
+    pub description: String,
+    #[diesel(sql_type = Text)]
+    pub condition_type: String,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    pub condition: Value,
+    #[diesel(sql_type = Bool)]
+    pub needs_edit: bool,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub image_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub image_public_id: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub imported_from: Option<i64>,
+    #[diesel(sql_type = Double)]
+    pub progress_current: f64,
+    #[diesel(sql_type = Double)]
+    pub progress_target: f64,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub met_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    /// Shared and visible in the community list.
+    #[diesel(sql_type = Bool)]
+    pub shared: bool,
+}
+
+impl AchievementRow {
+    pub fn progress(&self) -> String {
+        describe_progress(&self.condition_type, self.progress_current, self.progress_target)
+    }
+    pub fn percent(&self) -> u32 {
+        if self.met_at.is_some() {
+            100
+        } else {
+            percent_done(self.progress_current, self.progress_target)
+        }
+    }
+    pub fn image(&self) -> Option<ImageRef> {
+        self.image_public_id.clone().map(|public_id| ImageRef { public_id })
+    }
+    pub fn parsed(&self) -> Option<Condition> {
+        (!self.needs_edit).then(|| Condition::parse(&self.condition_type, &self.condition).ok()).flatten()
+    }
+}
+
+const ROW_SELECT: &str = "SELECT ca.id, ca.owner_id, ca.name, ca.description, ca.condition_type, ca.condition,
+        ca.needs_edit, ca.image_id, i.public_id AS image_public_id, ca.imported_from, ca.progress_current,
+        ca.progress_target, ca.met_at, ca.created_at,
+        COALESCE(c.is_active AND c.hidden_at IS NULL, false) AS shared
+    FROM custom_achievements ca
+    LEFT JOIN images i ON i.id = ca.image_id
+    LEFT JOIN community_achievements c ON c.source_id = ca.id";
+
+/// Every achievement of one user, newest first.
+pub fn list_for(conn: &mut PgConnection, owner_id: i64) -> QueryResult<Vec<AchievementRow>> {
+    diesel::sql_query(format!("{ROW_SELECT} WHERE ca.owner_id = $1 ORDER BY ca.created_at DESC, ca.id DESC"))
+        .bind::<BigInt, _>(owner_id)
+        .load(conn)
+}
+
+/// One achievement, only if `owner_id` owns it: callers cannot forget the
+/// ownership check, and another user's id looks exactly like a missing one.
+pub fn find_owned(conn: &mut PgConnection, id: i64, owner_id: i64) -> QueryResult<Option<AchievementRow>> {
+    diesel::sql_query(format!("{ROW_SELECT} WHERE ca.id = $1 AND ca.owner_id = $2"))
+        .bind::<BigInt, _>(id)
+        .bind::<BigInt, _>(owner_id)
+        .get_result(conn)
+        .optional()
+}
+
+/// The fields a user sets.
+#[derive(Debug, Clone)]
+pub struct AchievementInput {
+    pub name: String,
+    pub description: String,
+    pub condition: Condition,
+}
+
+pub fn insert(
+    conn: &mut PgConnection,
+    owner_id: i64,
+    input: &AchievementInput,
+    image_id: Option<i64>,
+    imported_from: Option<i64>,
+) -> QueryResult<i64> {
+    diesel::insert_into(custom_achievements::table)
+        .values((
+            custom_achievements::owner_id.eq(owner_id),
+            custom_achievements::name.eq(&input.name),
+            custom_achievements::description.eq(&input.description),
+            custom_achievements::condition_type.eq(input.condition.kind()),
+            custom_achievements::condition.eq(input.condition.to_json()),
+            custom_achievements::image_id.eq(image_id),
+            custom_achievements::imported_from.eq(imported_from),
+        ))
+        .returning(custom_achievements::id)
+        .get_result(conn)
+}
+
+/// Saves an edit. A changed condition is a different goal: the date it was
+/// met is cleared, and an imported copy stops counting for the shared one.
+pub fn update(conn: &mut PgConnection, row: &AchievementRow, input: &AchievementInput) -> QueryResult<()> {
+    let new_json = input.condition.to_json();
+    let changed = row.needs_edit || row.condition_type != input.condition.kind() || row.condition != new_json;
+    let target = custom_achievements::table.find(row.id).filter(custom_achievements::owner_id.eq(row.owner_id));
+    diesel::update(target)
+        .set((
+            custom_achievements::name.eq(&input.name),
+            custom_achievements::description.eq(&input.description),
+            custom_achievements::condition_type.eq(input.condition.kind()),
+            custom_achievements::condition.eq(new_json),
+            custom_achievements::needs_edit.eq(false),
+            custom_achievements::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)?;
+    if changed {
+        diesel::update(target)
+            .set((
+                custom_achievements::met_at.eq(None::<DateTime<Utc>>),
+                custom_achievements::imported_from.eq(None::<i64>),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn set_image(conn: &mut PgConnection, id: i64, owner_id: i64, image_id: Option<i64>) -> QueryResult<()> {
+    diesel::update(custom_achievements::table.find(id).filter(custom_achievements::owner_id.eq(owner_id)))
+        .set(custom_achievements::image_id.eq(image_id))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn delete(conn: &mut PgConnection, id: i64, owner_id: i64) -> QueryResult<bool> {
+    diesel::delete(custom_achievements::table.find(id).filter(custom_achievements::owner_id.eq(owner_id)))
+        .execute(conn)
+        .map(|n| n > 0)
+}
+
+/// What one evaluation did.
+#[derive(Debug, QueryableByName, PartialEq, Eq)]
+pub struct Evaluated {
+    #[diesel(sql_type = BigInt)]
+    pub evaluated: i64,
+    #[diesel(sql_type = BigInt)]
+    pub newly_met: i64,
+}
+
+/// Recomputes progress for every evaluable achievement of these users in
+/// one statement (each condition type is a set-based branch, never a query
+/// per achievement), stamps the first time each is met, and counts a
+/// completion on the shared achievement an importer's copy came from.
+pub fn evaluate(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<Evaluated> {
+    diesel::sql_query(EVALUATE_SQL).bind::<Array<BigInt>, _>(user_ids).get_result(conn)
+}
+
+const EVALUATE_SQL: &str = r#"
+WITH cond AS (
+    SELECT id, owner_id, condition_type, condition
+    FROM custom_achievements
+    WHERE owner_id = ANY($1) AND NOT needs_edit
+),
+listed AS (
+    SELECT c.id, g.value::bigint AS appid
+    FROM cond c
+    CROSS JOIN LATERAL jsonb_array_elements_text(
+        CASE WHEN jsonb_typeof(c.condition -> 'games') = 'array' THEN c.condition -> 'games' ELSE '[]'::jsonb END
+    ) AS g(value)
+    WHERE c.condition_type <> 'specific_achievements'
+),
+per_game AS (
+    SELECT l.id, COALESCE(le.playtime_minutes, 0) AS minutes, COALESCE(le.unlocked_count, 0) AS unlocked,
+           COALESCE(gm.achievement_count, 0) AS total
+    FROM listed l
+    JOIN cond c ON c.id = l.id
+    LEFT JOIN library_entries le ON le.user_id = c.owner_id AND le.appid = l.appid
+    LEFT JOIN games gm ON gm.appid = l.appid
+    UNION ALL
+    SELECT c.id, le.playtime_minutes, le.unlocked_count, gm.achievement_count
+    FROM cond c
+    JOIN library_entries le ON le.user_id = c.owner_id
+    JOIN games gm ON gm.appid = le.appid
+    WHERE c.condition_type IN ('playtime', 'achievement_count', 'completion_rate') AND NOT (c.condition ? 'games')
+),
+progress AS (
+    SELECT c.id,
+        (CASE c.condition_type
+            WHEN 'playtime' THEN COALESCE(sum(pg.minutes), 0) / 60.0
+            WHEN 'achievement_count' THEN COALESCE(sum(pg.unlocked), 0)
+            WHEN 'complete_games' THEN COALESCE(sum(LEAST(pg.unlocked, pg.total)), 0)
+            ELSE COALESCE(100.0 * sum(LEAST(pg.unlocked, pg.total)) / NULLIF(sum(pg.total), 0), 0)
+        END)::float8 AS current,
+        (CASE c.condition_type
+            WHEN 'playtime' THEN (c.condition ->> 'hours')::float8
+            WHEN 'achievement_count' THEN (c.condition ->> 'count')::float8
+            WHEN 'complete_games' THEN COALESCE(sum(pg.total), 0)
+            ELSE (c.condition ->> 'percent')::float8
+        END)::float8 AS target
+    FROM cond c
+    LEFT JOIN per_game pg ON pg.id = c.id
+    WHERE c.condition_type <> 'specific_achievements'
+    GROUP BY c.id, c.condition_type, c.condition
+    UNION ALL
+    SELECT c.id, count(ua.user_id)::float8, count(*)::float8
+    FROM cond c
+    CROSS JOIN LATERAL jsonb_array_elements(c.condition -> 'achievements') AS a(value)
+    LEFT JOIN game_achievements ga ON ga.appid = (a.value ->> 'appid')::bigint AND ga.api_name = a.value ->> 'api_name'
+    LEFT JOIN user_achievements ua ON ua.user_id = c.owner_id AND ua.achievement_id = ga.id
+    WHERE c.condition_type = 'specific_achievements'
+    GROUP BY c.id
+),
+upd AS (
+    UPDATE custom_achievements ca
+    SET progress_current = p.current,
+        progress_target = p.target,
+        met_at = CASE WHEN ca.met_at IS NULL AND p.target > 0 AND p.current >= p.target THEN now() ELSE ca.met_at END,
+        evaluated_at = now()
+    FROM progress p
+    WHERE ca.id = p.id
+    RETURNING ca.imported_from, ca.met_at = now() AS newly
+),
+counted AS (
+    UPDATE community_achievements s
+    SET completions_count = s.completions_count + n.cnt
+    FROM (SELECT imported_from, count(*)::int AS cnt FROM upd
+          WHERE newly AND imported_from IS NOT NULL GROUP BY imported_from) n
+    WHERE s.id = n.imported_from
+    RETURNING s.id
+)
+SELECT count(*) AS evaluated, count(*) FILTER (WHERE newly) AS newly_met FROM upd
+"#;

@@ -1,0 +1,160 @@
+//! The community list, importing from it, and sharing into it.
+
+use actix_web::{web, HttpResponse};
+use actix_web_flash_messages::FlashMessage;
+use askama::Template;
+use serde::Deserialize;
+
+use super::model::{self, ImportOutcome, SharedRow, PAGE_SIZE};
+use crate::achievements::model as achievements;
+use crate::audit::{AuditEvent, RequestMeta};
+use crate::auth::CurrentUser;
+use crate::db::{self, PgPool};
+use crate::error::AppError;
+use crate::layout::{render, see_other, PageContext};
+
+#[derive(Debug, Deserialize, Default)]
+pub struct BrowseQuery {
+    q: Option<String>,
+    sort: Option<String>,
+    page: Option<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "community/browse.html")]
+struct BrowsePage {
+    ctx: PageContext,
+    viewer_id: i64,
+    rows: Vec<SharedRow>,
+    q: String,
+    sort: String,
+    page: i64,
+    pages: i64,
+    total: i64,
+}
+
+impl BrowsePage {
+    fn page_link(&self, page: &i64) -> String {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        s.append_pair("q", &self.q).append_pair("sort", &self.sort).append_pair("page", &page.to_string());
+        format!("/community?{}", s.finish())
+    }
+}
+
+async fn browse(
+    ctx: PageContext,
+    current: CurrentUser,
+    query: web::Query<BrowseQuery>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, AppError> {
+    let query = query.into_inner();
+    let q: String = query.q.unwrap_or_default().trim().chars().take(200).collect();
+    let sort = match query.sort.as_deref() {
+        Some(s @ ("tried" | "completed")) => s.to_owned(),
+        _ => "newest".to_owned(),
+    };
+    let page = query.page.unwrap_or(1).clamp(1, 100_000);
+    let viewer_id = current.user.id;
+    let (q2, sort2) = (q.clone(), sort.clone());
+    let rows = db::run(&pool, move |conn| Ok(model::browse(conn, viewer_id, &q2, &sort2, page)?)).await?;
+    let total = rows.first().map(|r| r.total_rows).unwrap_or(0);
+    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    render(&BrowsePage { ctx, viewer_id, rows, q, sort, page, pages, total })
+}
+
+async fn import(
+    current: CurrentUser,
+    path: web::Path<i64>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, AppError> {
+    let (user_id, community_id) = (current.user.id, path.into_inner());
+    let outcome = db::run(&pool, move |conn| {
+        let outcome = model::import(conn, community_id, user_id)?;
+        if let ImportOutcome::Imported(id) = outcome {
+            AuditEvent::new("community", "import", &meta)
+                .actor(user_id)
+                .target_text(community_id.to_string())
+                .details(serde_json::json!({ "achievement_id": id }))
+                .record(conn)?;
+            achievements::evaluate(conn, &[user_id])?;
+        }
+        Ok(outcome)
+    })
+    .await?;
+    match outcome {
+        ImportOutcome::Imported(_) => {
+            FlashMessage::success("Added to your achievements.").send();
+            Ok(see_other("/achievements"))
+        }
+        ImportOutcome::Already => {
+            FlashMessage::info("That achievement is already in your list.").send();
+            Ok(see_other("/community"))
+        }
+        ImportOutcome::Own => {
+            FlashMessage::info("That is your own achievement.").send();
+            Ok(see_other("/community"))
+        }
+        ImportOutcome::NotFound => Err(AppError::NotFound),
+    }
+}
+
+async fn share(
+    current: CurrentUser,
+    path: web::Path<i64>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, AppError> {
+    let (user_id, source_id) = (current.user.id, path.into_inner());
+    let row = db::run(&pool, move |conn| achievements::find_owned(conn, source_id, user_id)?.ok_or(AppError::NotFound))
+        .await?;
+    if current.user.email_verified_at.is_none() {
+        FlashMessage::error("Verify your email address before sharing achievements.").send();
+        return Ok(see_other("/achievements"));
+    }
+    if row.needs_edit {
+        FlashMessage::error("Fix this achievement's condition before sharing it.").send();
+        return Ok(see_other("/achievements"));
+    }
+    db::run(&pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let id = model::share(conn, source_id, user_id)?;
+            AuditEvent::new("community", "share", &meta)
+                .actor(user_id)
+                .target_text(source_id.to_string())
+                .details(serde_json::json!({ "community_id": id }))
+                .record(conn)
+        })?;
+        Ok(())
+    })
+    .await?;
+    FlashMessage::success(format!("Shared \u{201c}{}\u{201d} with the community.", row.name)).send();
+    Ok(see_other("/achievements"))
+}
+
+async fn unshare(
+    current: CurrentUser,
+    path: web::Path<i64>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, AppError> {
+    let (user_id, source_id) = (current.user.id, path.into_inner());
+    db::run(&pool, move |conn| {
+        achievements::find_owned(conn, source_id, user_id)?.ok_or(AppError::NotFound)?;
+        conn.build_transaction().run(|conn| {
+            model::set_active(conn, source_id, false)?;
+            AuditEvent::new("community", "unshare", &meta).actor(user_id).target_text(source_id.to_string()).record(conn)
+        })?;
+        Ok(())
+    })
+    .await?;
+    FlashMessage::info("No longer shared. Copies others imported stay theirs.").send();
+    Ok(see_other("/achievements"))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/community").route(web::get().to(browse)))
+        .service(web::resource("/community/{id}/import").route(web::post().to(import)))
+        .service(web::resource("/achievements/{id}/share").route(web::post().to(share)))
+        .service(web::resource("/achievements/{id}/unshare").route(web::post().to(unshare)));
+}

@@ -1,0 +1,17 @@
+//! Image uploads: checked by decoding (never by name or declared type),
+//! re-encoded so no metadata survives, thumbnailed, stored once per content
+//! behind [`storage::Storage`], and served only to those allowed to see them.
+
+pub mod model;
+pub mod process;
+pub mod serve;
+pub mod storage;
+
+pub use model::{Image, ImageRef, StoredImage};
+pub use process::{process, ImageError, Processed, MAX_UPLOAD_BYTES};
+pub use storage::{LocalStorage, Storage};
+
+/// The image routes.
+pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
+    serve::routes(cfg);
+}

@@ -1,0 +1,168 @@
+//! Turning untrusted bytes into a clean image and its thumbnail.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+use sha2::{Digest, Sha256};
+
+/// The largest upload accepted, in bytes (5 MB).
+pub const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
+/// Larger dimensions are refused before decoding: a small file can declare a
+/// huge canvas (a decompression bomb).
+pub const MAX_SIDE: u32 = 4096;
+/// Memory the decoder may allocate.
+const MAX_ALLOC: u64 = 128 * 1024 * 1024;
+/// Thumbnails fit in this square.
+pub const THUMB_SIDE: u32 = 128;
+
+/// Why an upload was refused, worded for the person who sent it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ImageError {
+    #[error("The image is larger than 5 MB.")]
+    TooLarge,
+    #[error("The file is empty.")]
+    Empty,
+    #[error("That file is not an image Questline accepts (PNG, JPEG, GIF or WebP).")]
+    NotAnImage,
+    #[error("The image is larger than {MAX_SIDE}×{MAX_SIDE} pixels.")]
+    TooManyPixels,
+    #[error("The image could not be read: it may be damaged.")]
+    Corrupt,
+}
+
+/// A re-encoded image ready to store.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub bytes: Vec<u8>,
+    pub thumb: Vec<u8>,
+    pub content_type: &'static str,
+    pub extension: &'static str,
+    pub width: u32,
+    pub height: u32,
+    /// SHA-256 of `bytes`, lower-case hex: the blob's identity.
+    pub sha256: String,
+}
+
+/// Decodes `data` (whatever its name claims), refuses anything but PNG, JPEG,
+/// GIF and WebP within the size and pixel limits, and re-encodes it: JPEG
+/// stays JPEG, the rest become PNG (only the first frame of an animation).
+/// CPU-bound: call it off the async workers.
+pub fn process(data: &[u8]) -> Result<Processed, ImageError> {
+    if data.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    if data.len() > MAX_UPLOAD_BYTES {
+        return Err(ImageError::TooLarge);
+    }
+    let reader = ImageReader::new(Cursor::new(data)).with_guessed_format().map_err(|_| ImageError::NotAnImage)?;
+    let format = match reader.format() {
+        Some(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP)) => f,
+        _ => return Err(ImageError::NotAnImage),
+    };
+    let (width, height) = reader.into_dimensions().map_err(|_| ImageError::Corrupt)?;
+    if width == 0 || height == 0 {
+        return Err(ImageError::Corrupt);
+    }
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(ImageError::TooManyPixels);
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(data), format);
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => ImageError::TooManyPixels,
+        _ => ImageError::Corrupt,
+    })?;
+    let (out_format, content_type, extension) = match format {
+        ImageFormat::Jpeg => (ImageFormat::Jpeg, "image/jpeg", "jpg"),
+        _ => (ImageFormat::Png, "image/png", "png"),
+    };
+    let bytes = encode(&img, out_format)?;
+    let thumb = encode(&img.thumbnail(THUMB_SIDE, THUMB_SIDE), out_format)?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    Ok(Processed { bytes, thumb, content_type, extension, width: img.width(), height: img.height(), sha256 })
+}
+
+fn encode(img: &DynamicImage, format: ImageFormat) -> Result<Vec<u8>, ImageError> {
+    let mut out = Cursor::new(Vec::new());
+    // JPEG has no alpha channel; PNG keeps whatever the source had.
+    let result = match format {
+        ImageFormat::Jpeg => DynamicImage::ImageRgb8(img.to_rgb8()).write_to(&mut out, format),
+        _ => img.write_to(&mut out, format),
+    };
+    result.map_err(|_| ImageError::Corrupt)?;
+    Ok(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let img = DynamicImage::new_rgb8(width, height);
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn a_png_is_reencoded_with_a_thumbnail_no_larger_than_the_box() {
+        let p = process(&png(300, 150)).unwrap();
+        assert_eq!((p.content_type, p.width, p.height), ("image/png", 300, 150));
+        let thumb = image::load_from_memory(&p.thumb).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (128, 64));
+        assert_eq!(p.sha256, hex::encode(Sha256::digest(&p.bytes)));
+    }
+
+    #[test]
+    fn text_named_like_an_image_is_refused() {
+        assert_eq!(process(b"<svg onload=alert(1)>").unwrap_err(), ImageError::NotAnImage);
+        assert_eq!(process(b"").unwrap_err(), ImageError::Empty);
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn a_huge_declared_canvas_is_refused_before_decoding() {
+        // A valid PNG header claiming 100000×100000 pixels with almost no data.
+        let mut data = png(1, 1);
+        data[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        data[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        // Keep the header's checksum valid so only the size is wrong.
+        let crc = crc32(&data[12..29]);
+        data[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(process(&data).unwrap_err(), ImageError::TooManyPixels);
+    }
+
+    #[test]
+    fn a_truncated_image_is_reported_as_damaged() {
+        let data = png(64, 64);
+        assert_eq!(process(&data[..data.len() / 2]).unwrap_err(), ImageError::Corrupt);
+    }
+
+    #[test]
+    fn jpeg_metadata_does_not_survive() {
+        let img = DynamicImage::new_rgb8(20, 20);
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Jpeg).unwrap();
+        let mut data = out.into_inner();
+        // Splice an EXIF-like APP1 segment after SOI.
+        let app1 = b"\xFF\xE1\x00\x10Exif\x00\x00SECRETGPS";
+        data.splice(2..2, app1.iter().copied());
+        let p = process(&data).unwrap();
+        assert_eq!(p.content_type, "image/jpeg");
+        assert!(!p.bytes.windows(9).any(|w| w == b"SECRETGPS"));
+    }
+}
