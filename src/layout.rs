@@ -26,6 +26,9 @@ pub struct Flash {
 pub struct NavUser {
     pub username: String,
     pub is_admin: bool,
+    /// No confirmed email address (accounts brought over from the old app
+    /// may have none, or an unchecked one): the layout asks for one.
+    pub needs_email: bool,
 }
 
 /// Layout data; every page template has a `ctx` field of this type.
@@ -66,7 +69,11 @@ impl FromRequest for PageContext {
         Box::pin(async move {
             let user = crate::auth::session::resolve(&req)
                 .await?
-                .map(|c| NavUser { username: c.user.username.clone(), is_admin: c.user.is_admin() });
+                .map(|c| NavUser {
+                    username: c.user.username.clone(),
+                    is_admin: c.user.is_admin(),
+                    needs_email: c.user.email.is_none() || c.user.email_verified_at.is_none(),
+                });
             let flashes = incoming
                 .await?
                 .iter()

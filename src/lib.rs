@@ -16,6 +16,7 @@ pub mod email;
 pub mod error;
 pub mod health;
 pub mod home;
+pub mod import;
 pub mod images;
 pub mod jobs;
 pub mod layout;

@@ -27,6 +27,22 @@ enum Command {
     /// Re-encrypt every stored secret under MASTER_KEY/MASTER_KEY_ID; the old
     /// key is read from OLD_MASTER_KEY and OLD_MASTER_KEY_ID.
     RotateKeys,
+    /// Import a legacy (Flask app) data directory, as FORMAT.md describes;
+    /// or, with --rollback ID, remove exactly what an earlier run added.
+    ImportLegacy {
+        /// The legacy data directory (holding users.json).
+        #[arg(required_unless_present = "rollback")]
+        dir: Option<std::path::PathBuf>,
+        /// Read and check everything and print the report, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also write the report as JSON to this file.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+        /// Remove what run ID added (the id is printed by each run).
+        #[arg(long, value_name = "ID", conflicts_with_all = ["dir", "dry_run"])]
+        rollback: Option<i64>,
+    },
     /// Create a verified admin account, or make an existing account an admin.
     /// The password is read from QUESTLINE_ADMIN_PASSWORD, else from the
     /// first line of standard input.
@@ -61,6 +77,9 @@ fn main() -> ExitCode {
         Command::Worker => worker(settings),
         Command::RotateKeys => rotate_keys(&settings),
         Command::CreateAdmin { username, email } => create_admin(&settings, &username, &email),
+        Command::ImportLegacy { dir, dry_run, report, rollback } => {
+            questline::import::command(&settings, dir, dry_run, report, rollback)
+        }
         Command::GenerateSecrets => unreachable!("handled above"),
     };
     match result {

@@ -12,6 +12,7 @@ diesel::table! {
         icon_url -> Nullable<Text>,
         icon_gray_url -> Nullable<Text>,
         global_percent -> Nullable<Float8>,
+        import_run_id -> Nullable<Int8>,
     }
 }
 
@@ -25,6 +26,7 @@ diesel::table! {
         global_percentages_fetched_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        import_run_id -> Nullable<Int8>,
     }
 }
 
@@ -72,6 +74,8 @@ diesel::table! {
         totp_last_step -> Nullable<Int8>,
         totp_pending_enc -> Nullable<Bytea>,
         totp_pending_key_id -> Nullable<Text>,
+        legacy_username -> Nullable<Text>,
+        import_run_id -> Nullable<Int8>,
     }
 }
 
@@ -227,6 +231,8 @@ diesel::table! {
         evaluated_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        legacy_id -> Nullable<Text>,
+        import_run_id -> Nullable<Int8>,
     }
 }
 
@@ -247,6 +253,19 @@ diesel::table! {
         is_active -> Bool,
         hidden_at -> Nullable<Timestamptz>,
         hidden_by -> Nullable<Int8>,
+        legacy_id -> Nullable<Text>,
+        import_run_id -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    import_runs (id) {
+        id -> Int8,
+        source -> Text,
+        started_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        report -> Nullable<Jsonb>,
+        rolled_back_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -284,4 +303,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     images,
     custom_achievements,
     community_achievements,
+    import_runs,
 );

@@ -192,7 +192,7 @@ fn store_image(
     user_id: i64,
     p: &Processed,
 ) -> Result<Result<UploadRecord, String>, AppError> {
-    match images::store(conn, storage.as_ref(), Some(user_id), p, settings.upload_quota_bytes) {
+    match images::store(conn, storage.as_ref(), Some(user_id), p, Some(settings.upload_quota_bytes)) {
         Ok(r) => Ok(Ok(r)),
         Err(e @ StoreError::Quota { .. }) => Ok(Err(e.to_string())),
         Err(e) => Err(e.into()),

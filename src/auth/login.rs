@@ -102,11 +102,15 @@ async fn submit(
     let user = db::run(&pool, move |conn| Ok(User::find_by_login(conn, &lookup)?)).await?;
     // Verified even when there is no account or it is locked, so every
     // answer costs one argon2 run.
-    let password_ok = hasher.verify(user.as_ref().and_then(|u| u.password_hash.clone()), form.password).await?;
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let legacy = stored.as_deref().is_some_and(super::legacy_hash::is_legacy);
+    let password_ok = hasher.verify(stored, form.password.clone()).await?;
+    // A legacy Werkzeug hash is replaced by argon2id at its first success.
+    let upgraded = if password_ok && legacy { Some(hasher.hash(form.password).await?) } else { None };
 
     let meta2 = meta.clone();
     let outcome =
-        db::run(&pool, move |conn| conn.transaction(|conn| decide(conn, user, password_ok, remember, &meta2))).await?;
+        db::run(&pool, move |conn| conn.transaction(|conn| decide(conn, user, password_ok, upgraded, remember, &meta2))).await?;
     signal.notify();
 
     match outcome {
@@ -139,6 +143,7 @@ fn decide(
     conn: &mut PgConnection,
     user: Option<User>,
     password_ok: bool,
+    upgraded_hash: Option<String>,
     remember: bool,
     meta: &RequestMeta,
 ) -> Result<Outcome, AppError> {
@@ -159,7 +164,13 @@ fn decide(
         record_failure(conn, &user, meta, "wrong password")?;
         return Ok(Outcome::Failed);
     }
-    if user.email.is_some() && user.email_verified_at.is_none() {
+    if let Some(hash) = upgraded_hash {
+        diesel::update(users::table.find(user.id)).set(users::password_hash.eq(hash)).execute(conn)?;
+        audit().details(serde_json::json!({ "password_hash": "legacy hash replaced by argon2id" })).record(conn)?;
+    }
+    // Accounts brought over from the old app never had their address
+    // checked; they may sign in and are asked to verify it there.
+    if user.email.is_some() && user.email_verified_at.is_none() && user.legacy_username.is_none() {
         audit().failed("email not verified").record(conn)?;
         return Ok(Outcome::Unverified);
     }

@@ -2,6 +2,7 @@
 //! pages for registering, verifying, signing in and resetting.
 
 pub mod csrf;
+pub mod legacy_hash;
 pub mod login;
 pub mod password;
 pub mod register;

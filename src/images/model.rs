@@ -113,7 +113,7 @@ pub fn usage(conn: &mut PgConnection, owner_id: i64) -> QueryResult<i64> {
 }
 
 /// Stores a processed image for `owner_id` (or for the community when
-/// `None`), reusing the stored file when the same content is already there.
+/// `None`) within `quota_bytes` (none for imports), reusing the stored file when the same content is already there.
 /// Must run inside a transaction: the blob row is locked against the
 /// orphan sweep until it commits, and the owner's row serialises quota
 /// checks. Files written here and not referenced are removed on failure.
@@ -122,9 +122,9 @@ pub fn store(
     storage: &dyn Storage,
     owner_id: Option<i64>,
     p: &Processed,
-    quota_bytes: u64,
+    quota_bytes: Option<u64>,
 ) -> Result<UploadRecord, StoreError> {
-    if let Some(owner) = owner_id {
+    if let (Some(owner), Some(quota_bytes)) = (owner_id, quota_bytes) {
         crate::schema::users::table.find(owner).select(crate::schema::users::id).for_update().first::<i64>(conn)?;
         let already_mine = images::table
             .filter(images::owner_id.eq(owner))
@@ -133,7 +133,7 @@ pub fn store(
             .get_result::<i64>(conn)?
             > 0;
         let size = (p.bytes.len() + p.thumb.len()) as i64;
-        if !already_mine && usage(conn, owner)? + size > quota_bytes as i64 {
+        if !already_mine && usage(conn, owner)? + size > quota_bytes.min(i64::MAX as u64) as i64 {
             return Err(StoreError::Quota { quota_mb: quota_bytes / 1_000_000 });
         }
     }

@@ -84,6 +84,9 @@ pub struct User {
     pub totp_last_step: Option<i64>,
     pub totp_pending_enc: Option<Vec<u8>>,
     pub totp_pending_key_id: Option<String>,
+    /// The account's name in the legacy app, when it was imported.
+    pub legacy_username: Option<String>,
+    pub import_run_id: Option<i64>,
 }
 
 /// What creating an account writes.

@@ -13,6 +13,8 @@ mod headers;
 mod health;
 mod helpers;
 mod home;
+mod import;
+mod import_rules;
 mod login;
 mod outbox;
 mod register;

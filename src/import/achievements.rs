@@ -1,0 +1,297 @@
+//! Custom and shared achievements, with their images.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer};
+use serde_json::Value;
+
+use super::source::{opt_text, parse_time, IMAGE_DIR};
+use super::{Run, TxError};
+use crate::achievements::Condition;
+use crate::images::{model as images, process, Processed, MAX_UPLOAD_BYTES};
+use crate::schema::{community_achievements, custom_achievements};
+
+/// Legacy counters of the shared achievements this run added, put back
+/// after evaluation (which would count imported copies met today).
+pub(crate) struct Restore {
+    ids: Vec<i64>,
+    tries: Vec<i32>,
+    completions: Vec<i32>,
+}
+
+/// Images by file name: checked once, stored on first use.
+struct ImageCache {
+    checked: HashMap<String, Option<Arc<Processed>>>,
+}
+
+impl ImageCache {
+    /// The processed image for `name`, or `None` (reported once) when it is
+    /// missing, too large or not an image.
+    fn get(&mut self, run: &mut Run<'_>, name: &str, src: &str) -> Option<Arc<Processed>> {
+        if let Some(found) = self.checked.get(name) {
+            return found.clone();
+        }
+        let result = check_image(&run.opts.dir, name);
+        run.report.counts("images").read += 1;
+        let out = match result {
+            Ok(p) => {
+                run.report.counts("images").imported += 1;
+                Some(Arc::new(p))
+            }
+            Err(reason) => {
+                run.report.skip("images", format!("`{name}` not imported: {reason}; the achievement has no image"), src);
+                None
+            }
+        };
+        self.checked.insert(name.to_owned(), out.clone());
+        out
+    }
+}
+
+fn check_image(dir: &Path, name: &str) -> Result<Processed, String> {
+    if name.contains('/') || name.contains('\\') || name == ".." || name == "." {
+        return Err("not a plain file name".into());
+    }
+    let path = dir.join(IMAGE_DIR).join(name);
+    let meta = std::fs::metadata(&path).map_err(|_| "the file is missing".to_owned())?;
+    if !meta.is_file() {
+        return Err("not a file".into());
+    }
+    if meta.len() > MAX_UPLOAD_BYTES as u64 {
+        return Err("larger than the 5 MB upload limit".into());
+    }
+    let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+    process(&bytes).map_err(|e| e.to_string())
+}
+
+fn store_image(
+    run: &mut Run<'_>,
+    cache: &mut ImageCache,
+    name: Option<String>,
+    owner: Option<i64>,
+    src: &str,
+) -> Result<Option<i64>, TxError> {
+    let Some(name) = name else { return Ok(None) };
+    let Some(p) = cache.get(run, &name, src) else { return Ok(None) };
+    let storage = run.storage.clone();
+    match images::store(run.conn, storage.as_ref(), owner, &p, None) {
+        Ok(record) => Ok(Some(record.image.id)),
+        Err(images::StoreError::Db(e)) => Err(e.into()),
+        Err(e) => Err(TxError::Other(e.to_string())),
+    }
+}
+
+/// The condition, or the data kept as it was and marked for its owner.
+fn condition(run: &mut Run<'_>, kind: &'static str, v: &Value, src: &str) -> (String, Value, bool) {
+    let raw_kind = v.get("condition_type").and_then(Value::as_str).unwrap_or("").to_owned();
+    let raw_data = v.get("condition_data").cloned().unwrap_or(Value::Null);
+    match Condition::parse(&raw_kind, &raw_data) {
+        Ok(c) => (c.kind().to_owned(), c.to_json(), false),
+        Err(e) => {
+            run.report.change(kind, format!("condition kept as it was and marked as needing an edit: {e}"), src);
+            (raw_kind, raw_data, true)
+        }
+    }
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or("").to_owned()
+}
+
+fn count(v: &Value, key: &str) -> i32 {
+    v.get(key).and_then(Value::as_i64).unwrap_or(0).clamp(0, i32::MAX as i64) as i32
+}
+
+pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared: &[Value]) -> Result<Restore, TxError> {
+    let mut cache = ImageCache { checked: HashMap::new() };
+    let mut restore = Restore { ids: Vec::new(), tries: Vec::new(), completions: Vec::new() };
+
+    // Shared achievements first: custom ones refer to them.
+    let mut shared_ids: HashMap<String, i64> = community_achievements::table
+        .filter(community_achievements::legacy_id.is_not_null())
+        .select((community_achievements::legacy_id.assume_not_null(), community_achievements::id))
+        .load::<(String, i64)>(run.conn)?
+        .into_iter()
+        .collect();
+    // (community id, original_id, creator id) to link once customs exist.
+    let mut links = Vec::new();
+    for (i, v) in shared.iter().enumerate() {
+        const KIND: &str = "shared_achievements";
+        run.report.counts(KIND).read += 1;
+        let Some(legacy_id) = opt_text(v.get("id")) else {
+            run.report.skip(KIND, "no id", format!("shared_achievements.json: entry {}", i + 1));
+            continue;
+        };
+        let src = format!("shared_achievements.json: {legacy_id}");
+        if shared_ids.contains_key(&legacy_id) {
+            run.report.counts(KIND).already_present += 1;
+            continue;
+        }
+        let creator_name = opt_text(v.get("creator"));
+        let creator = creator_name.as_ref().and_then(|c| run.user_ids.get(c).copied());
+        if creator.is_none() {
+            let who = creator_name.as_deref().unwrap_or("(none)");
+            run.report.change(KIND, format!("creator `{who}` is not in users.json: shown as a deleted user"), &src);
+        }
+        let (kind, data, needs_edit) = condition(run, KIND, v, &src);
+        let image = store_image(run, &mut cache, opt_text(v.get("image")), None, &src)?;
+        let shared_at = opt_text(v.get("shared_at")).and_then(|t| parse_time(&t)).unwrap_or_else(chrono::Utc::now);
+        let (tries, completions) = (count(v, "tries_count"), count(v, "completions_count"));
+        let id: i64 = diesel::insert_into(community_achievements::table)
+            .values((
+                community_achievements::creator_id.eq(creator),
+                community_achievements::name.eq(text(v, "name")),
+                community_achievements::description.eq(text(v, "description")),
+                community_achievements::condition_type.eq(kind),
+                community_achievements::condition.eq(data),
+                community_achievements::needs_edit.eq(needs_edit),
+                community_achievements::image_id.eq(image),
+                community_achievements::tries_count.eq(tries),
+                community_achievements::completions_count.eq(completions),
+                community_achievements::shared_at.eq(shared_at),
+                community_achievements::is_active.eq(v.get("is_active").and_then(Value::as_bool).unwrap_or(true)),
+                community_achievements::legacy_id.eq(&legacy_id),
+                community_achievements::import_run_id.eq(run.run_id),
+            ))
+            .returning(community_achievements::id)
+            .get_result(run.conn)?;
+        restore.ids.push(id);
+        restore.tries.push(tries);
+        restore.completions.push(completions);
+        shared_ids.insert(legacy_id.clone(), id);
+        run.report.counts(KIND).imported += 1;
+        links.push((id, opt_text(v.get("original_id")), creator, src));
+    }
+
+    // Custom achievements, owner by owner.
+    let mut custom_ids: HashMap<(i64, String), i64> = HashMap::new();
+    for (username, list) in custom {
+        const KIND: &str = "custom_achievements";
+        let owner = run.user_ids.get(username).copied();
+        for (i, v) in list.iter().enumerate() {
+            run.report.counts(KIND).read += 1;
+            let legacy_id = opt_text(v.get("id")).unwrap_or_else(|| format!("{username}#{}", i + 1));
+            let src = format!("custom_achievements.json: {username}/{legacy_id}");
+            let Some(owner) = owner else {
+                run.report.skip(KIND, format!("no user `{username}` in users.json"), src);
+                continue;
+            };
+            if !run.new_users.contains(username) {
+                let found = custom_achievements::table
+                    .filter(custom_achievements::owner_id.eq(owner))
+                    .filter(custom_achievements::legacy_id.eq(&legacy_id))
+                    .select(custom_achievements::id)
+                    .first::<i64>(run.conn)
+                    .optional()?;
+                if let Some(id) = found {
+                    run.report.counts(KIND).already_present += 1;
+                    custom_ids.insert((owner, legacy_id), id);
+                    continue;
+                }
+            }
+            if custom_ids.contains_key(&(owner, legacy_id.clone())) {
+                run.report.skip(KIND, "the same id appears twice for this user: kept the first", src);
+                continue;
+            }
+            let (kind, data, needs_edit) = condition(run, KIND, v, &src);
+            let imported_from = match opt_text(v.get("imported_from")) {
+                None => None,
+                Some(from) => match shared_ids.get(&from) {
+                    Some(id) => Some(*id),
+                    None => {
+                        run.report.change(KIND, format!("imported_from `{from}` matches no shared achievement: cleared"), &src);
+                        None
+                    }
+                },
+            };
+            let image = store_image(run, &mut cache, opt_text(v.get("image")), Some(owner), &src)?;
+            let created_at = opt_text(v.get("created_at")).and_then(|t| parse_time(&t)).unwrap_or_else(chrono::Utc::now);
+            let id: i64 = diesel::insert_into(custom_achievements::table)
+                .values((
+                    custom_achievements::owner_id.eq(owner),
+                    custom_achievements::name.eq(text(v, "name")),
+                    custom_achievements::description.eq(text(v, "description")),
+                    custom_achievements::condition_type.eq(kind),
+                    custom_achievements::condition.eq(data),
+                    custom_achievements::needs_edit.eq(needs_edit),
+                    custom_achievements::image_id.eq(image),
+                    custom_achievements::imported_from.eq(imported_from),
+                    custom_achievements::created_at.eq(created_at),
+                    custom_achievements::legacy_id.eq(&legacy_id),
+                    custom_achievements::import_run_id.eq(run.run_id),
+                ))
+                .returning(custom_achievements::id)
+                .get_result(run.conn)?;
+            custom_ids.insert((owner, legacy_id), id);
+            run.report.counts(KIND).imported += 1;
+        }
+    }
+
+    // Link each new share to the achievement it was shared from.
+    for (id, original, creator, src) in links {
+        let Some(original) = original else { continue };
+        let source = creator.and_then(|c| custom_ids.get(&(c, original.clone())).copied());
+        let taken = match source {
+            Some(s) => community_achievements::table
+                .filter(community_achievements::source_id.eq(s))
+                .count()
+                .get_result::<i64>(run.conn)?
+                > 0,
+            None => false,
+        };
+        match source {
+            Some(s) if !taken => {
+                diesel::update(community_achievements::table.find(id))
+                    .set(community_achievements::source_id.eq(s))
+                    .execute(run.conn)?;
+            }
+            _ => run.report.change(
+                "shared_achievements",
+                format!("original_id `{original}` matches no custom achievement of its creator: imported unlinked"),
+                src,
+            ),
+        }
+    }
+
+    // Files nothing references are left alone, and counted.
+    let referenced: std::collections::HashSet<String> = custom
+        .iter()
+        .flat_map(|(_, l)| l.iter())
+        .chain(shared.iter())
+        .filter_map(|v| opt_text(v.get("image")))
+        .collect();
+    // Images only present records use were imported by an earlier run.
+    let mut earlier: Vec<&String> = referenced.iter().filter(|n| !cache.checked.contains_key(*n)).collect();
+    earlier.sort();
+    for name in earlier {
+        run.report.counts("images").read += 1;
+        match check_image(&run.opts.dir, name) {
+            Ok(_) => run.report.counts("images").already_present += 1,
+            Err(reason) => run.report.skip("images", format!("`{name}` not imported: {reason}"), IMAGE_DIR),
+        }
+    }
+    run.report.unreferenced_images = std::fs::read_dir(run.opts.dir.join(IMAGE_DIR))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .filter(|e| !e.file_name().to_str().is_some_and(|n| referenced.contains(n)))
+                .count() as u64
+        })
+        .unwrap_or(0);
+    Ok(restore)
+}
+
+/// Puts back the legacy tries and completions counters.
+pub(crate) fn restore_counts(conn: &mut PgConnection, r: &Restore) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE community_achievements c SET tries_count = t.tries, completions_count = t.completions
+         FROM unnest($1::bigint[], $2::int[], $3::int[]) AS t(id, tries, completions) WHERE c.id = t.id",
+    )
+    .bind::<Array<BigInt>, _>(&r.ids)
+    .bind::<Array<Integer>, _>(&r.tries)
+    .bind::<Array<Integer>, _>(&r.completions)
+    .execute(conn)
+}

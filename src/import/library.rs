@@ -1,0 +1,264 @@
+//! The per-user library files: games, their achievements, playtime and
+//! unlocks. Read twice, streaming: a scan for games (and every report line)
+//! before the transaction, then the user's rows, copied in large batches.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::source::{read_library, CsvFile, LegacyUser};
+use super::{Report, Run, TxError};
+use crate::schema::{library_entries, user_achievements};
+
+/// Rows buffered before a COPY.
+const UNLOCK_BATCH: usize = 200_000;
+const ENTRY_BATCH: usize = 20_000;
+
+/// What the scan learnt.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Per appid: each name and how many files use it.
+    names: HashMap<i64, HashMap<String, u32>>,
+    /// Per appid: api_name → (display name, description), first seen.
+    defs: HashMap<i64, BTreeMap<String, (String, String)>>,
+    /// Per file (same order as the listing): (games, distinct
+    /// achievements), or `None` for a file that is not imported.
+    per_file: Vec<Option<(u64, u64)>>,
+}
+
+pub(crate) fn progress(show: bool, total: u64, what: &'static str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>18} [{bar:40}] {bytes}/{total_bytes} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what);
+    bar
+}
+
+/// First pass, before any write: reads every file once, counts, and notes
+/// every skip and change.
+pub fn scan(files: &[CsvFile], users: &[LegacyUser], report: &mut Report, show: bool) -> Scan {
+    let known: HashSet<&str> = users.iter().map(|u| u.name.as_str()).collect();
+    let bar = progress(show, files.iter().map(|f| f.size).sum(), "checking files");
+    let mut scan = Scan::default();
+    for f in files {
+        bar.inc(f.size);
+        if !known.contains(f.username.as_str()) {
+            report.skip("library_entries", format!("no user `{}` in users.json", f.username), &f.file_name);
+            scan.per_file.push(None);
+            continue;
+        }
+        let lib = match read_library(&f.path) {
+            Ok(lib) => lib,
+            Err(reason) => {
+                report.skip("library_entries", format!("file not imported: {reason}"), &f.file_name);
+                scan.per_file.push(None);
+                continue;
+            }
+        };
+        for (line, reason) in &lib.skipped {
+            report.skip("library_entries", reason.clone(), format!("{}:{line}", f.file_name));
+        }
+        for (line, appid, api) in &lib.duplicates {
+            report.skip(
+                "achievements",
+                format!("duplicate of ({appid}, {api}): kept one, unlocked if either was, earliest unlock time"),
+                format!("{}:{line}", f.file_name),
+            );
+        }
+        let mut distinct = 0;
+        for (appid, game) in &lib.games {
+            *scan.names.entry(*appid).or_default().entry(game.name.clone()).or_default() += 1;
+            let defs = scan.defs.entry(*appid).or_default();
+            for (api, a) in &game.achievements {
+                defs.entry(api.clone()).or_insert_with(|| (a.display_name.clone(), a.description.clone()));
+            }
+            distinct += game.achievements.len() as u64;
+        }
+        report.counts("library_entries").read += lib.games.len() as u64;
+        report.counts("achievements").read += lib.achievement_rows;
+        scan.per_file.push(Some((lib.games.len() as u64, distinct)));
+    }
+    bar.finish_and_clear();
+    report.counts("games").read += scan.names.len() as u64;
+    scan
+}
+
+/// The name most files use; ties go to the first in byte order.
+fn majority(names: &HashMap<String, u32>) -> (&str, Vec<&str>) {
+    let mut all: Vec<(&String, &u32)> = names.iter().collect();
+    all.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    (all[0].0, all[1..].iter().map(|(n, _)| n.as_str()).collect())
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = library_entries, treat_none_as_default_value = false)]
+struct EntryRow {
+    user_id: i64,
+    appid: i64,
+    playtime_minutes: i32,
+    unlocked_count: i32,
+    last_unlock_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = user_achievements, treat_none_as_default_value = false)]
+struct UnlockRow {
+    user_id: i64,
+    achievement_id: i64,
+    unlocked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(QueryableByName)]
+struct Def {
+    #[diesel(sql_type = BigInt)]
+    appid: i64,
+    #[diesel(sql_type = Text)]
+    api_name: String,
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Result<(), TxError> {
+    // Games: the ones Questline lacks are added under the majority name.
+    let appids: Vec<i64> = scan.names.keys().copied().collect();
+    let present: HashSet<i64> = crate::schema::games::table
+        .filter(crate::schema::games::appid.eq_any(&appids))
+        .select(crate::schema::games::appid)
+        .load::<i64>(run.conn)?
+        .into_iter()
+        .collect();
+    let (mut ids, mut names) = (Vec::new(), Vec::new());
+    let mut sorted: Vec<_> = scan.names.iter().collect();
+    sorted.sort_by_key(|(a, _)| **a);
+    for (appid, votes) in sorted {
+        if present.contains(appid) {
+            run.report.counts("games").already_present += 1;
+            continue;
+        }
+        let (name, others) = majority(votes);
+        if !others.is_empty() {
+            run.report.change(
+                "games",
+                format!("named `{name}`, the name most files use; also seen as {}", others.join(", ")),
+                format!("appid {appid}"),
+            );
+        }
+        ids.push(*appid);
+        names.push(name.to_owned());
+    }
+    diesel::sql_query(
+        "INSERT INTO games (appid, name, import_run_id)
+         SELECT a, n, $3 FROM unnest($1::bigint[], $2::text[]) AS t(a, n) ON CONFLICT DO NOTHING",
+    )
+    .bind::<Array<BigInt>, _>(&ids)
+    .bind::<Array<Text>, _>(&names)
+    .bind::<BigInt, _>(run.run_id)
+    .execute(run.conn)?;
+    run.report.counts("games").imported += ids.len() as u64;
+
+    // Achievement definitions Questline lacks, then every id at once.
+    let (mut d_app, mut d_api, mut d_name, mut d_desc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (appid, defs) in &scan.defs {
+        for (api, (name, desc)) in defs {
+            d_app.push(*appid);
+            d_api.push(api.clone());
+            d_name.push(name.clone());
+            d_desc.push(desc.clone());
+        }
+    }
+    diesel::sql_query(
+        "INSERT INTO game_achievements (appid, api_name, display_name, description, import_run_id)
+         SELECT a, k, n, NULLIF(d, ''), $5 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS t(a, k, n, d)
+         ON CONFLICT (appid, api_name) DO NOTHING",
+    )
+    .bind::<Array<BigInt>, _>(&d_app)
+    .bind::<Array<Text>, _>(&d_api)
+    .bind::<Array<Text>, _>(&d_name)
+    .bind::<Array<Text>, _>(&d_desc)
+    .bind::<BigInt, _>(run.run_id)
+    .execute(run.conn)?;
+    diesel::sql_query(
+        "UPDATE games g SET achievement_count = c.n
+         FROM (SELECT appid, count(*)::int AS n FROM game_achievements WHERE appid = ANY($1) GROUP BY appid) c
+         WHERE g.appid = c.appid AND g.achievement_count <> c.n",
+    )
+    .bind::<Array<BigInt>, _>(&appids)
+    .execute(run.conn)?;
+    let mut def_ids: HashMap<i64, HashMap<String, i64>> = HashMap::new();
+    for d in diesel::sql_query(
+        "SELECT appid, api_name, id FROM game_achievements WHERE appid = ANY($1)",
+    )
+    .bind::<Array<BigInt>, _>(&appids)
+    .load::<Def>(run.conn)?
+    {
+        def_ids.entry(d.appid).or_default().insert(d.api_name, d.id);
+    }
+
+    // The users' own rows, file by file, copied in large batches.
+    let total: u64 = files.iter().zip(&scan.per_file).filter(|(_, s)| s.is_some()).map(|(f, _)| f.size).sum();
+    let bar = progress(run.opts.progress, total, "importing libraries");
+    let (mut entries, mut unlocks) = (Vec::new(), Vec::new());
+    for (f, summary) in files.iter().zip(&scan.per_file) {
+        let Some((games, achievements)) = *summary else { continue };
+        bar.inc(f.size);
+        if !run.new_users.contains(&f.username) {
+            run.report.counts("library_entries").already_present += games;
+            run.report.counts("achievements").already_present += achievements;
+            continue;
+        }
+        let user_id = run.user_ids[&f.username];
+        let lib = read_library(&f.path).map_err(|e| TxError::Other(format!("{} changed during the import: {e}", f.file_name)))?;
+        for (appid, game) in &lib.games {
+            let mut unlocked = 0;
+            let mut last = None;
+            for (api, a) in &game.achievements {
+                if !a.achieved {
+                    continue;
+                }
+                let Some(id) = def_ids.get(appid).and_then(|m| m.get(api.as_str())) else { continue };
+                let at = a.unlocked_at.and_then(|t| DateTime::from_timestamp(t, 0));
+                last = last.max(at);
+                unlocked += 1;
+                unlocks.push(UnlockRow { user_id, achievement_id: *id, unlocked_at: at });
+            }
+            entries.push(EntryRow {
+                user_id,
+                appid: *appid,
+                playtime_minutes: game.playtime_minutes as i32,
+                unlocked_count: unlocked,
+                last_unlock_at: last,
+            });
+        }
+        run.report.counts("library_entries").imported += games;
+        run.report.counts("achievements").imported += achievements;
+        if entries.len() >= ENTRY_BATCH || unlocks.len() >= UNLOCK_BATCH {
+            flush(run.conn, &mut entries, &mut unlocks)?;
+        }
+    }
+    flush(run.conn, &mut entries, &mut unlocks)?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// COPYs the buffered rows (binary format) and empties the buffers; library
+/// entries first, since nothing references them.
+fn flush(conn: &mut PgConnection, entries: &mut Vec<EntryRow>, unlocks: &mut Vec<UnlockRow>) -> QueryResult<()> {
+    if !entries.is_empty() {
+        diesel::copy_from(library_entries::table).from_insertable(entries.as_slice()).execute(conn)?;
+        entries.clear();
+    }
+    if !unlocks.is_empty() {
+        diesel::copy_from(user_achievements::table).from_insertable(unlocks.as_slice()).execute(conn)?;
+        unlocks.clear();
+    }
+    Ok(())
+}

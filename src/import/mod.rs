@@ -1,0 +1,262 @@
+//! `questline import-legacy DIR`: brings the Flask app's users and data
+//! across (FORMAT.md is the contract), all in one transaction so a failure
+//! or a kill leaves nothing half-done, recorded as a run that can be rolled
+//! back.
+
+pub mod achievements;
+pub mod library;
+pub mod report;
+pub mod source;
+pub mod users;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt};
+
+pub use report::Report;
+pub use source::SourceError;
+
+use crate::crypto::Cipher;
+use crate::images::storage::Storage;
+use crate::schema::import_runs;
+use crate::settings::Settings;
+
+/// What to import and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dir: PathBuf,
+    /// Read, check and report, writing nothing.
+    pub dry_run: bool,
+    /// Draw progress bars on the terminal.
+    pub progress: bool,
+}
+
+/// Why an import could not run at all (nothing was written).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("database: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Everything the import steps share.
+pub(crate) struct Run<'a> {
+    pub conn: &'a mut PgConnection,
+    pub report: Report,
+    pub run_id: i64,
+    pub opts: &'a Options,
+    pub cipher: Cipher,
+    pub storage: Arc<dyn Storage>,
+    /// Legacy username → Questline user id, for every user in users.json
+    /// that exists after the users step (new or already present).
+    pub user_ids: HashMap<String, i64>,
+    /// Legacy usernames imported by this run: only their data is written.
+    pub new_users: HashSet<String>,
+}
+
+/// Stores nothing: a dry run checks images without writing files.
+struct NullStorage;
+
+impl Storage for NullStorage {
+    fn put(&self, _: &str, _: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn get(&self, _: &str) -> std::io::Result<Vec<u8>> {
+        Err(std::io::Error::new(std::io::ErrorKind::NotFound, "dry run"))
+    }
+    fn delete(&self, _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A dry run ends by rolling its transaction back through this error.
+#[derive(Debug)]
+pub(crate) struct DryRunDone(Report);
+
+/// Runs an import (or a dry run) and returns its report.
+pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Result<Report, ImportError> {
+    let started = Instant::now();
+    let source = opts.dir.display().to_string();
+    // Everything the directory says is read and checked before the
+    // database is touched, so a broken directory writes nothing.
+    let legacy_users = source::read_users(&opts.dir)?;
+    let custom = source::read_custom(&opts.dir)?;
+    let shared = source::read_shared(&opts.dir)?;
+    let files = source::list_csv(&opts.dir)?;
+    let mut report = Report::new(source.clone(), opts.dry_run);
+    let scan = library::scan(&files, &legacy_users, &mut report, opts.progress);
+
+    let storage: Arc<dyn Storage> = if opts.dry_run {
+        Arc::new(NullStorage)
+    } else {
+        Arc::new(crate::images::LocalStorage::new(settings.upload_dir.clone()))
+    };
+    let cipher = Cipher::from_settings(settings);
+    let outcome = conn.transaction::<Report, TxError, _>(|conn| {
+        let run_id: i64 = diesel::insert_into(import_runs::table)
+            .values(import_runs::source.eq(&source))
+            .returning(import_runs::id)
+            .get_result(conn)?;
+        let mut run = Run {
+            conn,
+            report,
+            run_id,
+            opts,
+            cipher,
+            storage,
+            user_ids: HashMap::new(),
+            new_users: HashSet::new(),
+        };
+        users::import(&mut run, &legacy_users)?;
+        library::import(&mut run, &files, &scan)?;
+        let restore = achievements::import(&mut run, &custom, &shared)?;
+        evaluate(&mut run)?;
+        achievements::restore_counts(run.conn, &restore)?;
+        let mut report = run.report;
+        report.seconds = started.elapsed().as_secs_f64();
+        if opts.dry_run {
+            return Err(TxError::DryRun(DryRunDone(report)));
+        }
+        report.run_id = Some(run_id);
+        let json = serde_json::to_value(&report).unwrap_or_default();
+        diesel::update(import_runs::table.find(run_id))
+            .set((import_runs::finished_at.eq(chrono::Utc::now()), import_runs::report.eq(json)))
+            .execute(run.conn)?;
+        Ok(report)
+    });
+    match outcome {
+        Ok(report) => Ok(report),
+        Err(TxError::DryRun(DryRunDone(report))) => Ok(report),
+        Err(TxError::Db(e)) => Err(ImportError::Db(e)),
+        Err(TxError::Other(e)) => Err(ImportError::Other(e)),
+    }
+}
+
+/// Errors inside the import transaction (any of them rolls it back).
+#[derive(Debug)]
+pub(crate) enum TxError {
+    Db(diesel::result::Error),
+    DryRun(DryRunDone),
+    Other(String),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        TxError::Db(e)
+    }
+}
+
+/// Progress toward every imported user's achievements, set-based, a
+/// thousand users per statement.
+fn evaluate(run: &mut Run<'_>) -> Result<(), TxError> {
+    let ids: Vec<i64> = run.new_users.iter().filter_map(|u| run.user_ids.get(u).copied()).collect();
+    for chunk in ids.chunks(1000) {
+        crate::achievements::evaluate(run.conn, chunk)?;
+    }
+    Ok(())
+}
+
+/// The `import-legacy` command: migrates the database, runs the import (or
+/// the rollback), prints the report and writes it as JSON when asked.
+pub fn command(
+    settings: &Settings,
+    dir: Option<PathBuf>,
+    dry_run: bool,
+    report_file: Option<PathBuf>,
+    rollback_id: Option<i64>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::IsTerminal;
+    let mut conn = PgConnection::establish(secrecy::ExposeSecret::expose_secret(&settings.database_url))
+        .context("connecting to PostgreSQL (DATABASE_URL)")?;
+    crate::db::run_migrations(&mut conn)?;
+    if let Some(id) = rollback_id {
+        let started = Instant::now();
+        let done = rollback(&mut conn, settings, id)?;
+        println!(
+            "rolled back run {id}: removed {} user(s), {} shared achievement(s), {} game(s), {} achievement definition(s) in {:.1} s",
+            done.users,
+            done.shared_achievements,
+            done.games,
+            done.achievements,
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    let dir = dir.context("give the legacy data directory")?;
+    let opts = Options { dir, dry_run, progress: std::io::stderr().is_terminal() };
+    let report = run(&mut conn, settings, &opts)?;
+    print!("{report}");
+    if let Some(path) = report_file {
+        let json = serde_json::to_vec_pretty(&report)?;
+        std::fs::write(&path, json).with_context(|| format!("writing the report to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// What a rollback removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolledBack {
+    pub users: usize,
+    pub shared_achievements: usize,
+    pub games: usize,
+    pub achievements: usize,
+}
+
+/// Removes exactly what run `id` added, in one transaction.
+pub fn rollback(conn: &mut PgConnection, settings: &Settings, id: i64) -> Result<RolledBack, ImportError> {
+    let done = conn.transaction::<RolledBack, ImportError, _>(|conn| {
+        let run: Option<Option<chrono::DateTime<chrono::Utc>>> = import_runs::table
+            .find(id)
+            .select(import_runs::rolled_back_at)
+            .for_update()
+            .first(conn)
+            .optional()?;
+        match run {
+            None => return Err(ImportError::Other(format!("there is no import run {id}"))),
+            Some(Some(at)) => return Err(ImportError::Other(format!("run {id} was already rolled back at {at}"))),
+            Some(None) => {}
+        }
+        let run_sql = |sql: &str| diesel::sql_query(sql.to_owned()).bind::<BigInt, _>(id);
+        // Shared copies of images belong to no user: delete them by hand.
+        let community_images: Vec<i64> = crate::schema::community_achievements::table
+            .filter(crate::schema::community_achievements::import_run_id.eq(id))
+            .select(crate::schema::community_achievements::image_id)
+            .load::<Option<i64>>(conn)?
+            .into_iter()
+            .flatten()
+            .collect();
+        let shared = run_sql("DELETE FROM community_achievements WHERE import_run_id = $1").execute(conn)?;
+        diesel::sql_query("DELETE FROM images WHERE id = ANY($1)")
+            .bind::<Array<BigInt>, _>(&community_images)
+            .execute(conn)?;
+        // Their library, unlocks, Steam account, achievements and images
+        // follow by cascade.
+        let users = run_sql("DELETE FROM users WHERE import_run_id = $1").execute(conn)?;
+        let achievements = run_sql(
+            "DELETE FROM game_achievements ga WHERE ga.import_run_id = $1
+               AND NOT EXISTS (SELECT 1 FROM user_achievements ua WHERE ua.achievement_id = ga.id)",
+        )
+        .execute(conn)?;
+        let games = run_sql(
+            "DELETE FROM games g WHERE g.import_run_id = $1
+               AND NOT EXISTS (SELECT 1 FROM library_entries le WHERE le.appid = g.appid)
+               AND NOT EXISTS (SELECT 1 FROM game_achievements ga WHERE ga.appid = g.appid)",
+        )
+        .execute(conn)?;
+        diesel::update(import_runs::table.find(id))
+            .set(import_runs::rolled_back_at.eq(chrono::Utc::now()))
+            .execute(conn)?;
+        Ok(RolledBack { users, shared_achievements: shared, games, achievements })
+    })?;
+    let storage = crate::images::LocalStorage::new(settings.upload_dir.clone());
+    crate::images::model::sweep_orphans(conn, &storage, None);
+    Ok(done)
+}

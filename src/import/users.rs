@@ -1,0 +1,170 @@
+//! users.json: names (with the collision rule), passwords, emails, roles and
+//! Steam accounts.
+
+use std::collections::HashSet;
+
+use diesel::prelude::*;
+
+use super::source::{parse_time, LegacyUser};
+use super::{Run, TxError};
+use crate::auth::legacy_hash;
+use crate::schema::users;
+use crate::steam::account::SteamAccount;
+use crate::steam::client::valid_api_key;
+
+const KIND: &str = "users";
+/// Questline's column allows 64 characters; a rename adds a suffix.
+const MAX_NAME: usize = 58;
+
+fn valid_steam_id(raw: &str) -> Option<u64> {
+    (raw.len() == 17 && raw.starts_with("7656119") && raw.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| raw.parse().ok())
+        .flatten()
+}
+
+/// One user as it will be written.
+struct NewRow {
+    legacy: String,
+    username: String,
+    email: Option<String>,
+    password_hash: Option<String>,
+    role: &'static str,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxError> {
+    let existing: Vec<(String, Option<String>, i64)> =
+        users::table.select((users::username, users::legacy_username, users::id)).load(run.conn)?;
+    let mut taken: HashSet<String> = existing.iter().map(|(u, _, _)| u.to_lowercase()).collect();
+    for (_, legacy_name, id) in &existing {
+        if let Some(l) = legacy_name {
+            run.user_ids.insert(l.clone(), *id);
+        }
+    }
+    let mut emails: HashSet<String> =
+        users::table.filter(users::email.is_not_null()).select(users::email.assume_not_null()).load(run.conn)?.into_iter().collect();
+
+    let mut rows = Vec::new();
+    for u in legacy {
+        let src = format!("users.json: {}", u.name);
+        run.report.counts(KIND).read += 1;
+        if run.user_ids.contains_key(&u.name) {
+            run.report.counts(KIND).already_present += 1;
+            continue;
+        }
+        if u.name.trim().is_empty() || u.name.chars().count() > MAX_NAME || u.name.chars().any(char::is_control) {
+            run.report.skip(KIND, format!("username must be 1 to {MAX_NAME} printable characters"), src);
+            continue;
+        }
+        let mut username = u.name.clone();
+        if taken.contains(&username.to_lowercase()) {
+            let mut k = 2;
+            while taken.contains(&format!("{}-{k}", u.name).to_lowercase()) {
+                k += 1;
+            }
+            username = format!("{}-{k}", u.name);
+            run.report.change(KIND, format!("renamed to `{username}`: the name is taken without regard to case"), &src);
+        }
+        taken.insert(username.to_lowercase());
+        let password_hash = match &u.password_hash {
+            Some(h) if legacy_hash::parse(h).is_some() => Some(h.clone()),
+            _ => {
+                run.report.change(KIND, "password hash in an unknown format: no usable password until a reset", &src);
+                None
+            }
+        };
+        let email = match &u.email {
+            None => None,
+            Some(raw) => match crate::auth::register::normalise_email(raw) {
+                Err(_) => {
+                    run.report.change(KIND, format!("email `{raw}` dropped: not a valid address"), &src);
+                    None
+                }
+                Ok(e) if emails.contains(&e) => {
+                    run.report.change(KIND, format!("email `{raw}` dropped: another account already has it"), &src);
+                    None
+                }
+                Ok(e) => {
+                    emails.insert(e.clone());
+                    Some(e)
+                }
+            },
+        };
+        let created_at = match u.created_at.as_deref().map(|t| (t, parse_time(t))) {
+            None => chrono::Utc::now(),
+            Some((_, Some(t))) => t,
+            Some((raw, None)) => {
+                run.report.change(KIND, format!("created_at `{raw}` unreadable: set to the import time"), &src);
+                chrono::Utc::now()
+            }
+        };
+        rows.push(NewRow {
+            legacy: u.name.clone(),
+            username,
+            email,
+            password_hash,
+            role: if u.is_admin { "admin" } else { "user" },
+            created_at,
+        });
+    }
+
+    for chunk in rows.chunks(1000) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|r| {
+                (
+                    users::username.eq(&r.username),
+                    users::email.eq(&r.email),
+                    users::password_hash.eq(&r.password_hash),
+                    users::role.eq(r.role),
+                    users::created_at.eq(r.created_at),
+                    users::legacy_username.eq(&r.legacy),
+                    users::import_run_id.eq(run.run_id),
+                )
+            })
+            .collect();
+        let ids: Vec<(i64, Option<String>)> = diesel::insert_into(users::table)
+            .values(&values)
+            .returning((users::id, users::legacy_username))
+            .get_results(run.conn)?;
+        for (id, legacy) in ids.into_iter() {
+            let legacy = legacy.expect("inserted with a legacy name");
+            run.user_ids.insert(legacy.clone(), id);
+            run.new_users.insert(legacy);
+        }
+        run.report.counts(KIND).imported += chunk.len() as u64;
+    }
+
+    for u in legacy.iter().filter(|u| run.new_users.contains(&u.name)) {
+        let src = format!("users.json: {}", u.name);
+        let key = match u.steam_api_key.as_deref().map(valid_api_key) {
+            Some(Ok(k)) => Some(k),
+            Some(Err(_)) => {
+                run.report.change(KIND, "steam_api_key dropped: not 32 hexadecimal characters", &src);
+                None
+            }
+            None => None,
+        };
+        let steam_id = match u.steam_id.as_deref() {
+            Some(raw) => match valid_steam_id(raw) {
+                Some(id) => Some(id),
+                None => {
+                    run.report.change(KIND, format!("steam_id `{raw}` dropped: not a SteamID64"), &src);
+                    None
+                }
+            },
+            None => None,
+        };
+        match (key, steam_id) {
+            (Some(key), Some(steam_id)) => {
+                SteamAccount::link(run.conn, &run.cipher, run.user_ids[&u.name], steam_id, &key, &u.name, None)?;
+            }
+            (Some(_), None) => {
+                run.report.change(KIND, "steam_api_key not linked: there is no valid steam_id to link it to", &src)
+            }
+            (None, Some(_)) => run.report.change(KIND, "steam_id not linked: there is no valid API key for it", &src),
+            (None, None) => {}
+        }
+    }
+    Ok(())
+}
