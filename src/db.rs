@@ -89,3 +89,9 @@ pub async fn blocking<T: Send + 'static>(
     })
     .await?
 }
+
+/// A `LIKE`/`ILIKE` pattern matching `search` anywhere, with the wildcards a
+/// user typed (`%`, `_`, `\\`) taken literally.
+pub fn contains_pattern(search: &str) -> String {
+    format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}

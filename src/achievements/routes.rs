@@ -278,12 +278,14 @@ async fn update(
             let mut old_sha = None;
             if processed.is_some() || remove_image {
                 if let Some(old) = old_image {
+                    let mut details = images::describe(conn, old)?;
                     let old = images::find(conn, old)?;
                     images::delete(conn, &[old.id])?;
                     old_sha = Some(old.sha256.clone());
                     if processed.is_none() {
-                        image_event("delete", &meta, user_id, json!({ "achievement_id": id, "sha256": old.sha256 }))
-                            .record(conn)?;
+                        details["achievement_id"] = json!(id);
+                        details["duration_ms"] = json!(started.elapsed().as_millis() as u64);
+                        image_event("delete", &meta, user_id, details).record(conn)?;
                     }
                 }
             }
@@ -326,6 +328,7 @@ async fn delete(
     pool: web::Data<PgPool>,
     storage: web::Data<SharedStorage>,
 ) -> Result<HttpResponse, AppError> {
+    let started = Instant::now();
     let user_id = current.user.id;
     let row = find(&pool, path.into_inner(), user_id).await?;
     let storage = storage.get_ref().clone();
@@ -337,10 +340,12 @@ async fn delete(
             model::delete(conn, row.id, user_id)?;
             let mut sha = None;
             if let Some(image_id) = row.image_id {
+                let mut details = images::describe(conn, image_id)?;
                 let img = images::find(conn, image_id)?;
                 images::delete(conn, &[img.id])?;
-                image_event("delete", &meta, user_id, json!({ "achievement_id": row.id, "sha256": img.sha256 }))
-                    .record(conn)?;
+                details["achievement_id"] = json!(row.id);
+                details["duration_ms"] = json!(started.elapsed().as_millis() as u64);
+                image_event("delete", &meta, user_id, details).record(conn)?;
                 sha = Some(img.sha256);
             }
             AuditEvent::new("achievement", "delete", &meta)

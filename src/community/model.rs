@@ -196,7 +196,7 @@ pub fn browse(
         "completed" => "c.completions_count DESC, c.shared_at DESC",
         _ => "c.shared_at DESC",
     };
-    let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let pattern = crate::db::contains_pattern(&search);
     diesel::sql_query(format!(
         "SELECT c.id, c.name, c.description, c.condition_type, u.username AS creator, c.creator_id,
                 i.public_id AS image_public_id, c.tries_count, c.completions_count, c.shared_at,

@@ -84,7 +84,7 @@ pub fn library_page(conn: &mut PgConnection, user_id: i64, query: &LibraryQuery)
     };
     let search = query.q.as_deref().unwrap_or("").trim().to_owned();
     // LIKE wildcards typed by the user are literal characters.
-    let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let pattern = crate::db::contains_pattern(&search);
     let page = query.page.unwrap_or(1).max(1);
     diesel::sql_query(format!(
         "SELECT g.appid, g.name, g.icon_hash, le.playtime_minutes, le.unlocked_count, g.achievement_count,

@@ -125,8 +125,15 @@ async fn replacing_then_removing_an_image_deletes_the_unused_files_and_audits_bo
     fields.push(("remove_image", "1"));
     app.submit_multipart(&page, &action, &fields, None).await;
     assert!(app.stored_files().is_empty());
-    let actions: Vec<String> = image_audit(&app).into_iter().map(|e| e.action).collect();
+    let entries = image_audit(&app);
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["upload", "replace", "delete"]);
+    for e in &entries {
+        for key in ["size", "content_type", "sha256", "duration_ms"] {
+            assert!(!e.details[key].is_null(), "{} records {key}: {}", e.action, e.details);
+        }
+    }
+    assert!(!entries[1].details["replaced_sha256"].is_null());
 }
 
 #[actix_web::test]
