@@ -42,4 +42,26 @@ impl Redis {
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(())
     }
+
+    /// Counts a cache look-up, for the admin dashboard's hit rate. Best
+    /// effort: a failure to count never fails the request.
+    pub async fn record_lookup(&self, hit: bool) {
+        let mut conn = self.conn();
+        let key = self.key(if hit { "cache:hits" } else { "cache:misses" });
+        let _: redis::RedisResult<i64> = redis::cmd("INCR").arg(&key).query_async(&mut conn).await;
+    }
+
+    /// Share of cache look-ups that were hits since counting began, or
+    /// `None` before the first look-up or without Redis.
+    pub async fn hit_rate(&self) -> Option<f64> {
+        let mut conn = self.conn();
+        let (hits, misses): (Option<u64>, Option<u64>) = redis::cmd("MGET")
+            .arg(self.key("cache:hits"))
+            .arg(self.key("cache:misses"))
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        let (hits, misses) = (hits.unwrap_or(0), misses.unwrap_or(0));
+        (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64)
+    }
 }

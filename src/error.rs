@@ -20,6 +20,9 @@ pub enum AppError {
     BadRequest(String),
     #[error("forbidden")]
     Forbidden,
+    /// Refused, with a reason that is safe to show.
+    #[error("denied: {0}")]
+    Denied(String),
     /// The CSRF token was missing or did not match the session's.
     #[error("CSRF check failed")]
     Csrf,
@@ -72,7 +75,7 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Forbidden | AppError::Csrf | AppError::Denied(_) => StatusCode::FORBIDDEN,
             AppError::LoginRequired { .. } | AppError::ReauthRequired { .. } => StatusCode::SEE_OTHER,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -99,7 +102,7 @@ impl ResponseError for AppError {
             return HttpResponse::SeeOther().insert_header((header::LOCATION, format!("{page}?next={next}"))).finish();
         }
         let detail = match self {
-            AppError::BadRequest(msg) => Some(msg.clone()),
+            AppError::BadRequest(msg) | AppError::Denied(msg) => Some(msg.clone()),
             AppError::Csrf => {
                 Some("The form has expired or was sent from another site. Reload the page and try again.".to_owned())
             }

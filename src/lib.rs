@@ -4,6 +4,7 @@
 //! integration tests drive the same code.
 
 pub mod account;
+pub mod admin;
 pub mod achievements;
 pub mod admin_cli;
 pub mod audit;

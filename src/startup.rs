@@ -170,6 +170,7 @@ fn run(
     let streams = web::Data::new(crate::steam::link::StreamCounter::default());
     let storage: web::Data<SharedStorage> = web::Data::new(Arc::new(LocalStorage::new(settings.upload_dir.clone())));
     let body_limit = settings.max_body_bytes;
+    let maintenance = web::Data::new(crate::admin::maintenance::MaintenanceCache::default());
     let development = settings.environment == Environment::Development;
 
     let server = HttpServer::new(move || {
@@ -202,6 +203,7 @@ fn run(
             .app_data(job_signal.clone())
             .app_data(streams.clone())
             .app_data(storage.clone())
+            .app_data(maintenance.clone())
             .app_data(web::Data::new(max_body))
             .app_data(
                 MultipartFormConfig::default()
@@ -227,6 +229,7 @@ fn run(
             .configure(crate::achievements::routes)
             .configure(crate::community::routes)
             .configure(crate::images::routes)
+            .configure(crate::admin::routes)
             .configure(|cfg| {
                 if development {
                     crate::email::mailbox::routes(cfg);
@@ -234,6 +237,7 @@ fn run(
             })
             .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) }))
             // Order matters: the last `wrap` sees the request first.
+            .wrap(from_fn(crate::admin::maintenance::gate))
             .wrap(from_fn(crate::auth::csrf::verify))
             .wrap(from_fn(mw::no_store_when_signed_in))
             .wrap(IdentityMiddleware::default())

@@ -34,12 +34,18 @@ const REAUTH_SECS: i64 = 600;
 
 /// Refuses unless the password was confirmed in the last ten minutes.
 fn require_recent_auth(req: &HttpRequest) -> Result<(), AppError> {
+    require_recent_auth_for(req, "/account/security")
+}
+
+/// [`require_recent_auth`] for other pages: after re-authenticating, a GET
+/// comes back to itself and a form post to `back`.
+pub(crate) fn require_recent_auth_for(req: &HttpRequest, back: &str) -> Result<(), AppError> {
     let at: Option<i64> = req.get_session().get(REAUTH_KEY).ok().flatten();
     if at.is_some_and(|t| Utc::now().timestamp() - t < REAUTH_SECS) {
         return Ok(());
     }
     // A form post cannot be replayed by a redirect; come back to its page.
-    let next = if req.method() == actix_web::http::Method::GET { req.path() } else { "/account/security" };
+    let next = if req.method() == actix_web::http::Method::GET { req.path() } else { back };
     Err(AppError::ReauthRequired { next: next.to_owned() })
 }
 

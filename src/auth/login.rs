@@ -18,7 +18,7 @@ use crate::email::messages::{AccountLocked, NewDeviceLogin};
 use crate::email::worker::OutboxSignal;
 use crate::error::AppError;
 use crate::layout::{render, render_status, see_other, PageContext};
-use crate::models::user::User;
+use crate::models::user::{Status, User};
 use crate::ratelimit::{self, PerIp};
 use crate::schema::users;
 use crate::settings::Settings;
@@ -162,6 +162,10 @@ fn decide(
     }
     if !password_ok {
         record_failure(conn, &user, meta, "wrong password")?;
+        return Ok(Outcome::Failed);
+    }
+    if user.status != Status::Active {
+        audit().failed("account locked or disabled by an admin").record(conn)?;
         return Ok(Outcome::Failed);
     }
     if let Some(hash) = upgraded_hash {

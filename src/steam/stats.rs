@@ -138,9 +138,11 @@ pub async fn stats_for(pool: &PgPool, redis: &Redis, user_id: i64) -> Result<Sta
     // The cache is an optimisation: if Redis fails, compute.
     if let Ok(Some(raw)) = conn.get::<_, Option<String>>(&key).await {
         if let Ok(stats) = serde_json::from_str::<Stats>(&raw) {
+            redis.record_lookup(true).await;
             return Ok(stats);
         }
     }
+    redis.record_lookup(false).await;
     let stats = db::run(pool, move |conn| Ok(Stats::compute(conn, user_id)?)).await?;
     if let Ok(raw) = serde_json::to_string(&stats) {
         let _: Result<(), _> = conn.set_ex(&key, raw, CACHE_TTL_SECS).await;

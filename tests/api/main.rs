@@ -2,6 +2,7 @@
 //! its own PostgreSQL database and a real Redis.
 
 mod account_security;
+mod admin;
 mod achievements;
 mod community;
 mod images;

@@ -4,26 +4,26 @@ use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::helpers::{html, location, new_client, spawn_app_with, text_of, TestApp};
 
-const PASSWORD: &str = "violet tractor pebble moonlight";
+pub(crate) const PASSWORD: &str = "violet tractor pebble moonlight";
 
-fn totp(secret_b32: &str) -> TOTP {
+pub(crate) fn totp(secret_b32: &str) -> TOTP {
     let bytes = Secret::Encoded(secret_b32.to_owned()).to_bytes().unwrap();
     TOTP::new(Algorithm::SHA1, 6, 1, 30, bytes, None, "test".into()).unwrap()
 }
 
 /// These tests sign in many times; the per-IP limit is tested elsewhere.
-async fn app() -> TestApp {
+pub(crate) async fn app() -> TestApp {
     spawn_app_with(|env| {
         env.insert("RATE_LIMIT_LOGIN_PER_MINUTE".into(), "1000".into());
     })
     .await
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     chrono::Utc::now().timestamp() as u64
 }
 
-async fn reauth(app: &TestApp, client: &reqwest::Client, next: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn reauth(app: &TestApp, client: &reqwest::Client, next: &str, fields: &[(&str, &str)]) -> reqwest::Response {
     let page = format!("/account/reauth?next={next}");
     let mut all = vec![("next", next)];
     all.extend_from_slice(fields);
@@ -32,7 +32,7 @@ async fn reauth(app: &TestApp, client: &reqwest::Client, next: &str, fields: &[(
 
 /// Signs alice in on `app.client` and turns 2FA on; returns the secret and
 /// the backup codes.
-async fn enrol(app: &TestApp) -> (String, Vec<String>) {
+pub(crate) async fn enrol(app: &TestApp) -> (String, Vec<String>) {
     app.register_verified("alice", "alice@example.com", PASSWORD).await;
     app.login_with(&app.client, "alice", PASSWORD).await;
 

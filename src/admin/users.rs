@@ -1,0 +1,285 @@
+//! Admin user management: search, page through, open one, and act on it.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_flash_messages::FlashMessage;
+use askama::Template;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+use serde::Deserialize;
+
+use super::{require_fresh_auth, AdminUser};
+use crate::audit::{AuditEvent, RequestMeta};
+use crate::auth::session::UserSession;
+use crate::db::{self, PgPool};
+use crate::error::AppError;
+use crate::images::serve::SharedStorage;
+use crate::layout::{render, see_other, PageContext};
+use crate::models::user::User;
+use crate::schema::users;
+
+pub const PAGE_SIZE: i64 = 50;
+
+/// One row of the user list.
+#[derive(Debug, QueryableByName)]
+pub struct UserRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub username: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub email: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub role: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub email_verified_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    pub total_rows: i64,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ListQuery {
+    q: Option<String>,
+    page: Option<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+struct ListPage {
+    ctx: PageContext,
+    rows: Vec<UserRow>,
+    q: String,
+    page: i64,
+    pages: i64,
+    total: i64,
+}
+
+impl ListPage {
+    fn page_link(&self, page: &i64) -> String {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        s.append_pair("q", &self.q).append_pair("page", &page.to_string());
+        format!("/admin/users?{}", s.finish())
+    }
+}
+
+async fn list(
+    ctx: PageContext,
+    _admin: AdminUser,
+    query: web::Query<ListQuery>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, AppError> {
+    let q: String = query.q.clone().unwrap_or_default().trim().chars().take(100).collect();
+    let page = query.page.unwrap_or(1).clamp(1, 1_000_000);
+    let pattern = db::contains_pattern(&q);
+    let rows: Vec<UserRow> = db::run(&pool, move |conn| {
+        Ok(diesel::sql_query(
+            "SELECT id, username, email, role, status, email_verified_at, created_at, count(*) OVER () AS total_rows
+             FROM users WHERE username ILIKE $1 OR email ILIKE $1
+             ORDER BY id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind::<Text, _>(&pattern)
+        .bind::<BigInt, _>(PAGE_SIZE)
+        .bind::<BigInt, _>((page - 1) * PAGE_SIZE)
+        .load(conn)?)
+    })
+    .await?;
+    let total = rows.first().map(|r| r.total_rows).unwrap_or(0);
+    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    render(&ListPage { ctx, rows, q, page, pages, total })
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+struct UserPage {
+    ctx: PageContext,
+    user: User,
+    sessions: Vec<UserSession>,
+}
+
+async fn find(pool: &PgPool, id: i64) -> Result<User, AppError> {
+    db::run(pool, move |conn| User::find(conn, id)?.ok_or(AppError::NotFound)).await
+}
+
+async fn show(
+    ctx: PageContext,
+    _admin: AdminUser,
+    path: web::Path<i64>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let user = find(&pool, id).await?;
+    let sessions = db::run(&pool, move |conn| Ok(UserSession::active_for_user(conn, id)?)).await?;
+    render(&UserPage { ctx, user, sessions })
+}
+
+/// The actions on one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Lock,
+    Unlock,
+    Verify,
+    Reset2fa,
+    EndSessions,
+    MakeAdmin,
+    MakeUser,
+}
+
+impl Action {
+    fn parse(s: &str) -> Option<Action> {
+        Some(match s {
+            "lock" => Action::Lock,
+            "unlock" => Action::Unlock,
+            "verify" => Action::Verify,
+            "reset-2fa" => Action::Reset2fa,
+            "end-sessions" => Action::EndSessions,
+            "make-admin" => Action::MakeAdmin,
+            "make-user" => Action::MakeUser,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Action::Lock => "lock",
+            Action::Unlock => "unlock",
+            Action::Verify => "mark_verified",
+            Action::Reset2fa => "reset_2fa",
+            Action::EndSessions => "end_sessions",
+            Action::MakeAdmin | Action::MakeUser => "change_role",
+        }
+    }
+    fn sensitive(self) -> bool {
+        matches!(self, Action::MakeAdmin | Action::MakeUser)
+    }
+}
+
+fn apply(conn: &mut PgConnection, action: Action, user: &User) -> QueryResult<String> {
+    let target = users::table.find(user.id);
+    Ok(match action {
+        Action::Lock => {
+            diesel::update(target).set(users::status.eq("locked")).execute(conn)?;
+            UserSession::revoke_all_except(conn, user.id, None)?;
+            format!("{} is locked and signed out everywhere.", user.username)
+        }
+        Action::Unlock => {
+            diesel::update(target)
+                .set((
+                    users::status.eq("active"),
+                    users::locked_until.eq(None::<DateTime<Utc>>),
+                    users::failed_logins.eq(0),
+                ))
+                .execute(conn)?;
+            format!("{} is unlocked.", user.username)
+        }
+        Action::Verify => {
+            diesel::update(target.filter(users::email_verified_at.is_null()))
+                .set(users::email_verified_at.eq(Utc::now()))
+                .execute(conn)?;
+            format!("{}'s email address is marked as verified.", user.username)
+        }
+        Action::Reset2fa => {
+            crate::auth::totp::disable(conn, user.id)?;
+            format!("Two-factor authentication is off for {}; they can enrol again.", user.username)
+        }
+        Action::EndSessions => {
+            let n = UserSession::revoke_all_except(conn, user.id, None)?;
+            format!("Ended {n} session(s) of {}.", user.username)
+        }
+        Action::MakeAdmin | Action::MakeUser => {
+            let role = if action == Action::MakeAdmin { "admin" } else { "user" };
+            diesel::update(target).set(users::role.eq(role)).execute(conn)?;
+            format!("{} is now {role}.", user.username)
+        }
+    })
+}
+
+async fn act(
+    req: HttpRequest,
+    admin: AdminUser,
+    path: web::Path<(i64, String)>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, AppError> {
+    let (id, name) = path.into_inner();
+    let action = Action::parse(&name).ok_or(AppError::NotFound)?;
+    let back = format!("/admin/users/{id}");
+    if action.sensitive() {
+        require_fresh_auth(&req, &back)?;
+    }
+    let user = find(&pool, id).await?;
+    let actor = admin.0.user.id;
+    if actor == id && matches!(action, Action::Lock | Action::MakeUser | Action::EndSessions) {
+        FlashMessage::error("You cannot do that to your own account here.").send();
+        return Ok(see_other(&back));
+    }
+    let message = db::run(&pool, move |conn| {
+        conn.transaction(|conn| {
+            let message = apply(conn, action, &user)?;
+            AuditEvent::new("admin", action.name(), &meta)
+                .actor(actor)
+                .target_user(user.id, &user.username)
+                .details(serde_json::json!({ "action": name }))
+                .record(conn)?;
+            Ok::<_, AppError>(message)
+        })
+    })
+    .await?;
+    FlashMessage::success(message).send();
+    Ok(see_other(&back))
+}
+
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    confirm: String,
+}
+
+/// Deletes an account with everything it owns: library, unlocks, Steam
+/// account, achievements and images (shared achievements stay, shown as
+/// by a deleted user). The admin types the username to confirm.
+async fn delete(
+    req: HttpRequest,
+    admin: AdminUser,
+    path: web::Path<i64>,
+    form: web::Form<DeleteForm>,
+    meta: RequestMeta,
+    pool: web::Data<PgPool>,
+    storage: web::Data<SharedStorage>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let back = format!("/admin/users/{id}");
+    require_fresh_auth(&req, &back)?;
+    let user = find(&pool, id).await?;
+    if admin.0.user.id == id {
+        FlashMessage::error("You cannot delete your own account here.").send();
+        return Ok(see_other(&back));
+    }
+    if form.confirm.trim() != user.username {
+        FlashMessage::error("Type the username exactly to confirm the deletion.").send();
+        return Ok(see_other(&back));
+    }
+    let (actor, storage) = (admin.0.user.id, storage.get_ref().clone());
+    db::run(&pool, move |conn| {
+        conn.transaction(|conn| {
+            diesel::delete(users::table.find(user.id)).execute(conn)?;
+            AuditEvent::new("admin", "delete_user", &meta)
+                .actor(actor)
+                .target_user(user.id, &user.username)
+                .record(conn)
+        })?;
+        crate::images::model::sweep_orphans(conn, storage.as_ref(), None);
+        Ok(())
+    })
+    .await?;
+    FlashMessage::success("The account and its data are deleted.").send();
+    Ok(see_other("/admin/users"))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/admin/users").route(web::get().to(list)))
+        .service(web::resource("/admin/users/{id}").route(web::get().to(show)))
+        .service(web::resource("/admin/users/{id}/delete").route(web::post().to(delete)))
+        .service(web::resource("/admin/users/{id}/{action}").route(web::post().to(act)));
+}
