@@ -146,3 +146,10 @@ impl AuditEntry {
             .load(conn)
     }
 }
+
+/// Deletes entries older than `days`; the worker runs it on its periodic
+/// tick so the log keeps only what `AUDIT_RETENTION_DAYS` allows.
+pub fn purge_older_than(conn: &mut PgConnection, days: u32) -> QueryResult<usize> {
+    let cutoff = Utc::now() - chrono::Duration::days(days as i64);
+    diesel::delete(audit_log::table.filter(audit_log::occurred_at.lt(cutoff))).execute(conn)
+}

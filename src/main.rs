@@ -43,6 +43,15 @@ enum Command {
         #[arg(long, value_name = "ID", conflicts_with_all = ["dir", "dry_run"])]
         rollback: Option<i64>,
     },
+    /// Write the whole database to FILE (pg_dump, custom format).
+    Backup { file: std::path::PathBuf },
+    /// Replace the database's contents with a backup (pg_restore, in one
+    /// transaction). Needs --yes: everything written since is lost.
+    Restore {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        yes: bool,
+    },
     /// Create a verified admin account, or make an existing account an admin.
     /// The password is read from QUESTLINE_ADMIN_PASSWORD, else from the
     /// first line of standard input.
@@ -79,6 +88,14 @@ fn main() -> ExitCode {
         Command::CreateAdmin { username, email } => create_admin(&settings, &username, &email),
         Command::ImportLegacy { dir, dry_run, report, rollback } => {
             questline::import::command(&settings, dir, dry_run, report, rollback)
+        }
+        Command::Backup { file } => questline::backup::backup(&settings, &file).map(|_| println!("backup written to {}", file.display())),
+        Command::Restore { file, yes } => {
+            if yes {
+                questline::backup::restore(&settings, &file).map(|_| println!("restored from {}", file.display()))
+            } else {
+                Err(anyhow::anyhow!("restore replaces everything in the database: run again with --yes"))
+            }
         }
         Command::GenerateSecrets => unreachable!("handled above"),
     };

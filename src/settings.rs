@@ -67,6 +67,10 @@ pub struct Settings {
     /// Steam Web API calls allowed per key per UTC day (Steam allows 100,000).
     pub steam_daily_call_budget: u64,
     pub upload_dir: PathBuf,
+    /// Audit entries older than this many days are deleted by the worker.
+    pub audit_retention_days: u32,
+    /// Bearer token for `/metrics` from other hosts (loopback needs none).
+    pub metrics_token: Option<SecretString>,
     /// Bytes of stored images (originals and thumbnails) each user may hold.
     pub upload_quota_bytes: u64,
     pub static_dir: PathBuf,
@@ -98,6 +102,7 @@ impl fmt::Debug for Settings {
             .field("steam_daily_call_budget", &self.steam_daily_call_budget)
             .field("upload_dir", &self.upload_dir)
             .field("upload_quota_bytes", &self.upload_quota_bytes)
+            .field("audit_retention_days", &self.audit_retention_days)
             .field("static_dir", &self.static_dir)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_format", &self.log_format)
@@ -171,6 +176,12 @@ impl Settings {
                 Ok(n) if n >= 1024 => Ok(n),
                 _ => Err("must be a whole number of bytes, at least 1024".to_owned()),
             });
+        let audit_retention_days =
+            parse_or(&get, "AUDIT_RETENTION_DAYS", "365", &mut problems, |v| match v.parse::<u32>() {
+                Ok(n) if (1..=36_500).contains(&n) => Ok(n),
+                _ => Err("must be a whole number of days from 1 to 36500".to_owned()),
+            });
+        let metrics_token = get("METRICS_TOKEN").filter(|t| !t.is_empty()).map(SecretString::from);
         let log_format = parse_or(&get, "LOG_FORMAT", "json", &mut problems, |v| match v {
             "json" => Ok(LogFormat::Json),
             "pretty" => Ok(LogFormat::Pretty),
@@ -217,6 +228,8 @@ impl Settings {
             steam_daily_call_budget: steam_daily_call_budget.expect("checked above"),
             upload_dir,
             upload_quota_bytes: upload_quota_bytes.expect("checked above"),
+            audit_retention_days: audit_retention_days.expect("checked above"),
+            metrics_token,
             static_dir,
             max_body_bytes: max_body_bytes.expect("checked above"),
             log_format: log_format.expect("checked above"),

@@ -59,6 +59,7 @@ pub fn spawn_workers(settings: &Settings, pool: &PgPool, redis: &Redis) -> anyho
         steam: steam.clone(),
         cipher: Cipher::from_settings(settings),
         storage: Arc::new(LocalStorage::new(settings.upload_dir.clone())),
+        audit_retention_days: settings.audit_retention_days,
     };
     actix_web::rt::spawn(crate::jobs::worker::run(job_ctx, job_signal.clone()));
     Ok(Workers { signal, job_signal, steam })
@@ -171,6 +172,7 @@ fn run(
     let storage: web::Data<SharedStorage> = web::Data::new(Arc::new(LocalStorage::new(settings.upload_dir.clone())));
     let body_limit = settings.max_body_bytes;
     let maintenance = web::Data::new(crate::admin::maintenance::MaintenanceCache::default());
+    let metrics = web::Data::new(crate::metrics::Metrics::new());
     let development = settings.environment == Environment::Development;
 
     let server = HttpServer::new(move || {
@@ -204,6 +206,7 @@ fn run(
             .app_data(streams.clone())
             .app_data(storage.clone())
             .app_data(maintenance.clone())
+            .app_data(metrics.clone())
             .app_data(web::Data::new(max_body))
             .app_data(
                 MultipartFormConfig::default()
@@ -230,6 +233,7 @@ fn run(
             .configure(crate::community::routes)
             .configure(crate::images::routes)
             .configure(crate::admin::routes)
+            .configure(crate::metrics::routes)
             .configure(|cfg| {
                 if development {
                     crate::email::mailbox::routes(cfg);
@@ -247,6 +251,7 @@ fn run(
             .wrap(from_fn(mw::reject_oversized_bodies))
             .wrap(mw::security_headers(&settings))
             .wrap(from_fn(mw::request_id_header))
+            .wrap(from_fn(crate::metrics::track))
             .wrap(TracingLogger::<crate::telemetry::RedactingRootSpan>::new())
     })
     .listen(listener)?

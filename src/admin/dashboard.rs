@@ -103,6 +103,30 @@ async fn dashboard(
     })
 }
 
+/// Empties the app's cache (stats pages) on every instance and resets the
+/// hit counters; a sensitive action, so it needs a fresh password.
+async fn clear_cache(
+    req: actix_web::HttpRequest,
+    admin: AdminUser,
+    meta: crate::audit::RequestMeta,
+    pool: web::Data<PgPool>,
+    redis: web::Data<Redis>,
+) -> Result<HttpResponse, AppError> {
+    super::require_fresh_auth(&req, "/admin")?;
+    let removed = redis.clear_cache().await.map_err(|e| AppError::Unavailable(e.into()))?;
+    let actor = admin.0.user.id;
+    db::run(&pool, move |conn| {
+        Ok(crate::audit::AuditEvent::new("admin", "clear_cache", &meta)
+            .actor(actor)
+            .details(serde_json::json!({ "keys": removed }))
+            .record(conn)?)
+    })
+    .await?;
+    actix_web_flash_messages::FlashMessage::success(format!("Cache cleared ({removed} entries).")).send();
+    Ok(crate::layout::see_other("/admin"))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/admin").route(web::get().to(dashboard)));
+    cfg.service(web::resource("/admin").route(web::get().to(dashboard)))
+        .service(web::resource("/admin/cache/clear").route(web::post().to(clear_cache)));
 }

@@ -2,9 +2,12 @@
 //! Every action is a POST (CSRF-checked by the middleware), the sensitive
 //! ones need a fresh re-authentication, and all are audited.
 
+pub mod audit;
 pub mod community;
 pub mod dashboard;
+pub mod jobs;
 pub mod maintenance;
+pub mod security;
 pub mod users;
 
 use std::future::Future;
@@ -49,6 +52,9 @@ pub fn require_fresh_auth(req: &HttpRequest, back: &str) -> Result<(), AppError>
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     dashboard::routes(cfg);
+    audit::routes(cfg);
+    security::routes(cfg);
+    jobs::routes(cfg);
     users::routes(cfg);
     community::routes(cfg);
     maintenance::routes(cfg);

@@ -113,6 +113,14 @@ async fn submit(
         db::run(&pool, move |conn| conn.transaction(|conn| decide(conn, user, password_ok, upgraded, remember, &meta2))).await?;
     signal.notify();
 
+    if let Some(metrics) = req.app_data::<web::Data<crate::metrics::Metrics>>() {
+        metrics.login(match &outcome {
+            Outcome::Success { .. } => "success",
+            Outcome::SecondFactor { .. } => "second_factor",
+            Outcome::Unverified => "unverified",
+            Outcome::Failed => "failure",
+        });
+    }
     match outcome {
         Outcome::Success { user, session } => {
             session::sign_in(&req, user.id, &session.id)?;

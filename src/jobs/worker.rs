@@ -21,6 +21,7 @@ pub struct JobContext {
     pub cipher: Cipher,
     /// Where image files live, for the orphan sweep.
     pub storage: crate::images::serve::SharedStorage,
+    pub audit_retention_days: u32,
 }
 
 /// Wakes this instance's worker when a job is queued here.
@@ -46,6 +47,12 @@ pub async fn run(ctx: JobContext, signal: JobSignal) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(queued = n, "daily resyncs queued"),
                 Err(e) => tracing::warn!(error = %e, "cannot queue daily resyncs"),
+            }
+            let days = ctx.audit_retention_days;
+            match blocking(&ctx.pool, move |conn| crate::audit::purge_older_than(conn, days)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, days, "old audit entries deleted"),
+                Err(e) => tracing::warn!(error = %e, "cannot purge the audit log"),
             }
             // Accounts deleted by cascade leave image files nobody uses.
             let storage = ctx.storage.clone();

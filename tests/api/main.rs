@@ -3,6 +3,7 @@
 
 mod account_security;
 mod admin;
+mod admin_ops;
 mod achievements;
 mod community;
 mod images;
