@@ -68,15 +68,20 @@ pub async fn gate(
     Ok(req.into_response(res).map_into_right_body())
 }
 
-async fn set(
+async fn switch(
     req: HttpRequest,
     admin: AdminUser,
+    path: web::Path<String>,
     meta: RequestMeta,
     pool: web::Data<PgPool>,
     redis: web::Data<Redis>,
     cache: web::Data<MaintenanceCache>,
-    on: bool,
 ) -> Result<HttpResponse, AppError> {
+    let on = match path.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => return Err(AppError::NotFound),
+    };
     require_fresh_auth(&req, "/admin")?;
     let mut conn = redis.conn();
     let result: redis::RedisResult<()> =
@@ -99,29 +104,6 @@ async fn set(
     Ok(see_other("/admin"))
 }
 
-async fn turn_on(
-    req: HttpRequest,
-    admin: AdminUser,
-    meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    redis: web::Data<Redis>,
-    cache: web::Data<MaintenanceCache>,
-) -> Result<HttpResponse, AppError> {
-    set(req, admin, meta, pool, redis, cache, true).await
-}
-
-async fn turn_off(
-    req: HttpRequest,
-    admin: AdminUser,
-    meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    redis: web::Data<Redis>,
-    cache: web::Data<MaintenanceCache>,
-) -> Result<HttpResponse, AppError> {
-    set(req, admin, meta, pool, redis, cache, false).await
-}
-
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/admin/maintenance/on").route(web::post().to(turn_on)))
-        .service(web::resource("/admin/maintenance/off").route(web::post().to(turn_off)));
+    cfg.service(web::resource("/admin/maintenance/{state}").route(web::post().to(switch)));
 }
