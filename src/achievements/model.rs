@@ -190,38 +190,61 @@ listed AS (
     ) AS g(value)
     WHERE c.condition_type <> 'specific_achievements'
 ),
-per_game AS (
-    SELECT l.id, COALESCE(le.playtime_minutes, 0) AS minutes, COALESCE(le.unlocked_count, 0) AS unlocked,
-           COALESCE(gm.achievement_count, 0) AS total
+-- Sums over the listed games, per achievement.
+listed_sums AS (
+    SELECT l.id,
+           sum(COALESCE(le.playtime_minutes, 0)) AS minutes,
+           sum(COALESCE(le.unlocked_count, 0)) AS unlocked,
+           sum(LEAST(COALESCE(le.unlocked_count, 0), COALESCE(gm.achievement_count, 0))) AS done,
+           sum(COALESCE(gm.achievement_count, 0)) AS total
     FROM listed l
     JOIN cond c ON c.id = l.id
     LEFT JOIN library_entries le ON le.user_id = c.owner_id AND le.appid = l.appid
     LEFT JOIN games gm ON gm.appid = l.appid
-    UNION ALL
-    SELECT c.id, le.playtime_minutes, le.unlocked_count, gm.achievement_count
-    FROM cond c
-    JOIN library_entries le ON le.user_id = c.owner_id
+    GROUP BY l.id
+),
+-- Sums over each user's whole library, computed once per user and shared
+-- by every achievement that names no games.
+user_sums AS (
+    SELECT le.user_id,
+           sum(le.playtime_minutes) AS minutes,
+           sum(le.unlocked_count) AS unlocked,
+           sum(LEAST(le.unlocked_count, gm.achievement_count)) AS done,
+           sum(gm.achievement_count) AS total
+    FROM library_entries le
     JOIN games gm ON gm.appid = le.appid
-    WHERE c.condition_type IN ('playtime', 'achievement_count', 'completion_rate') AND NOT (c.condition ? 'games')
+    WHERE le.user_id = ANY($1)
+      AND EXISTS (SELECT 1 FROM cond c WHERE c.owner_id = le.user_id AND NOT (c.condition ? 'games')
+                  AND c.condition_type IN ('playtime', 'achievement_count', 'completion_rate'))
+    GROUP BY le.user_id
+),
+sums AS (
+    SELECT c.id, c.condition_type, c.condition,
+           COALESCE(ls.minutes, us.minutes, 0) AS minutes,
+           COALESCE(ls.unlocked, us.unlocked, 0) AS unlocked,
+           COALESCE(ls.done, us.done, 0) AS done,
+           COALESCE(ls.total, us.total, 0) AS total
+    FROM cond c
+    LEFT JOIN listed_sums ls ON ls.id = c.id
+    LEFT JOIN user_sums us ON us.user_id = c.owner_id AND NOT (c.condition ? 'games')
+        AND c.condition_type IN ('playtime', 'achievement_count', 'completion_rate')
+    WHERE c.condition_type <> 'specific_achievements'
 ),
 progress AS (
-    SELECT c.id,
-        (CASE c.condition_type
-            WHEN 'playtime' THEN COALESCE(sum(pg.minutes), 0) / 60.0
-            WHEN 'achievement_count' THEN COALESCE(sum(pg.unlocked), 0)
-            WHEN 'complete_games' THEN COALESCE(sum(LEAST(pg.unlocked, pg.total)), 0)
-            ELSE COALESCE(100.0 * sum(LEAST(pg.unlocked, pg.total)) / NULLIF(sum(pg.total), 0), 0)
+    SELECT s.id,
+        (CASE s.condition_type
+            WHEN 'playtime' THEN s.minutes / 60.0
+            WHEN 'achievement_count' THEN s.unlocked
+            WHEN 'complete_games' THEN s.done
+            ELSE COALESCE(100.0 * s.done / NULLIF(s.total, 0), 0)
         END)::float8 AS current,
-        (CASE c.condition_type
-            WHEN 'playtime' THEN (c.condition ->> 'hours')::float8
-            WHEN 'achievement_count' THEN (c.condition ->> 'count')::float8
-            WHEN 'complete_games' THEN COALESCE(sum(pg.total), 0)
-            ELSE (c.condition ->> 'percent')::float8
+        (CASE s.condition_type
+            WHEN 'playtime' THEN (s.condition ->> 'hours')::float8
+            WHEN 'achievement_count' THEN (s.condition ->> 'count')::float8
+            WHEN 'complete_games' THEN s.total
+            ELSE (s.condition ->> 'percent')::float8
         END)::float8 AS target
-    FROM cond c
-    LEFT JOIN per_game pg ON pg.id = c.id
-    WHERE c.condition_type <> 'specific_achievements'
-    GROUP BY c.id, c.condition_type, c.condition
+    FROM sums s
     UNION ALL
     SELECT c.id, count(ua.user_id)::float8, count(*)::float8
     FROM cond c

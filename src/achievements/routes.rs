@@ -274,6 +274,15 @@ async fn update(
     let row_for_save = row.clone();
     let saved = db::run(&pool, move |conn| {
         let result = conn.transaction::<_, AppError, _>(|conn| {
+            // The new image first: a full quota must refuse the edit before
+            // anything is written.
+            let upload = match &processed {
+                Some(p) => match store_image(conn, &storage, &settings, user_id, p)? {
+                    Ok(r) => Some(r),
+                    Err(quota) => return Ok(Err(quota)),
+                },
+                None => None,
+            };
             model::update(conn, &row_for_save, &input)?;
             let mut old_sha = None;
             if processed.is_some() || remove_image {
@@ -289,14 +298,10 @@ async fn update(
                     }
                 }
             }
-            if let Some(p) = &processed {
-                let upload = match store_image(conn, &storage, &settings, user_id, p)? {
-                    Ok(r) => r,
-                    Err(quota) => return Ok(Err(quota)),
-                };
+            if let (Some(p), Some(upload)) = (&processed, &upload) {
                 model::set_image(conn, id, user_id, Some(upload.image.id))?;
                 let action = if old_image.is_some() { "replace" } else { "upload" };
-                let mut details = upload_details(p, &upload, id, started);
+                let mut details = upload_details(p, upload, id, started);
                 details["replaced_sha256"] = json!(old_sha);
                 image_event(action, &meta, user_id, details).record(conn)?;
             }

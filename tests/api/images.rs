@@ -172,12 +172,23 @@ async fn uploads_past_the_quota_are_refused_with_a_message() {
         image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Png).unwrap();
         out.into_inner()
     };
-    let res = create_with_image(&app, "a.png", noisy).await;
+    let res = create_with_image(&app, "a.png", noisy.clone()).await;
     assert_eq!(res.status(), 422);
     assert!(text_of(&html(res).await, "#form-errors").unwrap().contains("quota"));
     let mut conn = app.pool.get().unwrap();
     assert_eq!(custom_achievements::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
     assert_eq!(image_blobs::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+
+    // An edit refused for the quota changes nothing, not even the name.
+    let res = app.submit_multipart("/achievements/new", "/achievements", &FIELDS, None).await;
+    assert_eq!(res.status(), 303);
+    let id = newest_id(&app);
+    let renamed = [("name", "Renamed"), ("condition_type", "playtime"), ("hours", "5")];
+    let (page, action) = (format!("/achievements/{id}/edit"), format!("/achievements/{id}"));
+    let res = app.submit_multipart(&page, &action, &renamed, Some(("image", "a.png", noisy))).await;
+    assert_eq!(res.status(), 422);
+    let name: String = custom_achievements::table.find(id).select(custom_achievements::name).first(&mut conn).unwrap();
+    assert_eq!(name, "Badge");
 }
 
 #[actix_web::test]
