@@ -251,3 +251,34 @@ pub fn sweep_orphans(conn: &mut PgConnection, storage: &dyn Storage, only: Optio
         }
     }
 }
+
+/// Removes stored files that no blob row names and that are older than
+/// `grace`: left by an upload or import whose transaction failed or was
+/// killed after writing them (and temporary files of interrupted writes).
+/// The grace period keeps files of uploads still in flight.
+pub fn sweep_stray_files(
+    conn: &mut PgConnection,
+    storage: &dyn Storage,
+    grace: std::time::Duration,
+) -> Result<usize, StoreError> {
+    let files = storage.list()?;
+    if files.is_empty() {
+        return Ok(0);
+    }
+    let mut known: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for (a, b) in image_blobs::table.select((image_blobs::storage_key, image_blobs::thumb_key)).load::<(String, String)>(conn)? {
+        known.insert(a);
+        known.insert(b);
+    }
+    let cutoff = std::time::SystemTime::now() - grace;
+    let mut removed = 0;
+    for (key, modified) in files {
+        if known.contains(&key) || modified > cutoff {
+            continue;
+        }
+        if storage.delete(&key).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

@@ -11,6 +11,9 @@ pub trait Storage: Send + Sync {
     fn get(&self, key: &str) -> io::Result<Vec<u8>>;
     /// Removes `key`; removing a missing key is not an error.
     fn delete(&self, key: &str) -> io::Result<()>;
+    /// Every stored key with its last modification time, for the sweep of
+    /// files no row refers to.
+    fn list(&self) -> io::Result<Vec<(String, std::time::SystemTime)>>;
 }
 
 /// Files under one directory, spread over 256 subdirectories by the key's
@@ -40,7 +43,9 @@ impl Storage for LocalStorage {
         let path = self.path(key)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".{key}.{}.tmp", uuid::Uuid::new_v4().simple()));
+        // Beside the final file, under a name the stray-file sweep can
+        // address if the write is interrupted.
+        let tmp = dir.join(format!("{key}.{}.tmp", uuid::Uuid::new_v4().simple()));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, &path).inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
@@ -56,6 +61,26 @@ impl Storage for LocalStorage {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,
         }
+    }
+
+    fn list(&self) -> io::Result<Vec<(String, std::time::SystemTime)>> {
+        let mut out = Vec::new();
+        let top = match std::fs::read_dir(&self.root) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for dir in top.flatten().filter(|d| d.file_type().is_ok_and(|t| t.is_dir())) {
+            for file in std::fs::read_dir(dir.path())?.flatten() {
+                let (Ok(meta), Some(name)) = (file.metadata(), file.file_name().to_str().map(str::to_owned)) else {
+                    continue;
+                };
+                if meta.is_file() {
+                    out.push((name, meta.modified()?));
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -74,6 +74,9 @@ impl Storage for NullStorage {
     fn delete(&self, _: &str) -> std::io::Result<()> {
         Ok(())
     }
+    fn list(&self) -> std::io::Result<Vec<(String, std::time::SystemTime)>> {
+        Ok(Vec::new())
+    }
 }
 
 /// A dry run ends by rolling its transaction back through this error.

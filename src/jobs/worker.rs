@@ -13,6 +13,9 @@ use crate::steam::client::SteamClient;
 
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Files younger than this may belong to an upload still in flight.
+const STRAY_FILE_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// What jobs need to run.
 #[derive(Clone)]
 pub struct JobContext {
@@ -62,6 +65,17 @@ pub async fn run(ctx: JobContext, signal: JobSignal) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "unused image files removed"),
                 Err(e) => tracing::warn!(error = %e, "cannot sweep unused images"),
+            }
+            let storage = ctx.storage.clone();
+            let swept = blocking(&ctx.pool, move |conn| {
+                Ok(crate::images::model::sweep_stray_files(conn, storage.as_ref(), STRAY_FILE_GRACE))
+            })
+            .await;
+            match swept {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(removed = n, "stray image files removed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep stray image files"),
+                Err(e) => tracing::warn!(error = %e, "cannot sweep stray image files"),
             }
         }
         match blocking(&ctx.pool, super::claim).await {

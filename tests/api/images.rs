@@ -204,3 +204,20 @@ async fn an_upload_without_its_csrf_token_is_refused() {
     let mut conn = app.pool.get().unwrap();
     assert_eq!(custom_achievements::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
 }
+
+#[actix_web::test]
+async fn files_no_row_refers_to_are_swept_once_past_the_grace_period() {
+    let (app, _fake) = synced_alice().await;
+    create_with_image(&app, "a.png", png(20, 20, 4)).await;
+    let storage = questline::images::LocalStorage::new(app.settings.upload_dir.clone());
+    // What a killed import or a failed upload transaction leaves behind.
+    questline::images::Storage::put(&storage, "0123456789abcdef0123456789abcdef.png", b"stray").unwrap();
+    assert_eq!(app.stored_files().len(), 3);
+    let mut conn = app.pool.get().unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(questline::images::model::sweep_stray_files(&mut conn, &storage, hour).unwrap(), 0, "too recent");
+    let removed = questline::images::model::sweep_stray_files(&mut conn, &storage, std::time::Duration::ZERO).unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(app.stored_files().len(), 2, "the referenced image and thumbnail stay");
+    assert_eq!(app.get(&thumb_url(&app).await).await.status(), 200);
+}
