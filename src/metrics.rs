@@ -1,6 +1,6 @@
 //! Prometheus metrics at `/metrics`: requests by route, latency, pool,
-//! queues, cache and sign-ins. Reachable from loopback, or from elsewhere
-//! with `Authorization: Bearer $METRICS_TOKEN`.
+//! queues, cache and sign-ins. Reachable with `Authorization: Bearer
+//! $METRICS_TOKEN` when a token is configured, else from loopback only.
 
 use std::time::Instant;
 
@@ -100,11 +100,13 @@ pub async fn track(
     Ok(res)
 }
 
+/// With a token configured, only the token opens it (behind a reverse proxy
+/// on the same host every request comes from loopback); without one, only
+/// loopback does.
 fn allowed(req: &HttpRequest, settings: &Settings) -> bool {
-    if req.peer_addr().is_some_and(|a| a.ip().is_loopback()) {
-        return true;
-    }
-    let Some(token) = &settings.metrics_token else { return false };
+    let Some(token) = &settings.metrics_token else {
+        return req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+    };
     let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     given.is_some_and(|g| {
         let (a, b) = (Sha256::digest(g.as_bytes()), Sha256::digest(token.expose_secret().as_bytes()));

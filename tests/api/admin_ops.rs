@@ -126,6 +126,21 @@ async fn metrics_are_served_to_loopback_with_routes_not_raw_paths() {
 }
 
 #[actix_web::test]
+async fn with_a_token_configured_metrics_need_it_even_from_loopback() {
+    let app = crate::helpers::spawn_app_with(|env| {
+        env.insert("METRICS_TOKEN".into(), "s3cret-scrape-token".into());
+    })
+    .await;
+    let url = app.url("/metrics");
+    assert_eq!(new_client().get(&url).send().await.unwrap().status(), 404);
+    let wrong = new_client().get(&url).bearer_auth("guess").send().await.unwrap();
+    assert_eq!(wrong.status(), 404);
+    let ok = new_client().get(&url).bearer_auth("s3cret-scrape-token").send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().contains("questline_users"));
+}
+
+#[actix_web::test]
 async fn clearing_the_cache_is_audited_and_resets_the_hit_rate() {
     let app = admin().await;
     app.get("/stats").await;
