@@ -183,10 +183,11 @@ impl SharedRow {
     }
 }
 
-/// One page of the visible shared achievements.
+/// One page of the visible shared achievements; `imported` is always
+/// false for a visitor (`viewer_id` `None`).
 pub fn browse(
     conn: &mut PgConnection,
-    viewer_id: i64,
+    viewer_id: Option<i64>,
     search: &str,
     sort: &str,
     page: i64,
@@ -212,7 +213,7 @@ pub fn browse(
          ORDER BY {order}, c.id DESC
          LIMIT $4 OFFSET $5"
     ))
-    .bind::<BigInt, _>(viewer_id)
+    .bind::<diesel::sql_types::Nullable<BigInt>, _>(viewer_id)
     .bind::<Text, _>(search)
     .bind::<Text, _>(&pattern)
     .bind::<BigInt, _>(PAGE_SIZE)

@@ -24,7 +24,8 @@ pub struct BrowseQuery {
 #[template(path = "community/browse.html")]
 struct BrowsePage {
     ctx: PageContext,
-    viewer_id: i64,
+    /// `None` for a visitor, who may browse but not import.
+    viewer_id: Option<i64>,
     rows: Vec<SharedRow>,
     q: String,
     sort: String,
@@ -34,6 +35,9 @@ struct BrowsePage {
 }
 
 impl BrowsePage {
+    fn own(&self, row: &SharedRow) -> bool {
+        self.viewer_id.is_some_and(|v| row.own(&v))
+    }
     fn page_link(&self, page: &i64) -> String {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
         s.append_pair("q", &self.q).append_pair("sort", &self.sort).append_pair("page", &page.to_string());
@@ -43,7 +47,7 @@ impl BrowsePage {
 
 async fn browse(
     ctx: PageContext,
-    current: CurrentUser,
+    viewer: crate::auth::MaybeUser,
     query: web::Query<BrowseQuery>,
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, AppError> {
@@ -54,7 +58,7 @@ async fn browse(
         _ => "newest".to_owned(),
     };
     let page = query.page.unwrap_or(1).clamp(1, 100_000);
-    let viewer_id = current.user.id;
+    let viewer_id = viewer.0.map(|c| c.user.id);
     let (q2, sort2) = (q.clone(), sort.clone());
     let rows = db::run(&pool, move |conn| Ok(model::browse(conn, viewer_id, &q2, &sort2, page)?)).await?;
     let total = rows.first().map(|r| r.total_rows).unwrap_or(0);

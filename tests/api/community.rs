@@ -54,6 +54,11 @@ async fn importing_counts_a_try_and_meeting_it_counts_a_completion() {
     let shared = community_id(&app);
     assert_eq!(counts(&app, shared), (0, 0), "the creator meeting it is not a community completion");
 
+    // Visitors may browse, not import.
+    let visitor = html(new_client().get(app.url("/community")).send().await.unwrap()).await;
+    let listing = text_of(&visitor, "#community").unwrap();
+    assert!(listing.contains("Centurion") && listing.contains("Sign in to add it"), "{listing}");
+
     let bob = bob(&app).await;
     let page = html(bob.get(app.url("/community")).send().await.unwrap()).await;
     let listing = text_of(&page, "#community").unwrap();
