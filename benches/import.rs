@@ -7,21 +7,15 @@
 //! memory of the importing process, the counts against the generator's
 //! expected ones, a no-op second run, and the rollback time.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use diesel::prelude::*;
 use questline::import::{self, Options};
-use questline::{settings, Settings};
-
-fn server_url(db: &str) -> String {
-    let raw = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut url = url::Url::parse(&raw).unwrap();
-    url.set_path(db);
-    url.query_pairs_mut().append_pair("sslmode", "disable");
-    url.to_string()
-}
+use questline::Settings;
 
 /// Peak resident memory of this process so far, in MiB (Linux).
 fn peak_mib() -> f64 {
@@ -51,19 +45,14 @@ fn main() {
     let bytes: u64 = std::fs::read_dir(&dir).unwrap().flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
 
     let db = format!("questline_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::establish(&server_url("postgres")).expect("PostgreSQL reachable");
+    let mut admin = PgConnection::establish(&common::server_url("postgres")).expect("PostgreSQL reachable");
     diesel::sql_query(format!("CREATE DATABASE \"{db}\"")).execute(&mut admin).unwrap();
     let uploads = std::env::temp_dir().join(&db);
-    let mut env: HashMap<String, String> = settings::generate_secrets()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    env.insert("DATABASE_URL".into(), server_url(&db));
+    let mut env = common::app_env(&db);
     env.insert("REDIS_URL".into(), "redis://127.0.0.1:1".into());
     env.insert("UPLOAD_DIR".into(), uploads.to_string_lossy().into_owned());
     let settings = Settings::from_lookup(|k| env.get(k).cloned()).unwrap();
-    let mut conn = PgConnection::establish(&server_url(&db)).unwrap();
+    let mut conn = PgConnection::establish(&common::server_url(&db)).unwrap();
     questline::db::run_migrations(&mut conn).unwrap();
 
     let before = peak_mib();

@@ -6,6 +6,8 @@
 //! page: SQL statements per request (counted by diesel instrumentation) and
 //! latency over loopback, sequential and under concurrent load.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::{set_default_instrumentation, Instrumentation, InstrumentationEvent};
 use diesel::prelude::*;
 use questline::steam::fake::{generated_player, FakeState, FakeSteam};
-use questline::{settings, Application, Settings};
+use questline::{Application, Settings};
 
 static QUERIES: AtomicU64 = AtomicU64::new(0);
 
@@ -29,14 +31,6 @@ const KEY: &str = "0123456789ABCDEF0123456789ABCDEF";
 const STEAM_ID: u64 = 76561197960287930;
 const GAMES: usize = 2000;
 const PER_GAME: usize = 25;
-
-fn server_url(db: &str) -> String {
-    let raw = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut url = url::Url::parse(&raw).unwrap();
-    url.set_path(db);
-    url.query_pairs_mut().append_pair("sslmode", "disable");
-    url.to_string()
-}
 
 /// The app's own time for a response, from its `Server-Timing` header.
 fn server_time(res: &reqwest::Response) -> Duration {
@@ -60,7 +54,7 @@ fn main() {
     set_default_instrumentation(counting).unwrap();
     actix_web::rt::System::new().block_on(async {
         let db = format!("questline_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::establish(&server_url("postgres")).expect("PostgreSQL reachable");
+        let mut admin = PgConnection::establish(&common::server_url("postgres")).expect("PostgreSQL reachable");
         diesel::sql_query(format!("CREATE DATABASE \"{db}\"")).execute(&mut admin).unwrap();
 
         let mut state = FakeState::default();
@@ -71,12 +65,7 @@ fn main() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let mail_dir = std::env::temp_dir().join(&db);
-        let mut env: HashMap<String, String> = settings::generate_secrets()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        env.insert("DATABASE_URL".into(), server_url(&db));
+        let mut env = common::app_env(&db);
         env.insert("DATABASE_POOL_SIZE".into(), "16".into());
         env.insert("REDIS_URL".into(), std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()));
         env.insert("REDIS_NAMESPACE".into(), db.clone());
