@@ -92,7 +92,12 @@ async fn a_role_change_needs_a_fresh_password_on_a_new_sign_in() {
 
 #[actix_web::test]
 async fn deleting_a_user_needs_their_name_typed_and_removes_their_data() {
-    let (app, _bob, _) = admin_and_bob().await;
+    let (app, bob, _) = admin_and_bob().await;
+    let fields = [("name", "Bob's goal"), ("condition_type", "playtime"), ("hours", "5")];
+    let image = Some(("image", "b.png", crate::images::png(24, 24, 7)));
+    let res = app.submit_multipart_with(&bob, "/achievements/new", "/achievements", &fields, image).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(app.stored_files().len(), 2, "bob's image and thumbnail");
     let id = user_id(&app, "bob");
     let page = format!("/admin/users/{id}");
     app.submit(&page, &format!("/admin/users/{id}/delete"), &[("confirm", "bobby")]).await;
@@ -100,6 +105,9 @@ async fn deleting_a_user_needs_their_name_typed_and_removes_their_data() {
     let res = app.submit(&page, &format!("/admin/users/{id}/delete"), &[("confirm", "bob")]).await;
     assert_eq!(location(&res), "/admin/users");
     assert!(users::table.find(id).select(users::id).first::<i64>(&mut app.pool.get().unwrap()).is_err());
+    assert!(app.stored_files().is_empty(), "their images are gone too");
+    let left: i64 = questline::schema::custom_achievements::table.count().get_result(&mut app.pool.get().unwrap()).unwrap();
+    assert_eq!(left, 0);
     assert_eq!(admin_events(&app), ["delete_user"]);
 }
 
