@@ -21,7 +21,7 @@ pub fn rotate(conn: &mut PgConnection, old: &Cipher, new: &Cipher) -> anyhow::Re
         let mut out = Rotated::default();
         let rows: Vec<(i64, Vec<u8>)> = steam_accounts::table
             .filter(steam_accounts::api_key_key_id.eq(old.key_id()))
-            .select((steam_accounts::user_id, steam_accounts::api_key_enc))
+            .select((steam_accounts::user_id, steam_accounts::api_key_enc.assume_not_null()))
             .for_update()
             .load(conn)?;
         for (user_id, enc) in rows {

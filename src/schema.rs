@@ -82,10 +82,10 @@ diesel::table! {
 diesel::table! {
     steam_accounts (user_id) {
         user_id -> Int8,
-        steam_id -> Int8,
-        api_key_enc -> Bytea,
-        api_key_key_id -> Text,
-        api_key_last4 -> Text,
+        steam_id -> Nullable<Int8>,
+        api_key_enc -> Nullable<Bytea>,
+        api_key_key_id -> Nullable<Text>,
+        api_key_last4 -> Nullable<Text>,
         persona_name -> Nullable<Text>,
         avatar_url -> Nullable<Text>,
         linked_at -> Timestamptz,

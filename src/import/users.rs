@@ -155,15 +155,18 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
             },
             None => None,
         };
+        let user_id = run.user_ids[&u.name];
         match (key, steam_id) {
             (Some(key), Some(steam_id)) => {
-                SteamAccount::link(run.conn, &run.cipher, run.user_ids[&u.name], steam_id, &key, &u.name, None)?;
+                SteamAccount::link(run.conn, &run.cipher, user_id, steam_id, &key, &u.name, None)?;
             }
-            (Some(_), None) => {
-                run.report.change(KIND, "steam_api_key not linked: there is no valid steam_id to link it to", &src)
-            }
-            (None, Some(_)) => run.report.change(KIND, "steam_id not linked: there is no valid API key for it", &src),
             (None, None) => {}
+            (key, steam_id) => {
+                // Half a link is kept for the user to complete.
+                SteamAccount::keep_partial(run.conn, &run.cipher, user_id, steam_id, key.as_deref())?;
+                let missing = if key.is_none() { "API key" } else { "steam_id" };
+                run.report.change(KIND, format!("Steam link kept incomplete: no valid {missing}; the user completes it"), &src);
+            }
         }
     }
     Ok(())

@@ -125,14 +125,16 @@ pub fn latest(conn: &mut PgConnection, kind: &str, user_id: i64) -> QueryResult<
         .optional()
 }
 
-/// Queues a sync for every linked account not synced in the last day (and
-/// not already queued). Cheap enough to run on every worker's idle tick:
+/// Queues a sync for every fully linked account not synced in the last day
+/// (or never, like accounts brought over from the legacy app), unless one
+/// was queued in the last day. Cheap enough to run on every worker's idle tick:
 /// the unique index makes concurrent runs harmless.
 pub fn enqueue_daily_resyncs(conn: &mut PgConnection) -> QueryResult<usize> {
     diesel::sql_query(
         "INSERT INTO jobs (kind, user_id)
          SELECT $1, sa.user_id FROM steam_accounts sa
-         WHERE sa.last_synced_at < now() - interval '1 day'
+         WHERE (sa.last_synced_at IS NULL OR sa.last_synced_at < now() - interval '1 day')
+           AND sa.steam_id IS NOT NULL AND sa.api_key_enc IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = $1 AND j.user_id = sa.user_id
                            AND (j.status IN ('queued', 'running') OR j.created_at > now() - interval '1 day'))
          ON CONFLICT (kind, user_id) WHERE status IN ('queued', 'running') DO NOTHING",

@@ -12,10 +12,12 @@ use crate::schema::steam_accounts;
 #[diesel(table_name = steam_accounts, check_for_backend(diesel::pg::Pg))]
 pub struct SteamAccount {
     pub user_id: i64,
-    pub steam_id: i64,
-    pub api_key_enc: Vec<u8>,
-    pub api_key_key_id: String,
-    pub api_key_last4: String,
+    /// `None` (like the key) only for a half-linked account brought over
+    /// from the legacy app; such an account is never synced.
+    pub steam_id: Option<i64>,
+    pub api_key_enc: Option<Vec<u8>>,
+    pub api_key_key_id: Option<String>,
+    pub api_key_last4: Option<String>,
     pub persona_name: Option<String>,
     pub avatar_url: Option<String>,
     pub linked_at: DateTime<Utc>,
@@ -35,6 +37,10 @@ struct LinkRow<'a> {
     persona_name: &'a str,
     avatar_url: Option<&'a str>,
     linked_at: DateTime<Utc>,
+}
+
+fn last4(key: &str) -> String {
+    key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect()
 }
 
 fn context(user_id: i64) -> String {
@@ -57,7 +63,7 @@ impl SteamAccount {
         avatar: Option<&str>,
     ) -> QueryResult<()> {
         let enc = cipher.encrypt(api_key.as_bytes(), &context(user_id));
-        let last4: String = api_key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        let last4 = last4(api_key);
         let row = LinkRow {
             user_id,
             steam_id: steam_id as i64,
@@ -81,10 +87,39 @@ impl SteamAccount {
         diesel::delete(steam_accounts::table.find(user_id)).execute(conn).map(|n| n > 0)
     }
 
-    /// The decrypted Web API key.
-    pub fn api_key(&self, cipher: &Cipher) -> Result<SecretString, DecryptError> {
-        let bytes = cipher.decrypt(&self.api_key_key_id, &self.api_key_enc, &context(self.user_id))?;
-        Ok(SecretString::from(String::from_utf8_lossy(&bytes).into_owned()))
+    /// The decrypted Web API key, if one is stored.
+    pub fn api_key(&self, cipher: &Cipher) -> Result<Option<SecretString>, DecryptError> {
+        let (Some(enc), Some(key_id)) = (&self.api_key_enc, &self.api_key_key_id) else { return Ok(None) };
+        let bytes = cipher.decrypt(key_id, enc, &context(self.user_id))?;
+        Ok(Some(SecretString::from(String::from_utf8_lossy(&bytes).into_owned())))
+    }
+
+    /// Both halves are there: the account can sync.
+    pub fn is_complete(&self) -> bool {
+        self.steam_id.is_some() && self.api_key_enc.is_some()
+    }
+
+    /// Keeps whichever half of a legacy link is valid (at least one), for
+    /// the user to complete on the Steam page.
+    pub fn keep_partial(
+        conn: &mut PgConnection,
+        cipher: &Cipher,
+        user_id: i64,
+        steam_id: Option<u64>,
+        api_key: Option<&str>,
+    ) -> QueryResult<()> {
+        let enc = api_key.map(|k| cipher.encrypt(k.as_bytes(), &context(user_id)));
+        let last4 = api_key.map(last4);
+        diesel::insert_into(steam_accounts::table)
+            .values((
+                steam_accounts::user_id.eq(user_id),
+                steam_accounts::steam_id.eq(steam_id.map(|s| s as i64)),
+                steam_accounts::api_key_enc.eq(enc),
+                steam_accounts::api_key_key_id.eq(api_key.map(|_| cipher.key_id())),
+                steam_accounts::api_key_last4.eq(last4),
+            ))
+            .execute(conn)
+            .map(|_| ())
     }
 
     pub fn record_sync(conn: &mut PgConnection, user_id: i64, error: Option<&str>) -> QueryResult<()> {

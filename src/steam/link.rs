@@ -43,6 +43,13 @@ struct SettingsPage {
     error: Option<String>,
 }
 
+impl SettingsPage {
+    /// A key is stored, so the form may leave the key empty.
+    fn key_on_file(&self) -> bool {
+        self.account.as_ref().is_some_and(|a| a.api_key_last4.is_some())
+    }
+}
+
 async fn load(pool: &PgPool, user_id: i64) -> Result<(Option<SteamAccount>, Option<Job>), AppError> {
     db::run(pool, move |conn| Ok((SteamAccount::find(conn, user_id)?, jobs::latest(conn, STEAM_SYNC, user_id)?))).await
 }
@@ -77,9 +84,25 @@ async fn link(
             &SettingsPage { ctx, account, job, profile: form.profile.clone(), error: Some(error) },
         )
     };
+    // An empty key field keeps the key on file (a half-linked legacy
+    // account has one and needs only its profile).
+    let typed = secrecy::ExposeSecret::expose_secret(&form.api_key).trim().to_owned();
+    let stored_key = if typed.is_empty() {
+        let c = cipher.get_ref().clone();
+        db::run(&pool, move |conn| {
+            let account = SteamAccount::find(conn, user_id)?;
+            Ok(account.map(|a| a.api_key(&c)).transpose().map_err(|e| AppError::Internal(e.into()))?.flatten())
+        })
+        .await?
+    } else {
+        None
+    };
     let checked = async {
         let profile = parse_profile(&form.profile)?;
-        let key = valid_api_key(secrecy::ExposeSecret::expose_secret(&form.api_key))?;
+        let key = match &stored_key {
+            Some(k) => secrecy::ExposeSecret::expose_secret(k).to_owned(),
+            None => valid_api_key(&typed)?,
+        };
         let secret = SecretString::from(key.clone());
         // One call proves the key works (a bad key is Steam's HTML 403).
         let steam_id = match profile {

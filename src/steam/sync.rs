@@ -79,7 +79,10 @@ async fn sync_user(ctx: &JobContext, job: &Job, user_id: i64) -> Result<(), Sync
         return Err(SyncError::fatal("No Steam account is linked."));
     };
     let key = account.api_key(&ctx.cipher).map_err(|e| SyncError::fatal(e.to_string()))?;
-    let steam_id = account.steam_id as u64;
+    let (Some(key), Some(steam_id)) = (key, account.steam_id) else {
+        return Err(SyncError::fatal("Finish linking your Steam account on the Steam page: a profile and a key are both needed."));
+    };
+    let steam_id = steam_id as u64;
 
     let owned = ctx.steam.owned_games(&key, steam_id).await?;
     let todo = blocking(ctx, move |conn| store_library(conn, user_id, &owned)).await?;

@@ -70,7 +70,8 @@ async fn a_generated_directory_imports_with_the_expected_counts_reruns_as_a_no_o
     assert_eq!(count(&app, "community_achievements"), expected["shared_achievements"] as i64);
     assert!(count(&app, "user_achievements") > 0);
     let mut conn = app.pool.get().unwrap();
-    let keys: Vec<Vec<u8>> = steam_accounts::table.select(steam_accounts::api_key_enc).load(&mut conn).unwrap();
+    let keys: Vec<Vec<u8>> =
+        steam_accounts::table.select(steam_accounts::api_key_enc.assume_not_null()).load(&mut conn).unwrap();
     assert!(!keys.is_empty());
 
     // Old passwords work (PBKDF2 and scrypt), and are replaced by argon2id.

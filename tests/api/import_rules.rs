@@ -142,11 +142,23 @@ async fn every_rule_of_the_format_is_applied_and_reported() {
     assert!(said(&report, "bob_the_builder", "unknown format"));
     assert!(said(&report, "bob_the_builder", "steam_api_key dropped"));
     assert!(said(&report, "bob_the_builder", "steam_id `123` dropped"));
-    assert!(said(&report, "erin", "no valid steam_id"));
+    assert!(said(&report, "erin", "kept incomplete: no valid steam_id"));
+    // Half a link is kept, the key encrypted, for the user to complete.
+    let erin: (Option<i64>, Option<String>) = steam_accounts::table
+        .inner_join(users::table)
+        .filter(users::username.eq("erin"))
+        .select((steam_accounts::steam_id, steam_accounts::api_key_last4))
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(erin, (None, Some("CDEF".to_owned())));
     // Admin flag, and the key stored encrypted.
     let role: String = users::table.filter(users::username.eq("Alice")).select(users::role).first(&mut conn).unwrap();
     assert_eq!(role, "admin");
-    let enc: Vec<Vec<u8>> = steam_accounts::table.select(steam_accounts::api_key_enc).load(&mut conn).unwrap();
+    let enc: Vec<Vec<u8>> = steam_accounts::table
+        .filter(steam_accounts::steam_id.is_not_null())
+        .select(steam_accounts::api_key_enc.assume_not_null())
+        .load(&mut conn)
+        .unwrap();
     assert_eq!(enc.len(), 1);
     assert!(!enc[0].windows(8).any(|w| w == &KEY.as_bytes()[..8]));
 

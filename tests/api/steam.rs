@@ -107,7 +107,8 @@ async fn linking_by_profile_link_syncs_the_library_and_achievements() {
     let page = html(app.get("/settings/steam").await).await;
     assert_eq!(text_of(&page, "#key-hint").as_deref(), Some("••••CDEF"));
     let mut conn = app.pool.get().unwrap();
-    let enc: Vec<u8> = steam_accounts::table.select(steam_accounts::api_key_enc).first(&mut conn).unwrap();
+    let enc: Vec<u8> =
+        steam_accounts::table.select(steam_accounts::api_key_enc.assume_not_null()).first(&mut conn).unwrap();
     assert!(!enc.windows(KEY.len()).any(|w| w == KEY.as_bytes()), "the key is stored encrypted");
 
     let doc = html(app.get("/library").await).await;
@@ -250,9 +251,9 @@ async fn rotating_the_master_key_keeps_every_key_readable_under_the_new_one() {
     assert_eq!(done.steam_keys, 1);
     let user_id: i64 = steam_accounts::table.select(steam_accounts::user_id).first(&mut conn).unwrap();
     let account = SteamAccount::find(&mut conn, user_id).unwrap().unwrap();
-    assert_eq!(account.api_key_key_id, "k2");
+    assert_eq!(account.api_key_key_id.as_deref(), Some("k2"));
     assert!(account.api_key(&old).is_err());
-    assert_eq!(secrecy::ExposeSecret::expose_secret(&account.api_key(&new).unwrap()), KEY);
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&account.api_key(&new).unwrap().unwrap()), KEY);
     // A second run finds nothing left under the old key.
     assert_eq!(questline::rotate::rotate(&mut conn, &old, &new).unwrap().steam_keys, 0);
 }
@@ -399,4 +400,28 @@ async fn a_sync_whose_worker_died_is_taken_over_and_redoes_only_unfinished_games
     assert_eq!(attempts, 2, "the same job was taken over, not a new one queued");
     let game = html(app.get("/library/620").await).await;
     assert_eq!(text_of(&game, "#unlocked").as_deref(), Some("2 / 2"));
+}
+
+#[actix_web::test]
+async fn a_half_linked_legacy_account_is_completed_with_the_profile_alone() {
+    let (app, _fake) = app_with_steam(portal_state()).await;
+    let cipher = questline::crypto::Cipher::from_settings(&app.settings);
+    {
+        let mut conn = app.pool.get().unwrap();
+        let id: i64 = questline::schema::users::table
+            .select(questline::schema::users::id)
+            .first(&mut conn)
+            .unwrap();
+        questline::steam::account::SteamAccount::keep_partial(&mut conn, &cipher, id, None, Some(KEY)).unwrap();
+        // Never queued for a daily sync while incomplete.
+        assert_eq!(questline::jobs::enqueue_daily_resyncs(&mut conn).unwrap(), 0);
+    }
+    let page = html(app.get("/settings/steam").await).await;
+    assert!(text_of(&page, "#link-incomplete").unwrap().contains("leave the key empty"));
+    let res = link(&app, &STEAM_ID.to_string(), "").await;
+    assert_eq!(location(&res), "/settings/steam");
+    assert_eq!(sync_finished(&app).await, "done");
+    let mut conn = app.pool.get().unwrap();
+    let steam_id: Option<i64> = steam_accounts::table.select(steam_accounts::steam_id).first(&mut conn).unwrap();
+    assert_eq!(steam_id, Some(STEAM_ID as i64));
 }
