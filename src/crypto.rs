@@ -6,10 +6,19 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use rand::RngCore;
 use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::settings::Settings;
 
 const NONCE_LEN: usize = 12;
+
+/// Compares a submitted secret (token, code) with the expected one in time
+/// that reveals neither where they differ nor their lengths: both are
+/// hashed to fixed-size digests first.
+pub fn secrets_equal(given: &str, expected: &str) -> bool {
+    Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes())).into()
+}
 
 /// Encrypts and decrypts with the configured master key.
 #[derive(Clone)]

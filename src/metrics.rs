@@ -11,7 +11,6 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
 
 use crate::admin::dashboard::Numbers;
 use crate::cache::Redis;
@@ -108,10 +107,7 @@ fn allowed(req: &HttpRequest, settings: &Settings) -> bool {
         return req.peer_addr().is_some_and(|a| a.ip().is_loopback());
     };
     let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    given.is_some_and(|g| {
-        let (a, b) = (Sha256::digest(g.as_bytes()), Sha256::digest(token.expose_secret().as_bytes()));
-        a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    })
+    given.is_some_and(|g| crate::crypto::secrets_equal(g, token.expose_secret()))
 }
 
 async fn scrape(

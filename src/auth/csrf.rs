@@ -10,7 +10,6 @@ use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
 use base64::Engine;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
 use crate::middleware::MaxBodyBytes;
@@ -31,12 +30,6 @@ pub fn token(session: &Session) -> Result<String, AppError> {
     let t = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     session.insert(SESSION_KEY, &t).map_err(|e| AppError::Internal(anyhow::anyhow!("storing the CSRF token: {e}")))?;
     Ok(t)
-}
-
-/// Equal-time comparison through fixed-size digests.
-fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Reads the whole multipart body (at most the configured body limit), puts
@@ -115,7 +108,7 @@ pub async fn verify(
             }
         }
     }
-    let valid = matches!((&expected, &provided), (Some(e), Some(p)) if same(e, p));
+    let valid = matches!((&expected, &provided), (Some(e), Some(p)) if crate::crypto::secrets_equal(p, e));
     if !valid {
         tracing::warn!(path = %req.path(), "CSRF token missing or wrong");
         let res = AppError::Csrf.error_response();

@@ -73,7 +73,9 @@ pub fn verify(stored: &str, password: &str) -> bool {
         }
     };
     let Ok(expected) = hex::decode(expected.to_ascii_lowercase()) else { return false };
-    expected.len() == derived.len() && expected.iter().zip(&derived).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    // Lengths are fixed by the format (32 or 64 bytes), so only the bytes
+    // need the constant-time comparison.
+    subtle::ConstantTimeEq::ct_eq(expected.as_slice(), derived.as_slice()).into()
 }
 
 #[cfg(test)]
