@@ -69,7 +69,8 @@ impl FormPage {
     }
 }
 
-/// Loads what the form offers for these values.
+/// Loads what the form offers for these values and shows it with `status`
+/// (422 after a refused submission, 200 otherwise).
 async fn form_page(
     ctx: PageContext,
     pool: &PgPool,
@@ -77,13 +78,13 @@ async fn form_page(
     editing: Option<AchievementRow>,
     values: FormValues,
     errors: Vec<String>,
+    status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let picked = values.games.clone();
     let (games, achievement_options) = db::run(pool, move |conn| {
         Ok((form::game_options(conn, user_id)?, form::achievement_options(conn, user_id, &picked)?))
     })
     .await?;
-    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     render_status(status, &FormPage { ctx, editing, values, games, achievement_options, errors })
 }
 
@@ -97,7 +98,7 @@ async fn new(
 ) -> Result<HttpResponse, AppError> {
     let values = FormValues::from_query(req.query_string())
         .unwrap_or_else(|| FormValues { condition_type: "complete_games".into(), ..Default::default() });
-    form_page(ctx, &pool, current.user.id, None, values, Vec::new()).await
+    form_page(ctx, &pool, current.user.id, None, values, Vec::new(), StatusCode::OK).await
 }
 
 async fn find(pool: &PgPool, id: i64, user_id: i64) -> Result<AchievementRow, AppError> {
@@ -113,7 +114,7 @@ async fn edit(
 ) -> Result<HttpResponse, AppError> {
     let row = find(&pool, path.into_inner(), current.user.id).await?;
     if let Some(values) = FormValues::from_query(req.query_string()) {
-        return form_page(ctx, &pool, current.user.id, Some(row), values, Vec::new()).await;
+        return form_page(ctx, &pool, current.user.id, Some(row), values, Vec::new(), StatusCode::OK).await;
     }
     let mut errors = Vec::new();
     if row.needs_edit {
@@ -124,13 +125,8 @@ async fn edit(
         ));
     }
     let values = FormValues::from_row(&row);
-    let picked = values.games.clone();
-    let user_id = current.user.id;
-    let (games, achievement_options) = db::run(&pool, move |conn| {
-        Ok((form::game_options(conn, user_id)?, form::achievement_options(conn, user_id, &picked)?))
-    })
-    .await?;
-    render(&FormPage { ctx, editing: Some(row), values, games, achievement_options, errors })
+    // The note about an unreadable condition is advice, not a refusal.
+    form_page(ctx, &pool, current.user.id, Some(row), values, errors, StatusCode::OK).await
 }
 
 /// Checks a submission: its values, its games against the library, and its
@@ -214,7 +210,7 @@ async fn create(
     let (values, image, _) = FormValues::from_form(form.into_inner());
     let (input, processed) = match check(&pool, user_id, &values, image).await? {
         Ok(ok) => ok,
-        Err(errors) => return form_page(ctx, &pool, user_id, None, values, errors).await,
+        Err(errors) => return form_page(ctx, &pool, user_id, None, values, errors, StatusCode::UNPROCESSABLE_ENTITY).await,
     };
     let storage = storage.get_ref().clone();
     let saved = db::run(&pool, move |conn| {
@@ -244,7 +240,7 @@ async fn create(
     })
     .await?;
     if let Err(quota) = saved {
-        return form_page(ctx, &pool, user_id, None, values, vec![quota]).await;
+        return form_page(ctx, &pool, user_id, None, values, vec![quota], StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     FlashMessage::success("Achievement created.").send();
     Ok(see_other("/achievements"))
@@ -267,7 +263,7 @@ async fn update(
     let (values, image, remove_image) = FormValues::from_form(form.into_inner());
     let (input, processed) = match check(&pool, user_id, &values, image).await? {
         Ok(ok) => ok,
-        Err(errors) => return form_page(ctx, &pool, user_id, Some(row), values, errors).await,
+        Err(errors) => return form_page(ctx, &pool, user_id, Some(row), values, errors, StatusCode::UNPROCESSABLE_ENTITY).await,
     };
     let storage = storage.get_ref().clone();
     let (id, old_image) = (row.id, row.image_id);
@@ -287,10 +283,9 @@ async fn update(
             let mut old_sha = None;
             if processed.is_some() || remove_image {
                 if let Some(old) = old_image {
-                    let mut details = images::describe(conn, old)?;
-                    let old = images::find(conn, old)?;
-                    images::delete(conn, &[old.id])?;
-                    old_sha = Some(old.sha256.clone());
+                    let (sha, mut details) = images::describe(conn, old)?;
+                    images::delete(conn, &[old])?;
+                    old_sha = Some(sha);
                     if processed.is_none() {
                         details["achievement_id"] = json!(id);
                         details["duration_ms"] = json!(started.elapsed().as_millis() as u64);
@@ -320,7 +315,7 @@ async fn update(
     })
     .await?;
     if let Err(quota) = saved {
-        return form_page(ctx, &pool, user_id, Some(row), values, vec![quota]).await;
+        return form_page(ctx, &pool, user_id, Some(row), values, vec![quota], StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     FlashMessage::success("Achievement saved.").send();
     Ok(see_other("/achievements"))
@@ -345,13 +340,12 @@ async fn delete(
             model::delete(conn, row.id, user_id)?;
             let mut sha = None;
             if let Some(image_id) = row.image_id {
-                let mut details = images::describe(conn, image_id)?;
-                let img = images::find(conn, image_id)?;
-                images::delete(conn, &[img.id])?;
+                let (image_sha, mut details) = images::describe(conn, image_id)?;
+                images::delete(conn, &[image_id])?;
                 details["achievement_id"] = json!(row.id);
                 details["duration_ms"] = json!(started.elapsed().as_millis() as u64);
                 image_event("delete", &meta, user_id, details).record(conn)?;
-                sha = Some(img.sha256);
+                sha = Some(image_sha);
             }
             AuditEvent::new("achievement", "delete", &meta)
                 .actor(user_id)

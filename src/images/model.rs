@@ -195,15 +195,16 @@ pub fn find(conn: &mut PgConnection, image_id: i64) -> QueryResult<Image> {
     images::table.find(image_id).select(Image::as_select()).first(conn)
 }
 
-/// What the audit log records of an image being removed: its hash, size
-/// and type.
-pub fn describe(conn: &mut PgConnection, image_id: i64) -> QueryResult<serde_json::Value> {
+/// An image's hash, and what the audit log records of it being removed:
+/// hash, size and type.
+pub fn describe(conn: &mut PgConnection, image_id: i64) -> QueryResult<(String, serde_json::Value)> {
     let (sha, size, content_type): (String, i32, String) = images::table
         .inner_join(image_blobs::table)
         .filter(images::id.eq(image_id))
         .select((image_blobs::sha256, image_blobs::byte_size, image_blobs::content_type))
         .first(conn)?;
-    Ok(serde_json::json!({ "sha256": sha, "size": size, "content_type": content_type }))
+    let details = serde_json::json!({ "sha256": sha, "size": size, "content_type": content_type });
+    Ok((sha, details))
 }
 
 /// Removes image rows (their blobs are swept afterwards).
