@@ -42,7 +42,8 @@ fn main() {
         assert!(status.success());
     }
     let expected: HashMap<String, u64> = serde_json::from_slice(&std::fs::read(&expected_file).unwrap()).unwrap();
-    let bytes: u64 = std::fs::read_dir(&dir).unwrap().flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
+    let bytes: u64 =
+        std::fs::read_dir(&dir).unwrap().flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
 
     let db = format!("questline_bench_{}", uuid::Uuid::new_v4().simple());
     let mut admin = PgConnection::establish(&common::server_url("postgres")).expect("PostgreSQL reachable");

@@ -78,8 +78,14 @@ impl Redis {
         let mut cursor: u64 = 0;
         let mut removed = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) =
-                redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).query_async(&mut conn).await?;
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await?;
             if !keys.is_empty() {
                 let n: usize = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
                 removed += n;
@@ -89,7 +95,8 @@ impl Redis {
             }
             cursor = next;
         }
-        let _: usize = redis::cmd("DEL").arg(self.key("cache:hits")).arg(self.key("cache:misses")).query_async(&mut conn).await?;
+        let _: usize =
+            redis::cmd("DEL").arg(self.key("cache:hits")).arg(self.key("cache:misses")).query_async(&mut conn).await?;
         Ok(removed)
     }
 }

@@ -67,13 +67,11 @@ impl FromRequest for PageContext {
         let incoming = IncomingFlashMessages::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move {
-            let user = crate::auth::session::resolve(&req)
-                .await?
-                .map(|c| NavUser {
-                    username: c.user.username.clone(),
-                    is_admin: c.user.is_admin(),
-                    needs_email: c.user.email.is_none() || c.user.email_verified_at.is_none(),
-                });
+            let user = crate::auth::session::resolve(&req).await?.map(|c| NavUser {
+                username: c.user.username.clone(),
+                is_admin: c.user.is_admin(),
+                needs_email: c.user.email.is_none() || c.user.email_verified_at.is_none(),
+            });
             let flashes = incoming
                 .await?
                 .iter()

@@ -4,12 +4,12 @@
 //! integration tests drive the same code.
 
 pub mod account;
-pub mod admin;
 pub mod achievements;
+pub mod admin;
 pub mod admin_cli;
 pub mod audit;
-pub mod backup;
 pub mod auth;
+pub mod backup;
 pub mod cache;
 pub mod community;
 pub mod crypto;
@@ -18,8 +18,8 @@ pub mod email;
 pub mod error;
 pub mod health;
 pub mod home;
-pub mod import;
 pub mod images;
+pub mod import;
 pub mod jobs;
 pub mod layout;
 pub mod metrics;

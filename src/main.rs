@@ -89,7 +89,9 @@ fn main() -> ExitCode {
         Command::ImportLegacy { dir, dry_run, report, rollback } => {
             questline::import::command(&settings, dir, dry_run, report, rollback)
         }
-        Command::Backup { file } => questline::backup::backup(&settings, &file).map(|_| println!("backup written to {}", file.display())),
+        Command::Backup { file } => {
+            questline::backup::backup(&settings, &file).map(|_| println!("backup written to {}", file.display()))
+        }
         Command::Restore { file, yes } => {
             if yes {
                 questline::backup::restore(&settings, &file).map(|_| println!("restored from {}", file.display()))

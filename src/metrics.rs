@@ -9,7 +9,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use secrecy::ExposeSecret;
 
 use crate::admin::dashboard::Numbers;
@@ -45,14 +47,15 @@ impl Metrics {
             &["route", "method"],
         )
         .expect("valid metric");
-        let logins =
-            IntCounterVec::new(Opts::new("logins_total", "Sign-in attempts by result"), &["result"]).expect("valid metric");
+        let logins = IntCounterVec::new(Opts::new("logins_total", "Sign-in attempts by result"), &["result"])
+            .expect("valid metric");
         let pool = IntGaugeVec::new(Opts::new("db_pool_connections", "Database pool connections"), &["state"])
             .expect("valid metric");
-        let queue = IntGaugeVec::new(Opts::new("queue_items", "Jobs and emails by queue and state"), &["queue", "state"])
-            .expect("valid metric");
-        let cache =
-            IntGaugeVec::new(Opts::new("cache_lookups", "Cache look-ups since counting began"), &["result"]).expect("valid");
+        let queue =
+            IntGaugeVec::new(Opts::new("queue_items", "Jobs and emails by queue and state"), &["queue", "state"])
+                .expect("valid metric");
+        let cache = IntGaugeVec::new(Opts::new("cache_lookups", "Cache look-ups since counting began"), &["result"])
+            .expect("valid");
         let users = IntGauge::new("users", "Registered accounts").expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -106,7 +109,8 @@ fn allowed(req: &HttpRequest, settings: &Settings) -> bool {
     let Some(token) = &settings.metrics_token else {
         return req.peer_addr().is_some_and(|a| a.ip().is_loopback());
     };
-    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let given =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     given.is_some_and(|g| crate::crypto::secrets_equal(g, token.expose_secret()))
 }
 

@@ -24,15 +24,15 @@ use crate::db::{self, PgPool};
 use crate::email::worker::OutboxSignal;
 use crate::email::Mailer;
 use crate::error::{render_error_page, AppError};
-use crate::jobs::worker::{JobContext, JobSignal};
 use crate::images::serve::SharedStorage;
 use crate::images::LocalStorage;
+use crate::jobs::worker::{JobContext, JobSignal};
 use crate::middleware::{self as mw, MaxBodyBytes};
-use actix_multipart::form::MultipartFormConfig;
-use std::sync::Arc;
 use crate::settings::Environment;
 use crate::settings::Settings;
 use crate::steam::client::{KeyBudget, RetryPolicy, SteamClient};
+use actix_multipart::form::MultipartFormConfig;
+use std::sync::Arc;
 
 /// Largest urlencoded form any page accepts; uploads use multipart instead.
 const FORM_LIMIT_BYTES: usize = 64 * 1024;
@@ -140,7 +140,9 @@ fn multipart_error(err: actix_multipart::MultipartError) -> AppError {
     use actix_multipart::MultipartError as E;
     match err {
         E::Payload(actix_web::error::PayloadError::Overflow) => AppError::PayloadTooLarge,
-        E::Field { source, .. } if source.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE => {
+        E::Field { source, .. }
+            if source.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
             AppError::PayloadTooLarge
         }
         other => AppError::BadRequest(format!("The form could not be read: {other}.")),

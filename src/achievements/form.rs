@@ -282,10 +282,8 @@ pub fn check_ownership(conn: &mut PgConnection, user_id: i64, condition: &Condit
         errors.push("Pick games from your synced library.".to_owned());
     }
     if let Condition::SpecificAchievements { achievements } = condition {
-        let known: HashSet<(i64, String)> = achievement_options(conn, user_id, &wanted)?
-            .into_iter()
-            .map(|o| (o.appid, o.api_name))
-            .collect();
+        let known: HashSet<(i64, String)> =
+            achievement_options(conn, user_id, &wanted)?.into_iter().map(|o| (o.appid, o.api_name)).collect();
         if achievements.iter().any(|a| !known.contains(a)) {
             errors.push("Pick achievements from the games in your library.".to_owned());
         }

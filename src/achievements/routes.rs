@@ -210,7 +210,9 @@ async fn create(
     let (values, image, _) = FormValues::from_form(form.into_inner());
     let (input, processed) = match check(&pool, user_id, &values, image).await? {
         Ok(ok) => ok,
-        Err(errors) => return form_page(ctx, &pool, user_id, None, values, errors, StatusCode::UNPROCESSABLE_ENTITY).await,
+        Err(errors) => {
+            return form_page(ctx, &pool, user_id, None, values, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
     };
     let storage = storage.get_ref().clone();
     let saved = db::run(&pool, move |conn| {
@@ -263,7 +265,9 @@ async fn update(
     let (values, image, remove_image) = FormValues::from_form(form.into_inner());
     let (input, processed) = match check(&pool, user_id, &values, image).await? {
         Ok(ok) => ok,
-        Err(errors) => return form_page(ctx, &pool, user_id, Some(row), values, errors, StatusCode::UNPROCESSABLE_ENTITY).await,
+        Err(errors) => {
+            return form_page(ctx, &pool, user_id, Some(row), values, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
     };
     let storage = storage.get_ref().clone();
     let (id, old_image) = (row.id, row.image_id);

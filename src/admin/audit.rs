@@ -131,8 +131,12 @@ fn load(
         .select(AuditEntry::as_select())
         .load(conn)?;
     let ids: Vec<i64> = entries.iter().filter_map(|e| e.actor_id).collect();
-    let names: std::collections::HashMap<i64, String> =
-        users::table.filter(users::id.eq_any(&ids)).select((users::id, users::username)).load(conn)?.into_iter().collect();
+    let names: std::collections::HashMap<i64, String> = users::table
+        .filter(users::id.eq_any(&ids))
+        .select((users::id, users::username))
+        .load(conn)?
+        .into_iter()
+        .collect();
     let rows = entries
         .into_iter()
         .map(|e| {
@@ -181,7 +185,19 @@ async fn export(
             .details(serde_json::json!({ "rows": rows.len() }))
             .record(conn)?;
         let mut w = csv::Writer::from_writer(Vec::new());
-        let header = ["id", "occurred_at", "event_type", "action", "actor", "target", "success", "error", "ip", "user_agent", "details"];
+        let header = [
+            "id",
+            "occurred_at",
+            "event_type",
+            "action",
+            "actor",
+            "target",
+            "success",
+            "error",
+            "ip",
+            "user_agent",
+            "details",
+        ];
         w.write_record(header).map_err(|e| AppError::Internal(e.into()))?;
         for (e, name) in rows {
             let at: DateTime<Utc> = e.occurred_at;

@@ -35,7 +35,8 @@ pub async fn is_on(redis: &Redis) -> bool {
 }
 
 async fn cached(req: &ServiceRequest) -> bool {
-    let (Some(cache), Some(redis)) = (req.app_data::<web::Data<MaintenanceCache>>(), req.app_data::<web::Data<Redis>>())
+    let (Some(cache), Some(redis)) =
+        (req.app_data::<web::Data<MaintenanceCache>>(), req.app_data::<web::Data<Redis>>())
     else {
         return false;
     };
@@ -55,7 +56,9 @@ pub async fn gate(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let path = req.path();
-    if OPEN.iter().any(|p| path == *p || (p.ends_with('/') && path.starts_with(p)) || path.starts_with(&format!("{p}/")))
+    if OPEN
+        .iter()
+        .any(|p| path == *p || (p.ends_with('/') && path.starts_with(p)) || path.starts_with(&format!("{p}/")))
         || !cached(&req).await
     {
         return Ok(next.call(req).await?.map_into_left_body());

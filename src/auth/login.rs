@@ -109,8 +109,10 @@ async fn submit(
     let upgraded = if password_ok && legacy { Some(hasher.hash(form.password).await?) } else { None };
 
     let meta2 = meta.clone();
-    let outcome =
-        db::run(&pool, move |conn| conn.transaction(|conn| decide(conn, user, password_ok, upgraded, remember, &meta2))).await?;
+    let outcome = db::run(&pool, move |conn| {
+        conn.transaction(|conn| decide(conn, user, password_ok, upgraded, remember, &meta2))
+    })
+    .await?;
     signal.notify();
 
     if let Some(metrics) = req.app_data::<web::Data<crate::metrics::Metrics>>() {

@@ -85,13 +85,13 @@ impl PasswordHasher {
                 super::legacy_hash::verify(hash, password.expose_secret())
             } else {
                 match PasswordHash::new(hash) {
-                Ok(parsed) => argon2().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok(),
-                Err(_) => {
-                    // An unknown format: spend the same time, then refuse.
-                    let parsed = PasswordHash::new(&dummy).expect("dummy hash parses");
-                    let _ = argon2().verify_password(password.expose_secret().as_bytes(), &parsed);
-                    false
-                }
+                    Ok(parsed) => argon2().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok(),
+                    Err(_) => {
+                        // An unknown format: spend the same time, then refuse.
+                        let parsed = PasswordHash::new(&dummy).expect("dummy hash parses");
+                        let _ = argon2().verify_password(password.expose_secret().as_bytes(), &parsed);
+                        false
+                    }
                 }
             };
             ok && real

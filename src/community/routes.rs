@@ -147,7 +147,10 @@ async fn unshare(
         achievements::find_owned(conn, source_id, user_id)?.ok_or(AppError::NotFound)?;
         conn.build_transaction().run(|conn| {
             model::set_active(conn, source_id, false)?;
-            AuditEvent::new("community", "unshare", &meta).actor(user_id).target_text(source_id.to_string()).record(conn)
+            AuditEvent::new("community", "unshare", &meta)
+                .actor(user_id)
+                .target_text(source_id.to_string())
+                .record(conn)
         })?;
         Ok(())
     })

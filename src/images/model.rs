@@ -145,7 +145,8 @@ pub fn store(
         .optional()?;
     let mut new_blob = false;
     if existing.is_none() {
-        let (key, thumb_key) = (format!("{}.{}", random_name(), p.extension), format!("{}_t.{}", random_name(), p.extension));
+        let (key, thumb_key) =
+            (format!("{}.{}", random_name(), p.extension), format!("{}_t.{}", random_name(), p.extension));
         storage.put(&key, &p.bytes)?;
         let written = storage.put(&thumb_key, &p.thumb).map_err(StoreError::from).and_then(|_| {
             diesel::insert_into(image_blobs::table)
@@ -267,7 +268,9 @@ pub fn sweep_stray_files(
         return Ok(0);
     }
     let mut known: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for (a, b) in image_blobs::table.select((image_blobs::storage_key, image_blobs::thumb_key)).load::<(String, String)>(conn)? {
+    for (a, b) in
+        image_blobs::table.select((image_blobs::storage_key, image_blobs::thumb_key)).load::<(String, String)>(conn)?
+    {
         known.insert(a);
         known.insert(b);
     }

@@ -42,7 +42,11 @@ impl ImageCache {
                 Some(Arc::new(p))
             }
             Err(reason) => {
-                run.report.skip("images", format!("`{name}` not imported: {reason}; the achievement has no image"), src);
+                run.report.skip(
+                    "images",
+                    format!("`{name}` not imported: {reason}; the achievement has no image"),
+                    src,
+                );
                 None
             }
         };
@@ -202,13 +206,18 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
                 Some(from) => match shared_ids.get(&from) {
                     Some(id) => Some(*id),
                     None => {
-                        run.report.change(KIND, format!("imported_from `{from}` matches no shared achievement: cleared"), &src);
+                        run.report.change(
+                            KIND,
+                            format!("imported_from `{from}` matches no shared achievement: cleared"),
+                            &src,
+                        );
                         None
                     }
                 },
             };
             let image = store_image(run, &mut cache, opt_text(v.get("image")), Some(owner), &src)?;
-            let created_at = opt_text(v.get("created_at")).and_then(|t| parse_time(&t)).unwrap_or_else(chrono::Utc::now);
+            let created_at =
+                opt_text(v.get("created_at")).and_then(|t| parse_time(&t)).unwrap_or_else(chrono::Utc::now);
             let id: i64 = diesel::insert_into(custom_achievements::table)
                 .values((
                     custom_achievements::owner_id.eq(owner),
@@ -235,11 +244,13 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
         let Some(original) = original else { continue };
         let source = creator.and_then(|c| custom_ids.get(&(c, original.clone())).copied());
         let taken = match source {
-            Some(s) => community_achievements::table
-                .filter(community_achievements::source_id.eq(s))
-                .count()
-                .get_result::<i64>(run.conn)?
-                > 0,
+            Some(s) => {
+                community_achievements::table
+                    .filter(community_achievements::source_id.eq(s))
+                    .count()
+                    .get_result::<i64>(run.conn)?
+                    > 0
+            }
             None => false,
         };
         match source {

@@ -194,11 +194,9 @@ pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Resul
     .bind::<Array<BigInt>, _>(&appids)
     .execute(run.conn)?;
     let mut def_ids: HashMap<i64, HashMap<String, i64>> = HashMap::new();
-    for d in diesel::sql_query(
-        "SELECT appid, api_name, id FROM game_achievements WHERE appid = ANY($1)",
-    )
-    .bind::<Array<BigInt>, _>(&appids)
-    .load::<Def>(run.conn)?
+    for d in diesel::sql_query("SELECT appid, api_name, id FROM game_achievements WHERE appid = ANY($1)")
+        .bind::<Array<BigInt>, _>(&appids)
+        .load::<Def>(run.conn)?
     {
         def_ids.entry(d.appid).or_default().insert(d.api_name, d.id);
     }
@@ -216,7 +214,8 @@ pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Resul
             continue;
         }
         let user_id = run.user_ids[&f.username];
-        let lib = read_library(&f.path).map_err(|e| TxError::Other(format!("{} changed during the import: {e}", f.file_name)))?;
+        let lib = read_library(&f.path)
+            .map_err(|e| TxError::Other(format!("{} changed during the import: {e}", f.file_name)))?;
         for (appid, game) in &lib.games {
             let mut unlocked = 0;
             let mut last = None;

@@ -107,16 +107,8 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
             .values(import_runs::source.eq(&source))
             .returning(import_runs::id)
             .get_result(conn)?;
-        let mut run = Run {
-            conn,
-            report,
-            run_id,
-            opts,
-            cipher,
-            storage,
-            user_ids: HashMap::new(),
-            new_users: HashSet::new(),
-        };
+        let mut run =
+            Run { conn, report, run_id, opts, cipher, storage, user_ids: HashMap::new(), new_users: HashSet::new() };
         users::import(&mut run, &legacy_users)?;
         library::import(&mut run, &files, &scan)?;
         let restore = achievements::import(&mut run, &custom, &shared)?;
@@ -216,12 +208,8 @@ pub struct RolledBack {
 /// Removes exactly what run `id` added, in one transaction.
 pub fn rollback(conn: &mut PgConnection, settings: &Settings, id: i64) -> Result<RolledBack, ImportError> {
     let done = conn.transaction::<RolledBack, ImportError, _>(|conn| {
-        let run: Option<Option<chrono::DateTime<chrono::Utc>>> = import_runs::table
-            .find(id)
-            .select(import_runs::rolled_back_at)
-            .for_update()
-            .first(conn)
-            .optional()?;
+        let run: Option<Option<chrono::DateTime<chrono::Utc>>> =
+            import_runs::table.find(id).select(import_runs::rolled_back_at).for_update().first(conn).optional()?;
         match run {
             None => return Err(ImportError::Other(format!("there is no import run {id}"))),
             Some(Some(at)) => return Err(ImportError::Other(format!("run {id} was already rolled back at {at}"))),

@@ -99,11 +99,12 @@ pub fn read_custom(dir: &Path) -> Result<Vec<(String, Vec<Value>)>, SourceError>
         return Ok(Vec::new());
     }
     match read_json(&path, "custom_achievements.json")? {
-        Value::Object(map) => Ok(map
-            .into_iter()
-            .map(|(k, v)| (k, if let Value::Array(list) = v { list } else { Vec::new() }))
-            .collect()),
-        _ => Err(SourceError::Unreadable { file: "custom_achievements.json".into(), error: "not a JSON object".into() }),
+        Value::Object(map) => {
+            Ok(map.into_iter().map(|(k, v)| (k, if let Value::Array(list) = v { list } else { Vec::new() })).collect())
+        }
+        _ => {
+            Err(SourceError::Unreadable { file: "custom_achievements.json".into(), error: "not a JSON object".into() })
+        }
     }
 }
 
@@ -144,8 +145,8 @@ pub struct CsvFile {
 
 /// Every `{username}_steam_library_with_achievements.csv`, by name.
 pub fn list_csv(dir: &Path) -> Result<Vec<CsvFile>, SourceError> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| SourceError::Unreadable { file: dir.display().to_string(), error: e.to_string() })?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| SourceError::Unreadable { file: dir.display().to_string(), error: e.to_string() })?;
     let mut files: Vec<CsvFile> = entries
         .flatten()
         .filter_map(|e| {
@@ -263,7 +264,8 @@ pub fn read_library(path: &Path) -> Result<Library, String> {
             continue;
         };
         let time = record[7].trim().parse::<i64>().ok().filter(|t| *t > 0);
-        let game = lib.games.entry(appid).or_insert_with(|| GameRows { name: record[1].to_owned(), ..Default::default() });
+        let game =
+            lib.games.entry(appid).or_insert_with(|| GameRows { name: record[1].to_owned(), ..Default::default() });
         game.playtime_minutes = game.playtime_minutes.max(playtime);
         if api_name.is_empty() {
             continue;

@@ -41,8 +41,12 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
             run.user_ids.insert(l.clone(), *id);
         }
     }
-    let mut emails: HashSet<String> =
-        users::table.filter(users::email.is_not_null()).select(users::email.assume_not_null()).load(run.conn)?.into_iter().collect();
+    let mut emails: HashSet<String> = users::table
+        .filter(users::email.is_not_null())
+        .select(users::email.assume_not_null())
+        .load(run.conn)?
+        .into_iter()
+        .collect();
 
     let mut rows = Vec::new();
     for u in legacy {
@@ -165,7 +169,11 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
                 // Half a link is kept for the user to complete.
                 SteamAccount::keep_partial(run.conn, &run.cipher, user_id, steam_id, key.as_deref())?;
                 let missing = if key.is_none() { "API key" } else { "steam_id" };
-                run.report.change(KIND, format!("Steam link kept incomplete: no valid {missing}; the user completes it"), &src);
+                run.report.change(
+                    KIND,
+                    format!("Steam link kept incomplete: no valid {missing}; the user completes it"),
+                    &src,
+                );
             }
         }
     }

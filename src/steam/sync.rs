@@ -80,7 +80,9 @@ async fn sync_user(ctx: &JobContext, job: &Job, user_id: i64) -> Result<(), Sync
     };
     let key = account.api_key(&ctx.cipher).map_err(|e| SyncError::fatal(e.to_string()))?;
     let (Some(key), Some(steam_id)) = (key, account.steam_id) else {
-        return Err(SyncError::fatal("Finish linking your Steam account on the Steam page: a profile and a key are both needed."));
+        return Err(SyncError::fatal(
+            "Finish linking your Steam account on the Steam page: a profile and a key are both needed.",
+        ));
     };
     let steam_id = steam_id as u64;
 

@@ -22,7 +22,11 @@ pub(crate) async fn create(app: &TestApp, fields: &[(&str, &str)]) -> i64 {
 
 pub(crate) fn newest_id(app: &TestApp) -> i64 {
     let mut conn = app.pool.get().unwrap();
-    custom_achievements::table.select(custom_achievements::id).order(custom_achievements::id.desc()).first(&mut conn).unwrap()
+    custom_achievements::table
+        .select(custom_achievements::id)
+        .order(custom_achievements::id.desc())
+        .first(&mut conn)
+        .unwrap()
 }
 
 /// The list entry of achievement `id` as text.
@@ -39,8 +43,9 @@ async fn every_condition_type_shows_its_progress_and_the_date_it_was_met() {
         &[("name", "Portal Master"), ("condition_type", "complete_games"), ("games", "400"), ("games", "620")],
     )
     .await;
-    let dota = create(&app, &[("name", "Centurion"), ("condition_type", "playtime"), ("hours", "100"), ("games", "570")])
-        .await;
+    let dota =
+        create(&app, &[("name", "Centurion"), ("condition_type", "playtime"), ("hours", "100"), ("games", "570")])
+            .await;
     let count = create(&app, &[("name", "Collector"), ("condition_type", "achievement_count"), ("count", "80")]).await;
     let specific = create(
         &app,
@@ -143,7 +148,12 @@ async fn editing_a_condition_clears_the_old_met_date_and_reevaluates() {
         .submit_multipart(
             &format!("/achievements/{id}/edit"),
             &format!("/achievements/{id}"),
-            &[("name", "Thousand hours"), ("description", "A long way"), ("condition_type", "playtime"), ("hours", "1000")],
+            &[
+                ("name", "Thousand hours"),
+                ("description", "A long way"),
+                ("condition_type", "playtime"),
+                ("hours", "1000"),
+            ],
             None,
         )
         .await;

@@ -12,7 +12,10 @@ async fn admin_and_bob() -> (TestApp, reqwest::Client, Vec<String>) {
     let app = app().await;
     let (_, codes) = enrol(&app).await;
     let mut conn = app.pool.get().unwrap();
-    diesel::update(users::table.filter(users::username.eq("alice"))).set(users::role.eq("admin")).execute(&mut conn).unwrap();
+    diesel::update(users::table.filter(users::username.eq("alice")))
+        .set(users::role.eq("admin"))
+        .execute(&mut conn)
+        .unwrap();
     let bob = new_client();
     app.register_verified_with(&bob, "bob", "bob@example.com", PASSWORD).await;
     app.login_with(&bob, "bob", PASSWORD).await;
@@ -40,7 +43,10 @@ async fn only_admins_with_2fa_reach_the_console() {
     assert_eq!(bob.get(app.url("/admin")).send().await.unwrap().status(), 404, "not advertised to users");
     assert_eq!(location(&new_client().get(app.url("/admin")).send().await.unwrap()), "/login?next=%2Fadmin");
     let mut conn = app.pool.get().unwrap();
-    diesel::update(users::table.filter(users::username.eq("bob"))).set(users::role.eq("admin")).execute(&mut conn).unwrap();
+    diesel::update(users::table.filter(users::username.eq("bob")))
+        .set(users::role.eq("admin"))
+        .execute(&mut conn)
+        .unwrap();
     let res = bob.get(app.url("/admin")).send().await.unwrap();
     assert_eq!(res.status(), 403);
     assert!(res.text().await.unwrap().contains("two-factor"));
@@ -106,7 +112,8 @@ async fn deleting_a_user_needs_their_name_typed_and_removes_their_data() {
     assert_eq!(location(&res), "/admin/users");
     assert!(users::table.find(id).select(users::id).first::<i64>(&mut app.pool.get().unwrap()).is_err());
     assert!(app.stored_files().is_empty(), "their images are gone too");
-    let left: i64 = questline::schema::custom_achievements::table.count().get_result(&mut app.pool.get().unwrap()).unwrap();
+    let left: i64 =
+        questline::schema::custom_achievements::table.count().get_result(&mut app.pool.get().unwrap()).unwrap();
     assert_eq!(left, 0);
     assert_eq!(admin_events(&app), ["delete_user"]);
 }
@@ -141,7 +148,8 @@ async fn a_hidden_shared_achievement_leaves_the_community_list_until_restored() 
         .returning(community_achievements::id)
         .get_result(&mut conn)
         .unwrap();
-    let listed = || async { bob.get(app.url("/community")).send().await.unwrap().text().await.unwrap().contains("Spammy") };
+    let listed =
+        || async { bob.get(app.url("/community")).send().await.unwrap().text().await.unwrap().contains("Spammy") };
     assert!(listed().await);
     app.submit("/admin/community", &format!("/admin/community/{id}/hide"), &[]).await;
     assert!(!listed().await);

@@ -11,7 +11,10 @@ async fn admin() -> TestApp {
     let app = app().await;
     enrol(&app).await;
     let mut conn = app.pool.get().unwrap();
-    diesel::update(users::table.filter(users::username.eq("alice"))).set(users::role.eq("admin")).execute(&mut conn).unwrap();
+    diesel::update(users::table.filter(users::username.eq("alice")))
+        .set(users::role.eq("admin"))
+        .execute(&mut conn)
+        .unwrap();
     app
 }
 
@@ -152,8 +155,7 @@ async fn clearing_the_cache_is_audited_and_resets_the_hit_rate() {
     let dash = html(app.get("/admin").await).await;
     assert_eq!(text_of(&dash, "#hit-rate").as_deref(), Some("n/a"));
     let mut conn = app.pool.get().unwrap();
-    let n: i64 =
-        audit_log::table.filter(audit_log::action.eq("clear_cache")).count().get_result(&mut conn).unwrap();
+    let n: i64 = audit_log::table.filter(audit_log::action.eq("clear_cache")).count().get_result(&mut conn).unwrap();
     assert_eq!(n, 1);
 }
 

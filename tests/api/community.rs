@@ -37,7 +37,11 @@ fn counts(app: &TestApp, id: i64) -> (i32, i32) {
 
 fn community_id(app: &TestApp) -> i64 {
     let mut conn = app.pool.get().unwrap();
-    community_achievements::table.select(community_achievements::id).order(community_achievements::id.desc()).first(&mut conn).unwrap()
+    community_achievements::table
+        .select(community_achievements::id)
+        .order(community_achievements::id.desc())
+        .first(&mut conn)
+        .unwrap()
 }
 
 async fn share(app: &TestApp, id: i64) {
@@ -83,7 +87,10 @@ async fn sharing_needs_a_verified_email() {
     let (app, _fake) = synced_alice().await;
     let id = create(&app, &[("name", "Ten"), ("condition_type", "playtime"), ("hours", "10")]).await;
     let mut conn = app.pool.get().unwrap();
-    diesel::update(users::table).set(users::email_verified_at.eq(None::<chrono::DateTime<chrono::Utc>>)).execute(&mut conn).unwrap();
+    diesel::update(users::table)
+        .set(users::email_verified_at.eq(None::<chrono::DateTime<chrono::Utc>>))
+        .execute(&mut conn)
+        .unwrap();
     let list = html(app.get("/achievements").await).await;
     assert!(text_of(&list, "#verify-to-share").is_some());
     let res = app.submit("/achievements", &format!("/achievements/{id}/share"), &[]).await;
@@ -112,7 +119,8 @@ async fn text_is_stored_as_written_and_always_shown_escaped() {
 async fn the_list_searches_sorts_and_pages() {
     let (app, _fake) = synced_alice().await;
     for i in 0..23 {
-        let id = create(&app, &[("name", &format!("Goal {i:02}")), ("condition_type", "playtime"), ("hours", "1")]).await;
+        let id =
+            create(&app, &[("name", &format!("Goal {i:02}")), ("condition_type", "playtime"), ("hours", "1")]).await;
         share(&app, id).await;
     }
     let mut conn = app.pool.get().unwrap();
@@ -121,7 +129,10 @@ async fn the_list_searches_sorts_and_pages() {
         .select(community_achievements::id)
         .first::<i64>(&mut conn)
         .unwrap();
-    diesel::update(community_achievements::table.find(tried)).set(community_achievements::tries_count.eq(9)).execute(&mut conn).unwrap();
+    diesel::update(community_achievements::table.find(tried))
+        .set(community_achievements::tries_count.eq(9))
+        .execute(&mut conn)
+        .unwrap();
 
     let names = |doc: &scraper::Html| -> Vec<String> {
         doc.select(&scraper::Selector::parse("#community .achievement-name").unwrap())
@@ -177,5 +188,9 @@ async fn unsharing_hides_it_and_a_deleted_creator_shows_as_a_deleted_user() {
     let page = html(bob.get(app.url("/community")).send().await.unwrap()).await;
     let listing = text_of(&page, "#community").unwrap();
     assert!(listing.contains("Kept") && listing.contains("by deleted user"), "{listing}");
-    assert_eq!(bob.get(app.url(&visitor_thumb)).send().await.unwrap().status(), 200, "the shared copy outlives its creator");
+    assert_eq!(
+        bob.get(app.url(&visitor_thumb)).send().await.unwrap().status(),
+        200,
+        "the shared copy outlives its creator"
+    );
 }

@@ -136,8 +136,11 @@ async fn every_rule_of_the_format_is_applied_and_reported() {
     assert!(said(&report, "bob_the_builder", "not a valid address"));
     assert_eq!(email("erin"), None, "no placeholder is invented");
     // Unknown hash: no usable password, reported.
-    let bob_hash: Option<String> =
-        users::table.filter(users::username.eq("bob_the_builder")).select(users::password_hash).first(&mut conn).unwrap();
+    let bob_hash: Option<String> = users::table
+        .filter(users::username.eq("bob_the_builder"))
+        .select(users::password_hash)
+        .first(&mut conn)
+        .unwrap();
     assert_eq!(bob_hash, None);
     assert!(said(&report, "bob_the_builder", "unknown format"));
     assert!(said(&report, "bob_the_builder", "steam_api_key dropped"));
@@ -181,11 +184,8 @@ async fn every_rule_of_the_format_is_applied_and_reported() {
         .load(&mut conn)
         .unwrap();
     assert_eq!(entries, [(400, 600, 1), (570, 6000, 0), (620, 60, 1)]);
-    let first_unlock: Option<chrono::DateTime<chrono::Utc>> = library_entries::table
-        .find((alice_id, 400))
-        .select(library_entries::last_unlock_at)
-        .first(&mut conn)
-        .unwrap();
+    let first_unlock: Option<chrono::DateTime<chrono::Utc>> =
+        library_entries::table.find((alice_id, 400)).select(library_entries::last_unlock_at).first(&mut conn).unwrap();
     assert_eq!(first_unlock.unwrap().timestamp(), 100, "the earliest unlock time of the duplicate");
     let a1_name: String = questline::schema::game_achievements::table
         .filter(questline::schema::game_achievements::api_name.eq("A1"))

@@ -2,12 +2,11 @@
 //! its own PostgreSQL database and a real Redis.
 
 mod account_security;
-mod admin;
-mod admin_ops;
 mod achievements;
-mod community;
-mod images;
+mod admin;
 mod admin_cli;
+mod admin_ops;
+mod community;
 mod csrf;
 mod dev_mailbox;
 mod errors;
@@ -15,6 +14,7 @@ mod headers;
 mod health;
 mod helpers;
 mod home;
+mod images;
 mod import;
 mod import_rules;
 mod login;

@@ -408,10 +408,7 @@ async fn a_half_linked_legacy_account_is_completed_with_the_profile_alone() {
     let cipher = questline::crypto::Cipher::from_settings(&app.settings);
     {
         let mut conn = app.pool.get().unwrap();
-        let id: i64 = questline::schema::users::table
-            .select(questline::schema::users::id)
-            .first(&mut conn)
-            .unwrap();
+        let id: i64 = questline::schema::users::table.select(questline::schema::users::id).first(&mut conn).unwrap();
         questline::steam::account::SteamAccount::keep_partial(&mut conn, &cipher, id, None, Some(KEY)).unwrap();
         // Never queued for a daily sync while incomplete.
         assert_eq!(questline::jobs::enqueue_daily_resyncs(&mut conn).unwrap(), 0);

@@ -23,7 +23,12 @@ pub(crate) fn now() -> u64 {
     chrono::Utc::now().timestamp() as u64
 }
 
-pub(crate) async fn reauth(app: &TestApp, client: &reqwest::Client, next: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn reauth(
+    app: &TestApp,
+    client: &reqwest::Client,
+    next: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
     let page = format!("/account/reauth?next={next}");
     let mut all = vec![("next", next)];
     all.extend_from_slice(fields);
