@@ -156,3 +156,43 @@ ensure_dev_secrets() {
   . "$file"
   set +a
 }
+
+# cargo-audit from crates.io, built once into ~/.cargo/bin.
+ensure_cargo_audit() {
+  if ! cargo audit --version >/dev/null 2>&1; then
+    say "installing cargo-audit (crates.io, once)"
+    cargo install --locked cargo-audit >/dev/null
+  fi
+}
+
+# Audits Cargo.lock against the RustSec advisory database: the current one
+# when the network reaches it, else the snapshot in ../shared/advisory-db.
+# Vulnerabilities fail the run; "unmaintained" notices are printed only.
+run_audit() {
+  local live="$VAR/advisory-db-live" snapshot_tar="$ROOT/../shared/advisory-db/advisory-db.tar.gz"
+  say "cargo audit"
+  rm -rf "$live"
+  if timeout 120 cargo audit --db "$live" 2>"$VAR/audit-fetch.log"; then
+    return 0
+  fi
+  if [ -d "$live/crates" ]; then
+    # The database arrived, so the failure is a finding.
+    cat "$VAR/audit-fetch.log" >&2
+    die "cargo audit found vulnerable dependencies"
+  fi
+  if [ ! -f "$snapshot_tar" ]; then
+    say "warning: the advisory database is out of reach and $snapshot_tar is missing; audit skipped"
+    return 0
+  fi
+  say "the advisory database is out of reach: using the snapshot in ../shared/advisory-db"
+  local db="$VAR/advisory-db-snapshot"
+  if [ ! -f "$db/.snapshot-of" ] || ! cmp -s "$db/.snapshot-of" <(sha256sum "$snapshot_tar" | cut -d' ' -f1); then
+    rm -rf "$db" && mkdir -p "$db"
+    tar -xzf "$snapshot_tar" -C "$db"
+    git -C "$db" init -q
+    git -C "$db" add -A
+    git -C "$db" -c user.name=snapshot -c user.email=snapshot@localhost commit -qm snapshot
+    sha256sum "$snapshot_tar" | cut -d' ' -f1 >"$db/.snapshot-of"
+  fi
+  cargo audit --no-fetch --stale --db "$db" || die "cargo audit found vulnerable dependencies"
+}

@@ -39,6 +39,43 @@ pub fn build_pool(settings: &Settings) -> PgPool {
         .build_unchecked(manager)
 }
 
+/// Names of the migrations this binary has that the database lacks. Reads
+/// only: diesel's own check would create its bookkeeping table, and a dry
+/// run must not write even that.
+pub fn pending_migrations(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
+    use diesel::migration::{Migration as _, MigrationSource};
+    use diesel::sql_types::{Bool, Text};
+    #[derive(diesel::QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = Bool)]
+        found: bool,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = Text)]
+        version: String,
+    }
+    let all = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .map_err(|e| anyhow::anyhow!("reading the embedded migrations: {e}"))?;
+    let bookkept = diesel::sql_query("SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS found")
+        .get_result::<Exists>(conn)?
+        .found;
+    let applied: std::collections::HashSet<String> = if bookkept {
+        diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+            .load::<Version>(conn)?
+            .into_iter()
+            .map(|v| v.version)
+            .collect()
+    } else {
+        Default::default()
+    };
+    Ok(all
+        .iter()
+        .filter(|m| !applied.contains(&m.name().version().to_string()))
+        .map(|m| m.name().to_string())
+        .collect())
+}
+
 /// Applies pending migrations under an advisory lock and returns their names.
 pub fn run_migrations(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
     diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))

@@ -11,6 +11,25 @@ use askama::Template;
 
 use crate::layout::PageContext;
 
+/// Where to send the user back after signing in or re-authenticating. It
+/// holds the request's path and query string, which may carry search terms
+/// or other private words, so its `Debug` (what the request log records for
+/// an error) shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReturnTo(pub String);
+
+impl std::fmt::Debug for ReturnTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReturnTo(<redacted>)")
+    }
+}
+
+impl From<String> for ReturnTo {
+    fn from(s: String) -> Self {
+        ReturnTo(s)
+    }
+}
+
 /// Everything a request handler can fail with. Each variant maps to one
 /// status code and a friendly page; internals are logged, never shown.
 #[derive(Debug, thiserror::Error)]
@@ -30,13 +49,13 @@ pub enum AppError {
     #[error("login required")]
     LoginRequired {
         /// Where to come back to after signing in.
-        next: String,
+        next: ReturnTo,
     },
     /// A sensitive change needs the password (and code) again first.
     #[error("re-authentication required")]
     ReauthRequired {
         /// Where to come back to afterwards.
-        next: String,
+        next: ReturnTo,
     },
     #[error("not found")]
     NotFound,
@@ -98,7 +117,7 @@ impl ResponseError for AppError {
             _ => None,
         };
         if let Some((page, next)) = redirect {
-            let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+            let next: String = url::form_urlencoded::byte_serialize(next.0.as_bytes()).collect();
             return HttpResponse::SeeOther().insert_header((header::LOCATION, format!("{page}?next={next}"))).finish();
         }
         let detail = match self {
@@ -242,6 +261,14 @@ mod tests {
         let body = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
         assert!(body.contains("Something went wrong"));
         assert!(!body.contains("xyz"));
+    }
+
+    #[actix_web::test]
+    async fn the_debug_text_of_a_sign_in_redirect_hides_the_query_string() {
+        let err = AppError::LoginRequired { next: ReturnTo("/library?q=my-secret-search".into()) };
+        let debug = format!("{err:?}");
+        assert!(!debug.contains("my-secret-search"), "{debug}");
+        assert!(!format!("{err}").contains("my-secret-search"));
     }
 
     #[actix_web::test]

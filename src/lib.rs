@@ -25,6 +25,7 @@ pub mod layout;
 pub mod metrics;
 pub mod middleware;
 pub mod models;
+pub mod pagination;
 pub mod ratelimit;
 pub mod rotate;
 pub mod schema;

@@ -5,8 +5,10 @@ use actix_identity::IdentityExt;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{web, HttpMessage, ResponseError};
+use futures_util::StreamExt;
 use tracing_actix_web::RequestId;
 
 use crate::error::AppError;
@@ -96,4 +98,156 @@ pub async fn no_store_when_signed_in(
         res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     Ok(res)
+}
+
+/// Largest urlencoded form any page accepts; uploads use multipart instead.
+pub const FORM_LIMIT_BYTES: usize = 64 * 1024;
+
+/// The CSRF token a form body carried, found while the body was inspected,
+/// for [`crate::auth::csrf::verify`].
+#[derive(Clone)]
+pub struct FormToken(pub String);
+
+/// Why a request's input is refused before any handler sees it.
+fn nul_refusal() -> AppError {
+    AppError::BadRequest("Text cannot contain NUL characters (\\0). Remove them and try again.".into())
+}
+
+fn has_nul(s: &str) -> bool {
+    s.contains('\0')
+}
+
+/// Reads the whole body, refusing it with 413 past `limit` bytes whether or
+/// not it declared its length (a chunked body declares none).
+async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes, AppError> {
+    let mut payload = req.take_payload();
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| AppError::BadRequest("The request body was interrupted.".into()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(AppError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The text fields of a multipart body (file fields are skipped: image
+/// bytes may hold anything), checked for NUL, and its CSRF token.
+async fn inspect_multipart(req: &ServiceRequest, body: web::Bytes) -> Result<Option<String>, AppError> {
+    let mut form = actix_multipart::Multipart::new(
+        req.headers(),
+        futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) }),
+    );
+    let mut token = None;
+    while let Some(field) = form.next().await {
+        let Ok(mut field) = field else { break };
+        let is_file = field.content_disposition().and_then(|cd| cd.get_filename()).is_some();
+        let name = field.name().map(str::to_owned);
+        let mut value = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let Ok(chunk) = chunk else { break };
+            if !is_file {
+                value.extend_from_slice(&chunk);
+            }
+        }
+        if is_file {
+            continue;
+        }
+        if value.contains(&0) {
+            return Err(nul_refusal());
+        }
+        if name.as_deref() == Some(crate::auth::csrf::FIELD) && value.len() <= 256 {
+            token = Some(String::from_utf8_lossy(&value).into_owned());
+        }
+    }
+    Ok(token)
+}
+
+/// One check of everything a client types, before any handler runs:
+/// PostgreSQL refuses text with a NUL byte, so a NUL anywhere in the path,
+/// the query string or a form's text fields is a clear 400 here rather than
+/// a 500 deep inside a query. Form bodies are read once, bounded (413 past
+/// the limit, chunked or not), handed back to the handler, and their CSRF
+/// token is left for the CSRF check.
+pub async fn inspect_input(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let refused = |req: ServiceRequest, e: AppError| Ok(req.into_response(e.error_response()).map_into_right_body());
+    let raw_path = req.uri().path();
+    if raw_path.contains('\0') || raw_path.to_ascii_lowercase().contains("%00") {
+        return refused(req, nul_refusal());
+    }
+    if url::form_urlencoded::parse(req.query_string().as_bytes()).any(|(k, v)| has_nul(&k) || has_nul(&v)) {
+        return refused(req, nul_refusal());
+    }
+    if matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
+        let content_type =
+            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let token = if content_type.starts_with("application/x-www-form-urlencoded") {
+            let body = match read_body(&mut req, FORM_LIMIT_BYTES).await {
+                Ok(b) => b,
+                Err(e) => return refused(req, e),
+            };
+            let mut token = None;
+            for (k, v) in url::form_urlencoded::parse(&body) {
+                if has_nul(&k) || has_nul(&v) {
+                    return refused(req, nul_refusal());
+                }
+                if k == crate::auth::csrf::FIELD {
+                    token = Some(v.into_owned());
+                }
+            }
+            req.set_payload(body.into());
+            token
+        } else if content_type.starts_with("multipart/form-data") {
+            let limit = req.app_data::<web::Data<MaxBodyBytes>>().map(|m| m.0).unwrap_or(usize::MAX);
+            let body = match read_body(&mut req, limit).await {
+                Ok(b) => b,
+                Err(e) => return refused(req, e),
+            };
+            let token = match inspect_multipart(&req, body.clone()).await {
+                Ok(t) => t,
+                Err(e) => return refused(req, e),
+            };
+            req.set_payload(body.into());
+            token
+        } else {
+            None
+        };
+        if let Some(token) = token {
+            req.extensions_mut().insert(FormToken(token));
+        }
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Answers HEAD wherever GET works (load balancers and uptime checkers
+/// use it): the request is routed as a GET, and the HTTP layer, which
+/// remembers it was a HEAD, sends the headers without the body.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    next.call(req).await
+}
+
+/// The admin console does not advertise which of its addresses exist: a
+/// wrong method on one of them is a 404 like any unknown address, not a 405.
+pub async fn hide_admin_methods(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let path = res.request().path();
+    let admin = path == "/admin" || path.starts_with("/admin/");
+    if admin && res.status() == actix_web::http::StatusCode::METHOD_NOT_ALLOWED {
+        let (req, _) = res.into_parts();
+        return Ok(ServiceResponse::new(req, AppError::NotFound.error_response()).map_into_right_body());
+    }
+    Ok(res.map_into_left_body())
 }

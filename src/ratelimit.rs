@@ -70,3 +70,59 @@ pub async fn per_ip(redis: &Redis, settings: &Settings, kind: PerIp, meta: &Requ
     let limit = Limit { name, max, window: Duration::from_secs(60) };
     hit(redis, limit, meta.ip.as_deref().unwrap_or("unknown")).await
 }
+
+/// Limits per account rather than per address: they hold however many
+/// clients (or rotating IPs) ask, and across every instance.
+#[derive(Debug, Clone, Copy)]
+pub enum PerAccount {
+    /// Password-reset mails to one address.
+    ResetMail,
+    /// Email-change requests by one signed-in account.
+    EmailChange,
+    /// "Someone tried to use your address" notices to one address.
+    AddressNotice,
+}
+
+impl PerAccount {
+    /// The limit this kind enforces.
+    pub fn limit(self) -> Limit {
+        let hour = Duration::from_secs(3600);
+        match self {
+            PerAccount::ResetMail => Limit { name: "reset_mail", max: 3, window: hour },
+            PerAccount::EmailChange => Limit { name: "email_change", max: 5, window: hour },
+            PerAccount::AddressNotice => Limit { name: "address_notice", max: 1, window: hour },
+        }
+    }
+}
+
+/// Counts one hit of `kind` for `account` (an address or a user id). The
+/// key is a hash, so no address sits in Redis in clear.
+pub async fn per_account(redis: &Redis, kind: PerAccount, account: &str) -> Result<(), AppError> {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(account.trim().to_lowercase().as_bytes()));
+    hit(redis, kind.limit(), &digest[..32]).await
+}
+
+/// Whether `result` of a limit check means "over the limit" (true), "under
+/// it" (false), or a failure to pass on.
+pub fn over_limit(result: Result<(), AppError>) -> Result<bool, AppError> {
+    match result {
+        Ok(()) => Ok(false),
+        Err(AppError::TooManyRequests { .. }) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether an account uses `address` and its owner may be told (now) that
+/// someone tried it: at most one such notice an hour per address. Counts a
+/// hit only when the address is in use.
+pub async fn may_notify_owner(redis: &Redis, pool: &crate::db::PgPool, address: &str) -> Result<bool, AppError> {
+    let lookup = address.to_owned();
+    let in_use =
+        crate::db::run(pool, move |conn| Ok(crate::models::user::User::find_by_email(conn, &lookup)?.is_some()))
+            .await?;
+    if !in_use {
+        return Ok(false);
+    }
+    Ok(!over_limit(per_account(redis, PerAccount::AddressNotice, address).await)?)
+}

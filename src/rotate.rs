@@ -6,6 +6,9 @@ use diesel::prelude::*;
 use crate::crypto::Cipher;
 use crate::schema::{steam_accounts, users};
 
+/// A user's id with their TOTP secret and pending secret, each with its key id.
+type TotpRow = (i64, Option<Vec<u8>>, Option<String>, Option<Vec<u8>>, Option<String>);
+
 /// How many values were re-encrypted, by kind.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Rotated {
@@ -35,7 +38,7 @@ pub fn rotate(conn: &mut PgConnection, old: &Cipher, new: &Cipher) -> anyhow::Re
                 .execute(conn)?;
             out.steam_keys += 1;
         }
-        let rows: Vec<(i64, Option<Vec<u8>>, Option<String>, Option<Vec<u8>>, Option<String>)> = users::table
+        let rows: Vec<TotpRow> = users::table
             .filter(users::totp_key_id.eq(old.key_id()).or(users::totp_pending_key_id.eq(old.key_id())))
             .select((
                 users::id,

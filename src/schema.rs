@@ -42,6 +42,11 @@ diesel::table! {
         achievements_synced_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        synced_playtime_minutes -> Nullable<Int4>,
+        sync_failures -> Int4,
+        sync_error -> Nullable<Text>,
+        retry_after -> Nullable<Timestamptz>,
+        import_run_id -> Nullable<Int8>,
     }
 }
 
@@ -270,6 +275,15 @@ diesel::table! {
 }
 
 diesel::joinable!(game_achievements -> games (appid));
+diesel::table! {
+    import_game_counts (run_id, appid) {
+        run_id -> Int8,
+        appid -> Int8,
+        achievement_count -> Int4,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(library_entries -> games (appid));
 diesel::joinable!(library_entries -> users (user_id));
 diesel::joinable!(user_achievements -> game_achievements (achievement_id));

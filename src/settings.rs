@@ -43,6 +43,9 @@ pub struct Settings {
     pub database_pool_size: u32,
     /// Apply pending migrations when `serve` starts.
     pub run_migrations: bool,
+    /// Run the job and email workers inside `serve` (off when dedicated
+    /// `questline worker` processes do that work).
+    pub run_worker: bool,
     pub redis_url: SecretString,
     /// Prefix of every Redis key the app writes, so several deployments (or
     /// test runs) can share one Redis.
@@ -155,6 +158,7 @@ impl Settings {
                 _ => Err("must be a whole number from 1 to 200".into()),
             });
         let run_migrations = parse_or(&get, "RUN_MIGRATIONS", "true", &mut problems, parse_bool);
+        let run_worker = parse_or(&get, "RUN_WORKER", "true", &mut problems, parse_bool);
         let max_body_bytes = parse_or(&get, "MAX_BODY_BYTES", "6291456", &mut problems, |v| match v.parse::<usize>() {
             Ok(n) if n >= 1024 => Ok(n),
             _ => Err("must be a whole number of bytes, at least 1024".into()),
@@ -213,6 +217,7 @@ impl Settings {
             database_url: database_url.expect("checked above"),
             database_pool_size: database_pool_size.expect("checked above"),
             run_migrations: run_migrations.expect("checked above"),
+            run_worker: run_worker.expect("checked above"),
             redis_url: redis_url.expect("checked above"),
             redis_namespace,
             session_secret: session_secret.expect("checked above"),

@@ -4,7 +4,6 @@ use std::net::TcpListener;
 
 use actix_identity::IdentityMiddleware;
 use actix_session::config::{CookieContentSecurity, PersistentSession, TtlExtensionPolicy};
-use actix_session::storage::RedisSessionStore;
 use actix_session::SessionMiddleware;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
@@ -18,6 +17,7 @@ use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::password::PasswordHasher;
+use crate::auth::session_store::NamespacedSessionStore;
 use crate::cache::Redis;
 use crate::crypto::Cipher;
 use crate::db::{self, PgPool};
@@ -27,15 +27,12 @@ use crate::error::{render_error_page, AppError};
 use crate::images::serve::SharedStorage;
 use crate::images::LocalStorage;
 use crate::jobs::worker::{JobContext, JobSignal};
-use crate::middleware::{self as mw, MaxBodyBytes};
+use crate::middleware::{self as mw, MaxBodyBytes, FORM_LIMIT_BYTES};
 use crate::settings::Environment;
 use crate::settings::Settings;
 use crate::steam::client::{KeyBudget, RetryPolicy, SteamClient};
 use actix_multipart::form::MultipartFormConfig;
 use std::sync::Arc;
-
-/// Largest urlencoded form any page accepts; uploads use multipart instead.
-const FORM_LIMIT_BYTES: usize = 64 * 1024;
 
 /// Handles to the background workers of this instance.
 pub struct Workers {
@@ -45,12 +42,20 @@ pub struct Workers {
 }
 
 /// Starts the email outbox worker and the job worker on the current runtime
-/// (they stop with it). `serve` runs them beside the web server; `worker`
-/// runs them alone.
-pub fn spawn_workers(settings: &Settings, pool: &PgPool, redis: &Redis) -> anyhow::Result<Workers> {
+/// (they stop with it) when `start` is true, and returns the handles the web
+/// handlers use either way. `serve` runs them beside the web server unless
+/// `RUN_WORKER=false`; `worker` runs them alone.
+pub fn spawn_workers(settings: &Settings, pool: &PgPool, redis: &Redis, start: bool) -> anyhow::Result<Workers> {
     let mailer = Mailer::from_settings(settings)?;
     let signal = OutboxSignal::default();
-    actix_web::rt::spawn(crate::email::worker::run(pool.clone(), mailer, settings.mail_from.clone(), signal.clone()));
+    if start {
+        actix_web::rt::spawn(crate::email::worker::run(
+            pool.clone(),
+            mailer,
+            settings.mail_from.clone(),
+            signal.clone(),
+        ));
+    }
     let steam = SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default())
         .with_budget(KeyBudget { redis: redis.clone(), per_day: settings.steam_daily_call_budget });
     let job_signal = JobSignal::default();
@@ -61,7 +66,9 @@ pub fn spawn_workers(settings: &Settings, pool: &PgPool, redis: &Redis) -> anyho
         storage: Arc::new(LocalStorage::new(settings.upload_dir.clone())),
         audit_retention_days: settings.audit_retention_days,
     };
-    actix_web::rt::spawn(crate::jobs::worker::run(job_ctx, job_signal.clone()));
+    if start {
+        actix_web::rt::spawn(crate::jobs::worker::run(job_ctx, job_signal.clone()));
+    }
     Ok(Workers { signal, job_signal, steam })
 }
 
@@ -105,11 +112,12 @@ impl Application {
             }
         }
         let redis = Redis::connect(&settings).await.context("connecting to Redis (REDIS_URL)")?;
-        let session_store = RedisSessionStore::new(settings.redis_url.expose_secret())
-            .await
-            .context("connecting the session store to Redis (REDIS_URL)")?;
+        let session_store =
+            NamespacedSessionStore::connect(settings.redis_url.expose_secret(), &settings.redis_namespace)
+                .await
+                .context("connecting the session store to Redis (REDIS_URL)")?;
 
-        let Workers { signal, job_signal, steam } = spawn_workers(&settings, &pool, &redis)?;
+        let Workers { signal, job_signal, steam } = spawn_workers(&settings, &pool, &redis, settings.run_worker)?;
         let hasher = PasswordHasher::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
 
         let port = listener.local_addr()?.port();
@@ -154,7 +162,7 @@ fn run(
     settings: Settings,
     pool: PgPool,
     redis: Redis,
-    session_store: RedisSessionStore,
+    session_store: NamespacedSessionStore,
     services: Services,
 ) -> anyhow::Result<Server> {
     let Services { hasher, signal, steam, job_signal } = services;
@@ -249,7 +257,10 @@ fn run(
             .wrap(IdentityMiddleware::default())
             .wrap(session)
             .wrap(flashes)
+            .wrap(from_fn(mw::inspect_input))
             .wrap(ErrorHandlers::new().default_handler(render_error_page))
+            .wrap(from_fn(mw::hide_admin_methods))
+            .wrap(from_fn(mw::head_as_get))
             .wrap(from_fn(mw::reject_oversized_bodies))
             .wrap(mw::security_headers(&settings))
             .wrap(from_fn(mw::request_id_header))

@@ -19,12 +19,12 @@ use crate::auth::{safe_next, totp, CurrentUser};
 use crate::cache::Redis;
 use crate::crypto::Cipher;
 use crate::db::{self, PgPool};
-use crate::email::messages::{EmailChangeNotice, PasswordChanged};
+use crate::email::messages::{AddressInUse, EmailChangeNotice, PasswordChanged};
 use crate::email::worker::OutboxSignal;
 use crate::error::AppError;
 use crate::layout::{render, render_status, see_other, PageContext};
 use crate::models::user::User;
-use crate::ratelimit::{self, PerIp};
+use crate::ratelimit::{self, PerAccount, PerIp};
 use crate::schema::users;
 use crate::settings::Settings;
 
@@ -46,7 +46,7 @@ pub(crate) fn require_recent_auth_for(req: &HttpRequest, back: &str) -> Result<(
     }
     // A form post cannot be replayed by a redirect; come back to its page.
     let next = if req.method() == actix_web::http::Method::GET { req.path() } else { back };
-    Err(AppError::ReauthRequired { next: next.to_owned() })
+    Err(AppError::ReauthRequired { next: next.to_owned().into() })
 }
 
 /// Password (and code, when enrolled) again. Shared by the re-authentication
@@ -94,10 +94,11 @@ async fn reauth_form(
     ctx: PageContext,
     current: CurrentUser,
     query: web::Query<NextQuery>,
+    settings: web::Data<Settings>,
 ) -> Result<HttpResponse, AppError> {
     render(&ReauthPage {
         ctx,
-        next: safe_next(query.next.as_deref()),
+        next: safe_next(&settings.public_base_url, query.next.as_deref()),
         needs_code: current.user.has_totp(),
         error: None,
     })
@@ -122,16 +123,26 @@ async fn reauth(
     hasher: web::Data<PasswordHasher>,
     cipher: web::Data<Cipher>,
     settings: web::Data<Settings>,
+    signal: web::Data<OutboxSignal>,
 ) -> Result<HttpResponse, AppError> {
     ratelimit::per_ip(&redis, &settings, PerIp::Login, &meta).await?;
     let form = form.into_inner();
-    let next = safe_next(form.next.as_deref());
+    let next = safe_next(&settings.public_base_url, form.next.as_deref());
     let user = current.user;
     let code = form.code.filter(|c| !c.trim().is_empty());
-    let ok = check_credentials(&user, form.password, code, &hasher, &cipher, &pool).await?;
-    let event = AuditEvent::new("auth", "reauth", &meta).actor(user.id).target_user(user.id, &user.username);
-    let event = if ok { event } else { event.failed("wrong password or code") };
-    db::run(&pool, move |conn| Ok(event.record(conn)?)).await?;
+    let correct = check_credentials(&user, form.password, code, &hasher, &cipher, &pool).await?;
+    let (user_id, username) = (user.id, user.username.clone());
+    let ok = db::run(&pool, move |conn| {
+        conn.transaction(|conn| {
+            let ok = crate::auth::login::account_password_check(conn, user_id, correct, &meta)?;
+            let event = AuditEvent::new("auth", "reauth", &meta).actor(user_id).target_user(user_id, &username);
+            let event = if ok { event } else { event.failed("wrong password or code") };
+            event.record(conn)?;
+            Ok(ok)
+        })
+    })
+    .await?;
+    signal.notify();
     if !ok {
         return render_status(
             StatusCode::UNAUTHORIZED,
@@ -271,13 +282,15 @@ async fn disable_2fa(
     hasher: web::Data<PasswordHasher>,
     cipher: web::Data<Cipher>,
     settings: web::Data<Settings>,
+    signal: web::Data<OutboxSignal>,
 ) -> Result<HttpResponse, AppError> {
     ratelimit::per_ip(&redis, &settings, PerIp::Login, &meta).await?;
     let user = current.user;
     let form = form.into_inner();
-    let ok = check_credentials(&user, form.password, Some(form.code), &hasher, &cipher, &pool).await?;
-    db::run(&pool, move |conn| {
+    let correct = check_credentials(&user, form.password, Some(form.code), &hasher, &cipher, &pool).await?;
+    let ok = db::run(&pool, move |conn| {
         conn.transaction(|conn| {
+            let ok = crate::auth::login::account_password_check(conn, user.id, correct, &meta)?;
             let event =
                 AuditEvent::new("auth", "2fa_disable", &meta).actor(user.id).target_user(user.id, &user.username);
             if ok {
@@ -286,10 +299,11 @@ async fn disable_2fa(
             } else {
                 event.failed("wrong password or code").record(conn)?;
             }
-            Ok(())
+            Ok(ok)
         })
     })
     .await?;
+    signal.notify();
     if ok {
         FlashMessage::success("Two-factor authentication is off.").send();
     } else {
@@ -387,24 +401,37 @@ async fn change_email(
     pool: web::Data<PgPool>,
     settings: web::Data<Settings>,
     signal: web::Data<OutboxSignal>,
+    redis: web::Data<Redis>,
 ) -> Result<HttpResponse, AppError> {
     require_recent_auth(&req)?;
     let user = current.user;
+    ratelimit::per_account(&redis, PerAccount::EmailChange, &user.id.to_string()).await?;
     let new_email = match normalise_email(&form.email) {
         Ok(e) => e,
         Err(error) => {
             return render_status(StatusCode::UNPROCESSABLE_ENTITY, &EmailPage { ctx, user, error: Some(error) })
         }
     };
+    // One notice an hour at most to an address's owner, however often
+    // someone tries it.
+    let notice_owner = ratelimit::may_notify_owner(&redis, &pool, &new_email).await?;
     let (u, addr, base) = (user.clone(), new_email.clone(), settings.clone());
-    let taken = db::run(&pool, move |conn| {
+    db::run(&pool, move |conn| {
         conn.transaction(|conn| {
-            let taken: bool = diesel::select(diesel::dsl::exists(
-                users::table.filter(users::email.eq(&addr)).filter(users::id.ne(u.id)),
-            ))
-            .get_result(conn)?;
-            if taken {
-                return Ok(true);
+            if let Some(owner) = User::find_by_email(conn, &addr)?.filter(|o| o.id != u.id) {
+                // Answered exactly as for a free address: the page must not
+                // tell anyone which addresses have accounts. The owner hears
+                // of it instead.
+                AuditEvent::new("auth", "email_change_request", &meta)
+                    .actor(u.id)
+                    .target_user(u.id, &u.username)
+                    .failed("address used by another account")
+                    .record(conn)?;
+                if notice_owner {
+                    AddressInUse { username: owner.username.clone(), attempt: "an email change".into() }
+                        .queue(conn, &addr)?;
+                }
+                return Ok(());
             }
             // The current address stays in force until the new one is proved.
             diesel::update(users::table.find(u.id)).set(users::pending_email.eq(&addr)).execute(conn)?;
@@ -416,14 +443,10 @@ async fn change_email(
                 .actor(u.id)
                 .target_user(u.id, &u.username)
                 .record(conn)?;
-            Ok(false)
+            Ok(())
         })
     })
     .await?;
-    if taken {
-        let error = Some("That address is used by another account.".to_owned());
-        return render_status(StatusCode::UNPROCESSABLE_ENTITY, &EmailPage { ctx, user, error });
-    }
     signal.notify();
     FlashMessage::info(format!("We sent a link to {new_email}. Your address changes once you confirm it.")).send();
     Ok(see_other("/account/security"))

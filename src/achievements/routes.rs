@@ -20,7 +20,7 @@ use crate::db::{self, PgPool};
 use crate::error::AppError;
 use crate::images::model::{self as images, StoreError, UploadRecord};
 use crate::images::serve::SharedStorage;
-use crate::images::{process, ImageError, Processed};
+use crate::images::{process_bounded, ImageError, Processed};
 use crate::layout::{render, render_status, see_other, PageContext};
 use crate::settings::Settings;
 
@@ -145,9 +145,10 @@ async fn check(
     let mut errors = db::run(pool, move |conn| Ok(form::check_ownership(conn, user_id, &condition)?)).await?;
     let processed = match image {
         None => None,
-        Some(bytes) => match web::block(move || process(&bytes)).await.map_err(|e| AppError::Internal(e.into()))? {
+        Some(bytes) => match process_bounded(bytes).await {
             Ok(p) => Some(p),
             Err(ImageError::TooLarge) => return Err(AppError::PayloadTooLarge),
+            Err(ImageError::Busy) => return Err(AppError::Unavailable(anyhow::anyhow!("image decoding queue full"))),
             Err(e) => {
                 errors.push(format!("{e} Choose the image again."));
                 None

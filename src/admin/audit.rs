@@ -115,12 +115,15 @@ impl AuditPage {
 }
 
 /// Entries with their actor's name, for one page or the export.
+/// An audit entry with its actor's name.
+type AuditRow = (AuditEntry, Option<String>);
+
 fn load(
     conn: &mut PgConnection,
     filter: &AuditFilter,
     offset: i64,
     limit: i64,
-) -> Result<(Vec<(AuditEntry, Option<String>)>, i64), AppError> {
+) -> Result<(Vec<AuditRow>, i64), AppError> {
     let Some(q) = filter.query(conn)? else { return Ok((Vec::new(), 0)) };
     let Some(count_q) = filter.query(conn)? else { return Ok((Vec::new(), 0)) };
     let total: i64 = count_q.count().get_result(conn)?;
@@ -154,10 +157,11 @@ async fn view(
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, AppError> {
     let filter = filter.into_inner();
-    let page = filter.page.unwrap_or(1).clamp(1, 1_000_000);
+    let page = crate::pagination::page_number(filter.page);
     let f = filter.clone();
-    let (rows, total) = db::run(&pool, move |conn| load(conn, &f, (page - 1) * PAGE_SIZE, PAGE_SIZE)).await?;
-    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    let (rows, total) =
+        db::run(&pool, move |conn| load(conn, &f, crate::pagination::offset(page, PAGE_SIZE), PAGE_SIZE)).await?;
+    let pages = crate::pagination::page_count(total, PAGE_SIZE);
     render(&AuditPage { ctx, filter, rows, page, pages })
 }
 

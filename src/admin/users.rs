@@ -73,7 +73,7 @@ async fn list(
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, AppError> {
     let q: String = query.q.clone().unwrap_or_default().trim().chars().take(100).collect();
-    let page = query.page.unwrap_or(1).clamp(1, 1_000_000);
+    let page = crate::pagination::page_number(query.page);
     let pattern = db::contains_pattern(&q);
     let rows: Vec<UserRow> = db::run(&pool, move |conn| {
         Ok(diesel::sql_query(
@@ -83,12 +83,12 @@ async fn list(
         )
         .bind::<Text, _>(&pattern)
         .bind::<BigInt, _>(PAGE_SIZE)
-        .bind::<BigInt, _>((page - 1) * PAGE_SIZE)
+        .bind::<BigInt, _>(crate::pagination::offset(page, PAGE_SIZE))
         .load(conn)?)
     })
     .await?;
     let total = rows.first().map(|r| r.total_rows).unwrap_or(0);
-    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    let pages = crate::pagination::page_count(total, PAGE_SIZE);
     render(&ListPage { ctx, rows, q, page, pages, total })
 }
 

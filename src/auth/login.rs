@@ -47,11 +47,15 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-async fn show(ctx: PageContext, query: web::Query<NextQuery>) -> Result<HttpResponse, AppError> {
+async fn show(
+    ctx: PageContext,
+    query: web::Query<NextQuery>,
+    settings: web::Data<Settings>,
+) -> Result<HttpResponse, AppError> {
     render(&LoginPage {
         ctx,
         login: String::new(),
-        next: super::safe_next(query.next.as_deref()),
+        next: super::safe_next(&settings.public_base_url, query.next.as_deref()),
         error: None,
         unverified: false,
     })
@@ -68,7 +72,7 @@ pub struct LoginForm {
 /// What a sign-in attempt came to, decided in one transaction.
 enum Outcome {
     Success {
-        user: User,
+        user_id: i64,
         session: UserSession,
     },
     /// Password right; a code from the authenticator app comes next.
@@ -96,7 +100,7 @@ async fn submit(
     let form = form.into_inner();
     let login = form.login.trim().to_owned();
     let remember = form.remember.is_some();
-    let next = super::safe_next(form.next.as_deref());
+    let next = super::safe_next(&settings.public_base_url, form.next.as_deref());
 
     let lookup = login.clone();
     let user = db::run(&pool, move |conn| Ok(User::find_by_login(conn, &lookup)?)).await?;
@@ -124,8 +128,8 @@ async fn submit(
         });
     }
     match outcome {
-        Outcome::Success { user, session } => {
-            session::sign_in(&req, user.id, &session.id)?;
+        Outcome::Success { user_id, session } => {
+            session::sign_in(&req, user_id, &session.id)?;
             Ok(see_other(&next))
         }
         Outcome::SecondFactor { user_id } => {
@@ -192,7 +196,7 @@ fn decide(
         return Ok(Outcome::SecondFactor { user_id: user.id });
     }
     let session = complete(conn, &user, remember, meta, "password")?;
-    Ok(Outcome::Success { user, session })
+    Ok(Outcome::Success { user_id: user.id, session })
 }
 
 /// Counts a failed attempt (wrong password or wrong code) against `user`,
@@ -229,6 +233,36 @@ pub(crate) fn record_failure(
         .queue(conn, email)?;
     }
     Ok(())
+}
+
+/// Counts a password (or code) check made outside the sign-in form
+/// (re-authentication, turning 2FA off) toward the same lockout as sign-in:
+/// a wrong answer is a failure exactly as at sign-in (audit entry, lock and
+/// mail at the threshold), a right one clears the count, and a locked
+/// account is refused whatever it answers. Returns whether the check passed.
+pub(crate) fn account_password_check(
+    conn: &mut PgConnection,
+    user_id: i64,
+    correct: bool,
+    meta: &RequestMeta,
+) -> Result<bool, AppError> {
+    let user: User = users::table.find(user_id).for_update().select(User::as_select()).first(conn)?;
+    if user.locked_until.is_some_and(|t| t > Utc::now()) {
+        AuditEvent::new("auth", "login", meta)
+            .actor(user.id)
+            .target_user(user.id, &user.username)
+            .failed("account locked")
+            .record(conn)?;
+        return Ok(false);
+    }
+    if !correct {
+        record_failure(conn, &user, meta, "wrong password or code")?;
+        return Ok(false);
+    }
+    if user.failed_logins != 0 {
+        diesel::update(users::table.find(user.id)).set(users::failed_logins.eq(0)).execute(conn)?;
+    }
+    Ok(true)
 }
 
 /// Finishes a successful sign-in: clears failures, registers the session,

@@ -26,10 +26,44 @@ fn argon2() -> Argon2<'static> {
     )
 }
 
-/// Hashes and verifies off the async workers, at most one hash per core.
+/// A unit of hashing work for the dedicated threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Starts `n` threads that run hashing jobs until every sender is gone.
+///
+/// Argon2 allocates its 19 MiB of blocks on the thread that hashes, and the
+/// allocator keeps freed memory in that thread's arena. On the shared
+/// blocking pool (hundreds of threads) a sign-in flood left a gigabyte
+/// behind; on a fixed handful of threads the memory is bounded by their
+/// number.
+fn spawn_hashing_threads(n: usize) -> std::sync::mpsc::Sender<Job> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..n {
+        let rx = rx.clone();
+        let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || loop {
+            let job = {
+                let guard = rx.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                match guard.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
+            };
+            job();
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a password hashing thread");
+        }
+    }
+    tx
+}
+
+/// Hashes and verifies on a few dedicated threads (one per core), never on
+/// the async workers or the shared blocking pool.
 #[derive(Clone)]
 pub struct PasswordHasher {
     slots: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
     queue_wait: Duration,
     /// Verified against when an account does not exist, so the answer takes
     /// as long as for one that does.
@@ -49,7 +83,13 @@ impl PasswordHasher {
             .hash_password(b"not a real password, only for timing", &salt)
             .expect("hashing a constant works")
             .to_string();
-        PasswordHasher { slots: Arc::new(Semaphore::new(concurrency.max(1))), queue_wait, dummy_hash: dummy.into() }
+        let concurrency = concurrency.max(1);
+        PasswordHasher {
+            slots: Arc::new(Semaphore::new(concurrency)),
+            jobs: spawn_hashing_threads(concurrency),
+            queue_wait,
+            dummy_hash: dummy.into(),
+        }
     }
 
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
@@ -57,13 +97,16 @@ impl PasswordHasher {
             .await
             .map_err(|_| AppError::Unavailable(anyhow::anyhow!("password hashing queue full")))?
             .map_err(|e| AppError::Internal(e.into()))?;
-        let out = actix_web::web::block(move || {
-            let out = f();
-            drop(permit);
-            out
-        })
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("blocking pool: {e}")))?;
+        // The permit bounds the jobs in flight to the number of threads, so
+        // a job never waits in the channel behind others.
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(f());
+            }))
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("password hashing threads are gone")))?;
+        let out = result.await.map_err(|_| AppError::Internal(anyhow::anyhow!("a password hashing job panicked")))?;
+        drop(permit);
         Ok(out)
     }
 

@@ -118,6 +118,7 @@ async fn submit(
     }
     let email = email.expect("checked above");
     let hash = hasher.hash(form.password).await?;
+    let notice_owner = crate::ratelimit::may_notify_owner(&redis, &pool, &email).await?;
 
     let (name, addr, base) = (username.clone(), email.clone(), settings.clone());
     let created = db::run(&pool, move |conn| {
@@ -132,15 +133,20 @@ async fn submit(
             if taken {
                 return Ok(Err("That username is taken."));
             }
-            let email_in_use: bool =
-                diesel::select(diesel::dsl::exists(users::table.filter(users::email.eq(&addr)))).get_result(conn)?;
-            if email_in_use {
+            if let Some(owner) = User::find_by_email(conn, &addr)? {
                 // Answer as for a new account: telling strangers which
                 // addresses have accounts would help them target those.
                 AuditEvent::new("auth", "register", &meta)
                     .target_text(name.clone())
                     .failed("email already registered")
                     .record(conn)?;
+                if notice_owner {
+                    crate::email::messages::AddressInUse {
+                        username: owner.username.clone(),
+                        attempt: "a new account".into(),
+                    }
+                    .queue(conn, &addr)?;
+                }
                 return Ok(Ok(()));
             }
             let user = User::insert(

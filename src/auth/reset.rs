@@ -23,7 +23,7 @@ use crate::email::worker::OutboxSignal;
 use crate::error::AppError;
 use crate::layout::{render, render_status, see_other, PageContext};
 use crate::models::user::User;
-use crate::ratelimit::{self, PerIp};
+use crate::ratelimit::{self, PerAccount, PerIp};
 use crate::schema::users;
 use crate::settings::Settings;
 
@@ -51,6 +51,9 @@ async fn forgot(
 ) -> Result<HttpResponse, AppError> {
     ratelimit::per_ip(&redis, &settings, PerIp::Reset, &meta).await?;
     if let Ok(email) = normalise_email(&form.email) {
+        // Counted per address whether or not an account uses it, so the
+        // limit itself reveals nothing; over it, the answer stays the same.
+        let over = ratelimit::over_limit(ratelimit::per_account(&redis, PerAccount::ResetMail, &email).await)?;
         let base = settings.clone();
         db::run(&pool, move |conn| {
             conn.transaction(|conn| {
@@ -58,6 +61,13 @@ async fn forgot(
                     AuditEvent::new("auth", "reset_request", &meta).failed("unknown address").record(conn)?;
                     return Ok(());
                 };
+                if over {
+                    AuditEvent::new("auth", "reset_request", &meta)
+                        .target_user(user.id, &user.username)
+                        .failed("too many reset mails to this address this hour")
+                        .record(conn)?;
+                    return Ok(());
+                }
                 let token = tokens::issue(conn, user.id, Purpose::ResetPassword, None)?;
                 ResetPassword {
                     username: user.username.clone(),

@@ -241,7 +241,7 @@ impl FromRequest for CurrentUser {
                         "" => req.path().to_owned(),
                         q => format!("{}?{}", req.path(), q),
                     };
-                    Err(AppError::LoginRequired { next })
+                    Err(AppError::LoginRequired { next: next.into() })
                 }
             }
         })

@@ -197,7 +197,7 @@ pub fn browse(
         "completed" => "c.completions_count DESC, c.shared_at DESC",
         _ => "c.shared_at DESC",
     };
-    let pattern = crate::db::contains_pattern(&search);
+    let pattern = crate::db::contains_pattern(search);
     diesel::sql_query(format!(
         "SELECT c.id, c.name, c.description, c.condition_type, u.username AS creator, c.creator_id,
                 i.public_id AS image_public_id, c.tries_count, c.completions_count, c.shared_at,
@@ -217,7 +217,7 @@ pub fn browse(
     .bind::<Text, _>(search)
     .bind::<Text, _>(&pattern)
     .bind::<BigInt, _>(PAGE_SIZE)
-    .bind::<BigInt, _>((page - 1) * PAGE_SIZE)
+    .bind::<BigInt, _>(crate::pagination::offset(page, PAGE_SIZE))
     .load(conn)
 }
 

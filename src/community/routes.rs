@@ -57,12 +57,12 @@ async fn browse(
         Some(s @ ("tried" | "completed")) => s.to_owned(),
         _ => "newest".to_owned(),
     };
-    let page = query.page.unwrap_or(1).clamp(1, 100_000);
+    let page = crate::pagination::page_number(query.page);
     let viewer_id = viewer.0.map(|c| c.user.id);
     let (q2, sort2) = (q.clone(), sort.clone());
     let rows = db::run(&pool, move |conn| Ok(model::browse(conn, viewer_id, &q2, &sort2, page)?)).await?;
     let total = rows.first().map(|r| r.total_rows).unwrap_or(0);
-    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    let pages = crate::pagination::page_count(total, PAGE_SIZE);
     render(&BrowsePage { ctx, viewer_id, rows, q, sort, page, pages, total })
 }
 

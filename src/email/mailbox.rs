@@ -30,7 +30,7 @@ async fn show(ctx: PageContext, settings: web::Data<Settings>) -> Result<HttpRes
             .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
             .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
             .collect();
-        files.sort_by(|a, b| b.0.cmp(&a.0));
+        files.sort_by_key(|f| std::cmp::Reverse(f.0));
         Ok(files
             .into_iter()
             .take(50)

@@ -81,3 +81,12 @@ message!(
     { username: String, device: String, ip: String, when: String },
     |_: &NewDeviceLogin| "New sign-in to your Questline account".to_owned()
 );
+
+message!(
+    /// Tells an address's owner that another account tried to take it (a
+    /// registration or an email change), instead of telling the one who
+    /// tried, who could otherwise probe which addresses have accounts.
+    AddressInUse, AddressInUseText, AddressInUseHtml, "email/address_in_use.txt", "email/address_in_use.html",
+    { username: String, attempt: String },
+    |_: &AddressInUse| "Someone tried to use your email address on Questline".to_owned()
+);

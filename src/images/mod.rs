@@ -8,7 +8,7 @@ pub mod serve;
 pub mod storage;
 
 pub use model::{Image, ImageRef, StoredImage};
-pub use process::{process, ImageError, Processed, MAX_UPLOAD_BYTES};
+pub use process::{process, process_bounded, ImageError, Processed, MAX_UPLOAD_BYTES};
 pub use storage::{LocalStorage, Storage};
 
 /// The image routes.

@@ -10,8 +10,21 @@ pub const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
 /// Larger dimensions are refused before decoding: a small file can declare a
 /// huge canvas (a decompression bomb).
 pub const MAX_SIDE: u32 = 4096;
-/// Memory the decoder may allocate.
-const MAX_ALLOC: u64 = 128 * 1024 * 1024;
+/// The decoded picture may take at most this many bytes (width × height ×
+/// bytes per pixel): a 4096×4096 RGBA image with 8 bits a channel fits, the
+/// same canvas at 16 bits a channel (a few hundred KB of PNG that would
+/// decode to 128 MiB) does not.
+pub const MAX_DECODED_BYTES: u64 = 64 * 1024 * 1024;
+/// Memory the decoder may allocate: the picture plus the decoder's own
+/// buffers.
+const MAX_ALLOC: u64 = MAX_DECODED_BYTES + 16 * 1024 * 1024;
+/// Decodes running at once in this process; more wait for a slot, so a
+/// burst of uploads costs time, not memory.
+pub const MAX_CONCURRENT_DECODES: usize = 2;
+/// How long an upload waits for a decoding slot before it is told to retry.
+const DECODE_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+static DECODE_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_DECODES);
 /// Thumbnails fit in this square.
 pub const THUMB_SIDE: u32 = 128;
 
@@ -26,6 +39,10 @@ pub enum ImageError {
     NotAnImage,
     #[error("The image is larger than {MAX_SIDE}×{MAX_SIDE} pixels.")]
     TooManyPixels,
+    #[error("The image is too large to process: at most 4096×4096 pixels with 8 bits a channel.")]
+    TooMuchMemory,
+    #[error("Too many images are being processed right now. Please try again in a minute.")]
+    Busy,
     #[error("The image could not be read: it may be damaged.")]
     Corrupt,
 }
@@ -59,12 +76,18 @@ pub fn process(data: &[u8]) -> Result<Processed, ImageError> {
         Some(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP)) => f,
         _ => return Err(ImageError::NotAnImage),
     };
-    let (width, height) = reader.into_dimensions().map_err(|_| ImageError::Corrupt)?;
+    let decoder = reader.into_decoder().map_err(|_| ImageError::Corrupt)?;
+    let (width, height) = image::ImageDecoder::dimensions(&decoder);
+    let bytes_per_pixel = u64::from(image::ImageDecoder::color_type(&decoder).bytes_per_pixel());
+    drop(decoder);
     if width == 0 || height == 0 {
         return Err(ImageError::Corrupt);
     }
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(ImageError::TooManyPixels);
+    }
+    if u64::from(width) * u64::from(height) * bytes_per_pixel > MAX_DECODED_BYTES {
+        return Err(ImageError::TooMuchMemory);
     }
     let mut reader = ImageReader::with_format(Cursor::new(data), format);
     let mut limits = Limits::default();
@@ -84,6 +107,18 @@ pub fn process(data: &[u8]) -> Result<Processed, ImageError> {
     let thumb = encode(&img.thumbnail(THUMB_SIDE, THUMB_SIDE), out_format)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     Ok(Processed { bytes, thumb, content_type, extension, width: img.width(), height: img.height(), sha256 })
+}
+
+/// [`process`] on the blocking pool, at most [`MAX_CONCURRENT_DECODES`] at a
+/// time in this process.
+pub async fn process_bounded(data: Vec<u8>) -> Result<Processed, ImageError> {
+    let permit = tokio::time::timeout(DECODE_QUEUE_WAIT, DECODE_SLOTS.acquire())
+        .await
+        .map_err(|_| ImageError::Busy)?
+        .map_err(|_| ImageError::Busy)?;
+    let out = actix_web::web::block(move || process(&data)).await.map_err(|_| ImageError::Corrupt)?;
+    drop(permit);
+    out
 }
 
 fn encode(img: &DynamicImage, format: ImageFormat) -> Result<Vec<u8>, ImageError> {
@@ -144,6 +179,26 @@ mod tests {
         let crc = crc32(&data[12..29]);
         data[29..33].copy_from_slice(&crc.to_be_bytes());
         assert_eq!(process(&data).unwrap_err(), ImageError::TooManyPixels);
+    }
+
+    #[test]
+    fn a_sixteen_bit_canvas_over_the_memory_budget_is_refused_before_decoding() {
+        // A PNG header declaring 4096×4096 RGBA at 16 bits a channel:
+        // allowed sides, but 128 MiB once decoded. Refused from the header.
+        let mut data = png(1, 1);
+        data[16..20].copy_from_slice(&4096u32.to_be_bytes());
+        data[20..24].copy_from_slice(&4096u32.to_be_bytes());
+        data[24] = 16; // bit depth
+        data[25] = 6; // RGBA
+        let crc = crc32(&data[12..29]);
+        data[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(process(&data).unwrap_err(), ImageError::TooMuchMemory);
+        // The same sides at 8 bits a channel pass the budget check (and then
+        // fail as damaged, having no pixel data).
+        data[24] = 8;
+        let crc = crc32(&data[12..29]);
+        data[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(process(&data).unwrap_err(), ImageError::Corrupt);
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub fn scan(files: &[CsvFile], users: &[LegacyUser], report: &mut Report, show: 
         for (line, reason) in &lib.skipped {
             report.skip("library_entries", reason.clone(), format!("{}:{line}", f.file_name));
         }
+        for (line, _, what) in &lib.game_merges {
+            report.change("library_entries", what.clone(), format!("{}:{line}", f.file_name));
+        }
         for (line, appid, api) in &lib.duplicates {
             report.skip(
                 "achievements",
@@ -107,6 +110,7 @@ struct EntryRow {
     playtime_minutes: i32,
     unlocked_count: i32,
     last_unlock_at: Option<DateTime<Utc>>,
+    import_run_id: Option<i64>,
 }
 
 #[derive(Insertable)]
@@ -186,6 +190,19 @@ pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Resul
     .bind::<Array<Text>, _>(&d_desc)
     .bind::<BigInt, _>(run.run_id)
     .execute(run.conn)?;
+    // Games that existed before this run keep what they were in
+    // `import_game_counts`, so a rollback can put it back exactly.
+    diesel::sql_query(
+        "INSERT INTO import_game_counts (run_id, appid, achievement_count, updated_at)
+         SELECT $2, g.appid, g.achievement_count, g.updated_at
+         FROM games g
+         JOIN (SELECT appid, count(*)::int AS n FROM game_achievements WHERE appid = ANY($1) GROUP BY appid) c
+           ON c.appid = g.appid
+         WHERE g.achievement_count <> c.n AND g.import_run_id IS DISTINCT FROM $2",
+    )
+    .bind::<Array<BigInt>, _>(&appids)
+    .bind::<BigInt, _>(run.run_id)
+    .execute(run.conn)?;
     diesel::sql_query(
         "UPDATE games g SET achievement_count = c.n
          FROM (SELECT appid, count(*)::int AS n FROM game_achievements WHERE appid = ANY($1) GROUP BY appid) c
@@ -206,17 +223,41 @@ pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Resul
     let bar = progress(run.opts.progress, total, "importing libraries");
     let (mut entries, mut unlocks) = (Vec::new(), Vec::new());
     for (f, summary) in files.iter().zip(&scan.per_file) {
-        let Some((games, achievements)) = *summary else { continue };
+        let Some((games, _)) = *summary else { continue };
         bar.inc(f.size);
-        if !run.new_users.contains(&f.username) {
-            run.report.counts("library_entries").already_present += games;
-            run.report.counts("achievements").already_present += achievements;
+        let Some(&user_id) = run.user_ids.get(&f.username) else {
+            // The user was skipped (the report says why): so is their file.
+            run.report.skip(
+                "library_entries",
+                format!("user `{}` was not imported; {games} game(s) left out", f.username),
+                &f.file_name,
+            );
             continue;
-        }
-        let user_id = run.user_ids[&f.username];
+        };
+        // "Present" means present: a user from an earlier run gets the
+        // games that run did not write (its file was skipped then and fixed
+        // since); the games already there are left as they are.
+        let present: HashSet<i64> = if run.new_users.contains(&f.username) {
+            HashSet::new()
+        } else {
+            library_entries::table
+                .filter(library_entries::user_id.eq(user_id))
+                .select(library_entries::appid)
+                .load::<i64>(run.conn)?
+                .into_iter()
+                .collect()
+        };
         let lib = read_library(&f.path)
             .map_err(|e| TxError::Other(format!("{} changed during the import: {e}", f.file_name)))?;
+        let (mut added_games, mut added_achievements) = (0u64, 0u64);
         for (appid, game) in &lib.games {
+            if present.contains(appid) {
+                run.report.counts("library_entries").already_present += 1;
+                run.report.counts("achievements").already_present += game.achievements.len() as u64;
+                continue;
+            }
+            added_games += 1;
+            added_achievements += game.achievements.len() as u64;
             let mut unlocked = 0;
             let mut last = None;
             for (api, a) in &game.achievements {
@@ -235,10 +276,14 @@ pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Resul
                 playtime_minutes: game.playtime_minutes as i32,
                 unlocked_count: unlocked,
                 last_unlock_at: last,
+                import_run_id: Some(run.run_id),
             });
         }
-        run.report.counts("library_entries").imported += games;
-        run.report.counts("achievements").imported += achievements;
+        if added_games > 0 && !run.new_users.contains(&f.username) {
+            run.touched_users.insert(user_id);
+        }
+        run.report.counts("library_entries").imported += added_games;
+        run.report.counts("achievements").imported += added_achievements;
         if entries.len() >= ENTRY_BATCH || unlocks.len() >= UNLOCK_BATCH {
             flush(run.conn, &mut entries, &mut unlocks)?;
         }

@@ -57,8 +57,10 @@ pub(crate) struct Run<'a> {
     /// Legacy username → Questline user id, for every user in users.json
     /// that exists after the users step (new or already present).
     pub user_ids: HashMap<String, i64>,
-    /// Legacy usernames imported by this run: only their data is written.
+    /// Legacy usernames imported by this run.
     pub new_users: HashSet<String>,
+    /// Users from earlier runs that this run added library entries to.
+    pub touched_users: HashSet<i64>,
 }
 
 /// Stores nothing: a dry run checks images without writing files.
@@ -103,12 +105,33 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
     };
     let cipher = Cipher::from_settings(settings);
     let outcome = conn.transaction::<Report, TxError, _>(|conn| {
-        let run_id: i64 = diesel::insert_into(import_runs::table)
-            .values(import_runs::source.eq(&source))
-            .returning(import_runs::id)
-            .get_result(conn)?;
-        let mut run =
-            Run { conn, report, run_id, opts, cipher, storage, user_ids: HashMap::new(), new_users: HashSet::new() };
+        let run_id: i64 = if opts.dry_run {
+            // Rolled back at the end, and numbered without the sequence, so
+            // a dry run uses up no run number.
+            diesel::sql_query(
+                "INSERT INTO import_runs (id, source)
+                 SELECT coalesce(max(id), 0) + 1, $1 FROM import_runs RETURNING id",
+            )
+            .bind::<diesel::sql_types::Text, _>(&source)
+            .get_result::<RunId>(conn)?
+            .id
+        } else {
+            diesel::insert_into(import_runs::table)
+                .values(import_runs::source.eq(&source))
+                .returning(import_runs::id)
+                .get_result(conn)?
+        };
+        let mut run = Run {
+            conn,
+            report,
+            run_id,
+            opts,
+            cipher,
+            storage,
+            user_ids: HashMap::new(),
+            new_users: HashSet::new(),
+            touched_users: HashSet::new(),
+        };
         users::import(&mut run, &legacy_users)?;
         library::import(&mut run, &files, &scan)?;
         let restore = achievements::import(&mut run, &custom, &shared)?;
@@ -134,6 +157,12 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
     }
 }
 
+#[derive(QueryableByName)]
+struct RunId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
 /// Errors inside the import transaction (any of them rolls it back).
 #[derive(Debug)]
 pub(crate) enum TxError {
@@ -151,7 +180,8 @@ impl From<diesel::result::Error> for TxError {
 /// Progress toward every imported user's achievements, set-based, a
 /// thousand users per statement.
 fn evaluate(run: &mut Run<'_>) -> Result<(), TxError> {
-    let ids: Vec<i64> = run.new_users.iter().filter_map(|u| run.user_ids.get(u).copied()).collect();
+    let mut ids: Vec<i64> = run.new_users.iter().filter_map(|u| run.user_ids.get(u).copied()).collect();
+    ids.extend(run.touched_users.iter().copied());
     for chunk in ids.chunks(1000) {
         crate::achievements::evaluate(run.conn, chunk)?;
     }
@@ -171,7 +201,20 @@ pub fn command(
     use std::io::IsTerminal;
     let mut conn = PgConnection::establish(secrecy::ExposeSecret::expose_secret(&settings.database_url))
         .context("connecting to PostgreSQL (DATABASE_URL)")?;
-    crate::db::run_migrations(&mut conn)?;
+    if dry_run {
+        // A dry run writes nothing, the schema included: it needs a
+        // database that is already up to date.
+        let pending = crate::db::pending_migrations(&mut conn)?;
+        anyhow::ensure!(
+            pending.is_empty(),
+            "the database lacks {} migration(s) ({}): run `questline migrate` first; a dry run changes nothing, \
+             not even the schema",
+            pending.len(),
+            pending.join(", ")
+        );
+    } else {
+        crate::db::run_migrations(&mut conn)?;
+    }
     if let Some(id) = rollback_id {
         let started = Instant::now();
         let done = rollback(&mut conn, settings, id)?;
@@ -231,11 +274,37 @@ pub fn rollback(conn: &mut PgConnection, settings: &Settings, id: i64) -> Result
         // Their library, unlocks, Steam account, achievements and images
         // follow by cascade.
         let users = run_sql("DELETE FROM users WHERE import_run_id = $1").execute(conn)?;
+        // Entries the run added to accounts that existed before it, with
+        // their unlocks; those accounts' goals are evaluated again below.
+        let touched: Vec<i64> = crate::schema::library_entries::table
+            .filter(crate::schema::library_entries::import_run_id.eq(id))
+            .select(crate::schema::library_entries::user_id)
+            .distinct()
+            .load(conn)?;
+        run_sql(
+            "DELETE FROM user_achievements ua USING library_entries le, game_achievements ga
+             WHERE le.import_run_id = $1 AND ua.user_id = le.user_id
+               AND ua.achievement_id = ga.id AND ga.appid = le.appid",
+        )
+        .execute(conn)?;
+        run_sql("DELETE FROM library_entries WHERE import_run_id = $1").execute(conn)?;
         let achievements = run_sql(
             "DELETE FROM game_achievements ga WHERE ga.import_run_id = $1
                AND NOT EXISTS (SELECT 1 FROM user_achievements ua WHERE ua.achievement_id = ga.id)",
         )
         .execute(conn)?;
+        // Games that existed before the run get their count (and, when
+        // nothing else changed it since, their timestamp) back.
+        run_sql(
+            "UPDATE games g SET
+                 achievement_count = c.n,
+                 updated_at = CASE WHEN c.n = p.achievement_count THEN p.updated_at ELSE now() END
+             FROM import_game_counts p,
+                  LATERAL (SELECT count(*)::int AS n FROM game_achievements ga WHERE ga.appid = p.appid) c
+             WHERE p.run_id = $1 AND g.appid = p.appid",
+        )
+        .execute(conn)?;
+        crate::achievements::evaluate(conn, &touched)?;
         let games = run_sql(
             "DELETE FROM games g WHERE g.import_run_id = $1
                AND NOT EXISTS (SELECT 1 FROM library_entries le WHERE le.appid = g.appid)

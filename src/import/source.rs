@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -36,10 +36,15 @@ pub enum SourceError {
 }
 
 fn read_json(path: &Path, file: &str) -> Result<Value, SourceError> {
-    let unreadable = |e: String| SourceError::Unreadable { file: file.to_owned(), error: e };
-    let bytes = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
-    let bytes = bytes.strip_prefix(BOM).unwrap_or(&bytes);
-    serde_json::from_slice(bytes).map_err(|e| unreadable(e.to_string()))
+    let bytes =
+        std::fs::read(path).map_err(|e| SourceError::Unreadable { file: file.to_owned(), error: e.to_string() })?;
+    parse_json(&bytes, file)
+}
+
+/// The JSON value in `bytes` (an optional BOM first), or why not.
+pub fn parse_json(bytes: &[u8], file: &str) -> Result<Value, SourceError> {
+    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+    serde_json::from_slice(bytes).map_err(|e| SourceError::Unreadable { file: file.to_owned(), error: e.to_string() })
 }
 
 /// Optional text: null, "" and non-strings (numbers become their digits)
@@ -73,7 +78,12 @@ pub fn read_users(dir: &Path) -> Result<Vec<LegacyUser>, SourceError> {
     if !path.is_file() {
         return Err(SourceError::NoUsers(dir.to_owned()));
     }
-    let Value::Object(map) = read_json(&path, "users.json")? else {
+    users_from_json(read_json(&path, "users.json")?)
+}
+
+/// The users of a parsed users.json, sorted by username in byte order.
+pub fn users_from_json(value: Value) -> Result<Vec<LegacyUser>, SourceError> {
+    let Value::Object(map) = value else {
         return Err(SourceError::Unreadable { file: "users.json".into(), error: "not a JSON object".into() });
     };
     let mut users: Vec<LegacyUser> = map
@@ -189,6 +199,77 @@ pub struct Library {
     pub skipped: Vec<(u64, String)>,
     /// (line, appid, api_name) of every duplicate merged into an earlier row.
     pub duplicates: Vec<(u64, i64, String)>,
+    /// (line, appid, what was kept) of every game row merged into the same
+    /// game's earlier rows: a repeated row of a game without achievements,
+    /// or a row whose playtime disagrees with the game's earlier rows.
+    pub game_merges: Vec<(u64, i64, String)>,
+}
+
+/// The longest line a library file may have; a longer one is skipped as
+/// malformed without ever being held in memory whole.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// Hands a reader's bytes on line by line, replacing every line longer
+/// than `max` bytes with an empty one (so line numbers stay right) and
+/// noting its number. Memory stays at one line however long the input.
+struct BoundedLines<R> {
+    inner: R,
+    max: usize,
+    line: u64,
+    pending: Vec<u8>,
+    pos: usize,
+    overlong: std::rc::Rc<std::cell::RefCell<std::collections::BTreeSet<u64>>>,
+}
+
+impl<R: BufRead> BoundedLines<R> {
+    /// Loads the next line (with its `\n`) into `pending`; empty at the end.
+    fn next_line(&mut self) -> std::io::Result<()> {
+        self.pending.clear();
+        self.pos = 0;
+        let mut too_long = false;
+        loop {
+            let buf = self.inner.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            let (take, ends) = match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            if !too_long && self.pending.len() + take > self.max + 1 {
+                too_long = true;
+                self.pending.clear();
+            }
+            if !too_long {
+                self.pending.extend_from_slice(&buf[..take]);
+            }
+            self.inner.consume(take);
+            if ends {
+                break;
+            }
+        }
+        if self.pending.is_empty() && !too_long {
+            return Ok(());
+        }
+        self.line += 1;
+        if too_long {
+            self.overlong.borrow_mut().insert(self.line);
+            self.pending.push(b'\n');
+        }
+        Ok(())
+    }
+}
+
+impl<R: BufRead> Read for BoundedLines<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.pending.len() {
+            self.next_line()?;
+        }
+        let n = out.len().min(self.pending.len() - self.pos);
+        out[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 fn achieved(raw: &str) -> Option<bool> {
@@ -203,22 +284,42 @@ fn achieved(raw: &str) -> Option<bool> {
 /// An unreadable file as a whole is an `Err` with the reason.
 pub fn read_library(path: &Path) -> Result<Library, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    parse_library(BufReader::with_capacity(256 * 1024, file))
+}
+
+/// [`read_library`] on any reader (the fuzzer feeds it bytes).
+pub fn parse_library(reader: impl Read) -> Result<Library, String> {
+    parse_library_bounded(reader, MAX_LINE_BYTES)
+}
+
+fn parse_library_bounded(mut reader: impl Read, max_line: usize) -> Result<Library, String> {
     let mut head = [0u8; 3];
     let n = read_up_to(&mut reader, &mut head).map_err(|e| e.to_string())?;
     let prefix: Vec<u8> = if head[..n] == *BOM { Vec::new() } else { head[..n].to_vec() };
+    let overlong = std::rc::Rc::new(std::cell::RefCell::new(std::collections::BTreeSet::new()));
+    let lines = BoundedLines {
+        inner: std::io::BufReader::new(std::io::Cursor::new(prefix).chain(reader)),
+        max: max_line,
+        line: 0,
+        pending: Vec::new(),
+        pos: 0,
+        overlong: overlong.clone(),
+    };
+    // Records end at LF; a CR before it stays at the end of the last field
+    // and is trimmed with it. With CRLF as a terminator the csv crate counts
+    // a record's line before the LF of the previous one, one too low.
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(std::io::Cursor::new(prefix).chain(reader));
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_reader(lines);
     let mut lib = Library::default();
     let mut record = csv::StringRecord::new();
     let mut first = true;
     loop {
-        let line;
-        match csv.read_record(&mut record) {
+        let line = match csv.read_record(&mut record) {
             Ok(false) => break,
-            Ok(true) => line = record.position().map(|p| p.line()).unwrap_or(0),
+            Ok(true) => record.position().map(|p| p.line()).unwrap_or(0),
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
@@ -227,7 +328,7 @@ pub fn read_library(path: &Path) -> Result<Library, String> {
                 lib.skipped.push((line, format!("unreadable row: {e}")));
                 continue;
             }
-        }
+        };
         if first {
             first = false;
             if record.iter().map(str::trim).ne(HEADER.iter().copied()) {
@@ -264,8 +365,25 @@ pub fn read_library(path: &Path) -> Result<Library, String> {
             continue;
         };
         let time = record[7].trim().parse::<i64>().ok().filter(|t| *t > 0);
-        let game =
-            lib.games.entry(appid).or_insert_with(|| GameRows { name: record[1].to_owned(), ..Default::default() });
+        let seen = lib.games.contains_key(&appid);
+        let game = lib.games.entry(appid).or_insert_with(|| GameRows {
+            name: record[1].to_owned(),
+            playtime_minutes: playtime,
+            ..Default::default()
+        });
+        if seen && (api_name.is_empty() || playtime != game.playtime_minutes) {
+            // Every merge is a change the report lists.
+            let kept = game.playtime_minutes.max(playtime);
+            let what = if api_name.is_empty() {
+                format!("a second row of app {appid}: merged into one game, playtime {kept} (the highest)")
+            } else {
+                format!(
+                    "playtime {playtime} disagrees with {} on an earlier row of app {appid}: kept {kept} (the highest)",
+                    game.playtime_minutes
+                )
+            };
+            lib.game_merges.push((line, appid, what));
+        }
         game.playtime_minutes = game.playtime_minutes.max(playtime);
         if api_name.is_empty() {
             continue;
@@ -298,6 +416,13 @@ pub fn read_library(path: &Path) -> Result<Library, String> {
     }
     if first {
         return Err("the file is empty".into());
+    }
+    // An overlong line reached the parser as an empty one, which it skips
+    // without a word: report each here, in line order with the rest.
+    let overlong = overlong.borrow();
+    if !overlong.is_empty() {
+        lib.skipped.extend(overlong.iter().map(|l| (*l, format!("the line is longer than {max_line} bytes"))));
+        lib.skipped.sort_by_key(|(l, _)| *l);
     }
     Ok(lib)
 }
@@ -356,6 +481,48 @@ mod tests {
         assert_eq!(a1.unlocked_at, Some(100), "the earliest non-zero time");
         assert_eq!(l.duplicates.len(), 2);
         assert_eq!(l.achievement_rows, 3);
+    }
+
+    #[test]
+    fn line_numbers_are_right_with_crlf_endings_a_bom_and_quoted_line_breaks() {
+        for (bom, eol) in [("", "\n"), ("", "\r\n"), ("\u{feff}", "\r\n"), ("\u{feff}", "\n")] {
+            let text = format!(
+                "{bom}{H}{eol}400,Portal,60,A1,\"two{eol}lines\",,1,5{eol}400,Portal,60,A2{eol}570,Dota 2,10,,,,,{eol}x,y{eol}"
+            );
+            let l = lib(&text);
+            let lines: Vec<u64> = l.skipped.iter().map(|(l, _)| *l).collect();
+            assert_eq!(lines, [4, 6], "bom {bom:?}, eol {eol:?}");
+            assert_eq!(l.games[&400].achievements["A1"].display_name, format!("two{eol}lines"));
+            assert_eq!(l.games[&400].achievements["A1"].unlocked_at, Some(5), "no CR left on the last field");
+        }
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_reported_on_the_line_it_starts() {
+        let l = lib(&format!("{H}\r\n400,Portal,60,A1,a,,1,5\r\n400,\"Portal,60,A2,b,,1,5\r\n"));
+        let lines: Vec<u64> = l.skipped.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [3]);
+    }
+
+    #[test]
+    fn repeated_rows_of_a_game_without_achievements_are_merged_and_reported() {
+        let l = lib(&format!("{H}\r\n556,Z,5,,,,,\r\n556,Z,5,,,,,\r\n556,Z,900,,,,,\r\n"));
+        assert_eq!(l.games[&556].playtime_minutes, 900);
+        let lines: Vec<u64> = l.game_merges.iter().map(|(l, _, _)| *l).collect();
+        assert_eq!(lines, [3, 4]);
+        assert!(l.game_merges[1].2.contains("900"), "{:?}", l.game_merges);
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_skipped_as_malformed_without_being_held_whole() {
+        let long = "x".repeat(5000);
+        let text = format!("{H}\n400,Portal,60,A1,a,,1,5\n400,Portal,60,A2,{long},,1,5\n570,Dota 2,10,,,,,\n");
+        let l = parse_library_bounded(text.as_bytes(), 1000).unwrap();
+        assert_eq!(l.skipped.len(), 1);
+        assert_eq!(l.skipped[0].0, 3);
+        assert!(l.skipped[0].1.contains("longer than 1000 bytes"));
+        assert!(l.games[&400].achievements.contains_key("A1") && l.games.contains_key(&570));
+        assert!(!l.games[&400].achievements.contains_key("A2"));
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
         .into_iter()
         .collect();
 
+    // A rename's suffix must be free of every name, existing or incoming:
+    // `A`, `a` and `a-2` become `A`, `a-3` and `a-2`, never `a-2-2`.
+    let incoming: HashSet<String> = legacy.iter().map(|u| u.name.to_lowercase()).collect();
     let mut rows = Vec::new();
     for u in legacy {
         let src = format!("users.json: {}", u.name);
@@ -63,7 +66,11 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
         let mut username = u.name.clone();
         if taken.contains(&username.to_lowercase()) {
             let mut k = 2;
-            while taken.contains(&format!("{}-{k}", u.name).to_lowercase()) {
+            loop {
+                let candidate = format!("{}-{k}", u.name).to_lowercase();
+                if !taken.contains(&candidate) && !incoming.contains(&candidate) {
+                    break;
+                }
                 k += 1;
             }
             username = format!("{}-{k}", u.name);

@@ -36,15 +36,37 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// Queues `kind` for `user_id` unless one is already waiting or running;
-/// true when a new job was queued.
+/// Queues `kind` for `user_id` to run now; true when it will start (a new
+/// job, or one that was waiting for later and now runs now), false when one
+/// is already running.
 pub fn enqueue(conn: &mut PgConnection, kind: &str, user_id: i64) -> QueryResult<bool> {
-    diesel::sql_query(
+    #[derive(QueryableByName)]
+    struct Status {
+        #[diesel(sql_type = Text)]
+        status: String,
+    }
+    let row: Status = diesel::sql_query(
         "INSERT INTO jobs (kind, user_id) VALUES ($1, $2)
+         ON CONFLICT (kind, user_id) WHERE status IN ('queued', 'running')
+         DO UPDATE SET run_after = LEAST(jobs.run_after, now())
+         RETURNING status",
+    )
+    .bind::<Text, _>(kind)
+    .bind::<BigInt, _>(user_id)
+    .get_result(conn)?;
+    Ok(row.status == "queued")
+}
+
+/// Queues `kind` for `user_id` to run no earlier than `at`, unless one is
+/// already waiting or running (which will see the same work).
+pub fn enqueue_at(conn: &mut PgConnection, kind: &str, user_id: i64, at: DateTime<Utc>) -> QueryResult<bool> {
+    diesel::sql_query(
+        "INSERT INTO jobs (kind, user_id, run_after) VALUES ($1, $2, $3)
          ON CONFLICT (kind, user_id) WHERE status IN ('queued', 'running') DO NOTHING",
     )
     .bind::<Text, _>(kind)
     .bind::<BigInt, _>(user_id)
+    .bind::<diesel::sql_types::Timestamptz, _>(at)
     .execute(conn)
     .map(|n| n == 1)
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use diesel::Connection;
+
 use super::{Job, STEAM_SYNC};
 use crate::crypto::Cipher;
 use crate::db::{blocking, PgPool};
@@ -101,9 +103,21 @@ async fn execute(ctx: &JobContext, job: Job) {
         other => Err(crate::steam::sync::SyncError::fatal(format!("unknown job kind {other}"))),
     };
     let record = match outcome {
-        Ok(()) => {
-            tracing::info!(job_id = id, "job finished");
-            blocking(&ctx.pool, move |conn| super::finish(conn, id)).await
+        Ok(outcome) => {
+            tracing::info!(job_id = id, retry_at = ?outcome.retry_at, "job finished");
+            let (kind, user_id) = (job.kind.clone(), job.user_id);
+            blocking(&ctx.pool, move |conn| {
+                conn.transaction(|conn| {
+                    super::finish(conn, id)?;
+                    // Games that failed are tried again once their backoff
+                    // has passed, without waiting for the daily resync.
+                    if let (Some(at), Some(user_id)) = (outcome.retry_at, user_id) {
+                        super::enqueue_at(conn, &kind, user_id, at)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
         }
         Err(e) => {
             tracing::warn!(job_id = id, error = %e.message, retry = e.retry, "job failed");

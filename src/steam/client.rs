@@ -27,8 +27,13 @@ pub enum SteamError {
     Timeout,
     #[error("Steam is having problems (status {0}). Please try again later.")]
     Unavailable(u16),
-    #[error("Steam sent an answer Questline could not read.")]
+    /// The detail names the endpoint and what was wrong with the answer.
+    #[error("Steam sent an answer Questline could not read ({0}).")]
     Malformed(String),
+    /// An HTML 400: Steam's answer to a request naming something that does
+    /// not exist (a SteamID no account has, for one).
+    #[error("Steam refused the request as invalid.")]
+    BadRequest,
     #[error("Your Steam Web API key has used its daily call budget. Syncing resumes tomorrow.")]
     BudgetExhausted,
 }
@@ -218,15 +223,15 @@ struct VanityResponse {
 fn flexible_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum B {
-        B(bool),
-        N(i64),
-        S(String),
+    enum Flexible {
+        Bool(bool),
+        Number(i64),
+        Text(String),
     }
-    Ok(match B::deserialize(d)? {
-        B::B(b) => b,
-        B::N(n) => n != 0,
-        B::S(s) => matches!(s.as_str(), "1" | "true" | "True"),
+    Ok(match Flexible::deserialize(d)? {
+        Flexible::Bool(b) => b,
+        Flexible::Number(n) => n != 0,
+        Flexible::Text(s) => matches!(s.as_str(), "1" | "true" | "True"),
     })
 }
 
@@ -351,15 +356,21 @@ impl SteamClient {
             s if s >= 500 => return Err(SteamError::Unavailable(s)),
             _ => {}
         }
+        let endpoint = endpoint_name(path);
         if !is_json {
-            return Err(SteamError::Malformed(format!("status {status}, not JSON")));
+            if status == 400 {
+                return Err(SteamError::BadRequest);
+            }
+            return Err(SteamError::Malformed(format!("{endpoint}: status {status}, not JSON")));
         }
         let body = res.bytes().await.map_err(|_| SteamError::Timeout)?;
-        serde_json::from_slice::<T>(&body).map(|v| (status, v)).map_err(|e| SteamError::Malformed(e.to_string()))
+        serde_json::from_slice::<T>(&body)
+            .map(|v| (status, v))
+            .map_err(|e| SteamError::Malformed(format!("{endpoint}: {e} in a {}-byte answer", body.len())))
     }
 
     /// The user's games, free ones played included. A private profile is
-    /// [`SteamError::Private`].
+    /// [`SteamError::Private`]; a SteamID no account has, [`SteamError::NotFound`].
     pub async fn owned_games(&self, key: &SecretString, steam_id: u64) -> Result<Vec<OwnedGame>, SteamError> {
         let (_, env): (_, OwnedGamesEnvelope) = self
             .get(
@@ -371,7 +382,8 @@ impl SteamClient {
                     ("include_played_free_games", "1".into()),
                 ],
             )
-            .await?;
+            .await
+            .map_err(not_found_on_bad_request)?;
         env.response.games.ok_or(SteamError::Private)
     }
 
@@ -420,8 +432,10 @@ impl SteamClient {
 
     /// The public profile of one player; used to check a key before saving it.
     pub async fn player_summary(&self, key: &SecretString, steam_id: u64) -> Result<PlayerSummary, SteamError> {
-        let (_, env): (_, SummariesEnvelope) =
-            self.get("/ISteamUser/GetPlayerSummaries/v2/", key, &[("steamids", steam_id.to_string())]).await?;
+        let (_, env): (_, SummariesEnvelope) = self
+            .get("/ISteamUser/GetPlayerSummaries/v2/", key, &[("steamids", steam_id.to_string())])
+            .await
+            .map_err(not_found_on_bad_request)?;
         env.response.players.into_iter().next().ok_or(SteamError::NotFound)
     }
 
@@ -433,6 +447,20 @@ impl SteamClient {
             (1, Some(id)) => id.parse().map_err(|_| SteamError::Malformed("steamid".into())),
             _ => Err(SteamError::NotFound),
         }
+    }
+}
+
+/// The method name of an endpoint path (`/ISteamUserStats/GetSchemaForGame/v2/`
+/// is `GetSchemaForGame`), for messages and logs.
+fn endpoint_name(path: &str) -> &str {
+    path.trim_matches('/').split('/').nth(1).unwrap_or(path)
+}
+
+/// For calls naming a player, Steam's HTML 400 means no such player.
+fn not_found_on_bad_request(e: SteamError) -> SteamError {
+    match e {
+        SteamError::BadRequest => SteamError::NotFound,
+        other => other,
     }
 }
 

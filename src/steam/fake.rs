@@ -46,6 +46,19 @@ pub struct FakePlayer {
     pub games: Vec<FakeOwned>,
 }
 
+/// A broken answer for one game's GetPlayerAchievements, as Steam sends now
+/// and then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GameFault {
+    /// The JSON stops half-way (a dropped connection behind a proxy).
+    Truncated,
+    /// `{"playerstats":{"error":"Profile is not public","success":false}}`
+    /// with 403, for this game only.
+    Private,
+    /// An HTML error page with this status.
+    Status(u16),
+}
+
 /// Everything the fake server knows; tests change it while it runs.
 #[derive(Debug, Default)]
 pub struct FakeState {
@@ -60,6 +73,10 @@ pub struct FakeState {
     pub failures: VecDeque<u16>,
     /// Requests served, by method name (for asserting what a sync fetched).
     pub calls: HashMap<String, u64>,
+    /// Games whose player achievements answer badly, until removed.
+    pub game_faults: HashMap<i64, GameFault>,
+    /// Extra latency for one game's player achievements.
+    pub slow_games: HashMap<i64, Duration>,
 }
 
 /// A running fake server.
@@ -117,6 +134,12 @@ struct Query {
     vanityurl: Option<String>,
 }
 
+fn bad_request_html() -> HttpResponse {
+    HttpResponse::BadRequest()
+        .content_type("text/html")
+        .body("<html><head><title>Bad Request</title></head><body><h1>Bad Request</h1></body></html>")
+}
+
 fn forbidden_html() -> HttpResponse {
     HttpResponse::Forbidden().content_type("text/html").body(
         "<html><head><title>Forbidden</title></head><body><h1>Forbidden</h1>Access is denied. \
@@ -155,7 +178,8 @@ async fn owned_games(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -
     }
     let s = state.lock().unwrap();
     let Some(player) = player_id(&q).and_then(|id| s.players.get(&id)) else {
-        return HttpResponse::Ok().json(json!({"response": {}}));
+        // Steam's answer for a SteamID no account has.
+        return bad_request_html();
     };
     if !player.public {
         return HttpResponse::Ok().json(json!({"response": {}}));
@@ -183,20 +207,40 @@ async fn player_achievements(state: web::Data<Mutex<FakeState>>, q: web::Query<Q
     if let Err(r) = gate(&state, "GetPlayerAchievements", &q).await {
         return r;
     }
+    let appid = q.appid.unwrap_or(0);
+    let slow = state.lock().unwrap().slow_games.get(&appid).copied();
+    if let Some(delay) = slow {
+        tokio::time::sleep(delay).await;
+    }
     let s = state.lock().unwrap();
+    match s.game_faults.get(&appid) {
+        Some(GameFault::Truncated) => {
+            return HttpResponse::Ok()
+                .content_type("application/json; charset=UTF-8")
+                .body(r#"{"playerstats":{"steamID":"1","gameName":"x","achievements":[{"apiname":"A"#)
+        }
+        Some(GameFault::Private) => {
+            return HttpResponse::Forbidden()
+                .json(json!({"playerstats": {"error": "Profile is not public", "success": false}}))
+        }
+        Some(GameFault::Status(code)) => {
+            let status = actix_web::http::StatusCode::from_u16(*code).unwrap();
+            return HttpResponse::build(status).content_type("text/html").body("<html><body>Error</body></html>");
+        }
+        None => {}
+    }
     let player = player_id(&q).and_then(|id| s.players.get(&id));
     let Some(player) = player.filter(|p| p.public) else {
         return HttpResponse::Forbidden()
             .json(json!({"playerstats": {"error": "Profile is not public", "success": false}}));
     };
-    let appid = q.appid.unwrap_or(0);
     let game = s.games.get(&appid).filter(|g| !g.achievements.is_empty());
     let owned = player.games.iter().find(|g| g.appid == appid);
     let (Some(game), Some(owned)) = (game, owned) else {
         return HttpResponse::BadRequest()
             .json(json!({"playerstats": {"error": "Requested app has no stats", "success": false}}));
     };
-    let achievements: Vec<_> = game
+    let mut achievements: Vec<_> = game
         .achievements
         .iter()
         .map(|a| {
@@ -208,6 +252,13 @@ async fn player_achievements(state: web::Data<Mutex<FakeState>>, q: web::Query<Q
             })
         })
         .collect();
+    // Steam's player answer can name achievements its schema does not
+    // (removed or not yet published ones): they come after the rest.
+    for (name, time) in &owned.unlocked {
+        if !game.achievements.iter().any(|a| a.api_name == *name) {
+            achievements.push(json!({"apiname": name, "achieved": 1, "unlocktime": time}));
+        }
+    }
     HttpResponse::Ok().json(json!({"playerstats": {
         "steamID": player_id(&q).unwrap().to_string(), "gameName": game.name, "achievements": achievements, "success": true
     }}))
@@ -267,6 +318,10 @@ async fn summaries(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> 
         return r;
     }
     let s = state.lock().unwrap();
+    if player_id(&q).is_some_and(|id| !s.players.contains_key(&id)) {
+        // What Steam answers for a SteamID that no account has.
+        return bad_request_html();
+    }
     let players: Vec<_> = player_id(&q)
         .and_then(|id| s.players.get(&id).map(|p| (id, p)))
         .map(|(id, p)| {

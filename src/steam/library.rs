@@ -85,7 +85,7 @@ pub fn library_page(conn: &mut PgConnection, user_id: i64, query: &LibraryQuery)
     let search = query.q.as_deref().unwrap_or("").trim().to_owned();
     // LIKE wildcards typed by the user are literal characters.
     let pattern = crate::db::contains_pattern(&search);
-    let page = query.page.unwrap_or(1).max(1);
+    let page = crate::pagination::page_number(query.page);
     diesel::sql_query(format!(
         "SELECT g.appid, g.name, g.icon_hash, le.playtime_minutes, le.unlocked_count, g.achievement_count,
                 le.last_unlock_at, count(*) OVER () AS total_rows
@@ -98,7 +98,7 @@ pub fn library_page(conn: &mut PgConnection, user_id: i64, query: &LibraryQuery)
     .bind::<Text, _>(&search)
     .bind::<Text, _>(&pattern)
     .bind::<BigInt, _>(PAGE_SIZE)
-    .bind::<BigInt, _>((page - 1) * PAGE_SIZE)
+    .bind::<BigInt, _>(crate::pagination::offset(page, PAGE_SIZE))
     .load(conn)
 }
 
@@ -142,8 +142,8 @@ async fn library(
     let (user_id, q) = (current.user.id, query.clone());
     let rows = db::run(&pool, move |conn| Ok(library_page(conn, user_id, &q)?)).await?;
     let total = rows.first().map(|r| r.total_rows).unwrap_or(0);
-    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
-    let page = query.page.unwrap_or(1).max(1);
+    let pages = crate::pagination::page_count(total, PAGE_SIZE);
+    let page = crate::pagination::page_number(query.page);
     render(&LibraryPage { ctx, rows, query, total, page, pages })
 }
 

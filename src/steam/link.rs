@@ -9,11 +9,13 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
+use diesel::Connection;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::account::SteamAccount;
 use super::client::{parse_profile, valid_api_key, ProfileRef, SteamClient};
+use super::sync::{request_full_resync, unsynced_games, UnsyncedGame};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::CurrentUser;
 use crate::cache::Redis;
@@ -37,26 +39,40 @@ const STREAM_MAX_EVENTS: u32 = 1200;
 #[template(path = "steam/settings.html")]
 struct SettingsPage {
     ctx: PageContext,
-    account: Option<SteamAccount>,
-    job: Option<Job>,
+    state: SyncState,
     profile: String,
     error: Option<String>,
+}
+
+/// What the page shows of the account and its syncs.
+struct SyncState {
+    account: Option<SteamAccount>,
+    job: Option<Job>,
+    /// Games whose last fetch failed, each with why and when it is retried.
+    unsynced: Vec<UnsyncedGame>,
 }
 
 impl SettingsPage {
     /// A key is stored, so the form may leave the key empty.
     fn key_on_file(&self) -> bool {
-        self.account.as_ref().is_some_and(|a| a.api_key_last4.is_some())
+        self.state.account.as_ref().is_some_and(|a| a.api_key_last4.is_some())
     }
 }
 
-async fn load(pool: &PgPool, user_id: i64) -> Result<(Option<SteamAccount>, Option<Job>), AppError> {
-    db::run(pool, move |conn| Ok((SteamAccount::find(conn, user_id)?, jobs::latest(conn, STEAM_SYNC, user_id)?))).await
+async fn load(pool: &PgPool, user_id: i64) -> Result<SyncState, AppError> {
+    db::run(pool, move |conn| {
+        Ok(SyncState {
+            account: SteamAccount::find(conn, user_id)?,
+            job: jobs::latest(conn, STEAM_SYNC, user_id)?,
+            unsynced: unsynced_games(conn, user_id)?,
+        })
+    })
+    .await
 }
 
 async fn show(ctx: PageContext, current: CurrentUser, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
-    let (account, job) = load(&pool, current.user.id).await?;
-    render(&SettingsPage { ctx, account, job, profile: String::new(), error: None })
+    let state = load(&pool, current.user.id).await?;
+    render(&SettingsPage { ctx, state, profile: String::new(), error: None })
 }
 
 #[derive(Deserialize)]
@@ -78,10 +94,10 @@ async fn link(
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
     let user_id = current.user.id;
-    let fail = |error: String, ctx: PageContext, account, job| {
+    let fail = |error: String, ctx: PageContext, state| {
         render_status(
             StatusCode::UNPROCESSABLE_ENTITY,
-            &SettingsPage { ctx, account, job, profile: form.profile.clone(), error: Some(error) },
+            &SettingsPage { ctx, state, profile: form.profile.clone(), error: Some(error) },
         )
     };
     // An empty key field keeps the key on file (a half-linked legacy
@@ -116,8 +132,8 @@ async fn link(
     let (steam_id, key, summary) = match checked {
         Ok(v) => v,
         Err(error) => {
-            let (account, job) = load(&pool, user_id).await?;
-            return fail(error, ctx, account, job);
+            let state = load(&pool, user_id).await?;
+            return fail(error, ctx, state);
         }
     };
     let cipher = cipher.get_ref().clone();
@@ -144,11 +160,14 @@ async fn link(
     Ok(see_other("/settings/steam"))
 }
 
-async fn sync_now(
+/// Queues a sync for the signed-in user, at most once per
+/// [`SYNC_NOW_EVERY`]; `everything` first marks every game for fetching.
+async fn start_sync(
     current: CurrentUser,
     pool: web::Data<PgPool>,
     redis: web::Data<Redis>,
     signal: web::Data<JobSignal>,
+    everything: bool,
 ) -> Result<HttpResponse, AppError> {
     let user_id = current.user.id;
     let limit = Limit { name: "sync_now", max: 1, window: SYNC_NOW_EVERY };
@@ -163,21 +182,54 @@ async fn sync_now(
         return Ok(see_other("/settings/steam"));
     }
     let queued = db::run(&pool, move |conn| {
-        if SteamAccount::find(conn, user_id)?.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(jobs::enqueue(conn, STEAM_SYNC, user_id)?))
+        conn.transaction(|conn| {
+            if SteamAccount::find(conn, user_id)?.is_none() {
+                return Ok(None);
+            }
+            if everything {
+                request_full_resync(conn, user_id)?;
+            }
+            Ok(Some(jobs::enqueue(conn, STEAM_SYNC, user_id)?))
+        })
     })
     .await?;
-    match queued {
-        None => FlashMessage::error("Link a Steam account first.").send(),
-        Some(true) => {
+    match (queued, everything) {
+        (None, _) => FlashMessage::error("Link a Steam account first.").send(),
+        (Some(true), false) => {
             signal.notify();
             FlashMessage::success("Sync started.").send()
         }
-        Some(false) => FlashMessage::info("A sync is already running.").send(),
+        (Some(true), true) => {
+            signal.notify();
+            FlashMessage::success("Full resync started: every game's achievements are fetched again.").send()
+        }
+        (Some(false), false) => FlashMessage::info("A sync is already running.").send(),
+        (Some(false), true) => FlashMessage::info(
+            "A sync is already running; every game is fetched again when it reaches them, or by the next sync.",
+        )
+        .send(),
     }
     Ok(see_other("/settings/steam"))
+}
+
+async fn sync_now(
+    current: CurrentUser,
+    pool: web::Data<PgPool>,
+    redis: web::Data<Redis>,
+    signal: web::Data<JobSignal>,
+) -> Result<HttpResponse, AppError> {
+    start_sync(current, pool, redis, signal, false).await
+}
+
+/// "Resync everything": every game's achievements are fetched again, not
+/// only those whose playtime moved.
+async fn resync_all(
+    current: CurrentUser,
+    pool: web::Data<PgPool>,
+    redis: web::Data<Redis>,
+    signal: web::Data<JobSignal>,
+) -> Result<HttpResponse, AppError> {
+    start_sync(current, pool, redis, signal, true).await
 }
 
 async fn unlink(current: CurrentUser, meta: RequestMeta, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
@@ -268,6 +320,7 @@ async fn progress_stream(
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/settings/steam").route(web::get().to(show)).route(web::post().to(link)))
         .service(web::resource("/settings/steam/sync").route(web::post().to(sync_now)))
+        .service(web::resource("/settings/steam/resync-all").route(web::post().to(resync_all)))
         .service(web::resource("/settings/steam/unlink").route(web::post().to(unlink)))
         .service(web::resource("/settings/steam/progress").route(web::get().to(progress_stream)));
 }

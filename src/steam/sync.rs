@@ -1,10 +1,13 @@
 //! Syncing one user's library and achievements from Steam.
 //!
-//! Incremental: only games whose playtime changed, or that were never
-//! synced, have their achievements fetched again. Schemas and global
-//! percentages are cached per game and shared by every user. Each game is
-//! written in its own transaction, so a crash or restart loses no finished
-//! work: the retried job skips what is already done.
+//! Every sync converges on what Steam says. A game's own state (the playtime
+//! its achievements were fetched at, and when) advances only in the
+//! transaction that stores its achievements, so a crash, a kill or a failed
+//! answer never makes a game look current when it is not. A game is fetched
+//! again when its playtime moved, when it failed before (after a backoff),
+//! or when its last full check is a week old. One game's failure is recorded
+//! on that game and the sync goes on with the others. Schemas and global
+//! percentages are cached per game and shared by every user.
 
 use std::collections::HashMap;
 
@@ -15,7 +18,7 @@ use diesel::upsert::excluded;
 use futures_util::StreamExt;
 use secrecy::SecretString;
 
-use super::account::SteamAccount;
+use super::account::{SteamAccount, SyncRecord, PARTIAL_SYNC_PREFIX};
 use super::client::{OwnedGame, SteamError};
 use crate::jobs::worker::JobContext;
 use crate::jobs::{self, Job};
@@ -60,21 +63,84 @@ async fn blocking<T: Send + 'static>(
     crate::db::blocking(&ctx.pool, f).await.map_err(SyncError::from)
 }
 
+/// What a finished sync leaves to do later.
+#[derive(Debug, Default)]
+pub struct SyncOutcome {
+    /// When the earliest game that failed may be tried again; the worker
+    /// queues a follow-up sync for then.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// A game whose achievements could not be stored this time.
+#[derive(Debug)]
+struct GameFailure {
+    appid: i64,
+    name: String,
+    /// `"GetPlayerAchievements: Steam sent an answer ..."`: the endpoint and
+    /// what went wrong, so a report names what broke.
+    message: String,
+}
+
+/// How one game's fetch ended.
+enum GameOutcome {
+    Stored,
+    /// Recorded on the game; the sync goes on with the others.
+    Failed {
+        endpoint: &'static str,
+        error: SteamError,
+    },
+    /// Nothing more can work in this sync (the key was refused, the budget
+    /// is spent, Steam is limiting us): stop, keeping every game's state.
+    Abort(SyncError),
+}
+
 /// Runs a `steam_sync` job.
-pub async fn run(ctx: &JobContext, job: &Job) -> Result<(), SyncError> {
+pub async fn run(ctx: &JobContext, job: &Job) -> Result<SyncOutcome, SyncError> {
     let user_id = job.user_id.ok_or_else(|| SyncError::fatal("sync job without a user"))?;
     let result = sync_user(ctx, job, user_id).await;
-    let error = result.as_ref().err().map(|e| e.message.clone());
+    let record = match &result {
+        Ok(failed) if failed.is_empty() => SyncRecord::Complete,
+        Ok(failed) => SyncRecord::Partial(partial_message(failed)),
+        Err(e) => SyncRecord::Failed(e.message.clone()),
+    };
     blocking(ctx, move |conn| {
-        SteamAccount::record_sync(conn, user_id, error.as_deref())?;
+        SteamAccount::record_sync(conn, user_id, &record)?;
         // Even a sync that stopped part-way changed some numbers.
         crate::achievements::evaluate(conn, &[user_id]).map(|_| ())
     })
     .await?;
-    result
+    let failed = result?;
+    if failed.is_empty() {
+        return Ok(SyncOutcome::default());
+    }
+    let retry_at = blocking(ctx, move |conn| {
+        library_entries::table
+            .filter(library_entries::user_id.eq(user_id))
+            .filter(library_entries::sync_failures.gt(0))
+            .select(diesel::dsl::min(library_entries::retry_after))
+            .first::<Option<DateTime<Utc>>>(conn)
+    })
+    .await?;
+    Ok(SyncOutcome { retry_at })
 }
 
-async fn sync_user(ctx: &JobContext, job: &Job, user_id: i64) -> Result<(), SyncError> {
+/// "Done with 2 games not synced: ...", for the Steam page.
+fn partial_message(failed: &[GameFailure]) -> String {
+    let named: Vec<String> =
+        failed.iter().take(3).map(|f| format!("{} (app {}): {}", f.name, f.appid, f.message)).collect();
+    let more = if failed.len() > 3 { format!(" and {} more", failed.len() - 3) } else { String::new() };
+    format!(
+        "{PARTIAL_SYNC_PREFIX}{} game(s) not synced; they are tried again later. {}{more}",
+        failed.len(),
+        named.join("; ")
+    )
+}
+
+/// Consecutive failures of Steam itself (timeouts, 5xx) after which a sync
+/// stops: Steam is down, and every further game would only fail too.
+const STEAM_DOWN_AFTER: u32 = 5;
+
+async fn sync_user(ctx: &JobContext, job: &Job, user_id: i64) -> Result<Vec<GameFailure>, SyncError> {
     let Some(account) = blocking(ctx, move |conn| SteamAccount::find(conn, user_id)).await? else {
         return Err(SyncError::fatal("No Steam account is linked."));
     };
@@ -87,39 +153,120 @@ async fn sync_user(ctx: &JobContext, job: &Job, user_id: i64) -> Result<(), Sync
     let steam_id = steam_id as u64;
 
     let owned = ctx.steam.owned_games(&key, steam_id).await?;
-    let todo = blocking(ctx, move |conn| store_library(conn, user_id, &owned)).await?;
+    let todo = blocking(ctx, move |conn| store_library(conn, user_id, &owned, Utc::now())).await?;
     let total = todo.len() as i32;
     let job_id = job.id;
     blocking(ctx, move |conn| jobs::progress(conn, job_id, 0, total)).await?;
 
     let mut done = 0;
+    let mut failed = Vec::new();
+    let mut steam_down_streak = 0;
     let mut stream = futures_util::stream::iter(todo)
-        .map(|(appid, schema_stale)| sync_game(ctx, &key, steam_id, user_id, appid, schema_stale))
+        .map(|game| async { (sync_game(ctx, &key, steam_id, user_id, &game).await, game) })
         .buffer_unordered(CONCURRENCY);
-    while let Some(result) = stream.next().await {
-        result?;
+    while let Some((outcome, game)) = stream.next().await {
+        match outcome {
+            GameOutcome::Stored => steam_down_streak = 0,
+            GameOutcome::Abort(e) => return Err(e),
+            GameOutcome::Failed { endpoint, error } => {
+                // A malformed answer already names its endpoint.
+                let message = match &error {
+                    SteamError::Malformed(_) => error.to_string(),
+                    _ => format!("{endpoint}: {error}"),
+                };
+                tracing::warn!(
+                    user_id,
+                    appid = game.appid,
+                    game = %game.name,
+                    endpoint,
+                    error = %error,
+                    "a game could not be synced"
+                );
+                let (appid, note) = (game.appid, message.clone());
+                blocking(ctx, move |conn| record_game_failure(conn, user_id, appid, &note, Utc::now())).await?;
+                steam_down_streak = if error.is_transient() { steam_down_streak + 1 } else { 0 };
+                failed.push(GameFailure { appid: game.appid, name: game.name, message });
+                if steam_down_streak >= STEAM_DOWN_AFTER {
+                    return Err(SyncError {
+                        message: format!("Steam is failing ({error}); the sync stopped and will be retried."),
+                        retry: true,
+                    });
+                }
+            }
+        }
         done += 1;
         if done % 10 == 0 || done == total {
             blocking(ctx, move |conn| jobs::progress(conn, job_id, done, total)).await?;
         }
     }
-    Ok(())
+    Ok(failed)
+}
+
+/// Every game's achievements are fetched again at least this often, so
+/// unlocks that came without a playtime change (offline play, achievements
+/// added by an update, playtime hidden by privacy settings) arrive within
+/// this bound. For a 2,000-game library that is about 2,000 achievement
+/// calls a week, plus schemas and percentages every week: about 900 of the
+/// key's 90,000 daily calls on average.
+pub const FULL_CHECK_DAYS: i64 = 7;
+
+/// A game to fetch.
+#[derive(Debug, Clone)]
+struct GameTodo {
+    appid: i64,
+    name: String,
+    /// The playtime Steam reported in this sync; stored as the game's synced
+    /// playtime once its achievements are.
+    playtime: i32,
+    schema_stale: bool,
+}
+
+/// The state of a library entry that decides whether its game is fetched.
+struct EntryState {
+    synced_playtime: Option<i32>,
+    synced_at: Option<DateTime<Utc>>,
+    failures: i32,
+    retry_after: Option<DateTime<Utc>>,
+}
+
+impl EntryState {
+    /// Due when never stored, when the playtime moved since the last stored
+    /// fetch, after a failure (once its backoff has passed), or when the
+    /// last full check is older than [`FULL_CHECK_DAYS`].
+    fn due(&self, playtime: i32, now: DateTime<Utc>) -> bool {
+        if self.retry_after.is_some_and(|t| t > now) {
+            return false;
+        }
+        self.synced_at.is_none_or(|t| t < now - Duration::days(FULL_CHECK_DAYS))
+            || self.synced_playtime != Some(playtime)
+            || self.failures > 0
+    }
 }
 
 /// Writes the owned-games list and returns the games whose achievements
-/// need fetching, each with whether its cached schema is missing or stale.
-fn store_library(conn: &mut PgConnection, user_id: i64, owned: &[OwnedGame]) -> QueryResult<Vec<(i64, bool)>> {
+/// need fetching. Only playtime and names are written here: a game's sync
+/// state moves only when its achievements are stored.
+fn store_library(
+    conn: &mut PgConnection,
+    user_id: i64,
+    owned: &[OwnedGame],
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<GameTodo>> {
     conn.transaction(|conn| {
-        let before: HashMap<i64, (i32, Option<DateTime<Utc>>)> = library_entries::table
+        let before: HashMap<i64, EntryState> = library_entries::table
             .filter(library_entries::user_id.eq(user_id))
             .select((
                 library_entries::appid,
-                library_entries::playtime_minutes,
+                library_entries::synced_playtime_minutes,
                 library_entries::achievements_synced_at,
+                library_entries::sync_failures,
+                library_entries::retry_after,
             ))
-            .load::<(i64, i32, Option<DateTime<Utc>>)>(conn)?
+            .load::<(i64, Option<i32>, Option<DateTime<Utc>>, i32, Option<DateTime<Utc>>)>(conn)?
             .into_iter()
-            .map(|(a, p, s)| (a, (p, s)))
+            .map(|(a, synced_playtime, synced_at, failures, retry_after)| {
+                (a, EntryState { synced_playtime, synced_at, failures, retry_after })
+            })
             .collect();
         for chunk in owned.chunks(CHUNK) {
             let rows: Vec<NewGame> = chunk
@@ -154,46 +301,126 @@ fn store_library(conn: &mut PgConnection, user_id: i64, owned: &[OwnedGame]) -> 
                 ))
                 .execute(conn)?;
         }
-        let needing: Vec<i64> = owned
+        let needing: Vec<&OwnedGame> = owned
             .iter()
             .filter(|g| g.has_community_visible_stats != Some(false))
-            .filter(|g| match before.get(&g.appid) {
-                Some((playtime, Some(_))) => *playtime != g.playtime_forever,
-                _ => true,
-            })
-            .map(|g| g.appid)
+            .filter(|g| before.get(&g.appid).is_none_or(|state| state.due(g.playtime_forever.max(0), now)))
             .collect();
+        let appids: Vec<i64> = needing.iter().map(|g| g.appid).collect();
         let fetched: HashMap<i64, Option<DateTime<Utc>>> = games::table
-            .filter(games::appid.eq_any(&needing))
+            .filter(games::appid.eq_any(&appids))
             .select((games::appid, games::schema_fetched_at))
             .load::<(i64, Option<DateTime<Utc>>)>(conn)?
             .into_iter()
             .collect();
-        let fresh_after = Utc::now() - Duration::days(SCHEMA_MAX_AGE_DAYS);
+        let fresh_after = now - Duration::days(SCHEMA_MAX_AGE_DAYS);
         Ok(needing
             .into_iter()
-            .map(|a| (a, !fetched.get(&a).copied().flatten().is_some_and(|t| t > fresh_after)))
+            .map(|g| GameTodo {
+                appid: g.appid,
+                name: if g.name.is_empty() { format!("App {}", g.appid) } else { g.name.clone() },
+                playtime: g.playtime_forever.max(0),
+                schema_stale: fetched.get(&g.appid).copied().flatten().is_none_or(|t| t <= fresh_after),
+            })
             .collect())
     })
+}
+
+/// How long a game that failed `failures` times in a row waits: 15 minutes,
+/// doubling, at most a day.
+fn game_backoff(failures: i32) -> Duration {
+    let minutes = 15_i64 << (failures - 1).clamp(0, 7);
+    Duration::minutes(minutes.min(24 * 60))
+}
+
+/// Records a failed fetch on the game, leaving its unlocks and sync state
+/// as they were.
+fn record_game_failure(
+    conn: &mut PgConnection,
+    user_id: i64,
+    appid: i64,
+    message: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        let failures: i32 = library_entries::table
+            .find((user_id, appid))
+            .select(library_entries::sync_failures)
+            .for_update()
+            .first(conn)?;
+        let failures = failures.saturating_add(1);
+        diesel::update(library_entries::table.find((user_id, appid)))
+            .set((
+                library_entries::sync_failures.eq(failures),
+                library_entries::sync_error.eq(message.chars().take(1000).collect::<String>()),
+                library_entries::retry_after.eq(now + game_backoff(failures)),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    })
+}
+
+/// A game whose last fetch failed.
+#[derive(Debug, Clone, Queryable)]
+pub struct UnsyncedGame {
+    pub appid: i64,
+    pub name: String,
+    pub error: Option<String>,
+    pub failures: i32,
+    pub retry_after: Option<DateTime<Utc>>,
+}
+
+/// The user's games whose last fetch failed, most failures first.
+pub fn unsynced_games(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<UnsyncedGame>> {
+    library_entries::table
+        .inner_join(games::table)
+        .filter(library_entries::user_id.eq(user_id))
+        .filter(library_entries::sync_failures.gt(0))
+        .order((library_entries::sync_failures.desc(), games::name.asc()))
+        .select((
+            library_entries::appid,
+            games::name,
+            library_entries::sync_error,
+            library_entries::sync_failures,
+            library_entries::retry_after,
+        ))
+        .limit(50)
+        .load(conn)
+}
+
+/// Marks every game of the user for fetching ("resync everything"),
+/// failures and their backoff forgotten.
+pub fn request_full_resync(conn: &mut PgConnection, user_id: i64) -> QueryResult<usize> {
+    diesel::update(library_entries::table.filter(library_entries::user_id.eq(user_id)))
+        .set((
+            library_entries::synced_playtime_minutes.eq(None::<i32>),
+            library_entries::sync_failures.eq(0),
+            library_entries::retry_after.eq(None::<DateTime<Utc>>),
+        ))
+        .execute(conn)
 }
 
 fn unix(secs: i64) -> Option<DateTime<Utc>> {
     (secs > 0).then(|| Utc.timestamp_opt(secs, 0).single()).flatten()
 }
 
-async fn sync_game(
-    ctx: &JobContext,
-    key: &SecretString,
-    steam_id: u64,
-    user_id: i64,
-    appid: i64,
-    schema_stale: bool,
-) -> Result<(), SyncError> {
-    if schema_stale {
+/// Classifies a Steam error met while fetching one game.
+fn game_error(endpoint: &'static str, error: SteamError) -> GameOutcome {
+    match error {
+        SteamError::BadKey | SteamError::BudgetExhausted | SteamError::RateLimited => {
+            GameOutcome::Abort(SyncError::from(error))
+        }
+        error => GameOutcome::Failed { endpoint, error },
+    }
+}
+
+async fn sync_game(ctx: &JobContext, key: &SecretString, steam_id: u64, user_id: i64, game: &GameTodo) -> GameOutcome {
+    let appid = game.appid;
+    if game.schema_stale {
         let schema = match ctx.steam.schema(key, appid).await {
             Ok(s) => s,
             Err(SteamError::NoStats) => Vec::new(),
-            Err(e) => return Err(e.into()),
+            Err(e) => return game_error("GetSchemaForGame", e),
         };
         // Percentages are a nicety: a game without them still syncs.
         let globals = if schema.is_empty() {
@@ -201,49 +428,62 @@ async fn sync_game(
         } else {
             ctx.steam.global_percentages(key, appid).await.unwrap_or_default()
         };
-        blocking(ctx, move |conn| {
-            conn.transaction(|conn| {
-                let rows: Vec<NewGameAchievement> = schema
-                    .iter()
-                    .map(|a| NewGameAchievement {
-                        appid,
-                        api_name: &a.name,
-                        display_name: if a.display_name.is_empty() { &a.name } else { &a.display_name },
-                        description: a.description.as_deref().filter(|d| !d.is_empty()),
-                        hidden: a.hidden,
-                        icon_url: a.icon.as_deref(),
-                        icon_gray_url: a.icongray.as_deref(),
-                    })
-                    .collect();
-                GameAchievement::replace_schema(conn, appid, &rows)?;
-                if !globals.is_empty() {
-                    let names: Vec<String> = globals.iter().map(|g| g.name.clone()).collect();
-                    let pcts: Vec<f64> = globals.iter().map(|g| g.percent.clamp(0.0, 100.0)).collect();
-                    diesel::sql_query(
-                        "UPDATE game_achievements ga SET global_percent = v.p
-                         FROM (SELECT unnest($2::text[]) AS name, unnest($3::float8[]) AS p) v
-                         WHERE ga.appid = $1 AND ga.api_name = v.name",
-                    )
-                    .bind::<BigInt, _>(appid)
-                    .bind::<Array<Text>, _>(names)
-                    .bind::<Array<Double>, _>(pcts)
-                    .execute(conn)?;
-                    diesel::update(games::table.find(appid))
-                        .set(games::global_percentages_fetched_at.eq(Utc::now()))
-                        .execute(conn)?;
-                }
-                Ok(())
-            })
-        })
-        .await?;
+        if let Err(e) = blocking(ctx, move |conn| store_schema(conn, appid, &schema, &globals)).await {
+            return GameOutcome::Abort(e);
+        }
     }
     let unlocked: Vec<(String, Option<DateTime<Utc>>)> = match ctx.steam.player_achievements(key, steam_id, appid).await
     {
         Ok(list) => list.into_iter().filter(|a| a.achieved).map(|a| (a.apiname, unix(a.unlocktime))).collect(),
         Err(SteamError::NoStats) => Vec::new(),
-        Err(e) => return Err(e.into()),
+        Err(e) => return game_error("GetPlayerAchievements", e),
     };
-    blocking(ctx, move |conn| store_unlocks(conn, user_id, appid, &unlocked)).await
+    let playtime = game.playtime;
+    match blocking(ctx, move |conn| store_unlocks(conn, user_id, appid, playtime, &unlocked)).await {
+        Ok(()) => GameOutcome::Stored,
+        Err(e) => GameOutcome::Abort(e),
+    }
+}
+
+/// Replaces a game's cached schema and global percentages.
+fn store_schema(
+    conn: &mut PgConnection,
+    appid: i64,
+    schema: &[super::client::SchemaAchievement],
+    globals: &[super::client::GlobalPercent],
+) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        let rows: Vec<NewGameAchievement> = schema
+            .iter()
+            .map(|a| NewGameAchievement {
+                appid,
+                api_name: &a.name,
+                display_name: if a.display_name.is_empty() { &a.name } else { &a.display_name },
+                description: a.description.as_deref().filter(|d| !d.is_empty()),
+                hidden: a.hidden,
+                icon_url: a.icon.as_deref(),
+                icon_gray_url: a.icongray.as_deref(),
+            })
+            .collect();
+        GameAchievement::replace_schema(conn, appid, &rows)?;
+        if !globals.is_empty() {
+            let names: Vec<String> = globals.iter().map(|g| g.name.clone()).collect();
+            let pcts: Vec<f64> = globals.iter().map(|g| g.percent.clamp(0.0, 100.0)).collect();
+            diesel::sql_query(
+                "UPDATE game_achievements ga SET global_percent = v.p
+                 FROM (SELECT unnest($2::text[]) AS name, unnest($3::float8[]) AS p) v
+                 WHERE ga.appid = $1 AND ga.api_name = v.name",
+            )
+            .bind::<BigInt, _>(appid)
+            .bind::<Array<Text>, _>(names)
+            .bind::<Array<Double>, _>(pcts)
+            .execute(conn)?;
+            diesel::update(games::table.find(appid))
+                .set(games::global_percentages_fetched_at.eq(Utc::now()))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
 }
 
 /// Replaces the user's unlocks in one game and refreshes the library entry's
@@ -252,6 +492,7 @@ fn store_unlocks(
     conn: &mut PgConnection,
     user_id: i64,
     appid: i64,
+    playtime: i32,
     unlocked: &[(String, Option<DateTime<Utc>>)],
 ) -> QueryResult<()> {
     conn.transaction(|conn| {
@@ -268,27 +509,34 @@ fn store_unlocks(
                 .filter(user_achievements::achievement_id.eq_any(&all_ids)),
         )
         .execute(conn)?;
-        let rows: Vec<_> = unlocked
+        // Names the schema does not list are not stored, and so count for
+        // nothing: not in the total, not in the last unlock time.
+        let known: Vec<(i64, Option<DateTime<Utc>>)> =
+            unlocked.iter().filter_map(|(name, at)| ids.get(name).map(|id| (*id, *at))).collect();
+        let rows: Vec<_> = known
             .iter()
-            .filter_map(|(name, at)| {
-                ids.get(name).map(|id| {
-                    (
-                        user_achievements::user_id.eq(user_id),
-                        user_achievements::achievement_id.eq(*id),
-                        user_achievements::unlocked_at.eq(*at),
-                    )
-                })
+            .map(|(id, at)| {
+                (
+                    user_achievements::user_id.eq(user_id),
+                    user_achievements::achievement_id.eq(*id),
+                    user_achievements::unlocked_at.eq(*at),
+                )
             })
             .collect();
         for chunk in rows.chunks(CHUNK) {
             diesel::insert_into(user_achievements::table).values(chunk).execute(conn)?;
         }
-        let last = unlocked.iter().filter_map(|(_, t)| *t).max();
+        let last = known.iter().filter_map(|(_, t)| *t).max();
+        // The game's sync state moves here, with its achievements, and only here.
         diesel::update(library_entries::table.find((user_id, appid)))
             .set((
                 library_entries::unlocked_count.eq(rows.len() as i32),
                 library_entries::last_unlock_at.eq(last),
                 library_entries::achievements_synced_at.eq(Utc::now()),
+                library_entries::synced_playtime_minutes.eq(playtime),
+                library_entries::sync_failures.eq(0),
+                library_entries::sync_error.eq(None::<String>),
+                library_entries::retry_after.eq(None::<DateTime<Utc>>),
             ))
             .execute(conn)?;
         Ok(())

@@ -31,7 +31,7 @@ fn database_url(name: &str) -> String {
     url.to_string()
 }
 
-fn redis_url() -> String {
+pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
@@ -114,6 +114,14 @@ fn create_test_database() -> String {
     name
 }
 
+/// A fresh, empty database (no migrations applied); returns its URL.
+pub fn create_empty_database() -> String {
+    let name = format!("questline_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::establish(&database_url("postgres")).unwrap();
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).unwrap();
+    database_url(&name)
+}
+
 /// A running app and a browser-like client for it.
 pub struct TestApp {
     pub address: String,
@@ -125,6 +133,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// Everything the app delivered over SMTP.
     pub mail: MailServer,
+    /// The environment the app was built from, for a `questline` process
+    /// (a worker) that must share its database, Redis and secrets.
+    pub env: HashMap<String, String>,
 }
 
 impl TestApp {
@@ -266,6 +277,22 @@ impl TestApp {
         }
     }
 
+    /// Starts `questline worker` as a separate process on this app's
+    /// database, Redis and secrets (killed when the handle drops).
+    pub fn spawn_worker_process(&self) -> WorkerProcess {
+        let log = if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() };
+        let child = Command::new(env!("CARGO_BIN_EXE_questline"))
+            .arg("worker")
+            .env_clear()
+            .envs(&self.env)
+            .env("LOG_FORMAT", "pretty")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the questline binary starts");
+        WorkerProcess { child }
+    }
+
     /// Drops this app's database out from under it, as an outage would.
     pub fn drop_database(&self) {
         let mut admin = PgConnection::establish(&database_url("postgres")).unwrap();
@@ -310,11 +337,12 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut HashMap<String, String>)
     env.insert("PUBLIC_BASE_URL".into(), format!("http://127.0.0.1:{port}"));
     customise(&mut env);
     let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid");
+    env.insert("PUBLIC_BASE_URL".into(), settings.public_base_url.to_string());
     let app = Application::build_with_listener(settings.clone(), listener).await.expect("app starts");
     let pool = app.pool().clone();
     actix_web::rt::spawn(app.run_until_stopped());
     let client = new_client();
-    TestApp { address: format!("http://127.0.0.1:{port}"), db_name, pool, settings, client, mail }
+    TestApp { address: format!("http://127.0.0.1:{port}"), db_name, pool, settings, client, mail, env }
 }
 
 /// A fresh "browser": its own cookie jar, redirects not followed.
@@ -496,5 +524,24 @@ fn parse_email(raw: &[u8]) -> ReceivedEmail {
         subject: parsed.headers.get_first_value("Subject").unwrap_or_default(),
         text: part("text/plain"),
         html: part("text/html"),
+    }
+}
+
+/// A `questline worker` process of a test.
+pub struct WorkerProcess {
+    child: Child,
+}
+
+impl WorkerProcess {
+    /// SIGKILL: the process dies mid-work, as on a crash or an OOM kill.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

@@ -17,7 +17,7 @@ pub(crate) fn png(width: u32, height: u32, shade: u8) -> Vec<u8> {
 
 const FIELDS: [(&str, &str); 3] = [("name", "Badge"), ("condition_type", "playtime"), ("hours", "5")];
 
-async fn create_with_image(app: &TestApp, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+pub(crate) async fn create_with_image(app: &TestApp, name: &str, bytes: Vec<u8>) -> reqwest::Response {
     app.submit_multipart("/achievements/new", "/achievements", &FIELDS, Some(("image", name, bytes))).await
 }
 

@@ -51,7 +51,7 @@ async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
     let cookie = res.cookies().find(|c| c.name() == "questline_session").expect("a session cookie");
     assert!(cookie.secure());
     assert!(cookie.http_only());
-    assert_eq!(cookie.same_site_lax(), true);
+    assert!(cookie.same_site_lax());
 }
 
 #[actix_web::test]

@@ -68,11 +68,17 @@ pub(crate) async fn app_with_steam(state: FakeState) -> (TestApp, FakeSteam) {
     (app, fake)
 }
 
-/// Waits for the user's newest sync job to end; returns its status.
+/// Waits for the user's newest sync job that is due (not a follow-up queued
+/// for later) to end; returns its status.
 pub(crate) async fn sync_finished(app: &TestApp) -> String {
     app.wait_for("the sync to end", |conn| {
-        let status: Option<String> =
-            jobs::table.order(jobs::id.desc()).select(jobs::status).first(conn).optional().unwrap();
+        let status: Option<String> = jobs::table
+            .filter(jobs::started_at.is_not_null().or(jobs::run_after.le(diesel::dsl::now)))
+            .order(jobs::id.desc())
+            .select(jobs::status)
+            .first(conn)
+            .optional()
+            .unwrap();
         status.filter(|s| s == "done" || s == "failed")
     })
     .await
