@@ -14,9 +14,56 @@ use crate::error::AppError;
 use crate::settings::Settings;
 
 /// A pool of PostgreSQL connections.
-pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub type PgPool = Pool<CheckedManager>;
 /// One connection checked out of [`PgPool`].
-pub type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
+pub type PgPooled = PooledConnection<CheckedManager>;
+
+/// When (Unix milliseconds) a connection to PostgreSQL was last found lost.
+/// Process-wide on purpose: after a PostgreSQL restart every idle pooled
+/// connection is dead, whichever pool holds it.
+static LAST_LOST_CONNECTION_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// How long after a lost connection every checkout is checked first.
+const CHECK_AFTER_LOSS_MS: i64 = 30_000;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Notes that a connection to PostgreSQL was lost (the server stopped or
+/// restarted), so the pool checks connections before handing them out for
+/// a while and drops the dead ones instead of failing a request with each.
+pub fn note_lost_connection() {
+    LAST_LOST_CONNECTION_MS.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// diesel's connection manager, checking a connection on checkout only in
+/// the half minute after one was found lost: normally a page pays for no
+/// `SELECT 1`, and after an outage no request meets a dead connection.
+#[derive(Debug)]
+pub struct CheckedManager(ConnectionManager<PgConnection>);
+
+impl diesel::r2d2::ManageConnection for CheckedManager {
+    type Connection = PgConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<PgConnection, Self::Error> {
+        self.0.connect()
+    }
+
+    fn is_valid(&self, conn: &mut PgConnection) -> Result<(), Self::Error> {
+        let since = now_ms() - LAST_LOST_CONNECTION_MS.load(std::sync::atomic::Ordering::Relaxed);
+        if since < CHECK_AFTER_LOSS_MS {
+            self.0.is_valid(conn)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn has_broken(&self, conn: &mut PgConnection) -> bool {
+        self.0.has_broken(conn)
+    }
+}
 
 /// The migrations under `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -28,14 +75,16 @@ const MIGRATION_LOCK_KEY: i64 = 0x5155_4553_544c_494e; // "QUESTLIN"
 /// Builds the pool without connecting, so a server can start (and report
 /// "not ready") while PostgreSQL is still coming up.
 pub fn build_pool(settings: &Settings) -> PgPool {
-    let manager = ConnectionManager::<PgConnection>::new(settings.database_url.expose_secret());
+    let manager = CheckedManager(ConnectionManager::<PgConnection>::new(settings.database_url.expose_secret()));
     Pool::builder()
         .max_size(settings.database_pool_size)
-        .connection_timeout(Duration::from_secs(5))
-        // No `SELECT 1` before every checkout: it doubled the statements of
-        // every page. A dead connection fails its query instead, r2d2 drops
-        // it, and the request gets a 503 it can retry.
-        .test_on_check_out(false)
+        // A request waits at most a second for a connection: with
+        // PostgreSQL down it gets the 503 page at once, not after a stall.
+        .connection_timeout(Duration::from_secs(1))
+        // Checked on checkout only right after a lost connection (see
+        // `CheckedManager`): a `SELECT 1` before every checkout doubled the
+        // statements of every page.
+        .test_on_check_out(true)
         .build_unchecked(manager)
 }
 
@@ -105,8 +154,15 @@ where
 {
     let pool = pool.clone();
     actix_web::web::block(move || {
-        let mut conn = pool.get().map_err(AppError::database_unavailable)?;
-        f(&mut conn)
+        let mut conn = pool.get().map_err(|e| {
+            note_lost_connection();
+            AppError::database_unavailable(e)
+        })?;
+        let out = f(&mut conn);
+        if matches!(out, Err(AppError::Unavailable(_))) {
+            note_lost_connection();
+        }
+        out
     })
     .await
     .map_err(|e| AppError::Internal(anyhow::anyhow!("blocking pool: {e}")))?
@@ -121,8 +177,13 @@ pub async fn blocking<T: Send + 'static>(
 ) -> anyhow::Result<T> {
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get()?;
-        Ok(f(&mut conn)?)
+        let mut conn = pool.get().inspect_err(|_| note_lost_connection())?;
+        f(&mut conn).map_err(|e| {
+            if crate::error::is_lost_connection(&e) {
+                note_lost_connection();
+            }
+            anyhow::Error::new(e)
+        })
     })
     .await?
 }
@@ -131,4 +192,46 @@ pub async fn blocking<T: Send + 'static>(
 /// user typed (`%`, `_`, `\\`) taken literally.
 pub fn contains_pattern(search: &str) -> String {
     format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
+/// What a background loop (a worker) knows of a PostgreSQL outage: it logs
+/// once when the outage begins and once when it ends, never once per
+/// attempt, and backs off between attempts.
+pub struct OutageLog {
+    what: &'static str,
+    since: Option<std::time::Instant>,
+    failures: u32,
+}
+
+/// The longest pause between a worker's attempts during an outage, so it
+/// resumes within this long of PostgreSQL answering again.
+const OUTAGE_MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+impl OutageLog {
+    /// A log for the loop named `what` ("job worker", "email worker").
+    pub fn new(what: &'static str) -> Self {
+        OutageLog { what, since: None, failures: 0 }
+    }
+
+    /// Records a failed attempt; returns how long to wait before the next.
+    pub fn failed(&mut self, error: &dyn std::fmt::Display) -> Duration {
+        if self.since.is_none() {
+            self.since = Some(std::time::Instant::now());
+            tracing::warn!(worker = self.what, error = %error, "PostgreSQL is unavailable; retrying with backoff");
+        }
+        self.failures = self.failures.saturating_add(1);
+        (Duration::from_millis(250) * 2u32.saturating_pow(self.failures.min(8) - 1)).min(OUTAGE_MAX_BACKOFF)
+    }
+
+    /// Records a successful attempt, ending any outage.
+    pub fn succeeded(&mut self) {
+        if let Some(since) = self.since.take() {
+            tracing::warn!(
+                worker = self.what,
+                outage_seconds = since.elapsed().as_secs_f64(),
+                "PostgreSQL answers again"
+            );
+        }
+        self.failures = 0;
+    }
 }

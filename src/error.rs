@@ -69,6 +69,10 @@ pub enum AppError {
     /// A dependency (database, Redis) is down or saturated.
     #[error("service unavailable: {0}")]
     Unavailable(#[source] anyhow::Error),
+    /// Redis, where sessions live, is down: a signed-in page (or any form)
+    /// cannot be served for a moment.
+    #[error("sessions unavailable")]
+    SessionsUnavailable,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -85,8 +89,34 @@ impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
         match e {
             diesel::result::Error::NotFound => AppError::NotFound,
+            // PostgreSQL went away under a pooled connection: the "back
+            // soon" page, not the one for a bug.
+            e if is_lost_connection(&e) => AppError::Unavailable(anyhow::Error::new(e).context("database connection")),
             other => AppError::Internal(anyhow::Error::new(other)),
         }
+    }
+}
+
+/// Whether a diesel error means the connection to PostgreSQL is gone (the
+/// server stopped, restarted or dropped it) rather than a wrong query.
+pub fn is_lost_connection(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message();
+            [
+                "terminating connection",
+                "server closed the connection",
+                "no connection to the server",
+                "connection to server",
+                "the database system is shutting down",
+                "the database system is starting up",
+            ]
+            .iter()
+            .any(|m| message.contains(m))
+        }
+        _ => false,
     }
 }
 
@@ -99,7 +129,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::SessionsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,6 +155,10 @@ impl ResponseError for AppError {
             AppError::Csrf => {
                 Some("The form has expired or was sent from another site. Reload the page and try again.".to_owned())
             }
+            AppError::SessionsUnavailable => Some(
+                "Signing in is briefly unavailable. Nothing is lost: reload the page in a minute and carry on."
+                    .to_owned(),
+            ),
             _ => None,
         };
         let mut res = HttpResponse::build(status);

@@ -68,6 +68,9 @@ async fn check_postgres(pool: PgPool) -> Check {
     .await
     .map_err(|e| e.to_string())
     .and_then(|r| r);
+    if result.is_err() {
+        crate::db::note_lost_connection();
+    }
     Check::from_result(started, result.map_err(|_| "PostgreSQL did not answer".to_owned()))
 }
 

@@ -38,6 +38,8 @@ pub struct PageContext {
     pub flashes: Vec<Flash>,
     /// `None` on error pages, which have no forms.
     session: Option<Session>,
+    /// Redis, where sessions live, is known to be down.
+    sessions_down: bool,
 }
 
 impl PageContext {
@@ -51,6 +53,12 @@ impl PageContext {
     /// every hit) start no session in Redis.
     pub fn csrf_token(&self) -> String {
         let Some(session) = &self.session else { return String::new() };
+        if self.sessions_down {
+            // Storing a token would write a session while Redis is down (and
+            // could replace the browser's cookie); the form's post gets the
+            // "briefly unavailable" page instead.
+            return String::new();
+        }
         crate::auth::csrf::token(session).unwrap_or_else(|e| {
             // The form will then fail its CSRF check with a clear page.
             tracing::error!(error = %e, "cannot store a CSRF token");
@@ -85,7 +93,8 @@ impl FromRequest for PageContext {
                     text: m.content().to_owned(),
                 })
                 .collect();
-            Ok(PageContext { user, flashes, session: Some(req.get_session()) })
+            let sessions_down = crate::auth::session::sessions_down(&req);
+            Ok(PageContext { user, flashes, session: Some(req.get_session()), sessions_down })
         })
     }
 }

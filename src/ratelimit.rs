@@ -17,31 +17,41 @@ pub struct Limit {
 }
 
 /// Counts one hit for `key` (an IP, an account id) and refuses it with 429
-/// once the window's budget is spent. Fails closed: without Redis the limit
-/// cannot be enforced, so the request gets 503 rather than a free pass.
+/// once the window's budget is spent. Counted in Redis, so the limit holds
+/// across instances; while Redis is down, counted in this process instead
+/// (never a free pass, never a wait).
 pub async fn hit(redis: &Redis, limit: Limit, key: &str) -> Result<(), AppError> {
     let redis_key = redis.key(&format!("rl:{}:{}", limit.name, key));
     let window = limit.window.as_secs().max(1);
-    let mut conn = redis.conn();
-    let (count, ttl): (u64, i64) = redis::pipe()
-        .atomic()
-        .cmd("SET")
-        .arg(&redis_key)
-        .arg(0)
-        .arg("EX")
-        .arg(window)
-        .arg("NX")
-        .ignore()
-        .cmd("INCR")
-        .arg(&redis_key)
-        .cmd("TTL")
-        .arg(&redis_key)
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| AppError::Unavailable(anyhow::Error::new(e).context("rate limiter")))?;
+    let counted = redis
+        .call(|mut c| {
+            let redis_key = redis_key.clone();
+            async move {
+                redis::pipe()
+                    .atomic()
+                    .cmd("SET")
+                    .arg(&redis_key)
+                    .arg(0)
+                    .arg("EX")
+                    .arg(window)
+                    .arg("NX")
+                    .ignore()
+                    .cmd("INCR")
+                    .arg(&redis_key)
+                    .cmd("TTL")
+                    .arg(&redis_key)
+                    .query_async::<(u64, i64)>(&mut c)
+                    .await
+            }
+        })
+        .await;
+    let (count, retry_after) = match counted {
+        Ok((count, ttl)) => (count, ttl.max(1) as u64),
+        Err(_) => redis.fallback.hit(&redis_key, limit.window),
+    };
     if count > u64::from(limit.max) {
         tracing::info!(limit = limit.name, "rate limit reached");
-        return Err(AppError::TooManyRequests { retry_after_secs: ttl.max(1) as u64 });
+        return Err(AppError::TooManyRequests { retry_after_secs: retry_after });
     }
     Ok(())
 }

@@ -13,7 +13,6 @@ use actix_web::{web, App, HttpServer};
 use actix_web_flash_messages::storage::CookieMessageStore;
 use actix_web_flash_messages::{FlashMessagesFramework, Level};
 use anyhow::Context;
-use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::password::PasswordHasher;
@@ -112,10 +111,7 @@ impl Application {
             }
         }
         let redis = Redis::connect(&settings).await.context("connecting to Redis (REDIS_URL)")?;
-        let session_store =
-            NamespacedSessionStore::connect(settings.redis_url.expose_secret(), &settings.redis_namespace)
-                .await
-                .context("connecting the session store to Redis (REDIS_URL)")?;
+        let session_store = NamespacedSessionStore::new(redis.clone());
 
         let Workers { signal, job_signal, steam } = spawn_workers(&settings, &pool, &redis, settings.run_worker)?;
         let hasher = PasswordHasher::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
@@ -181,13 +177,15 @@ fn run(
     let streams = web::Data::new(crate::steam::link::StreamCounter::default());
     let storage: web::Data<SharedStorage> = web::Data::new(Arc::new(LocalStorage::new(settings.upload_dir.clone())));
     let body_limit = settings.max_body_bytes;
-    let maintenance = web::Data::new(crate::admin::maintenance::MaintenanceCache::default());
+    let maintenance = crate::admin::maintenance::MaintenanceCache::default();
+    actix_web::rt::spawn(maintenance.clone().refresh_forever(redis.get_ref().clone()));
+    let maintenance = web::Data::new(maintenance);
     let metrics = web::Data::new(crate::metrics::Metrics::new());
     let development = settings.environment == Environment::Development;
 
     let server = HttpServer::new(move || {
         let session = SessionMiddleware::builder(session_store.clone(), key.clone())
-            .cookie_name("questline_session".to_owned())
+            .cookie_name(crate::auth::session::SESSION_COOKIE.to_owned())
             .cookie_secure(https)
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)

@@ -90,7 +90,7 @@ async fn dashboard(
     let started = Instant::now();
     let redis_ms = redis.ping().await.ok().map(|_| started.elapsed().as_secs_f64() * 1000.0);
     let cache_hit_rate = redis.hit_rate().await;
-    let maintenance = super::maintenance::is_on(&redis).await;
+    let maintenance = super::maintenance::read(&redis).await.unwrap_or(false);
     render(&DashboardPage {
         ctx,
         n,

@@ -1,9 +1,13 @@
 //! Maintenance mode: everyone but admins gets the 503 page. The switch lives
-//! in Redis so every instance agrees; each instance rereads it at most once
-//! a second.
+//! in Redis so every instance agrees; each instance keeps a local copy that
+//! a background task refreshes every second, so no request ever waits on
+//! Redis for it. While Redis is down the copy keeps its last reading: the
+//! site stays as it was (a site in maintenance stays closed, an open one
+//! stays open).
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -25,29 +29,40 @@ const RECHECK: Duration = Duration::from_secs(1);
 /// Paths that stay open so admins can sign in, and probes keep working.
 const OPEN: [&str; 6] = ["/login", "/logout", "/static/", "/healthz", "/readyz", "/account/reauth"];
 
-/// This instance's last reading of the switch.
+/// This instance's copy of the switch.
 #[derive(Clone, Default)]
-pub struct MaintenanceCache(Arc<Mutex<Option<(Instant, bool)>>>);
+pub struct MaintenanceCache(Arc<AtomicBool>);
 
-pub async fn is_on(redis: &Redis) -> bool {
-    let mut conn = redis.conn();
-    conn.get::<_, Option<String>>(redis.key(KEY)).await.ok().flatten().is_some()
-}
+impl MaintenanceCache {
+    /// The last reading.
+    pub fn is_on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 
-async fn cached(req: &ServiceRequest) -> bool {
-    let (Some(cache), Some(redis)) =
-        (req.app_data::<web::Data<MaintenanceCache>>(), req.app_data::<web::Data<Redis>>())
-    else {
-        return false;
-    };
-    if let Some((at, on)) = *cache.0.lock().unwrap_or_else(|p| p.into_inner()) {
-        if at.elapsed() < RECHECK {
-            return on;
+    fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Relaxed);
+    }
+
+    /// Refreshes the copy from Redis every second until the runtime stops;
+    /// a failed reading keeps the last one.
+    pub async fn refresh_forever(self, redis: Redis) {
+        loop {
+            if let Ok(on) = read(&redis).await {
+                self.set(on);
+            }
+            tokio::time::sleep(RECHECK).await;
         }
     }
-    let on = is_on(redis).await;
-    *cache.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), on));
-    on
+}
+
+/// The switch as Redis holds it.
+pub async fn read(redis: &Redis) -> Result<bool, crate::cache::RedisDown> {
+    let key = redis.key(KEY);
+    redis.call(|mut c| async move { c.get::<_, Option<String>>(key).await }).await.map(|v| v.is_some())
+}
+
+fn cached(req: &ServiceRequest) -> bool {
+    req.app_data::<web::Data<MaintenanceCache>>().is_some_and(|c| c.is_on())
 }
 
 /// Answers 503 to everyone but admins while the switch is on.
@@ -59,7 +74,7 @@ pub async fn gate(
     if OPEN
         .iter()
         .any(|p| path == *p || (p.ends_with('/') && path.starts_with(p)) || path.starts_with(&format!("{p}/")))
-        || !cached(&req).await
+        || !cached(&req)
     {
         return Ok(next.call(req).await?.map_into_left_body());
     }
@@ -86,11 +101,18 @@ async fn switch(
         _ => return Err(AppError::NotFound),
     };
     require_fresh_auth(&req, "/admin")?;
-    let mut conn = redis.conn();
-    let result: redis::RedisResult<()> =
-        if on { conn.set(redis.key(KEY), "1").await } else { conn.del(redis.key(KEY)).await };
-    result.map_err(|e| AppError::Unavailable(e.into()))?;
-    *cache.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), on));
+    let key = redis.key(KEY);
+    redis
+        .call(|mut c| async move {
+            if on {
+                c.set::<_, _, ()>(key, "1").await
+            } else {
+                c.del::<_, ()>(key).await
+            }
+        })
+        .await
+        .map_err(|e| AppError::Unavailable(e.into()))?;
+    cache.set(on);
     let actor = admin.0.user.id;
     db::run(&pool, move |conn| {
         Ok(AuditEvent::new("admin", if on { "maintenance_on" } else { "maintenance_off" }, &meta)

@@ -52,6 +52,12 @@ pub async fn verify(
         .map(str::to_owned)
         .or_else(|| req.extensions().get::<FormToken>().map(|t| t.0.clone()));
     let valid = matches!((&expected, &provided), (Some(e), Some(p)) if crate::crypto::secrets_equal(p, e));
+    if !valid && expected.is_none() && crate::auth::session::sessions_down(req.request()) {
+        // The token lives in the session, in Redis, which is down: not the
+        // form's fault.
+        let res = AppError::SessionsUnavailable.error_response();
+        return Ok(req.into_response(res).map_into_right_body());
+    }
     if !valid {
         tracing::warn!(path = %req.path(), "CSRF token missing or wrong");
         let res = AppError::Csrf.error_response();

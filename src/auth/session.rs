@@ -222,6 +222,14 @@ pub fn sign_in(req: &HttpRequest, user_id: i64, session_id: &str) -> Result<(), 
     Ok(())
 }
 
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "questline_session";
+
+/// Redis, where sessions live, is known to be down.
+pub fn sessions_down(req: &HttpRequest) -> bool {
+    req.app_data::<web::Data<crate::cache::Redis>>().is_some_and(|r| !r.is_up())
+}
+
 /// The registry id of this browser's session, if signed in.
 pub fn session_id(req: &HttpRequest) -> Option<String> {
     req.get_session().get(SID_KEY).ok().flatten()
@@ -236,6 +244,11 @@ impl FromRequest for CurrentUser {
         Box::pin(async move {
             match resolve(&req).await? {
                 Some(u) => Ok(u),
+                // A browser that came with a session while Redis is down is
+                // probably signed in: "back soon", not "sign in".
+                None if sessions_down(&req) && req.cookie(SESSION_COOKIE).is_some() => {
+                    Err(AppError::SessionsUnavailable)
+                }
                 None => {
                     let next = match req.query_string() {
                         "" => req.path().to_owned(),

@@ -1,10 +1,19 @@
-//! The session store: actix-session's Redis store with every key under
-//! `REDIS_NAMESPACE`, and a short life for sessions nobody signed in to.
+//! Where sessions live: Redis, through the app's own connection (so every
+//! call has a time limit and fails at once while Redis is down), under
+//! `REDIS_NAMESPACE:session:`, with a short life for sessions nobody signed
+//! in to.
+//!
+//! actix-session's own Redis store waits on a connection of its own with no
+//! time limit, which turned a Redis restart into a two-minute outage of the
+//! whole site; this one never makes a request wait.
 
 use std::collections::HashMap;
 
-use actix_session::storage::{LoadError, RedisSessionStore, SaveError, SessionKey, SessionStore, UpdateError};
+use actix_session::storage::{generate_session_key, LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
+use redis::AsyncCommands;
+
+use crate::cache::Redis;
 
 /// How long Redis keeps a session that holds no signed-in user (a visitor's
 /// CSRF token, a half-finished 2FA step). Signed-in sessions keep the
@@ -14,19 +23,20 @@ pub const ANONYMOUS_TTL: Duration = Duration::hours(2);
 /// Session keys that mark a signed-in browser.
 const SIGNED_IN_KEYS: [&str; 2] = ["sid", "actix_identity.user_id"];
 
-/// [`RedisSessionStore`] with per-state lifetimes.
+/// The session store.
 #[derive(Clone)]
 pub struct NamespacedSessionStore {
-    inner: RedisSessionStore,
+    redis: Redis,
 }
 
 impl NamespacedSessionStore {
-    /// Connects to `redis_url`; every session lives at `{namespace}:session:{key}`.
-    pub async fn connect(redis_url: &str, namespace: &str) -> anyhow::Result<Self> {
-        let prefix = format!("{namespace}:session:");
-        let inner =
-            RedisSessionStore::builder(redis_url).cache_keygen(move |key| format!("{prefix}{key}")).build().await?;
-        Ok(NamespacedSessionStore { inner })
+    /// Sessions kept through `redis`, under its namespace.
+    pub fn new(redis: Redis) -> Self {
+        NamespacedSessionStore { redis }
+    }
+
+    fn key(&self, session_key: &str) -> String {
+        self.redis.key(&format!("session:{session_key}"))
     }
 
     fn ttl_for(state: &HashMap<String, String>, ttl: &Duration) -> Duration {
@@ -36,37 +46,90 @@ impl NamespacedSessionStore {
             (*ttl).min(ANONYMOUS_TTL)
         }
     }
+
+    fn seconds(ttl: Duration) -> u64 {
+        ttl.whole_seconds().max(1) as u64
+    }
+
+    /// Writes `state` under `key`: only if absent (`only_new`) or only if
+    /// present. False when the condition failed; an error when Redis is down.
+    async fn write(
+        &self,
+        key: &str,
+        state: &HashMap<String, String>,
+        ttl: &Duration,
+        only_new: bool,
+    ) -> Result<bool, anyhow::Error> {
+        let body = serde_json::to_string(state)?;
+        let (key, secs) = (self.key(key), Self::seconds(Self::ttl_for(state, ttl)));
+        let written: Option<String> = self
+            .redis
+            .call(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(body)
+                    .arg("EX")
+                    .arg(secs)
+                    .arg(if only_new { "NX" } else { "XX" })
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(written.is_some())
+    }
 }
 
 impl SessionStore for NamespacedSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
-        self.inner.load(session_key).await
+        let key = self.key(session_key.as_ref());
+        match self.redis.call(|mut c| async move { c.get::<_, Option<String>>(key).await }).await {
+            Ok(Some(raw)) => {
+                serde_json::from_str(&raw).map(Some).map_err(|e| LoadError::Deserialization(anyhow::Error::new(e)))
+            }
+            Ok(None) => Ok(None),
+            // Redis is down: the request goes on without a session. Pages
+            // that need no one keep working; `CurrentUser` answers 503 to a
+            // browser that came with a session cookie, and no form writes a
+            // session meanwhile (see `PageContext::csrf_token`), so the
+            // browser keeps its cookie for when Redis is back.
+            Err(_) => Ok(None),
+        }
     }
 
-    async fn save(&self, session_state: HashMap<String, String>, ttl: &Duration) -> Result<SessionKey, SaveError> {
-        let ttl = Self::ttl_for(&session_state, ttl);
-        self.inner.save(session_state, &ttl).await
+    async fn save(&self, state: HashMap<String, String>, ttl: &Duration) -> Result<SessionKey, SaveError> {
+        let session_key = generate_session_key();
+        self.write(session_key.as_ref(), &state, ttl, true).await.map_err(SaveError::Other)?;
+        Ok(session_key)
     }
 
     async fn update(
         &self,
         session_key: SessionKey,
-        session_state: HashMap<String, String>,
+        state: HashMap<String, String>,
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
-        let ttl = Self::ttl_for(&session_state, ttl);
-        self.inner.update(session_key, session_state, &ttl).await
+        if self.write(session_key.as_ref(), &state, ttl, false).await.map_err(UpdateError::Other)? {
+            return Ok(session_key);
+        }
+        // It expired since this request loaded it: store it afresh.
+        let fresh = generate_session_key();
+        self.write(fresh.as_ref(), &state, ttl, true).await.map_err(UpdateError::Other)?;
+        Ok(fresh)
     }
 
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
         // Only called under a policy that extends every request's TTL, which
-        // this app does not use; the state (and so the right TTL) is unknown
-        // here, so keep the shorter one.
-        self.inner.update_ttl(session_key, &(*ttl).min(ANONYMOUS_TTL)).await
+        // this app does not use; the state is unknown here, so keep the
+        // shorter life.
+        let (key, secs) = (self.key(session_key.as_ref()), Self::seconds((*ttl).min(ANONYMOUS_TTL)));
+        self.redis.call(|mut c| async move { c.expire::<_, ()>(key, secs as i64).await }).await?;
+        Ok(())
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
-        self.inner.delete(session_key).await
+        let key = self.key(session_key.as_ref());
+        self.redis.call(|mut c| async move { c.del::<_, ()>(key).await }).await?;
+        Ok(())
     }
 }
 

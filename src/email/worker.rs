@@ -27,12 +27,16 @@ impl OutboxSignal {
 
 /// Runs until the runtime stops.
 pub async fn run(pool: PgPool, mailer: Mailer, from: String, signal: OutboxSignal) {
+    let mut outage = crate::db::OutageLog::new("email worker");
     loop {
         let claimed = match blocking(&pool, |conn| outbox::claim_due(conn, BATCH)).await {
-            Ok(rows) => rows,
+            Ok(rows) => {
+                outage.succeeded();
+                rows
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the email outbox");
-                Vec::new()
+                tokio::time::sleep(outage.failed(&e)).await;
+                continue;
             }
         };
         let full = claimed.len() as i64 == BATCH;

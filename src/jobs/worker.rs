@@ -45,6 +45,7 @@ const RESYNC_CHECK_EVERY: Duration = Duration::from_secs(600);
 /// Claims and runs jobs until the runtime stops.
 pub async fn run(ctx: JobContext, signal: JobSignal) {
     let mut next_resync_check = tokio::time::Instant::now();
+    let mut outage = crate::db::OutageLog::new("job worker");
     loop {
         if tokio::time::Instant::now() >= next_resync_check {
             next_resync_check += RESYNC_CHECK_EVERY;
@@ -82,11 +83,15 @@ pub async fn run(ctx: JobContext, signal: JobSignal) {
         }
         match blocking(&ctx.pool, super::claim).await {
             Ok(Some(job)) => {
+                outage.succeeded();
                 execute(&ctx, job).await;
                 continue;
             }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot read the job queue"),
+            Ok(None) => outage.succeeded(),
+            Err(e) => {
+                tokio::time::sleep(outage.failed(&e)).await;
+                continue;
+            }
         }
         tokio::select! {
             _ = signal.0.notified() => {}

@@ -60,13 +60,17 @@ impl KeyBudget {
         let id = hex::encode(&sha2::Sha256::digest(key.expose_secret().as_bytes())[..12]);
         let day = chrono::Utc::now().format("%Y%m%d");
         let redis_key = self.redis.key(&format!("steam_budget:{id}:{day}"));
-        let mut conn = self.redis.conn();
-        let (count,): (u64,) = redis::pipe()
-            .atomic()
-            .incr(&redis_key, 1)
-            .expire(&redis_key, 2 * 86_400)
-            .ignore()
-            .query_async(&mut conn)
+        let (count,): (u64,) = self
+            .redis
+            .call(|mut c| async move {
+                redis::pipe()
+                    .atomic()
+                    .incr(&redis_key, 1)
+                    .expire(&redis_key, 2 * 86_400)
+                    .ignore()
+                    .query_async(&mut c)
+                    .await
+            })
             .await
             // Without Redis the budget cannot be checked; Steam's own 429
             // still protects the key, so the call goes ahead.

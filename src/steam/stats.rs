@@ -134,9 +134,10 @@ pub async fn stats_for(pool: &PgPool, redis: &Redis, user_id: i64) -> Result<Sta
     .await?;
     let version = synced.flatten().map(|t| t.timestamp_micros()).unwrap_or(0);
     let key = redis.key(&format!("stats:{user_id}:{version}"));
-    let mut conn = redis.conn();
     // The cache is an optimisation: if Redis fails, compute.
-    if let Ok(Some(raw)) = conn.get::<_, Option<String>>(&key).await {
+    let k = key.clone();
+    let cached = redis.call(|mut c| async move { c.get::<_, Option<String>>(&k).await }).await;
+    if let Ok(Some(raw)) = cached {
         if let Ok(stats) = serde_json::from_str::<Stats>(&raw) {
             redis.record_lookup(true).await;
             return Ok(stats);
@@ -145,7 +146,7 @@ pub async fn stats_for(pool: &PgPool, redis: &Redis, user_id: i64) -> Result<Sta
     redis.record_lookup(false).await;
     let stats = db::run(pool, move |conn| Ok(Stats::compute(conn, user_id)?)).await?;
     if let Ok(raw) = serde_json::to_string(&stats) {
-        let _: Result<(), _> = conn.set_ex(&key, raw, CACHE_TTL_SECS).await;
+        let _ = redis.call(|mut c| async move { c.set_ex::<_, _, ()>(&key, raw, CACHE_TTL_SECS).await }).await;
     }
     Ok(stats)
 }

@@ -364,6 +364,12 @@ pub struct RedisServer {
 impl RedisServer {
     pub fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self::start_on(port)
+    }
+
+    /// Starts a server on `port` (again, after [`RedisServer::stop`]). It
+    /// keeps nothing on disk: a restart comes back empty.
+    pub fn start_on(port: u16) -> Self {
         let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".to_owned());
         let child = Command::new(bin)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -543,5 +549,89 @@ impl WorkerProcess {
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A PostgreSQL server of the test's own, for tests that stop it: a fresh
+/// cluster in a temporary directory (owned by `postgres` when the tests run
+/// as root, which PostgreSQL refuses to run as).
+pub struct PostgresServer {
+    bin: std::path::PathBuf,
+    data: std::path::PathBuf,
+    pub port: u16,
+    as_postgres: bool,
+}
+
+impl PostgresServer {
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server binaries (run ./scripts/test, which installs them)")
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .filter(|p| p.join("initdb").exists())
+            .max()
+            .expect("an initdb under /usr/lib/postgresql");
+        let as_postgres = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+        let data = std::env::temp_dir().join(format!("questline-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&data).unwrap();
+        if as_postgres {
+            let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&data).status().unwrap().success();
+            assert!(ok, "chown of the private cluster's directory");
+        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = PostgresServer { bin, data, port, as_postgres };
+        let data_arg = server.data.to_string_lossy().into_owned();
+        server.run("initdb", &["-D", &data_arg, "-U", "questline", "--auth=trust", "-E", "UTF8", "--locale=C"]);
+        server.start_again();
+        let mut admin = PgConnection::establish(&server.url("postgres")).unwrap();
+        diesel::sql_query("CREATE DATABASE questline").execute(&mut admin).unwrap();
+        server
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let path = self.bin.join(tool);
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        let out = cmd.args(args).stdin(Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Starts the cluster (again) on the same port, waiting until it accepts connections.
+    pub fn start_again(&self) {
+        let data = self.data.to_string_lossy().into_owned();
+        let options = format!("-p {} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off", self.port);
+        let log = self.data.join("server.log").to_string_lossy().into_owned();
+        self.run("pg_ctl", &["-D", &data, "-l", &log, "-o", &options, "-w", "-t", "60", "start"]);
+    }
+
+    /// Stops the cluster at once (fast shutdown: sessions are cut).
+    pub fn stop(&self) {
+        let data = self.data.to_string_lossy().into_owned();
+        self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://questline@127.0.0.1:{}/{db}?sslmode=disable", self.port)
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let data = self.data.to_string_lossy().into_owned();
+        let path = self.bin.join("pg_ctl");
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        let _ = cmd.args(["-D", &data, "-m", "immediate", "-w", "stop"]).output();
+        let _ = std::fs::remove_dir_all(&self.data);
     }
 }

@@ -20,6 +20,7 @@ mod import;
 mod import_defects;
 mod import_rules;
 mod login;
+mod outages;
 mod outbox;
 mod register;
 mod reset;
