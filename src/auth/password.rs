@@ -128,11 +128,11 @@ impl PasswordHasher {
                 super::legacy_hash::verify(hash, password.expose_secret())
             } else {
                 match PasswordHash::new(hash) {
-                    Ok(parsed) => argon2().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok(),
+                    Ok(parsed) => verify_argon2(&parsed, password.expose_secret().as_bytes()),
                     Err(_) => {
                         // An unknown format: spend the same time, then refuse.
                         let parsed = PasswordHash::new(&dummy).expect("dummy hash parses");
-                        let _ = argon2().verify_password(password.expose_secret().as_bytes(), &parsed);
+                        let _ = verify_argon2(&parsed, password.expose_secret().as_bytes());
                         false
                     }
                 }
@@ -141,6 +141,45 @@ impl PasswordHasher {
         })
         .await
     }
+}
+
+thread_local! {
+    /// A hashing thread's argon2 memory (19 MiB), allocated at its first
+    /// check and reused by every later one: a flood of sign-ins allocates
+    /// nothing large, so the allocator has nothing to keep.
+    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Checks `password` against a PHC argon2 hash. Hashes with this app's
+/// parameters (all it ever wrote) run in the thread's reused memory; any
+/// other parameters take argon2's own, allocating, path.
+fn verify_argon2(hash: &PasswordHash<'_>, password: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    let ours = argon2();
+    let Ok(params) = Params::try_from(hash) else { return false };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else { return false };
+    let same = hash.algorithm == argon2::ARGON2ID_IDENT
+        && hash.version.is_none_or(|v| v == Version::V0x13 as u32)
+        && params.m_cost() == ours.params().m_cost()
+        && params.t_cost() == ours.params().t_cost()
+        && params.p_cost() == ours.params().p_cost();
+    if !same {
+        return ours.verify_password(password, hash).is_ok();
+    }
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else { return false };
+    let Ok(exact) = Params::new(params.m_cost(), params.t_cost(), params.p_cost(), Some(expected.len())) else {
+        return false;
+    };
+    let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, exact);
+    let mut out = [0u8; 64];
+    let out = &mut out[..expected.len().min(64)];
+    let computed = BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        blocks.resize(params.block_count(), argon2::Block::default());
+        hasher.hash_password_into_with_memory(password, salt, out, &mut blocks[..])
+    });
+    computed.is_ok() && bool::from(out.ct_eq(expected.as_bytes()))
 }
 
 /// Hashes on the calling thread; for the command line, where no request
@@ -213,6 +252,36 @@ mod tests {
         assert!(matches!(err, AppError::Unavailable(_)), "{err:?}");
         drop(_busy);
         assert!(hasher.hash(SecretString::from("some password here")).await.is_ok());
+    }
+
+    #[actix_web::test]
+    async fn hashing_runs_on_the_few_dedicated_threads_and_never_on_the_shared_pool() {
+        // Argon2's 19 MiB stay in the arenas of the threads that hashed; on
+        // the blocking pool's hundreds of threads a flood kept a gigabyte.
+        let hasher = PasswordHasher::new(2);
+        let mut names = std::collections::HashSet::new();
+        for _ in 0..8 {
+            let name = hasher.run(|| std::thread::current().name().map(str::to_owned)).await.unwrap();
+            names.insert(name.unwrap_or_default());
+        }
+        assert!(names.iter().all(|n| n.starts_with("argon2-")), "{names:?}");
+        assert!(names.len() <= 2, "{names:?}");
+    }
+
+    #[test]
+    fn hashes_with_other_parameters_still_verify_by_argon2s_own_path() {
+        let other = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8 * 1024, 1, 1, None).unwrap());
+        let salt = SaltString::generate(&mut OsRng);
+        let hash = other.hash_password(b"another password", &salt).unwrap().to_string();
+        let parsed = PasswordHash::new(&hash).unwrap();
+        assert!(verify_argon2(&parsed, b"another password"));
+        assert!(!verify_argon2(&parsed, b"another passwore"));
+        // And this app's own, through the reused memory, twice on one thread.
+        let ours = hash_now("the right password!").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(verify_argon2(&parsed, b"the right password!"));
+        assert!(!verify_argon2(&parsed, b"the wrong password!"));
+        assert!(verify_argon2(&parsed, b"the right password!"));
     }
 
     #[actix_web::test]
