@@ -43,7 +43,9 @@ pub fn safe_next(base: &url::Url, next: Option<&str>) -> String {
         return DEFAULT_NEXT.to_owned();
     }
     match base.join(raw) {
-        Ok(url) if url.origin() == base.origin() && !url.cannot_be_a_base() => {
+        // A path that normalises to `//…` (`/.//evil.example`) would be read
+        // as another host once it is a `Location` again.
+        Ok(url) if url.origin() == base.origin() && !url.cannot_be_a_base() && !url.path().starts_with("//") => {
             let mut local = url.path().to_owned();
             if let Some(query) = url.query() {
                 local.push('?');
@@ -78,6 +80,15 @@ mod tests {
         for raw in
             ["/\t/evil.example", "/\n/evil.example", "/\r\nSet-Cookie: a=b", "/a\u{0}b", "/\u{7f}x", "\\evil", " /x"]
         {
+            assert_eq!(next(raw), DEFAULT_NEXT, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn paths_that_normalise_to_another_host_are_refused() {
+        // Found by the `next` fuzz target: the dot segment goes, and `//`
+        // is left at the front.
+        for raw in ["/.//", "/.//evil.example", "/a/..//evil.example", "/%2e//evil.example"] {
             assert_eq!(next(raw), DEFAULT_NEXT, "{raw:?}");
         }
     }

@@ -23,8 +23,9 @@ async fn alice_signed_in(app: &TestApp) {
 
 /// `next` values a browser would follow to another site, or that break a
 /// `Location` header.
-const HOSTILE_NEXT: [&str; 8] = [
+const HOSTILE_NEXT: [&str; 9] = [
     "/\t/evil.example",
+    "/.//evil.example",
     "/\n/evil.example",
     "/\r\nSet-Cookie: stolen=1",
     "/\\evil.example",
