@@ -23,15 +23,26 @@ fn peak_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// The largest canvas an upload may carry, as close under the 5 MB upload
+/// limit as a simple pattern gets: flat 64-pixel blocks with scattered
+/// noise, the noise thinned until the PNG fits.
 fn worst_allowed() -> Vec<u8> {
-    // Smooth gradients with a little structure: PNG compresses them well,
-    // so the whole canvas fits in an upload.
-    let img = RgbaImage::from_fn(MAX_SIDE, MAX_SIDE, |x, y| {
-        Rgba([(x / 16) as u8, (y / 16) as u8, ((x ^ y) & 0x0f) as u8 * 8, 255])
-    });
-    let mut out = Cursor::new(Vec::new());
-    DynamicImage::ImageRgba8(img).write_to(&mut out, ImageFormat::Png).unwrap();
-    out.into_inner()
+    for every in [3u32, 5, 8, 13, 21, 34, 55, 89, u32::MAX] {
+        let img = RgbaImage::from_fn(MAX_SIDE, MAX_SIDE, |x, y| {
+            let h = x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503);
+            if every != u32::MAX && h % every == 0 {
+                Rgba([(h >> 8) as u8, (h >> 16) as u8, (h >> 24) as u8, 255])
+            } else {
+                Rgba([((x / 64) * 4) as u8, ((y / 64) * 4) as u8, (((x / 64) ^ (y / 64)) * 4) as u8, 255])
+            }
+        });
+        let mut out = Cursor::new(Vec::new());
+        DynamicImage::ImageRgba8(img).write_to(&mut out, ImageFormat::Png).unwrap();
+        if out.get_ref().len() <= MAX_UPLOAD_BYTES {
+            return out.into_inner();
+        }
+    }
+    unreachable!("flat blocks fit")
 }
 
 fn child(path: &str, copies: usize) {
