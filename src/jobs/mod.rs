@@ -136,11 +136,13 @@ pub fn fail(conn: &mut PgConnection, job: &Job, error: &str, retry: bool) -> Que
     .map(|_| ())
 }
 
-/// The newest job of `kind` for a user, for the progress display.
+/// The newest job of `kind` for a user that has started or is due, for the
+/// progress display (a follow-up queued for later is not "the sync").
 pub fn latest(conn: &mut PgConnection, kind: &str, user_id: i64) -> QueryResult<Option<Job>> {
     jobs::table
         .filter(jobs::kind.eq(kind))
         .filter(jobs::user_id.eq(user_id))
+        .filter(jobs::started_at.is_not_null().or(jobs::run_after.le(diesel::dsl::now)))
         .order(jobs::created_at.desc())
         .select(Job::as_select())
         .first(conn)

@@ -71,16 +71,6 @@ pub struct SyncOutcome {
     pub retry_at: Option<DateTime<Utc>>,
 }
 
-/// A game whose achievements could not be stored this time.
-#[derive(Debug)]
-struct GameFailure {
-    appid: i64,
-    name: String,
-    /// `"GetPlayerAchievements: Steam sent an answer ..."`: the endpoint and
-    /// what went wrong, so a report names what broke.
-    message: String,
-}
-
 /// How one game's fetch ended.
 enum GameOutcome {
     Stored,
@@ -124,15 +114,17 @@ pub async fn run(ctx: &JobContext, job: &Job) -> Result<SyncOutcome, SyncError> 
     Ok(SyncOutcome { retry_at })
 }
 
-/// "Done with 2 games not synced: ...", for the Steam page.
-fn partial_message(failed: &[GameFailure]) -> String {
-    let named: Vec<String> =
-        failed.iter().take(3).map(|f| format!("{} (app {}): {}", f.name, f.appid, f.message)).collect();
-    let more = if failed.len() > 3 { format!(" and {} more", failed.len() - 3) } else { String::new() };
+/// "Done with 2 game(s) not synced (Portal 2, Dota 2); ...", for the Steam
+/// page, which lists each game's error below it.
+fn partial_message(failed: &[String]) -> String {
+    let mut names: Vec<&str> = failed.iter().take(5).map(String::as_str).collect();
+    if failed.len() > 5 {
+        names.push("…");
+    }
     format!(
-        "{PARTIAL_SYNC_PREFIX}{} game(s) not synced; they are tried again later. {}{more}",
+        "{PARTIAL_SYNC_PREFIX}{} game(s) not synced ({}); they are tried again later.",
         failed.len(),
-        named.join("; ")
+        names.join(", ")
     )
 }
 
@@ -140,7 +132,8 @@ fn partial_message(failed: &[GameFailure]) -> String {
 /// stops: Steam is down, and every further game would only fail too.
 const STEAM_DOWN_AFTER: u32 = 5;
 
-async fn sync_user(ctx: &JobContext, job: &Job, user_id: i64) -> Result<Vec<GameFailure>, SyncError> {
+/// Syncs the user's library; returns the names of the games that failed.
+async fn sync_user(ctx: &JobContext, job: &Job, user_id: i64) -> Result<Vec<String>, SyncError> {
     let Some(account) = blocking(ctx, move |conn| SteamAccount::find(conn, user_id)).await? else {
         return Err(SyncError::fatal("No Steam account is linked."));
     };
@@ -185,7 +178,7 @@ async fn sync_user(ctx: &JobContext, job: &Job, user_id: i64) -> Result<Vec<Game
                 let (appid, note) = (game.appid, message.clone());
                 blocking(ctx, move |conn| record_game_failure(conn, user_id, appid, &note, Utc::now())).await?;
                 steam_down_streak = if error.is_transient() { steam_down_streak + 1 } else { 0 };
-                failed.push(GameFailure { appid: game.appid, name: game.name, message });
+                failed.push(game.name);
                 if steam_down_streak >= STEAM_DOWN_AFTER {
                     return Err(SyncError {
                         message: format!("Steam is failing ({error}); the sync stopped and will be retried."),
