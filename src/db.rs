@@ -153,7 +153,11 @@ where
     T: Send + 'static,
 {
     let pool = pool.clone();
+    // The request's span (and its request id) follows the work onto the
+    // blocking thread, so what is logged there says which request it served.
+    let span = tracing::Span::current();
     actix_web::web::block(move || {
+        let _entered = span.enter();
         let mut conn = pool.get().map_err(|e| {
             note_lost_connection();
             AppError::database_unavailable(e)
@@ -176,7 +180,9 @@ pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&mut PgConnection) -> diesel::QueryResult<T> + Send + 'static,
 ) -> anyhow::Result<T> {
     let pool = pool.clone();
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         let mut conn = pool.get().inspect_err(|_| note_lost_connection())?;
         f(&mut conn).map_err(|e| {
             if crate::error::is_lost_connection(&e) {
