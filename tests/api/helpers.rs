@@ -588,16 +588,20 @@ impl PostgresServer {
         server
     }
 
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// One of the server's tools, run as `postgres` when the tests run as root.
+    fn command(&self, tool: &str) -> Command {
         let path = self.bin.join(tool);
-        let mut cmd = if self.as_postgres {
+        if self.as_postgres {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(&path);
             c
         } else {
             Command::new(&path)
-        };
-        let out = cmd.args(args).stdin(Stdio::null()).output().unwrap();
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let out = self.command(tool).args(args).stdin(Stdio::null()).output().unwrap();
         assert!(out.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 
@@ -623,15 +627,7 @@ impl PostgresServer {
 impl Drop for PostgresServer {
     fn drop(&mut self) {
         let data = self.data.to_string_lossy().into_owned();
-        let path = self.bin.join("pg_ctl");
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
-            c
-        } else {
-            Command::new(&path)
-        };
-        let _ = cmd.args(["-D", &data, "-m", "immediate", "-w", "stop"]).output();
+        let _ = self.command("pg_ctl").args(["-D", &data, "-m", "immediate", "-w", "stop"]).output();
         let _ = std::fs::remove_dir_all(&self.data);
     }
 }
