@@ -1,7 +1,6 @@
 //! Sensitive account changes: password, email and two-factor settings, each
 //! behind a fresh re-authentication ("sudo mode", as GitHub calls it).
 
-use actix_session::SessionExt;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
@@ -15,6 +14,7 @@ use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::password::{self, PasswordHasher};
 use crate::auth::register::{normalise_email, EmailForm};
 use crate::auth::session::UserSession;
+use crate::auth::typed_session::AppSession;
 use crate::auth::{safe_next, totp, CurrentUser};
 use crate::cache::Redis;
 use crate::crypto::Cipher;
@@ -28,7 +28,6 @@ use crate::ratelimit::{self, PerAccount, PerIp};
 use crate::schema::users;
 use crate::settings::Settings;
 
-const REAUTH_KEY: &str = "reauth_at";
 /// How long a re-authentication covers sensitive changes.
 const REAUTH_SECS: i64 = 600;
 
@@ -40,7 +39,7 @@ fn require_recent_auth(req: &HttpRequest) -> Result<(), AppError> {
 /// [`require_recent_auth`] for other pages: after re-authenticating, a GET
 /// comes back to itself and a form post to `back`.
 pub(crate) fn require_recent_auth_for(req: &HttpRequest, back: &str) -> Result<(), AppError> {
-    let at: Option<i64> = req.get_session().get(REAUTH_KEY).ok().flatten();
+    let at = AppSession::of(req).reauthenticated_at();
     if at.is_some_and(|t| Utc::now().timestamp() - t < REAUTH_SECS) {
         return Ok(());
     }
@@ -154,9 +153,7 @@ async fn reauth(
             },
         );
     }
-    req.get_session()
-        .insert(REAUTH_KEY, Utc::now().timestamp())
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))?;
+    AppSession::of(&req).mark_reauthenticated(Utc::now().timestamp())?;
     Ok(see_other(&next))
 }
 

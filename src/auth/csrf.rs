@@ -11,10 +11,10 @@ use actix_web::{HttpMessage, ResponseError};
 use base64::Engine;
 use rand::RngCore;
 
+use super::typed_session::AppSession;
 use crate::error::AppError;
 use crate::middleware::FormToken;
 
-const SESSION_KEY: &str = "csrf";
 /// The form field carrying the token.
 pub const FIELD: &str = "csrf_token";
 /// The header alternative, for scripts and multipart uploads.
@@ -22,13 +22,14 @@ pub const HEADER: &str = "x-csrf-token";
 
 /// The session's token, created on first use.
 pub fn token(session: &Session) -> Result<String, AppError> {
-    if let Ok(Some(t)) = session.get::<String>(SESSION_KEY) {
+    let session = AppSession::from_session(session.clone());
+    if let Some(t) = session.csrf_token() {
         return Ok(t);
     }
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let t = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    session.insert(SESSION_KEY, &t).map_err(|e| AppError::Internal(anyhow::anyhow!("storing the CSRF token: {e}")))?;
+    session.set_csrf_token(&t)?;
     Ok(t)
 }
 
@@ -41,7 +42,7 @@ pub async fn verify(
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
-    let expected: Option<String> = req.get_session().get(SESSION_KEY).ok().flatten();
+    let expected = AppSession::from_session(req.get_session()).csrf_token();
     // The header, or the form field that `middleware::inspect_input` found
     // while it read the (bounded) body: urlencoded and multipart alike, so
     // upload forms need no script either.

@@ -317,7 +317,7 @@ async fn logout(
         Ok(())
     })
     .await?;
-    actix_session::SessionExt::get_session(&req).purge();
+    super::typed_session::AppSession::of(&req).sign_out();
     FlashMessage::info("You are signed out.").send();
     Ok(see_other("/"))
 }

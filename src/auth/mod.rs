@@ -12,6 +12,7 @@ pub mod session_store;
 pub mod tokens;
 pub mod totp;
 pub mod two_factor;
+pub mod typed_session;
 pub mod verify;
 
 pub use session::{CurrentUser, MaybeUser};

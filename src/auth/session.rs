@@ -5,7 +5,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_identity::{Identity, IdentityExt};
-use actix_session::SessionExt;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use base64::Engine;
@@ -13,6 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use rand::RngCore;
 
+use super::typed_session::AppSession;
 use crate::audit::RequestMeta;
 use crate::db::{self, PgPool};
 use crate::error::AppError;
@@ -27,8 +27,6 @@ pub const REMEMBER_FOR: Duration = Duration::days(14);
 pub const ABSOLUTE_LIMIT: Duration = Duration::hours(12);
 /// `last_seen_at` is written at most this often, not on every request.
 const TOUCH_EVERY: Duration = Duration::seconds(60);
-
-const SID_KEY: &str = "sid";
 
 /// A row of `user_sessions`.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -168,8 +166,8 @@ pub async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, AppError>
         return Ok(found.clone());
     }
     let identity = req.get_identity().ok().and_then(|i| i.id().ok());
-    let session = req.get_session();
-    let sid: Option<String> = session.get(SID_KEY).ok().flatten();
+    let session = AppSession::of(req);
+    let sid = session.session_id();
     let found = match (identity.and_then(|i| i.parse::<i64>().ok()), sid) {
         (Some(user_id), Some(sid)) => {
             let pool = req
@@ -183,7 +181,7 @@ pub async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, AppError>
     };
     if found.is_none() && req.get_identity().is_ok() {
         // Revoked, expired or tampered: forget it so the browser is anonymous.
-        session.purge();
+        session.sign_out();
     }
     req.extensions_mut().insert(Resolved(found.clone()));
     Ok(found)
@@ -213,12 +211,10 @@ fn load(conn: &mut PgConnection, user_id: i64, sid: &str) -> Result<Option<Curre
 /// Starts a signed-in session: a fresh session id (no fixation), the
 /// identity, and the registry row's id.
 pub fn sign_in(req: &HttpRequest, user_id: i64, session_id: &str) -> Result<(), AppError> {
-    let session = req.get_session();
-    session.renew();
-    session.remove("csrf");
+    let session = AppSession::of(req);
+    session.sign_in(session_id)?;
     Identity::login(&req.extensions(), user_id.to_string())
         .map_err(|e| AppError::Internal(anyhow::anyhow!("identity: {e}")))?;
-    session.insert(SID_KEY, session_id).map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))?;
     Ok(())
 }
 
@@ -232,7 +228,7 @@ pub fn sessions_down(req: &HttpRequest) -> bool {
 
 /// The registry id of this browser's session, if signed in.
 pub fn session_id(req: &HttpRequest) -> Option<String> {
-    req.get_session().get(SID_KEY).ok().flatten()
+    AppSession::of(req).session_id()
 }
 
 impl FromRequest for CurrentUser {

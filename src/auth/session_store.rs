@@ -20,9 +20,6 @@ use crate::cache::Redis;
 /// middleware's longer TTL; the registry enforces their own limits.
 pub const ANONYMOUS_TTL: Duration = Duration::hours(2);
 
-/// Session keys that mark a signed-in browser.
-const SIGNED_IN_KEYS: [&str; 2] = ["sid", "actix_identity.user_id"];
-
 /// The session store.
 #[derive(Clone)]
 pub struct NamespacedSessionStore {
@@ -40,7 +37,7 @@ impl NamespacedSessionStore {
     }
 
     fn ttl_for(state: &HashMap<String, String>, ttl: &Duration) -> Duration {
-        if SIGNED_IN_KEYS.iter().any(|k| state.contains_key(*k)) {
+        if state.keys().any(|k| super::typed_session::marks_signed_in(k)) {
             *ttl
         } else {
             (*ttl).min(ANONYMOUS_TTL)

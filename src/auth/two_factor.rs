@@ -1,16 +1,16 @@
 //! The second sign-in step for accounts with TOTP.
 
-use actix_session::SessionExt;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::Utc;
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::login::{complete, record_failure, BAD_LOGIN};
 use super::session::{self, UserSession};
 use super::totp;
+use super::typed_session::{AppSession, PendingSecondFactor};
 use crate::audit::RequestMeta;
 use crate::cache::Redis;
 use crate::crypto::Cipher;
@@ -23,31 +23,22 @@ use crate::ratelimit::{self, PerIp};
 use crate::schema::users;
 use crate::settings::Settings;
 
-const PENDING_KEY: &str = "pending_2fa";
 /// The password step stays good this long.
 const PENDING_SECS: i64 = 300;
-
-/// Password accepted, code not yet given.
-#[derive(Serialize, Deserialize)]
-struct Pending {
-    user_id: i64,
-    remember: bool,
-    next: String,
-    started: i64,
-}
 
 /// Remembers that the password step passed. A new session id here, and
 /// again once the code is accepted.
 pub fn begin(req: &HttpRequest, user_id: i64, remember: bool, next: &str) -> Result<(), AppError> {
-    let session = req.get_session();
-    session.renew();
-    session
-        .insert(PENDING_KEY, Pending { user_id, remember, next: next.to_owned(), started: Utc::now().timestamp() })
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))
+    AppSession::of(req).begin_second_factor(&PendingSecondFactor {
+        user_id,
+        remember,
+        next: next.to_owned(),
+        started: Utc::now().timestamp(),
+    })
 }
 
-fn pending(req: &HttpRequest) -> Option<Pending> {
-    let p: Pending = req.get_session().get(PENDING_KEY).ok().flatten()?;
+fn pending(req: &HttpRequest) -> Option<PendingSecondFactor> {
+    let p = AppSession::of(req).pending_second_factor()?;
     (Utc::now().timestamp() - p.started < PENDING_SECS).then_some(p)
 }
 
@@ -111,7 +102,7 @@ async fn submit(
     signal.notify();
     match result {
         Some(s) => {
-            req.get_session().remove(PENDING_KEY);
+            // Signing in renews the session and drops the pending step.
             session::sign_in(&req, s.user_id, &s.id)?;
             Ok(see_other(&p.next))
         }
