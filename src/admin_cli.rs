@@ -4,8 +4,9 @@ use chrono::Utc;
 use diesel::prelude::*;
 
 use crate::audit::{AuditEvent, RequestMeta};
+use crate::auth::email_address::normalise_email;
 use crate::auth::password;
-use crate::auth::register::{check_username, normalise_email};
+use crate::auth::register::check_username;
 use crate::models::user::{NewUser, Role, User};
 use crate::schema::users;
 

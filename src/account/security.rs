@@ -11,8 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::audit::{AuditEvent, RequestMeta};
+use crate::auth::email_address::{normalise_email, EmailForm};
 use crate::auth::password::{self, PasswordHasher};
-use crate::auth::register::{normalise_email, EmailForm};
 use crate::auth::session::UserSession;
 use crate::auth::typed_session::AppSession;
 use crate::auth::{safe_next, totp, CurrentUser};
@@ -28,24 +28,9 @@ use crate::ratelimit::{self, PerAccount, PerIp};
 use crate::schema::users;
 use crate::settings::Settings;
 
-/// How long a re-authentication covers sensitive changes.
-const REAUTH_SECS: i64 = 600;
-
 /// Refuses unless the password was confirmed in the last ten minutes.
 fn require_recent_auth(req: &HttpRequest) -> Result<(), AppError> {
-    require_recent_auth_for(req, "/account/security")
-}
-
-/// [`require_recent_auth`] for other pages: after re-authenticating, a GET
-/// comes back to itself and a form post to `back`.
-pub(crate) fn require_recent_auth_for(req: &HttpRequest, back: &str) -> Result<(), AppError> {
-    let at = AppSession::of(req).reauthenticated_at();
-    if at.is_some_and(|t| Utc::now().timestamp() - t < REAUTH_SECS) {
-        return Ok(());
-    }
-    // A form post cannot be replayed by a redirect; come back to its page.
-    let next = if req.method() == actix_web::http::Method::GET { req.path() } else { back };
-    Err(AppError::ReauthRequired { next: next.to_owned().into() })
+    crate::auth::reauth::require_recent_auth(req, "/account/security")
 }
 
 /// Password (and code, when enrolled) again. Shared by the re-authentication

@@ -47,7 +47,7 @@ impl FromRequest for AdminUser {
 /// Sensitive actions (role change, cache clear, maintenance mode, delete)
 /// need the password again within ten minutes.
 pub fn require_fresh_auth(req: &HttpRequest, back: &str) -> Result<(), AppError> {
-    crate::account::security::require_recent_auth_for(req, back)
+    crate::auth::reauth::require_recent_auth(req, back)
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -2,9 +2,11 @@
 //! pages for registering, verifying, signing in and resetting.
 
 pub mod csrf;
+pub mod email_address;
 pub mod legacy_hash;
 pub mod login;
 pub mod password;
+pub mod reauth;
 pub mod register;
 pub mod reset;
 pub mod session;

@@ -7,8 +7,8 @@ use askama::Template;
 use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use validator::ValidateEmail;
 
+use super::email_address::normalise_email;
 use super::password::{self, PasswordHasher};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::cache::Redis;
@@ -57,11 +57,6 @@ pub struct RegisterForm {
 }
 
 /// A form with a single email address (reset, resend, email change).
-#[derive(Deserialize)]
-pub struct EmailForm {
-    pub email: String,
-}
-
 /// 3-32 characters: letters, digits, `_` and `-`.
 pub fn check_username(name: &str) -> Result<(), String> {
     let len = name.chars().count();
@@ -72,15 +67,6 @@ pub fn check_username(name: &str) -> Result<(), String> {
         return Err("Use only letters, digits, `_` and `-`.".into());
     }
     Ok(())
-}
-
-/// A trimmed, lower-cased address, or why it is refused.
-pub fn normalise_email(raw: &str) -> Result<String, String> {
-    let email = raw.trim().to_lowercase();
-    if email.len() > 254 || !email.validate_email() {
-        return Err("Enter a valid email address.".into());
-    }
-    Ok(email)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -11,8 +11,8 @@ use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use super::email_address::{normalise_email, EmailForm};
 use super::password::{self, PasswordHasher};
-use super::register::{normalise_email, EmailForm};
 use super::session::UserSession;
 use super::tokens::{self, Purpose};
 use crate::audit::{AuditEvent, RequestMeta};

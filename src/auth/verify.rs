@@ -9,7 +9,7 @@ use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use super::register::{normalise_email, EmailForm};
+use super::email_address::{normalise_email, EmailForm};
 use super::tokens::{self, Purpose};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::cache::Redis;

@@ -86,7 +86,7 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
         };
         let email = match &u.email {
             None => None,
-            Some(raw) => match crate::auth::register::normalise_email(raw) {
+            Some(raw) => match crate::auth::email_address::normalise_email(raw) {
                 Err(_) => {
                     run.report.change(KIND, format!("email `{raw}` dropped: not a valid address"), &src);
                     None
