@@ -25,20 +25,6 @@ pub struct SteamAccount {
     pub last_sync_error: Option<String>,
 }
 
-/// How the message of a sync that finished with failed games begins.
-pub const PARTIAL_SYNC_PREFIX: &str = "Done with ";
-
-/// How a sync ended, for the account's record.
-#[derive(Debug, Clone)]
-pub enum SyncRecord {
-    /// Every due game was stored.
-    Complete,
-    /// Finished, but some games failed; they are retried later.
-    Partial(String),
-    /// Stopped before the end (or never started).
-    Failed(String),
-}
-
 /// What linking writes, on insert and on relink alike.
 #[derive(Insertable, AsChangeset)]
 #[diesel(table_name = steam_accounts)]
@@ -108,12 +94,6 @@ impl SteamAccount {
         Ok(Some(SecretString::from(String::from_utf8_lossy(&bytes).into_owned())))
     }
 
-    /// The last sync finished with some games not synced (its message is a
-    /// warning, not an error).
-    pub fn last_sync_partial(&self) -> bool {
-        self.last_sync_error.as_deref().is_some_and(|e| e.starts_with(PARTIAL_SYNC_PREFIX))
-    }
-
     /// Both halves are there: the account can sync.
     pub fn is_complete(&self) -> bool {
         self.steam_id.is_some() && self.api_key_enc.is_some()
@@ -142,21 +122,19 @@ impl SteamAccount {
             .map(|_| ())
     }
 
-    /// Records how a sync ended: a complete or partial one moves "last
-    /// synced"; a partial or failed one leaves its message for the page.
-    pub fn record_sync(conn: &mut PgConnection, user_id: i64, record: &SyncRecord) -> QueryResult<()> {
+    /// Records how a sync ended: a finished one (games that failed are
+    /// recorded on the games themselves) moves "last synced" and clears the
+    /// error; one that stopped leaves its message for the page.
+    pub fn record_sync(conn: &mut PgConnection, user_id: i64, error: Option<&str>) -> QueryResult<()> {
         let q = diesel::update(steam_accounts::table.find(user_id));
-        match record {
-            SyncRecord::Complete => q
+        match error {
+            None => q
                 .set((
                     steam_accounts::last_synced_at.eq(Utc::now()),
                     steam_accounts::last_sync_error.eq(None::<String>),
                 ))
                 .execute(conn),
-            SyncRecord::Partial(note) => q
-                .set((steam_accounts::last_synced_at.eq(Utc::now()), steam_accounts::last_sync_error.eq(note)))
-                .execute(conn),
-            SyncRecord::Failed(e) => q.set(steam_accounts::last_sync_error.eq(e)).execute(conn),
+            Some(e) => q.set(steam_accounts::last_sync_error.eq(e)).execute(conn),
         }
         .map(|_| ())
     }

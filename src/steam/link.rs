@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::account::SteamAccount;
 use super::client::{parse_profile, valid_api_key, ProfileRef, SteamClient};
-use super::sync::{request_full_resync, unsynced_games, UnsyncedGame};
+use super::sync::{request_full_resync, unsynced_count, unsynced_games, UnsyncedGame};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::CurrentUser;
 use crate::cache::Redis;
@@ -48,8 +48,10 @@ struct SettingsPage {
 struct SyncState {
     account: Option<SteamAccount>,
     job: Option<Job>,
-    /// Games whose last fetch failed, each with why and when it is retried.
+    /// Games whose last fetch failed (the first 50), each with why and when
+    /// it is retried, and how many there are in all.
     unsynced: Vec<UnsyncedGame>,
+    unsynced_total: i64,
 }
 
 impl SettingsPage {
@@ -65,6 +67,7 @@ async fn load(pool: &PgPool, user_id: i64) -> Result<SyncState, AppError> {
             account: SteamAccount::find(conn, user_id)?,
             job: jobs::latest(conn, STEAM_SYNC, user_id)?,
             unsynced: unsynced_games(conn, user_id)?,
+            unsynced_total: unsynced_count(conn, user_id)?,
         })
     })
     .await

@@ -18,7 +18,7 @@ use diesel::upsert::excluded;
 use futures_util::StreamExt;
 use secrecy::SecretString;
 
-use super::account::{SteamAccount, SyncRecord, PARTIAL_SYNC_PREFIX};
+use super::account::SteamAccount;
 use super::client::{OwnedGame, SteamError};
 use crate::jobs::worker::JobContext;
 use crate::jobs::{self, Job};
@@ -88,19 +88,14 @@ enum GameOutcome {
 pub async fn run(ctx: &JobContext, job: &Job) -> Result<SyncOutcome, SyncError> {
     let user_id = job.user_id.ok_or_else(|| SyncError::fatal("sync job without a user"))?;
     let result = sync_user(ctx, job, user_id).await;
-    let record = match &result {
-        Ok(failed) if failed.is_empty() => SyncRecord::Complete,
-        Ok(failed) => SyncRecord::Partial(partial_message(failed)),
-        Err(e) => SyncRecord::Failed(e.message.clone()),
-    };
+    let error = result.as_ref().err().map(|e| e.message.clone());
     blocking(ctx, move |conn| {
-        SteamAccount::record_sync(conn, user_id, &record)?;
+        SteamAccount::record_sync(conn, user_id, error.as_deref())?;
         // Even a sync that stopped part-way changed some numbers.
         crate::achievements::evaluate(conn, &[user_id]).map(|_| ())
     })
     .await?;
-    let failed = result?;
-    if failed.is_empty() {
+    if result? == 0 {
         return Ok(SyncOutcome::default());
     }
     let retry_at = blocking(ctx, move |conn| {
@@ -114,26 +109,13 @@ pub async fn run(ctx: &JobContext, job: &Job) -> Result<SyncOutcome, SyncError> 
     Ok(SyncOutcome { retry_at })
 }
 
-/// "Done with 2 game(s) not synced (Portal 2, Dota 2); ...", for the Steam
-/// page, which lists each game's error below it.
-fn partial_message(failed: &[String]) -> String {
-    let mut names: Vec<&str> = failed.iter().take(5).map(String::as_str).collect();
-    if failed.len() > 5 {
-        names.push("…");
-    }
-    format!(
-        "{PARTIAL_SYNC_PREFIX}{} game(s) not synced ({}); they are tried again later.",
-        failed.len(),
-        names.join(", ")
-    )
-}
-
 /// Consecutive failures of Steam itself (timeouts, 5xx) after which a sync
 /// stops: Steam is down, and every further game would only fail too.
 const STEAM_DOWN_AFTER: u32 = 5;
 
-/// Syncs the user's library; returns the names of the games that failed.
-async fn sync_user(ctx: &JobContext, job: &Job, user_id: i64) -> Result<Vec<String>, SyncError> {
+/// Syncs the user's library; returns how many games failed (each is
+/// recorded on its library entry, which the Steam page lists).
+async fn sync_user(ctx: &JobContext, job: &Job, user_id: i64) -> Result<usize, SyncError> {
     let Some(account) = blocking(ctx, move |conn| SteamAccount::find(conn, user_id)).await? else {
         return Err(SyncError::fatal("No Steam account is linked."));
     };
@@ -152,7 +134,7 @@ async fn sync_user(ctx: &JobContext, job: &Job, user_id: i64) -> Result<Vec<Stri
     blocking(ctx, move |conn| jobs::progress(conn, job_id, 0, total)).await?;
 
     let mut done = 0;
-    let mut failed = Vec::new();
+    let mut failed = 0;
     let mut steam_down_streak = 0;
     let mut stream = futures_util::stream::iter(todo)
         .map(|game| async { (sync_game(ctx, &key, steam_id, user_id, &game).await, game) })
@@ -178,7 +160,7 @@ async fn sync_user(ctx: &JobContext, job: &Job, user_id: i64) -> Result<Vec<Stri
                 let (appid, note) = (game.appid, message.clone());
                 blocking(ctx, move |conn| record_game_failure(conn, user_id, appid, &note, Utc::now())).await?;
                 steam_down_streak = if error.is_transient() { steam_down_streak + 1 } else { 0 };
-                failed.push(game.name);
+                failed += 1;
                 if steam_down_streak >= STEAM_DOWN_AFTER {
                     return Err(SyncError {
                         message: format!("Steam is failing ({error}); the sync stopped and will be retried."),
@@ -363,7 +345,17 @@ pub struct UnsyncedGame {
     pub retry_after: Option<DateTime<Utc>>,
 }
 
-/// The user's games whose last fetch failed, most failures first.
+/// How many of the user's games' last fetch failed.
+pub fn unsynced_count(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64> {
+    library_entries::table
+        .filter(library_entries::user_id.eq(user_id))
+        .filter(library_entries::sync_failures.gt(0))
+        .count()
+        .get_result(conn)
+}
+
+/// The first 50 of the user's games whose last fetch failed, most failures
+/// first.
 pub fn unsynced_games(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<UnsyncedGame>> {
     library_entries::table
         .inner_join(games::table)
