@@ -1,6 +1,5 @@
 //! Command-line administration: `questline create-admin`.
 
-use chrono::Utc;
 use diesel::prelude::*;
 
 use crate::audit::{AuditEvent, RequestMeta};
@@ -8,7 +7,6 @@ use crate::auth::email_address::normalise_email;
 use crate::auth::password;
 use crate::auth::register::check_username;
 use crate::models::user::{NewUser, Role, User};
-use crate::schema::users;
 
 /// What `create_admin` did.
 #[derive(Debug, PartialEq, Eq)]
@@ -33,7 +31,7 @@ pub fn create_admin(
             return Ok(AdminOutcome::AlreadyAdmin);
         }
         conn.transaction(|conn| {
-            diesel::update(users::table.find(existing.id)).set(users::role.eq(Role::Admin)).execute(conn)?;
+            User::set_role(conn, existing.id, Role::Admin)?;
             AuditEvent::new("admin", "role_change", &meta)
                 .target_user(existing.id, &existing.username)
                 .details(serde_json::json!({ "from": "user", "to": "admin", "via": "cli" }))
@@ -50,7 +48,7 @@ pub fn create_admin(
             conn,
             &NewUser { username, email: Some(&email), password_hash: Some(&hash), role: Role::Admin },
         )?;
-        diesel::update(users::table.find(user.id)).set(users::email_verified_at.eq(Utc::now())).execute(conn)?;
+        User::mark_email_verified(conn, user.id)?;
         AuditEvent::new("admin", "create_admin", &meta)
             .target_user(user.id, &user.username)
             .details(serde_json::json!({ "via": "cli" }))

@@ -97,6 +97,12 @@ impl From<diesel::result::Error> for AppError {
     }
 }
 
+impl From<crate::auth::typed_session::SessionWriteError> for AppError {
+    fn from(e: crate::auth::typed_session::SessionWriteError) -> Self {
+        AppError::Internal(anyhow::Error::new(e))
+    }
+}
+
 /// Whether a diesel error means the connection to PostgreSQL is gone (the
 /// server stopped, restarted or dropped it) rather than a wrong query.
 pub fn is_lost_connection(e: &diesel::result::Error) -> bool {

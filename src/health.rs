@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cache::Redis;
 use crate::db::PgPool;
+use crate::state::AppState;
 
 /// How long one dependency may take before it counts as down; a probe that
 /// hangs is worse than one that says "no".
@@ -47,8 +48,10 @@ async fn healthz() -> HttpResponse {
 }
 
 /// PostgreSQL and Redis both answer; 503 names the one that does not.
-async fn readyz(pool: web::Data<PgPool>, redis: web::Data<Redis>) -> HttpResponse {
-    let (postgres, redis) = tokio::join!(check_postgres(pool.get_ref().clone()), check_redis(&redis));
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let pool = &state.pool;
+    let redis = &state.redis;
+    let (postgres, redis) = tokio::join!(check_postgres(pool.clone()), check_redis(redis));
     let ready = postgres.ok && redis.ok;
     let body = Readiness { status: if ready { "ok" } else { "unavailable" }, postgres, redis };
     if ready {

@@ -4,7 +4,8 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 
 use crate::error::AppError;
-use crate::layout::{render, PageContext};
+use crate::layout::PageContext;
+use crate::response::render;
 
 #[derive(Template)]
 #[template(path = "home.html")]

@@ -6,12 +6,10 @@ use std::pin::Pin;
 
 use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
-use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, HttpResponse};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use actix_web_flash_messages::{IncomingFlashMessages, Level};
-use askama::Template;
 
-use crate::error::AppError;
+use crate::auth::typed_session::AppSession;
 
 /// One message shown once at the top of the next page.
 #[derive(Debug, Clone)]
@@ -32,6 +30,16 @@ pub struct NavUser {
 }
 
 /// Layout data; every page template has a `ctx` field of this type.
+/// The signed-in user as the layout shows them, with the state of the
+/// session store; put on each request by `auth::extractors::load_viewer`.
+#[derive(Debug, Clone, Default)]
+pub struct Viewer {
+    /// `None` for a visitor.
+    pub user: Option<NavUser>,
+    /// Redis, where sessions live, is known to be down.
+    pub sessions_down: bool,
+}
+
 #[derive(Clone, Default)]
 pub struct PageContext {
     pub user: Option<NavUser>,
@@ -59,7 +67,7 @@ impl PageContext {
             // "briefly unavailable" page instead.
             return String::new();
         }
-        crate::auth::csrf::token(session).unwrap_or_else(|e| {
+        AppSession::from_session(session.clone()).csrf_token_or_create().unwrap_or_else(|e| {
             // The form will then fail its CSRF check with a clear page.
             tracing::error!(error = %e, "cannot store a CSRF token");
             String::new()
@@ -73,13 +81,14 @@ impl FromRequest for PageContext {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let incoming = IncomingFlashMessages::from_request(req, payload);
-        let req = req.clone();
+        let viewer = req.extensions().get::<Viewer>().cloned();
+        let session = req.get_session();
         Box::pin(async move {
-            let user = crate::auth::session::resolve(&req).await?.map(|c| NavUser {
-                username: c.user.username.clone(),
-                is_admin: c.user.is_admin(),
-                needs_email: c.user.email.is_none() || c.user.email_verified_at.is_none(),
-            });
+            // Missing only when the user could not be looked up: the
+            // database is down.
+            let viewer = viewer.ok_or_else(|| {
+                actix_web::error::ErrorServiceUnavailable("the signed-in user could not be looked up")
+            })?;
             let flashes = incoming
                 .await?
                 .iter()
@@ -93,27 +102,7 @@ impl FromRequest for PageContext {
                     text: m.content().to_owned(),
                 })
                 .collect();
-            let sessions_down = crate::auth::session::sessions_down(&req);
-            Ok(PageContext { user, flashes, session: Some(req.get_session()), sessions_down })
+            Ok(PageContext { user: viewer.user, flashes, session: Some(session), sessions_down: viewer.sessions_down })
         })
     }
-}
-
-/// Renders a page template into a 200 HTML response.
-pub fn render(page: &impl Template) -> Result<HttpResponse, AppError> {
-    let body = page.render().map_err(|e| AppError::Internal(anyhow::Error::new(e).context("rendering a template")))?;
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body))
-}
-
-/// Renders a page template with a status other than 200 (a form with errors
-/// is 422, so scripts and tests can tell it from success).
-pub fn render_status(status: actix_web::http::StatusCode, page: &impl Template) -> Result<HttpResponse, AppError> {
-    let mut res = render(page)?;
-    *res.status_mut() = status;
-    Ok(res)
-}
-
-/// Post/redirect/get: 303 to `location`.
-pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
 }

@@ -27,10 +27,12 @@ pub mod middleware;
 pub mod models;
 pub mod pagination;
 pub mod ratelimit;
+pub mod response;
 pub mod rotate;
 pub mod schema;
 pub mod settings;
 pub mod startup;
+pub mod state;
 pub mod steam;
 pub mod telemetry;
 

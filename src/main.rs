@@ -159,7 +159,8 @@ fn worker(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let pool = db::build_pool(&settings);
         let redis = questline::cache::Redis::connect(&settings).await.context("connecting to Redis (REDIS_URL)")?;
-        let _workers = questline::startup::spawn_workers(&settings, &pool, &redis, true)?;
+        let state = actix_web::web::Data::new(questline::state::AppState::new(settings, pool, redis));
+        questline::startup::spawn_workers(&state)?;
         tracing::info!("workers running; Ctrl-C to stop");
         tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
         Ok(())

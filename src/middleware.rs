@@ -11,8 +11,10 @@ use actix_web::{web, HttpMessage, ResponseError};
 use futures_util::StreamExt;
 use tracing_actix_web::RequestId;
 
+use crate::auth::csrf::{self, FormToken};
 use crate::error::AppError;
 use crate::settings::Settings;
+use crate::state::AppState;
 
 /// No inline script or style anywhere: everything comes from /static.
 /// Steam's CDNs are allowed for game and achievement icons.
@@ -41,10 +43,6 @@ pub fn security_headers(settings: &Settings) -> DefaultHeaders {
     headers
 }
 
-/// The body limit this server enforces, as app data for [`reject_oversized_bodies`].
-#[derive(Clone, Copy)]
-pub struct MaxBodyBytes(pub usize);
-
 /// Refuses a request whose declared body is over the limit before any
 /// handler starts reading it. Chunked bodies are capped by the extractors'
 /// own limits.
@@ -52,7 +50,7 @@ pub async fn reject_oversized_bodies(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let limit = req.app_data::<web::Data<MaxBodyBytes>>().map(|m| m.0).unwrap_or(usize::MAX);
+    let limit = req.app_data::<web::Data<AppState>>().map(|s| s.settings.max_body_bytes).unwrap_or(usize::MAX);
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
@@ -103,11 +101,6 @@ pub async fn no_store_when_signed_in(
 /// Largest urlencoded form any page accepts; uploads use multipart instead.
 pub const FORM_LIMIT_BYTES: usize = 64 * 1024;
 
-/// The CSRF token a form body carried, found while the body was inspected,
-/// for [`crate::auth::csrf::verify`].
-#[derive(Clone)]
-pub struct FormToken(pub String);
-
 /// Why a request's input is refused before any handler sees it.
 fn nul_refusal() -> AppError {
     AppError::BadRequest("Text cannot contain NUL characters (\\0). Remove them and try again.".into())
@@ -157,7 +150,7 @@ async fn inspect_multipart(req: &ServiceRequest, body: web::Bytes) -> Result<Opt
         if value.contains(&0) {
             return Err(nul_refusal());
         }
-        if name.as_deref() == Some(crate::auth::csrf::FIELD) && value.len() <= 256 {
+        if name.as_deref() == Some(csrf::FIELD) && value.len() <= 256 {
             token = Some(String::from_utf8_lossy(&value).into_owned());
         }
     }
@@ -195,14 +188,14 @@ pub async fn inspect_input(
                 if has_nul(&k) || has_nul(&v) {
                     return refused(req, nul_refusal());
                 }
-                if k == crate::auth::csrf::FIELD {
+                if k == csrf::FIELD {
                     token = Some(v.into_owned());
                 }
             }
             req.set_payload(body.into());
             token
         } else if content_type.starts_with("multipart/form-data") {
-            let limit = req.app_data::<web::Data<MaxBodyBytes>>().map(|m| m.0).unwrap_or(usize::MAX);
+            let limit = req.app_data::<web::Data<AppState>>().map(|s| s.settings.max_body_bytes).unwrap_or(usize::MAX);
             let body = match read_body(&mut req, limit).await {
                 Ok(b) => b,
                 Err(e) => return refused(req, e),

@@ -15,68 +15,30 @@ use actix_web_flash_messages::{FlashMessagesFramework, Level};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
-use crate::auth::password::PasswordHasher;
 use crate::auth::session_store::NamespacedSessionStore;
 use crate::cache::Redis;
-use crate::crypto::Cipher;
 use crate::db::{self, PgPool};
-use crate::email::worker::OutboxSignal;
 use crate::email::Mailer;
 use crate::error::{render_error_page, AppError};
-use crate::images::serve::SharedStorage;
-use crate::images::LocalStorage;
-use crate::jobs::worker::{JobContext, JobSignal};
-use crate::middleware::{self as mw, MaxBodyBytes, FORM_LIMIT_BYTES};
+use crate::middleware::{self as mw, FORM_LIMIT_BYTES};
 use crate::settings::Environment;
 use crate::settings::Settings;
-use crate::steam::client::{KeyBudget, RetryPolicy, SteamClient};
+use crate::state::AppState;
 use actix_multipart::form::MultipartFormConfig;
-use std::sync::Arc;
-
-/// Handles to the background workers of this instance.
-pub struct Workers {
-    pub signal: OutboxSignal,
-    pub job_signal: JobSignal,
-    pub steam: SteamClient,
-}
 
 /// Starts the email outbox worker and the job worker on the current runtime
-/// (they stop with it) when `start` is true, and returns the handles the web
-/// handlers use either way. `serve` runs them beside the web server unless
+/// (they stop with it). `serve` runs them beside the web server unless
 /// `RUN_WORKER=false`; `worker` runs them alone.
-pub fn spawn_workers(settings: &Settings, pool: &PgPool, redis: &Redis, start: bool) -> anyhow::Result<Workers> {
-    let mailer = Mailer::from_settings(settings)?;
-    let signal = OutboxSignal::default();
-    if start {
-        actix_web::rt::spawn(crate::email::worker::run(
-            pool.clone(),
-            mailer,
-            settings.mail_from.clone(),
-            signal.clone(),
-        ));
-    }
-    let steam = SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default())
-        .with_budget(KeyBudget { redis: redis.clone(), per_day: settings.steam_daily_call_budget });
-    let job_signal = JobSignal::default();
-    let job_ctx = JobContext {
-        pool: pool.clone(),
-        steam: steam.clone(),
-        cipher: Cipher::from_settings(settings),
-        storage: Arc::new(LocalStorage::new(settings.upload_dir.clone())),
-        audit_retention_days: settings.audit_retention_days,
-    };
-    if start {
-        actix_web::rt::spawn(crate::jobs::worker::run(job_ctx, job_signal.clone()));
-    }
-    Ok(Workers { signal, job_signal, steam })
-}
-
-/// Shared services handed to every worker thread's `App`.
-struct Services {
-    hasher: PasswordHasher,
-    signal: OutboxSignal,
-    steam: SteamClient,
-    job_signal: JobSignal,
+pub fn spawn_workers(state: &web::Data<AppState>) -> anyhow::Result<()> {
+    let mailer = Mailer::from_settings(&state.settings)?;
+    actix_web::rt::spawn(crate::email::worker::run(
+        state.pool.clone(),
+        mailer,
+        state.settings.mail_from.clone(),
+        state.outbox.clone(),
+    ));
+    actix_web::rt::spawn(crate::jobs::worker::run(state.clone().into_inner()));
+    Ok(())
 }
 
 /// A bound, ready-to-run server.
@@ -112,13 +74,15 @@ impl Application {
         }
         let redis = Redis::connect(&settings).await.context("connecting to Redis (REDIS_URL)")?;
         let session_store = NamespacedSessionStore::new(redis.clone());
-
-        let Workers { signal, job_signal, steam } = spawn_workers(&settings, &pool, &redis, settings.run_worker)?;
-        let hasher = PasswordHasher::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        // Fails before anything starts when the mail settings are unusable.
+        Mailer::from_settings(&settings)?;
+        let state = web::Data::new(AppState::new(settings, pool.clone(), redis));
+        if state.settings.run_worker {
+            spawn_workers(&state)?;
+        }
 
         let port = listener.local_addr()?.port();
-        let services = Services { hasher, signal, steam, job_signal };
-        let server = run(listener, settings, pool.clone(), redis, session_store, services)?;
+        let server = run(listener, state, session_store)?;
         Ok(Application { port, server, pool })
     }
 
@@ -155,37 +119,20 @@ fn multipart_error(err: actix_multipart::MultipartError) -> AppError {
 
 fn run(
     listener: TcpListener,
-    settings: Settings,
-    pool: PgPool,
-    redis: Redis,
+    state: web::Data<AppState>,
     session_store: NamespacedSessionStore,
-    services: Services,
 ) -> anyhow::Result<Server> {
-    let Services { hasher, signal, steam, job_signal } = services;
+    let settings = &state.settings;
     let key = Key::derive_from(settings.session_secret_bytes());
     let https = settings.is_https();
-    let max_body = MaxBodyBytes(settings.max_body_bytes);
     let static_dir = settings.static_dir.clone();
-    let settings = web::Data::new(settings);
-    let pool = web::Data::new(pool);
-    let redis = web::Data::new(redis);
-    let hasher = web::Data::new(hasher);
-    let signal = web::Data::new(signal);
-    let cipher = web::Data::new(Cipher::from_settings(&settings));
-    let steam = web::Data::new(steam);
-    let job_signal = web::Data::new(job_signal);
-    let streams = web::Data::new(crate::steam::link::StreamCounter::default());
-    let storage: web::Data<SharedStorage> = web::Data::new(Arc::new(LocalStorage::new(settings.upload_dir.clone())));
     let body_limit = settings.max_body_bytes;
-    let maintenance = crate::admin::maintenance::MaintenanceCache::default();
-    actix_web::rt::spawn(maintenance.clone().refresh_forever(redis.get_ref().clone()));
-    let maintenance = web::Data::new(maintenance);
-    let metrics = web::Data::new(crate::metrics::Metrics::new());
     let development = settings.environment == Environment::Development;
+    actix_web::rt::spawn(state.maintenance.clone().refresh_forever(state.redis.clone()));
 
     let server = HttpServer::new(move || {
         let session = SessionMiddleware::builder(session_store.clone(), key.clone())
-            .cookie_name(crate::auth::session::SESSION_COOKIE.to_owned())
+            .cookie_name(crate::auth::typed_session::SESSION_COOKIE.to_owned())
             .cookie_secure(https)
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
@@ -203,19 +150,7 @@ fn run(
             .build();
 
         App::new()
-            .app_data(settings.clone())
-            .app_data(pool.clone())
-            .app_data(redis.clone())
-            .app_data(hasher.clone())
-            .app_data(signal.clone())
-            .app_data(cipher.clone())
-            .app_data(steam.clone())
-            .app_data(job_signal.clone())
-            .app_data(streams.clone())
-            .app_data(storage.clone())
-            .app_data(maintenance.clone())
-            .app_data(metrics.clone())
-            .app_data(web::Data::new(max_body))
+            .app_data(state.clone())
             .app_data(
                 MultipartFormConfig::default()
                     .total_limit(body_limit)
@@ -241,7 +176,7 @@ fn run(
             .configure(crate::community::routes)
             .configure(crate::images::routes)
             .configure(crate::admin::routes)
-            .configure(crate::metrics::routes)
+            .configure(crate::metrics::routes::routes)
             .configure(|cfg| {
                 if development {
                     crate::email::mailbox::routes(cfg);
@@ -250,6 +185,7 @@ fn run(
             .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) }))
             // Order matters: the last `wrap` sees the request first.
             .wrap(from_fn(crate::admin::maintenance::gate))
+            .wrap(from_fn(crate::auth::extractors::load_viewer))
             .wrap(from_fn(crate::auth::csrf::verify))
             .wrap(from_fn(mw::no_store_when_signed_in))
             .wrap(IdentityMiddleware::default())
@@ -260,9 +196,9 @@ fn run(
             .wrap(from_fn(mw::hide_admin_methods))
             .wrap(from_fn(mw::head_as_get))
             .wrap(from_fn(mw::reject_oversized_bodies))
-            .wrap(mw::security_headers(&settings))
+            .wrap(mw::security_headers(&state.settings))
             .wrap(from_fn(mw::request_id_header))
-            .wrap(from_fn(crate::metrics::track))
+            .wrap(from_fn(crate::metrics::routes::track))
             .wrap(TracingLogger::<crate::telemetry::RedactingRootSpan>::new())
     })
     .listen(listener)?

@@ -4,11 +4,13 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 
 use crate::audit::AuditEntry;
+use crate::auth::extractors::CurrentUser;
 use crate::auth::session::describe_device;
-use crate::auth::CurrentUser;
-use crate::db::{self, PgPool};
+use crate::db::{self};
 use crate::error::AppError;
-use crate::layout::{render, PageContext};
+use crate::layout::PageContext;
+use crate::response::render;
+use crate::state::AppState;
 
 struct ActivityRow {
     when: String,
@@ -25,9 +27,10 @@ struct ActivityPage {
     rows: Vec<ActivityRow>,
 }
 
-async fn show(ctx: PageContext, current: CurrentUser, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
+async fn show(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let user_id = current.user.id;
-    let entries = db::run(&pool, move |conn| Ok(AuditEntry::recent_logins(conn, user_id, 50)?)).await?;
+    let entries = db::run(pool, move |conn| Ok(AuditEntry::recent_logins(conn, user_id, 50)?)).await?;
     let rows = entries
         .into_iter()
         .map(|e| ActivityRow {

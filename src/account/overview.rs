@@ -3,10 +3,11 @@
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
-use crate::auth::CurrentUser;
+use crate::auth::extractors::CurrentUser;
 use crate::error::AppError;
-use crate::layout::{render, PageContext};
+use crate::layout::PageContext;
 use crate::models::user::User;
+use crate::response::render;
 
 #[derive(Template)]
 #[template(path = "account/overview.html")]

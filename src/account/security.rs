@@ -12,21 +12,21 @@ use serde::Deserialize;
 
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::email_address::{normalise_email, EmailForm};
+use crate::auth::extractors::CurrentUser;
 use crate::auth::password::{self, PasswordHasher};
+use crate::auth::redirect::safe_next;
 use crate::auth::session::UserSession;
+use crate::auth::totp;
 use crate::auth::typed_session::AppSession;
-use crate::auth::{safe_next, totp, CurrentUser};
-use crate::cache::Redis;
 use crate::crypto::Cipher;
 use crate::db::{self, PgPool};
 use crate::email::messages::{AddressInUse, EmailChangeNotice, PasswordChanged};
-use crate::email::worker::OutboxSignal;
 use crate::error::AppError;
-use crate::layout::{render, render_status, see_other, PageContext};
+use crate::layout::PageContext;
 use crate::models::user::User;
 use crate::ratelimit::{self, PerAccount, PerIp};
-use crate::schema::users;
-use crate::settings::Settings;
+use crate::response::{render, render_status, see_other};
+use crate::state::AppState;
 
 /// Refuses unless the password was confirmed in the last ten minutes.
 fn require_recent_auth(req: &HttpRequest) -> Result<(), AppError> {
@@ -53,7 +53,7 @@ async fn check_credentials(
     let (cipher, user_id) = (cipher.clone(), user.id);
     db::run(pool, move |conn| {
         conn.transaction(|conn| {
-            let user: User = users::table.find(user_id).for_update().select(User::as_select()).first(conn)?;
+            let user = User::lock_for_update(conn, user_id)?;
             totp::verify_second_factor(conn, &cipher, &user, &code)
         })
     })
@@ -78,8 +78,9 @@ async fn reauth_form(
     ctx: PageContext,
     current: CurrentUser,
     query: web::Query<NextQuery>,
-    settings: web::Data<Settings>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let settings = &state.settings;
     render(&ReauthPage {
         ctx,
         next: safe_next(&settings.public_base_url, query.next.as_deref()),
@@ -102,23 +103,24 @@ async fn reauth(
     current: CurrentUser,
     form: web::Form<ReauthForm>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    redis: web::Data<Redis>,
-    hasher: web::Data<PasswordHasher>,
-    cipher: web::Data<Cipher>,
-    settings: web::Data<Settings>,
-    signal: web::Data<OutboxSignal>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    ratelimit::per_ip(&redis, &settings, PerIp::Login, &meta).await?;
+    let pool = &state.pool;
+    let redis = &state.redis;
+    let hasher = &state.hasher;
+    let cipher = &state.cipher;
+    let settings = &state.settings;
+    let signal = &state.outbox;
+    ratelimit::per_ip(redis, settings, PerIp::Login, &meta).await?;
     let form = form.into_inner();
     let next = safe_next(&settings.public_base_url, form.next.as_deref());
     let user = current.user;
     let code = form.code.filter(|c| !c.trim().is_empty());
-    let correct = check_credentials(&user, form.password, code, &hasher, &cipher, &pool).await?;
+    let correct = check_credentials(&user, form.password, code, hasher, cipher, pool).await?;
     let (user_id, username) = (user.id, user.username.clone());
-    let ok = db::run(&pool, move |conn| {
+    let ok = db::run(pool, move |conn| {
         conn.transaction(|conn| {
-            let ok = crate::auth::login::account_password_check(conn, user_id, correct, &meta)?;
+            let ok = crate::auth::sign_in::account_password_check(conn, user_id, correct, &meta)?;
             let event = AuditEvent::new("auth", "reauth", &meta).actor(user_id).target_user(user_id, &username);
             let event = if ok { event } else { event.failed("wrong password or code") };
             event.record(conn)?;
@@ -158,15 +160,16 @@ async fn security(ctx: PageContext, current: CurrentUser) -> Result<HttpResponse
 async fn start_2fa(
     req: HttpRequest,
     current: CurrentUser,
-    pool: web::Data<PgPool>,
-    cipher: web::Data<Cipher>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let cipher = &state.cipher;
     require_recent_auth(&req)?;
     if current.user.has_totp() {
         return Ok(see_other("/account/security"));
     }
-    let (cipher, user_id) = (cipher.get_ref().clone(), current.user.id);
-    db::run(&pool, move |conn| Ok(totp::store_pending(conn, &cipher, user_id, &totp::new_secret())?)).await?;
+    let (cipher, user_id) = (cipher.clone(), current.user.id);
+    db::run(pool, move |conn| Ok(totp::store_pending(conn, &cipher, user_id, &totp::new_secret())?)).await?;
     Ok(see_other("/account/2fa/setup"))
 }
 
@@ -183,10 +186,11 @@ async fn setup_page(
     req: HttpRequest,
     ctx: PageContext,
     current: CurrentUser,
-    cipher: web::Data<Cipher>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let cipher = &state.cipher;
     require_recent_auth(&req)?;
-    match totp::enrolment(&cipher, &current.user)? {
+    match totp::enrolment(cipher, &current.user)? {
         Some(e) => render(&SetupPage { ctx, qr_png_base64: e.qr_png_base64, secret: e.secret_base32, error: None }),
         None => Ok(see_other("/account/security")),
     }
@@ -210,15 +214,16 @@ async fn confirm_2fa(
     current: CurrentUser,
     form: web::Form<CodeForm>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    cipher: web::Data<Cipher>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let cipher = &state.cipher;
     require_recent_auth(&req)?;
     let user = current.user;
-    let c = cipher.get_ref().clone();
+    let c = cipher.clone();
     let u = user.clone();
     let code = form.into_inner().code;
-    let codes = db::run(&pool, move |conn| {
+    let codes = db::run(pool, move |conn| {
         conn.transaction(|conn| {
             let codes = totp::confirm_enrolment(conn, &c, &u, &code)?;
             let event = AuditEvent::new("auth", "2fa_enable", &meta).actor(u.id).target_user(u.id, &u.username);
@@ -234,7 +239,7 @@ async fn confirm_2fa(
         // Shown once, straight away: they are stored only as hashes.
         Some(codes) => render(&BackupCodesPage { ctx, codes }),
         None => {
-            let e = totp::enrolment(&cipher, &user)?.ok_or(AppError::BadRequest("Start the set-up again.".into()))?;
+            let e = totp::enrolment(cipher, &user)?.ok_or(AppError::BadRequest("Start the set-up again.".into()))?;
             render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &SetupPage {
@@ -259,20 +264,21 @@ async fn disable_2fa(
     current: CurrentUser,
     form: web::Form<DisableForm>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    redis: web::Data<Redis>,
-    hasher: web::Data<PasswordHasher>,
-    cipher: web::Data<Cipher>,
-    settings: web::Data<Settings>,
-    signal: web::Data<OutboxSignal>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    ratelimit::per_ip(&redis, &settings, PerIp::Login, &meta).await?;
+    let pool = &state.pool;
+    let redis = &state.redis;
+    let hasher = &state.hasher;
+    let cipher = &state.cipher;
+    let settings = &state.settings;
+    let signal = &state.outbox;
+    ratelimit::per_ip(redis, settings, PerIp::Login, &meta).await?;
     let user = current.user;
     let form = form.into_inner();
-    let correct = check_credentials(&user, form.password, Some(form.code), &hasher, &cipher, &pool).await?;
-    let ok = db::run(&pool, move |conn| {
+    let correct = check_credentials(&user, form.password, Some(form.code), hasher, cipher, pool).await?;
+    let ok = db::run(pool, move |conn| {
         conn.transaction(|conn| {
-            let ok = crate::auth::login::account_password_check(conn, user.id, correct, &meta)?;
+            let ok = crate::auth::sign_in::account_password_check(conn, user.id, correct, &meta)?;
             let event =
                 AuditEvent::new("auth", "2fa_disable", &meta).actor(user.id).target_user(user.id, &user.username);
             if ok {
@@ -321,10 +327,11 @@ async fn change_password(
     current: CurrentUser,
     form: web::Form<PasswordForm>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    hasher: web::Data<PasswordHasher>,
-    signal: web::Data<OutboxSignal>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let hasher = &state.hasher;
+    let signal = &state.outbox;
     require_recent_auth(&req)?;
     let form = form.into_inner();
     let CurrentUser { user, session_id } = current;
@@ -337,9 +344,9 @@ async fn change_password(
         return render_status(StatusCode::UNPROCESSABLE_ENTITY, &PasswordPage { ctx, error });
     }
     let hash = hasher.hash(form.password).await?;
-    db::run(&pool, move |conn| {
+    db::run(pool, move |conn| {
         conn.transaction(|conn| {
-            diesel::update(users::table.find(user.id)).set(users::password_hash.eq(&hash)).execute(conn)?;
+            User::set_password_hash(conn, user.id, &hash)?;
             let ended = UserSession::revoke_all_except(conn, user.id, Some(&session_id))?;
             AuditEvent::new("auth", "password_change", &meta)
                 .actor(user.id)
@@ -380,14 +387,15 @@ async fn change_email(
     current: CurrentUser,
     form: web::Form<EmailForm>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    settings: web::Data<Settings>,
-    signal: web::Data<OutboxSignal>,
-    redis: web::Data<Redis>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let settings = &state.settings;
+    let signal = &state.outbox;
+    let redis = &state.redis;
     require_recent_auth(&req)?;
     let user = current.user;
-    ratelimit::per_account(&redis, PerAccount::EmailChange, &user.id.to_string()).await?;
+    ratelimit::per_account(redis, PerAccount::EmailChange, &user.id.to_string()).await?;
     let new_email = match normalise_email(&form.email) {
         Ok(e) => e,
         Err(error) => {
@@ -396,9 +404,9 @@ async fn change_email(
     };
     // One notice an hour at most to an address's owner, however often
     // someone tries it.
-    let notice_owner = ratelimit::may_notify_owner(&redis, &pool, &new_email).await?;
+    let notice_owner = ratelimit::may_notify_owner(redis, pool, &new_email).await?;
     let (u, addr, base) = (user.clone(), new_email.clone(), settings.clone());
-    db::run(&pool, move |conn| {
+    db::run(pool, move |conn| {
         conn.transaction(|conn| {
             if let Some(owner) = User::find_by_email(conn, &addr)?.filter(|o| o.id != u.id) {
                 // Answered exactly as for a free address: the page must not
@@ -416,10 +424,10 @@ async fn change_email(
                 return Ok(());
             }
             // The current address stays in force until the new one is proved.
-            diesel::update(users::table.find(u.id)).set(users::pending_email.eq(&addr)).execute(conn)?;
+            User::set_pending_email(conn, u.id, &addr)?;
             crate::auth::verify::send_link(conn, &base, &u, &addr)?;
             if let Some(old) = &u.email {
-                EmailChangeNotice { username: u.username.clone(), new_email: addr.clone() }.queue(conn, old)?;
+                EmailChangeNotice { username: u.username.clone(), new_email: addr.to_owned() }.queue(conn, old)?;
             }
             AuditEvent::new("auth", "email_change_request", &meta)
                 .actor(u.id)

@@ -6,11 +6,13 @@ use actix_web_flash_messages::FlashMessage;
 use askama::Template;
 
 use crate::audit::{AuditEvent, RequestMeta};
+use crate::auth::extractors::CurrentUser;
 use crate::auth::session::UserSession;
-use crate::auth::CurrentUser;
-use crate::db::{self, PgPool};
+use crate::db::{self};
 use crate::error::AppError;
-use crate::layout::{render, see_other, PageContext};
+use crate::layout::PageContext;
+use crate::response::{render, see_other};
+use crate::state::AppState;
 
 /// One row of the table.
 struct SessionRow {
@@ -29,9 +31,10 @@ struct SessionsPage {
     sessions: Vec<SessionRow>,
 }
 
-async fn show(ctx: PageContext, current: CurrentUser, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
+async fn show(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let user_id = current.user.id;
-    let rows = db::run(&pool, move |conn| Ok(UserSession::active_for_user(conn, user_id)?)).await?;
+    let rows = db::run(pool, move |conn| Ok(UserSession::active_for_user(conn, user_id)?)).await?;
     let sessions = rows
         .into_iter()
         .map(|s| SessionRow {
@@ -50,11 +53,12 @@ async fn revoke_one(
     current: CurrentUser,
     id: web::Path<String>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let id = id.into_inner();
     let user = current.user;
-    let revoked = db::run(&pool, move |conn| {
+    let revoked = db::run(pool, move |conn| {
         // Scoped to the owner: another user's session id revokes nothing.
         let revoked = UserSession::revoke(conn, user.id, &id)?;
         let event = AuditEvent::new("session", "revoke", &meta).actor(user.id).target_user(user.id, &user.username);
@@ -77,10 +81,11 @@ async fn revoke_one(
 async fn revoke_others(
     current: CurrentUser,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let CurrentUser { user, session_id } = current;
-    let ended = db::run(&pool, move |conn| {
+    let ended = db::run(pool, move |conn| {
         let ended = UserSession::revoke_all_except(conn, user.id, Some(&session_id))?;
         AuditEvent::new("session", "revoke_others", &meta)
             .actor(user.id)

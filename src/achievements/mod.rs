@@ -5,6 +5,7 @@ pub mod condition;
 pub mod form;
 pub mod model;
 pub mod routes;
+pub mod service;
 
 pub use condition::Condition;
 pub use model::{evaluate, AchievementRow};

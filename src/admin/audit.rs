@@ -7,12 +7,14 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use super::AdminUser;
 use crate::audit::AuditEntry;
-use crate::db::{self, PgPool};
+use crate::auth::extractors::AdminUser;
+use crate::db::{self};
 use crate::error::AppError;
-use crate::layout::{render, PageContext};
+use crate::layout::PageContext;
+use crate::response::render;
 use crate::schema::{audit_log, users};
+use crate::state::AppState;
 
 pub const PAGE_SIZE: i64 = 100;
 /// Rows one CSV export carries at most.
@@ -154,13 +156,14 @@ async fn view(
     ctx: PageContext,
     _admin: AdminUser,
     filter: web::Query<AuditFilter>,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let filter = filter.into_inner();
     let page = crate::pagination::page_number(filter.page);
     let f = filter.clone();
     let (rows, total) =
-        db::run(&pool, move |conn| load(conn, &f, crate::pagination::offset(page, PAGE_SIZE), PAGE_SIZE)).await?;
+        db::run(pool, move |conn| load(conn, &f, crate::pagination::offset(page, PAGE_SIZE), PAGE_SIZE)).await?;
     let pages = crate::pagination::page_count(total, PAGE_SIZE);
     render(&AuditPage { ctx, filter, rows, page, pages })
 }
@@ -178,11 +181,12 @@ async fn export(
     admin: AdminUser,
     filter: web::Query<AuditFilter>,
     meta: crate::audit::RequestMeta,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let filter = filter.into_inner();
     let actor = admin.0.user.id;
-    let body = db::run(&pool, move |conn| {
+    let body = db::run(pool, move |conn| {
         let (rows, _) = load(conn, &filter, 0, CSV_MAX_ROWS)?;
         crate::audit::AuditEvent::new("admin", "export_audit", &meta)
             .actor(actor)

@@ -8,12 +8,14 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 
-use super::AdminUser;
 use crate::audit::{AuditEvent, RequestMeta};
-use crate::db::{self, PgPool};
+use crate::auth::extractors::AdminUser;
+use crate::db::{self};
 use crate::error::AppError;
-use crate::layout::{render, see_other, PageContext};
+use crate::layout::PageContext;
+use crate::response::{render, see_other};
 use crate::schema::community_achievements;
+use crate::state::AppState;
 
 /// One shared achievement as moderators see it, hidden ones included.
 #[derive(Debug, QueryableByName)]
@@ -41,8 +43,9 @@ struct ModerationPage {
     rows: Vec<ModerationRow>,
 }
 
-async fn list(ctx: PageContext, _admin: AdminUser, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
-    let rows = db::run(&pool, |conn| {
+async fn list(ctx: PageContext, _admin: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let rows = db::run(pool, |conn| {
         Ok(diesel::sql_query(
             "SELECT c.id, c.name, c.description, u.username AS creator, c.tries_count, c.is_active, c.hidden_at
              FROM community_achievements c LEFT JOIN users u ON u.id = c.creator_id
@@ -58,8 +61,9 @@ async fn set_hidden(
     admin: AdminUser,
     path: web::Path<(i64, String)>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let (id, action) = path.into_inner();
     let hide = match action.as_str() {
         "hide" => true,
@@ -67,7 +71,7 @@ async fn set_hidden(
         _ => return Err(AppError::NotFound),
     };
     let actor = admin.0.user.id;
-    db::run(&pool, move |conn| {
+    db::run(pool, move |conn| {
         conn.transaction(|conn| {
             let n = diesel::update(community_achievements::table.find(id))
                 .set((

@@ -5,54 +5,14 @@ use std::time::Instant;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 
-use super::AdminUser;
-use crate::cache::Redis;
-use crate::db::{self, PgPool};
+use super::numbers::Numbers;
+use crate::auth::extractors::AdminUser;
+use crate::db::{self};
 use crate::error::AppError;
-use crate::layout::{render, PageContext};
-
-/// The numbers on the dashboard, from one query.
-#[derive(Debug, QueryableByName)]
-pub struct Numbers {
-    #[diesel(sql_type = BigInt)]
-    pub users: i64,
-    #[diesel(sql_type = BigInt)]
-    pub new_this_week: i64,
-    #[diesel(sql_type = BigInt)]
-    pub unverified: i64,
-    #[diesel(sql_type = BigInt)]
-    pub locked: i64,
-    #[diesel(sql_type = BigInt)]
-    pub jobs_waiting: i64,
-    #[diesel(sql_type = BigInt)]
-    pub jobs_running: i64,
-    #[diesel(sql_type = BigInt)]
-    pub jobs_failed: i64,
-    #[diesel(sql_type = BigInt)]
-    pub mail_pending: i64,
-    #[diesel(sql_type = BigInt)]
-    pub mail_failed: i64,
-}
-
-impl Numbers {
-    pub fn load(conn: &mut PgConnection) -> QueryResult<Numbers> {
-        diesel::sql_query(
-            "SELECT
-               (SELECT count(*) FROM users) AS users,
-               (SELECT count(*) FROM users WHERE created_at > now() - interval '7 days') AS new_this_week,
-               (SELECT count(*) FROM users WHERE email_verified_at IS NULL) AS unverified,
-               (SELECT count(*) FROM users WHERE status = 'locked' OR locked_until > now()) AS locked,
-               (SELECT count(*) FROM jobs WHERE status = 'queued') AS jobs_waiting,
-               (SELECT count(*) FROM jobs WHERE status = 'running') AS jobs_running,
-               (SELECT count(*) FROM jobs WHERE status = 'failed') AS jobs_failed,
-               (SELECT count(*) FROM outbox_emails WHERE status = 'pending') AS mail_pending,
-               (SELECT count(*) FROM outbox_emails WHERE status = 'failed') AS mail_failed",
-        )
-        .get_result(conn)
-    }
-}
+use crate::layout::PageContext;
+use crate::response::render;
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "admin/dashboard.html")]
@@ -73,14 +33,11 @@ impl DashboardPage {
     }
 }
 
-async fn dashboard(
-    ctx: PageContext,
-    _admin: AdminUser,
-    pool: web::Data<PgPool>,
-    redis: web::Data<Redis>,
-) -> Result<HttpResponse, AppError> {
+async fn dashboard(ctx: PageContext, _admin: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let redis = &state.redis;
     let state = pool.state();
-    let (n, query_ms) = db::run(&pool, |conn| {
+    let (n, query_ms) = db::run(pool, |conn| {
         let started = Instant::now();
         diesel::sql_query("SELECT 1").execute(conn)?;
         let query_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -90,7 +47,7 @@ async fn dashboard(
     let started = Instant::now();
     let redis_ms = redis.ping().await.ok().map(|_| started.elapsed().as_secs_f64() * 1000.0);
     let cache_hit_rate = redis.hit_rate().await;
-    let maintenance = super::maintenance::read(&redis).await.unwrap_or(false);
+    let maintenance = super::maintenance_switch::read(redis).await.unwrap_or(false);
     render(&DashboardPage {
         ctx,
         n,
@@ -109,13 +66,14 @@ async fn clear_cache(
     req: actix_web::HttpRequest,
     admin: AdminUser,
     meta: crate::audit::RequestMeta,
-    pool: web::Data<PgPool>,
-    redis: web::Data<Redis>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    super::require_fresh_auth(&req, "/admin")?;
+    let pool = &state.pool;
+    let redis = &state.redis;
+    crate::auth::reauth::require_recent_auth(&req, "/admin")?;
     let removed = redis.clear_cache().await.map_err(|e| AppError::Unavailable(e.into()))?;
     let actor = admin.0.user.id;
-    db::run(&pool, move |conn| {
+    db::run(pool, move |conn| {
         Ok(crate::audit::AuditEvent::new("admin", "clear_cache", &meta)
             .actor(actor)
             .details(serde_json::json!({ "keys": removed }))
@@ -123,7 +81,7 @@ async fn clear_cache(
     })
     .await?;
     actix_web_flash_messages::FlashMessage::success(format!("Cache cleared ({removed} entries).")).send();
-    Ok(crate::layout::see_other("/admin"))
+    Ok(crate::response::see_other("/admin"))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

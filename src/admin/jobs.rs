@@ -7,13 +7,13 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz};
 
-use super::AdminUser;
 use crate::audit::{AuditEvent, RequestMeta};
-use crate::db::{self, PgPool};
-use crate::email::worker::OutboxSignal;
+use crate::auth::extractors::AdminUser;
+use crate::db::{self};
 use crate::error::AppError;
-use crate::jobs::worker::JobSignal;
-use crate::layout::{render, see_other, PageContext};
+use crate::layout::PageContext;
+use crate::response::{render, see_other};
+use crate::state::AppState;
 
 #[derive(Debug, QueryableByName)]
 pub struct FailedJob {
@@ -53,8 +53,9 @@ struct JobsPage {
     emails: Vec<FailedEmail>,
 }
 
-async fn page(ctx: PageContext, _admin: AdminUser, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
-    let (jobs, emails) = db::run(&pool, |conn| {
+async fn page(ctx: PageContext, _admin: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let (jobs, emails) = db::run(pool, |conn| {
         let jobs = diesel::sql_query(
             "SELECT j.id, j.kind, u.username, j.attempts, j.last_error, j.finished_at
              FROM jobs j LEFT JOIN users u ON u.id = j.user_id
@@ -76,11 +77,12 @@ async fn retry_job(
     admin: AdminUser,
     path: web::Path<i64>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    signal: web::Data<JobSignal>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let signal = &state.jobs;
     let (id, actor) = (path.into_inner(), admin.0.user.id);
-    let retried = db::run(&pool, move |conn| {
+    let retried = db::run(pool, move |conn| {
         // A newer job for the same user may already be queued; the partial
         // unique index then refuses, and that newer job is the retry.
         let n = diesel::sql_query(
@@ -109,11 +111,12 @@ async fn retry_email(
     admin: AdminUser,
     path: web::Path<i64>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    signal: web::Data<OutboxSignal>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let signal = &state.outbox;
     let (id, actor) = (path.into_inner(), admin.0.user.id);
-    let retried = db::run(&pool, move |conn| {
+    let retried = db::run(pool, move |conn| {
         let n = diesel::sql_query(
             "UPDATE outbox_emails SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL
              WHERE id = $1 AND status = 'failed'",

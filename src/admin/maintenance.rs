@@ -1,68 +1,26 @@
-//! Maintenance mode: everyone but admins gets the 503 page. The switch lives
-//! in Redis so every instance agrees; each instance keeps a local copy that
-//! a background task refreshes every second, so no request ever waits on
-//! Redis for it. While Redis is down the copy keeps its last reading: the
-//! site stays as it was (a site in maintenance stays closed, an open one
-//! stays open).
-
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+//! Maintenance mode: everyone but admins gets the 503 page, and the admin
+//! button that flips it. The switch itself is in `maintenance_switch`.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use actix_web_flash_messages::FlashMessage;
-use redis::AsyncCommands;
 
-use super::{require_fresh_auth, AdminUser};
+use super::maintenance_switch::{self};
 use crate::audit::{AuditEvent, RequestMeta};
-use crate::cache::Redis;
-use crate::db::{self, PgPool};
+use crate::auth::extractors::AdminUser;
+use crate::auth::reauth::require_recent_auth;
+use crate::db::{self};
 use crate::error::AppError;
-use crate::layout::see_other;
-
-const KEY: &str = "maintenance";
-const RECHECK: Duration = Duration::from_secs(1);
+use crate::response::see_other;
+use crate::state::AppState;
 
 /// Paths that stay open so admins can sign in, and probes keep working.
 const OPEN: [&str; 6] = ["/login", "/logout", "/static/", "/healthz", "/readyz", "/account/reauth"];
 
-/// This instance's copy of the switch.
-#[derive(Clone, Default)]
-pub struct MaintenanceCache(Arc<AtomicBool>);
-
-impl MaintenanceCache {
-    /// The last reading.
-    pub fn is_on(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    fn set(&self, on: bool) {
-        self.0.store(on, Ordering::Relaxed);
-    }
-
-    /// Refreshes the copy from Redis every second until the runtime stops;
-    /// a failed reading keeps the last one.
-    pub async fn refresh_forever(self, redis: Redis) {
-        loop {
-            if let Ok(on) = read(&redis).await {
-                self.set(on);
-            }
-            tokio::time::sleep(RECHECK).await;
-        }
-    }
-}
-
-/// The switch as Redis holds it.
-pub async fn read(redis: &Redis) -> Result<bool, crate::cache::RedisDown> {
-    let key = redis.key(KEY);
-    redis.call(|mut c| async move { c.get::<_, Option<String>>(key).await }).await.map(|v| v.is_some())
-}
-
 fn cached(req: &ServiceRequest) -> bool {
-    req.app_data::<web::Data<MaintenanceCache>>().is_some_and(|c| c.is_on())
+    req.app_data::<web::Data<AppState>>().is_some_and(|s| s.maintenance.is_on())
 }
 
 /// Answers 503 to everyone but admins while the switch is on.
@@ -78,7 +36,8 @@ pub async fn gate(
     {
         return Ok(next.call(req).await?.map_into_left_body());
     }
-    let is_admin = crate::auth::session::resolve(req.request()).await.ok().flatten().is_some_and(|u| u.user.is_admin());
+    let is_admin =
+        crate::auth::extractors::resolve(req.request()).await.ok().flatten().is_some_and(|u| u.user.is_admin());
     if is_admin {
         return Ok(next.call(req).await?.map_into_left_body());
     }
@@ -91,30 +50,21 @@ async fn switch(
     admin: AdminUser,
     path: web::Path<String>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    redis: web::Data<Redis>,
-    cache: web::Data<MaintenanceCache>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let redis = &state.redis;
+    let cache = &state.maintenance;
     let on = match path.as_str() {
         "on" => true,
         "off" => false,
         _ => return Err(AppError::NotFound),
     };
-    require_fresh_auth(&req, "/admin")?;
-    let key = redis.key(KEY);
-    redis
-        .call(|mut c| async move {
-            if on {
-                c.set::<_, _, ()>(key, "1").await
-            } else {
-                c.del::<_, ()>(key).await
-            }
-        })
-        .await
-        .map_err(|e| AppError::Unavailable(e.into()))?;
+    require_recent_auth(&req, "/admin")?;
+    maintenance_switch::write(redis, on).await.map_err(|e| AppError::Unavailable(e.into()))?;
     cache.set(on);
     let actor = admin.0.user.id;
-    db::run(&pool, move |conn| {
+    db::run(pool, move |conn| {
         Ok(AuditEvent::new("admin", if on { "maintenance_on" } else { "maintenance_off" }, &meta)
             .actor(actor)
             .record(conn)?)

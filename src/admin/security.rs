@@ -7,10 +7,12 @@ use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Text};
 
-use super::AdminUser;
-use crate::db::{self, PgPool};
+use crate::auth::extractors::AdminUser;
+use crate::db::{self};
 use crate::error::AppError;
-use crate::layout::{render, PageContext};
+use crate::layout::PageContext;
+use crate::response::render;
+use crate::state::AppState;
 
 /// Days shown.
 pub const DAYS: i64 = 14;
@@ -55,8 +57,9 @@ impl SecurityPage {
     }
 }
 
-async fn page(ctx: PageContext, _admin: AdminUser, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
-    let (days, ips) = db::run(&pool, |conn| {
+async fn page(ctx: PageContext, _admin: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let (days, ips) = db::run(pool, |conn| {
         let days: Vec<DayRow> = diesel::sql_query(
             "SELECT d::date AS day,
                     count(a.id) FILTER (WHERE a.action = 'login' AND NOT a.success) AS failed_logins,

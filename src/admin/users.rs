@@ -8,15 +8,16 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use serde::Deserialize;
 
-use super::{require_fresh_auth, AdminUser};
 use crate::audit::{AuditEvent, RequestMeta};
+use crate::auth::extractors::AdminUser;
+use crate::auth::reauth::require_recent_auth;
 use crate::auth::session::UserSession;
 use crate::db::{self, PgPool};
 use crate::error::AppError;
-use crate::images::serve::SharedStorage;
-use crate::layout::{render, see_other, PageContext};
-use crate::models::user::User;
-use crate::schema::users;
+use crate::layout::PageContext;
+use crate::models::user::{Role, User};
+use crate::response::{render, see_other};
+use crate::state::AppState;
 
 pub const PAGE_SIZE: i64 = 50;
 
@@ -70,12 +71,13 @@ async fn list(
     ctx: PageContext,
     _admin: AdminUser,
     query: web::Query<ListQuery>,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let q: String = query.q.clone().unwrap_or_default().trim().chars().take(100).collect();
     let page = crate::pagination::page_number(query.page);
     let pattern = db::contains_pattern(&q);
-    let rows: Vec<UserRow> = db::run(&pool, move |conn| {
+    let rows: Vec<UserRow> = db::run(pool, move |conn| {
         Ok(diesel::sql_query(
             "SELECT id, username, email, role, status, email_verified_at, created_at, count(*) OVER () AS total_rows
              FROM users WHERE username ILIKE $1 OR email ILIKE $1
@@ -108,11 +110,12 @@ async fn show(
     ctx: PageContext,
     _admin: AdminUser,
     path: web::Path<i64>,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let id = path.into_inner();
-    let user = find(&pool, id).await?;
-    let sessions = db::run(&pool, move |conn| Ok(UserSession::active_for_user(conn, id)?)).await?;
+    let user = find(pool, id).await?;
+    let sessions = db::run(pool, move |conn| Ok(UserSession::active_for_user(conn, id)?)).await?;
     render(&UserPage { ctx, user, sessions })
 }
 
@@ -157,27 +160,18 @@ impl Action {
 }
 
 fn apply(conn: &mut PgConnection, action: Action, user: &User) -> QueryResult<String> {
-    let target = users::table.find(user.id);
     Ok(match action {
         Action::Lock => {
-            diesel::update(target).set(users::status.eq("locked")).execute(conn)?;
+            User::set_locked(conn, user.id)?;
             UserSession::revoke_all_except(conn, user.id, None)?;
             format!("{} is locked and signed out everywhere.", user.username)
         }
         Action::Unlock => {
-            diesel::update(target)
-                .set((
-                    users::status.eq("active"),
-                    users::locked_until.eq(None::<DateTime<Utc>>),
-                    users::failed_logins.eq(0),
-                ))
-                .execute(conn)?;
+            User::unlock(conn, user.id)?;
             format!("{} is unlocked.", user.username)
         }
         Action::Verify => {
-            diesel::update(target.filter(users::email_verified_at.is_null()))
-                .set(users::email_verified_at.eq(Utc::now()))
-                .execute(conn)?;
+            User::mark_email_verified(conn, user.id)?;
             format!("{}'s email address is marked as verified.", user.username)
         }
         Action::Reset2fa => {
@@ -189,9 +183,9 @@ fn apply(conn: &mut PgConnection, action: Action, user: &User) -> QueryResult<St
             format!("Ended {n} session(s) of {}.", user.username)
         }
         Action::MakeAdmin | Action::MakeUser => {
-            let role = if action == Action::MakeAdmin { "admin" } else { "user" };
-            diesel::update(target).set(users::role.eq(role)).execute(conn)?;
-            format!("{} is now {role}.", user.username)
+            let role = if action == Action::MakeAdmin { Role::Admin } else { Role::User };
+            User::set_role(conn, user.id, role)?;
+            format!("{} is now {}.", user.username, role.as_str())
         }
     })
 }
@@ -201,21 +195,22 @@ async fn act(
     admin: AdminUser,
     path: web::Path<(i64, String)>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let (id, name) = path.into_inner();
     let action = Action::parse(&name).ok_or(AppError::NotFound)?;
     let back = format!("/admin/users/{id}");
     if action.sensitive() {
-        require_fresh_auth(&req, &back)?;
+        require_recent_auth(&req, &back)?;
     }
-    let user = find(&pool, id).await?;
+    let user = find(pool, id).await?;
     let actor = admin.0.user.id;
     if actor == id && matches!(action, Action::Lock | Action::MakeUser | Action::EndSessions) {
         FlashMessage::error("You cannot do that to your own account here.").send();
         return Ok(see_other(&back));
     }
-    let message = db::run(&pool, move |conn| {
+    let message = db::run(pool, move |conn| {
         conn.transaction(|conn| {
             let message = apply(conn, action, &user)?;
             AuditEvent::new("admin", action.name(), &meta)
@@ -245,13 +240,14 @@ async fn delete(
     path: web::Path<i64>,
     form: web::Form<DeleteForm>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    storage: web::Data<SharedStorage>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let storage = &state.storage;
     let id = path.into_inner();
     let back = format!("/admin/users/{id}");
-    require_fresh_auth(&req, &back)?;
-    let user = find(&pool, id).await?;
+    require_recent_auth(&req, &back)?;
+    let user = find(pool, id).await?;
     if admin.0.user.id == id {
         FlashMessage::error("You cannot delete your own account here.").send();
         return Ok(see_other(&back));
@@ -260,10 +256,10 @@ async fn delete(
         FlashMessage::error("Type the username exactly to confirm the deletion.").send();
         return Ok(see_other(&back));
     }
-    let (actor, storage) = (admin.0.user.id, storage.get_ref().clone());
-    db::run(&pool, move |conn| {
+    let (actor, storage) = (admin.0.user.id, storage.clone());
+    db::run(pool, move |conn| {
         conn.transaction(|conn| {
-            diesel::delete(users::table.find(user.id)).execute(conn)?;
+            User::delete(conn, user.id)?;
             AuditEvent::new("admin", "delete_user", &meta)
                 .actor(actor)
                 .target_user(user.id, &user.username)

@@ -2,36 +2,25 @@
 //! every form, checked by middleware on every state-changing request, so no
 //! route can forget it.
 
-use actix_session::{Session, SessionExt};
+use actix_session::SessionExt;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError};
-use base64::Engine;
-use rand::RngCore;
 
 use super::typed_session::AppSession;
 use crate::error::AppError;
-use crate::middleware::FormToken;
 
 /// The form field carrying the token.
 pub const FIELD: &str = "csrf_token";
 /// The header alternative, for scripts and multipart uploads.
 pub const HEADER: &str = "x-csrf-token";
 
-/// The session's token, created on first use.
-pub fn token(session: &Session) -> Result<String, AppError> {
-    let session = AppSession::from_session(session.clone());
-    if let Some(t) = session.csrf_token() {
-        return Ok(t);
-    }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let t = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    session.set_csrf_token(&t)?;
-    Ok(t)
-}
+/// The CSRF token a form carried in its body, found by
+/// `middleware::inspect_input` while it read the (bounded) body.
+#[derive(Clone)]
+pub struct FormToken(pub String);
 
 /// Refuses any non-GET/HEAD/OPTIONS request whose token (form field or
 /// header) does not match the session's.
@@ -53,7 +42,7 @@ pub async fn verify(
         .map(str::to_owned)
         .or_else(|| req.extensions().get::<FormToken>().map(|t| t.0.clone()));
     let valid = matches!((&expected, &provided), (Some(e), Some(p)) if crate::crypto::secrets_equal(p, e));
-    if !valid && expected.is_none() && crate::auth::session::sessions_down(req.request()) {
+    if !valid && expected.is_none() && super::extractors::sessions_down(req.request()) {
         // The token lives in the session, in Redis, which is down: not the
         // form's fault.
         let res = AppError::SessionsUnavailable.error_response();

@@ -9,17 +9,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::email_address::normalise_email;
-use super::password::{self, PasswordHasher};
+use super::password::{self};
 use crate::audit::{AuditEvent, RequestMeta};
-use crate::cache::Redis;
-use crate::db::{self, PgPool};
-use crate::email::worker::OutboxSignal;
+use crate::db::{self};
 use crate::error::AppError;
-use crate::layout::{render, render_status, see_other, PageContext};
+use crate::layout::PageContext;
 use crate::models::user::{NewUser, Role, User};
 use crate::ratelimit::{self, PerIp};
+use crate::response::{render, render_status, see_other};
 use crate::schema::users;
-use crate::settings::Settings;
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "auth/register.html")]
@@ -74,13 +73,14 @@ async fn submit(
     ctx: PageContext,
     form: web::Form<RegisterForm>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    redis: web::Data<Redis>,
-    hasher: web::Data<PasswordHasher>,
-    settings: web::Data<Settings>,
-    signal: web::Data<OutboxSignal>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    ratelimit::per_ip(&redis, &settings, PerIp::Register, &meta).await?;
+    let pool = &state.pool;
+    let redis = &state.redis;
+    let hasher = &state.hasher;
+    let settings = &state.settings;
+    let signal = &state.outbox;
+    ratelimit::per_ip(redis, settings, PerIp::Register, &meta).await?;
 
     let form = form.into_inner();
     let username = form.username.trim().to_owned();
@@ -104,10 +104,10 @@ async fn submit(
     }
     let email = email.expect("checked above");
     let hash = hasher.hash(form.password).await?;
-    let notice_owner = crate::ratelimit::may_notify_owner(&redis, &pool, &email).await?;
+    let notice_owner = crate::ratelimit::may_notify_owner(redis, pool, &email).await?;
 
     let (name, addr, base) = (username.clone(), email.clone(), settings.clone());
-    let created = db::run(&pool, move |conn| {
+    let created = db::run(pool, move |conn| {
         conn.transaction(|conn| {
             let taken: bool = diesel::select(diesel::dsl::exists(
                 users::table.filter(

@@ -6,26 +6,23 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::email_address::{normalise_email, EmailForm};
-use super::password::{self, PasswordHasher};
+use super::password::{self};
 use super::session::UserSession;
 use super::tokens::{self, Purpose};
 use crate::audit::{AuditEvent, RequestMeta};
-use crate::cache::Redis;
-use crate::db::{self, PgPool};
+use crate::db::{self};
 use crate::email::messages::{PasswordChanged, ResetPassword};
-use crate::email::worker::OutboxSignal;
 use crate::error::AppError;
-use crate::layout::{render, render_status, see_other, PageContext};
+use crate::layout::PageContext;
 use crate::models::user::User;
 use crate::ratelimit::{self, PerAccount, PerIp};
-use crate::schema::users;
-use crate::settings::Settings;
+use crate::response::{render, render_status, see_other};
+use crate::state::AppState;
 
 /// The answer to every reset request, known address or not.
 pub const SENT: &str =
@@ -44,18 +41,19 @@ async fn forgot_form(ctx: PageContext) -> Result<HttpResponse, AppError> {
 async fn forgot(
     form: web::Form<EmailForm>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    redis: web::Data<Redis>,
-    settings: web::Data<Settings>,
-    signal: web::Data<OutboxSignal>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    ratelimit::per_ip(&redis, &settings, PerIp::Reset, &meta).await?;
+    let pool = &state.pool;
+    let redis = &state.redis;
+    let settings = &state.settings;
+    let signal = &state.outbox;
+    ratelimit::per_ip(redis, settings, PerIp::Reset, &meta).await?;
     if let Ok(email) = normalise_email(&form.email) {
         // Counted per address whether or not an account uses it, so the
         // limit itself reveals nothing; over it, the answer stays the same.
-        let over = ratelimit::over_limit(ratelimit::per_account(&redis, PerAccount::ResetMail, &email).await)?;
+        let over = ratelimit::over_limit(ratelimit::per_account(redis, PerAccount::ResetMail, &email).await)?;
         let base = settings.clone();
-        db::run(&pool, move |conn| {
+        db::run(pool, move |conn| {
             conn.transaction(|conn| {
                 let Some(user) = User::find_by_email(conn, &email)? else {
                     AuditEvent::new("auth", "reset_request", &meta).failed("unknown address").record(conn)?;
@@ -97,11 +95,12 @@ struct ResetPage {
 async fn reset_form(
     ctx: PageContext,
     token: web::Path<String>,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let token = token.into_inner();
     let t = token.clone();
-    let valid = db::run(&pool, move |conn| Ok(tokens::peek(conn, &t, Purpose::ResetPassword)?.is_some())).await?;
+    let valid = db::run(pool, move |conn| Ok(tokens::peek(conn, &t, Purpose::ResetPassword)?.is_some())).await?;
     let page = ResetPage { ctx, token, valid, error: None };
     if valid {
         render(&page)
@@ -121,14 +120,15 @@ async fn reset(
     ctx: PageContext,
     form: web::Form<ResetForm>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    hasher: web::Data<PasswordHasher>,
-    signal: web::Data<OutboxSignal>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let hasher = &state.hasher;
+    let signal = &state.outbox;
     let form = form.into_inner();
     let token = form.token.clone();
     let t = token.clone();
-    let owner = db::run(&pool, move |conn| match tokens::peek(conn, &t, Purpose::ResetPassword)? {
+    let owner = db::run(pool, move |conn| match tokens::peek(conn, &t, Purpose::ResetPassword)? {
         Some(id) => Ok(User::find(conn, id)?),
         None => Ok(None),
     })
@@ -145,21 +145,13 @@ async fn reset(
         return render_status(StatusCode::UNPROCESSABLE_ENTITY, &ResetPage { ctx, token, valid: true, error });
     }
     let hash = hasher.hash(form.password).await?;
-    let done = db::run(&pool, move |conn| {
+    let done = db::run(pool, move |conn| {
         conn.transaction(|conn| {
             // Spent here, in the same transaction as the change: a second
             // submit of the same link finds it used.
             let Some(spent) = tokens::consume(conn, &token, Purpose::ResetPassword)? else { return Ok(false) };
             let user = User::find(conn, spent.user_id)?.ok_or(AppError::NotFound)?;
-            diesel::update(users::table.find(user.id))
-                .set((
-                    users::password_hash.eq(&hash),
-                    users::failed_logins.eq(0),
-                    users::locked_until.eq(None::<DateTime<Utc>>),
-                    // The link reached the inbox, which proves the address.
-                    users::email_verified_at.eq(user.email_verified_at.unwrap_or_else(Utc::now)),
-                ))
-                .execute(conn)?;
+            User::reset_password(conn, &user, &hash)?;
             let ended = UserSession::revoke_all_except(conn, user.id, None)?;
             AuditEvent::new("auth", "password_reset", &meta)
                 .target_user(user.id, &user.username)

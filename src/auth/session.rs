@@ -1,21 +1,12 @@
-//! The server-side registry of signed-in browsers, and the extractors that
-//! resolve the current user against it on every request.
+//! The server-side registry of signed-in browsers (`user_sessions`) and the
+//! devices each account signed in from (`known_devices`).
 
-use std::future::Future;
-use std::pin::Pin;
-
-use actix_identity::{Identity, IdentityExt};
-use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use rand::RngCore;
 
-use super::typed_session::AppSession;
 use crate::audit::RequestMeta;
-use crate::db::{self, PgPool};
-use crate::error::AppError;
 use crate::models::user::{Status, User};
 use crate::schema::{known_devices, user_sessions, users};
 
@@ -147,47 +138,10 @@ pub fn remember_device(conn: &mut PgConnection, user_id: i64, user_agent: Option
     Ok(inserted == 1)
 }
 
-/// The signed-in user of this request, checked against the registry.
-#[derive(Debug, Clone)]
-pub struct CurrentUser {
-    pub user: User,
-    pub session_id: String,
-}
-
-/// Cached in the request so the layout and the handler share one look-up.
-#[derive(Clone)]
-struct Resolved(Option<CurrentUser>);
-
-/// Finds the request's user: the identity and session id from the cookie
-/// must name a session row that is neither revoked, expired nor idle, of an
-/// active account. Anything else signs the browser out.
-pub async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, AppError> {
-    if let Some(Resolved(found)) = req.extensions().get::<Resolved>() {
-        return Ok(found.clone());
-    }
-    let identity = req.get_identity().ok().and_then(|i| i.id().ok());
-    let session = AppSession::of(req);
-    let sid = session.session_id();
-    let found = match (identity.and_then(|i| i.parse::<i64>().ok()), sid) {
-        (Some(user_id), Some(sid)) => {
-            let pool = req
-                .app_data::<web::Data<PgPool>>()
-                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no pool")))?
-                .get_ref()
-                .clone();
-            db::run(&pool, move |conn| load(conn, user_id, &sid)).await?
-        }
-        _ => None,
-    };
-    if found.is_none() && req.get_identity().is_ok() {
-        // Revoked, expired or tampered: forget it so the browser is anonymous.
-        session.sign_out();
-    }
-    req.extensions_mut().insert(Resolved(found.clone()));
-    Ok(found)
-}
-
-fn load(conn: &mut PgConnection, user_id: i64, sid: &str) -> Result<Option<CurrentUser>, AppError> {
+/// The user of a live session: `None` when it is revoked, expired, idle
+/// or its account is no longer active (then it is revoked now). Its
+/// last-seen time is refreshed at most once a minute.
+pub fn load_live(conn: &mut PgConnection, user_id: i64, sid: &str) -> QueryResult<Option<(UserSession, User)>> {
     let now = Utc::now();
     let row: Option<(UserSession, User)> = user_sessions::table
         .inner_join(users::table)
@@ -205,67 +159,5 @@ fn load(conn: &mut PgConnection, user_id: i64, sid: &str) -> Result<Option<Curre
     if now - s.last_seen_at > TOUCH_EVERY {
         diesel::update(user_sessions::table.find(sid)).set(user_sessions::last_seen_at.eq(now)).execute(conn)?;
     }
-    Ok(Some(CurrentUser { user, session_id: s.id }))
-}
-
-/// Starts a signed-in session: a fresh session id (no fixation), the
-/// identity, and the registry row's id.
-pub fn sign_in(req: &HttpRequest, user_id: i64, session_id: &str) -> Result<(), AppError> {
-    let session = AppSession::of(req);
-    session.sign_in(session_id)?;
-    Identity::login(&req.extensions(), user_id.to_string())
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("identity: {e}")))?;
-    Ok(())
-}
-
-/// The name of the session cookie.
-pub const SESSION_COOKIE: &str = "questline_session";
-
-/// Redis, where sessions live, is known to be down.
-pub fn sessions_down(req: &HttpRequest) -> bool {
-    req.app_data::<web::Data<crate::cache::Redis>>().is_some_and(|r| !r.is_up())
-}
-
-/// The registry id of this browser's session, if signed in.
-pub fn session_id(req: &HttpRequest) -> Option<String> {
-    AppSession::of(req).session_id()
-}
-
-impl FromRequest for CurrentUser {
-    type Error = AppError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            match resolve(&req).await? {
-                Some(u) => Ok(u),
-                // A browser that came with a session while Redis is down is
-                // probably signed in: "back soon", not "sign in".
-                None if sessions_down(&req) && req.cookie(SESSION_COOKIE).is_some() => {
-                    Err(AppError::SessionsUnavailable)
-                }
-                None => {
-                    let next = match req.query_string() {
-                        "" => req.path().to_owned(),
-                        q => format!("{}?{}", req.path(), q),
-                    };
-                    Err(AppError::LoginRequired { next: next.into() })
-                }
-            }
-        })
-    }
-}
-
-/// The signed-in user, if any.
-pub struct MaybeUser(pub Option<CurrentUser>);
-
-impl FromRequest for MaybeUser {
-    type Error = AppError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move { Ok(MaybeUser(resolve(&req).await?)) })
-    }
+    Ok(Some((s, user)))
 }

@@ -11,7 +11,7 @@ use totp_rs::{Algorithm, TOTP};
 use crate::crypto::Cipher;
 use crate::error::AppError;
 use crate::models::user::User;
-use crate::schema::{backup_codes, users};
+use crate::schema::backup_codes;
 
 const STEP_SECS: u64 = 30;
 /// Backup codes made at enrolment.
@@ -42,13 +42,7 @@ pub struct Enrolment {
 
 /// Stores `secret` as the user's pending (unconfirmed) secret.
 pub fn store_pending(conn: &mut PgConnection, cipher: &Cipher, user_id: i64, secret: &[u8]) -> QueryResult<()> {
-    diesel::update(users::table.find(user_id))
-        .set((
-            users::totp_pending_enc.eq(cipher.encrypt(secret, &context(user_id))),
-            users::totp_pending_key_id.eq(cipher.key_id()),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    User::store_pending_totp(conn, user_id, cipher.encrypt(secret, &context(user_id)), cipher.key_id())
 }
 
 fn decrypt(
@@ -111,16 +105,7 @@ pub fn confirm_enrolment(
         return Ok(None);
     };
     let Some(step) = matching_step(secret.clone(), &user.username, code, unix_now())? else { return Ok(None) };
-    diesel::update(users::table.find(user.id))
-        .set((
-            users::totp_secret_enc.eq(cipher.encrypt(&secret, &context(user.id))),
-            users::totp_key_id.eq(cipher.key_id()),
-            users::totp_enabled_at.eq(Utc::now()),
-            users::totp_last_step.eq(step),
-            users::totp_pending_enc.eq(None::<Vec<u8>>),
-            users::totp_pending_key_id.eq(None::<String>),
-        ))
-        .execute(conn)?;
+    User::enable_totp(conn, user.id, cipher.encrypt(&secret, &context(user.id)), cipher.key_id(), step)?;
     Ok(Some(replace_backup_codes(conn, user.id)?))
 }
 
@@ -140,7 +125,7 @@ pub fn verify_second_factor(
         if user.totp_last_step.is_some_and(|last| step <= last) {
             return Ok(false); // replayed, or older than one already used
         }
-        diesel::update(users::table.find(user.id)).set(users::totp_last_step.eq(step)).execute(conn)?;
+        User::set_totp_step(conn, user.id, step)?;
         return Ok(true);
     }
     use_backup_code(conn, user.id, code)
@@ -183,14 +168,7 @@ pub fn replace_backup_codes(conn: &mut PgConnection, user_id: i64) -> QueryResul
 
 /// Turns 2FA off and drops the backup codes.
 pub fn disable(conn: &mut PgConnection, user_id: i64) -> QueryResult<()> {
-    diesel::update(users::table.find(user_id))
-        .set((
-            users::totp_secret_enc.eq(None::<Vec<u8>>),
-            users::totp_key_id.eq(None::<String>),
-            users::totp_enabled_at.eq(None::<chrono::DateTime<Utc>>),
-            users::totp_last_step.eq(None::<i64>),
-        ))
-        .execute(conn)?;
+    User::disable_totp(conn, user_id)?;
     diesel::delete(backup_codes::table.filter(backup_codes::user_id.eq(user_id))).execute(conn)?;
     Ok(())
 }

@@ -5,8 +5,6 @@ use actix_session::{Session, SessionExt};
 use actix_web::HttpRequest;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
-
 /// The synchronizer CSRF token.
 const CSRF: &str = "csrf";
 /// The id of this browser's row in the `user_sessions` registry.
@@ -39,9 +37,20 @@ pub struct PendingSecondFactor {
 /// A browser's session, with one method per thing the app keeps in it.
 pub struct AppSession(Session);
 
-fn stored(what: &str, e: impl std::fmt::Display) -> AppError {
-    AppError::Internal(anyhow::anyhow!("storing {what} in the session: {e}"))
+/// A value could not be stored in the session (it did not serialise).
+#[derive(Debug, thiserror::Error)]
+#[error("storing {what} in the session: {message}")]
+pub struct SessionWriteError {
+    what: &'static str,
+    message: String,
 }
+
+fn stored(what: &'static str, e: impl std::fmt::Display) -> SessionWriteError {
+    SessionWriteError { what, message: e.to_string() }
+}
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "questline_session";
 
 impl AppSession {
     /// The session of `req`.
@@ -60,11 +69,24 @@ impl AppSession {
     }
 
     /// Stores a new CSRF token.
-    pub fn set_csrf_token(&self, token: &str) -> Result<(), AppError> {
+    pub fn set_csrf_token(&self, token: &str) -> Result<(), SessionWriteError> {
         self.0.insert(CSRF, token).map_err(|e| stored("the CSRF token", e))
     }
 
     /// The registry id of the signed-in browser, if any.
+    /// The session's CSRF token, made and stored on first use (so
+    /// anonymous visitors who never see a form get no session at all).
+    pub fn csrf_token_or_create(&self) -> Result<String, SessionWriteError> {
+        if let Some(t) = self.csrf_token() {
+            return Ok(t);
+        }
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        let t = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+        self.set_csrf_token(&t)?;
+        Ok(t)
+    }
+
     pub fn session_id(&self) -> Option<String> {
         self.0.get(SID).ok().flatten()
     }
@@ -72,7 +94,7 @@ impl AppSession {
     /// Starts a signed-in session: a fresh session id (no fixation), no
     /// token of the anonymous session carried over, and the registry id.
     /// The identity itself is set by the caller, which has the request.
-    pub fn sign_in(&self, session_id: &str) -> Result<(), AppError> {
+    pub fn sign_in(&self, session_id: &str) -> Result<(), SessionWriteError> {
         self.0.renew();
         self.0.remove(CSRF);
         self.0.remove(PENDING_SECOND_FACTOR);
@@ -85,7 +107,7 @@ impl AppSession {
     }
 
     /// Remembers a sign-in waiting for its code, under a new session id.
-    pub fn begin_second_factor(&self, pending: &PendingSecondFactor) -> Result<(), AppError> {
+    pub fn begin_second_factor(&self, pending: &PendingSecondFactor) -> Result<(), SessionWriteError> {
         self.0.renew();
         self.0.insert(PENDING_SECOND_FACTOR, pending).map_err(|e| stored("the sign-in step", e))
     }
@@ -96,7 +118,7 @@ impl AppSession {
     }
 
     /// Records that the password (and code) were confirmed just now.
-    pub fn mark_reauthenticated(&self, at_unix: i64) -> Result<(), AppError> {
+    pub fn mark_reauthenticated(&self, at_unix: i64) -> Result<(), SessionWriteError> {
         self.0.insert(REAUTHENTICATED_AT, at_unix).map_err(|e| stored("the re-authentication time", e))
     }
 

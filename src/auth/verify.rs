@@ -12,16 +12,15 @@ use serde::Deserialize;
 use super::email_address::{normalise_email, EmailForm};
 use super::tokens::{self, Purpose};
 use crate::audit::{AuditEvent, RequestMeta};
-use crate::cache::Redis;
-use crate::db::{self, PgPool};
+use crate::db::{self};
 use crate::email::messages::VerifyEmail;
-use crate::email::worker::OutboxSignal;
 use crate::error::AppError;
-use crate::layout::{render, render_status, see_other, PageContext};
+use crate::layout::PageContext;
 use crate::models::user::User;
 use crate::ratelimit::{self, PerIp};
-use crate::schema::users;
+use crate::response::{render, render_status, see_other};
 use crate::settings::Settings;
+use crate::state::AppState;
 
 /// Issues a confirmation token for `email` and queues the link to it, in
 /// the caller's transaction. Registration, "send again" and email changes
@@ -43,10 +42,15 @@ struct ConfirmPage {
     valid: bool,
 }
 
-async fn show(ctx: PageContext, token: web::Path<String>, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
+async fn show(
+    ctx: PageContext,
+    token: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let token = token.into_inner();
     let t = token.clone();
-    let valid = db::run(&pool, move |conn| Ok(tokens::peek(conn, &t, Purpose::VerifyEmail)?.is_some())).await?;
+    let valid = db::run(pool, move |conn| Ok(tokens::peek(conn, &t, Purpose::VerifyEmail)?.is_some())).await?;
     let page = ConfirmPage { ctx, token, valid };
     if valid {
         render(&page)
@@ -64,11 +68,12 @@ async fn confirm(
     ctx: PageContext,
     form: web::Form<ConfirmForm>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let token = form.into_inner().token;
     let t = token.clone();
-    let verified = db::run(&pool, move |conn| {
+    let verified = db::run(pool, move |conn| {
         conn.transaction(|conn| {
             let Some(spent) = tokens::consume(conn, &t, Purpose::VerifyEmail)? else {
                 AuditEvent::new("auth", "verify_email", &meta).failed("invalid or expired token").record(conn)?;
@@ -76,21 +81,14 @@ async fn confirm(
             };
             let user = User::find(conn, spent.user_id)?.ok_or(AppError::NotFound)?;
             let email = spent.email.or(user.email.clone());
-            diesel::update(users::table.find(user.id))
-                .set((
-                    users::email.eq(&email),
-                    users::email_verified_at.eq(Utc::now()),
-                    users::pending_email.eq(None::<String>),
-                ))
-                .execute(conn)
-                .map_err(|e| match e {
-                    // Taken by another account since the link was sent; the
-                    // transaction rolls back, so the link stays unspent.
-                    diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
-                        AppError::BadRequest("That address is now used by another account.".into())
-                    }
-                    other => other.into(),
-                })?;
+            User::confirm_email(conn, user.id, email.as_deref()).map_err(|e| match e {
+                // Taken by another account since the link was sent; the
+                // transaction rolls back, so the link stays unspent.
+                diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+                    AppError::BadRequest("That address is now used by another account.".into())
+                }
+                other => other.into(),
+            })?;
             AuditEvent::new("auth", "verify_email", &meta)
                 .actor(user.id)
                 .target_user(user.id, &user.username)
@@ -122,15 +120,16 @@ async fn resend_form(ctx: PageContext) -> Result<HttpResponse, AppError> {
 async fn resend(
     form: web::Form<EmailForm>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    redis: web::Data<Redis>,
-    settings: web::Data<Settings>,
-    signal: web::Data<OutboxSignal>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    ratelimit::per_ip(&redis, &settings, PerIp::VerifyResend, &meta).await?;
+    let pool = &state.pool;
+    let redis = &state.redis;
+    let settings = &state.settings;
+    let signal = &state.outbox;
+    ratelimit::per_ip(redis, settings, PerIp::VerifyResend, &meta).await?;
     if let Ok(email) = normalise_email(&form.email) {
         let base = settings.clone();
-        db::run(&pool, move |conn| {
+        db::run(pool, move |conn| {
             conn.transaction(|conn| {
                 let Some(user) = User::find_by_email(conn, &email)?.filter(|u| u.email_verified_at.is_none()) else {
                     return Ok(());

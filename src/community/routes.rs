@@ -8,10 +8,12 @@ use serde::Deserialize;
 use super::model::{self, ImportOutcome, SharedRow, PAGE_SIZE};
 use crate::achievements::model as achievements;
 use crate::audit::{AuditEvent, RequestMeta};
-use crate::auth::CurrentUser;
-use crate::db::{self, PgPool};
+use crate::auth::extractors::CurrentUser;
+use crate::db::{self};
 use crate::error::AppError;
-use crate::layout::{render, see_other, PageContext};
+use crate::layout::PageContext;
+use crate::response::{render, see_other};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Default)]
 pub struct BrowseQuery {
@@ -47,10 +49,11 @@ impl BrowsePage {
 
 async fn browse(
     ctx: PageContext,
-    viewer: crate::auth::MaybeUser,
+    viewer: crate::auth::extractors::MaybeUser,
     query: web::Query<BrowseQuery>,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let query = query.into_inner();
     let q: String = query.q.unwrap_or_default().trim().chars().take(200).collect();
     let sort = match query.sort.as_deref() {
@@ -60,7 +63,7 @@ async fn browse(
     let page = crate::pagination::page_number(query.page);
     let viewer_id = viewer.0.map(|c| c.user.id);
     let (q2, sort2) = (q.clone(), sort.clone());
-    let rows = db::run(&pool, move |conn| Ok(model::browse(conn, viewer_id, &q2, &sort2, page)?)).await?;
+    let rows = db::run(pool, move |conn| Ok(model::browse(conn, viewer_id, &q2, &sort2, page)?)).await?;
     let total = rows.first().map(|r| r.total_rows).unwrap_or(0);
     let pages = crate::pagination::page_count(total, PAGE_SIZE);
     render(&BrowsePage { ctx, viewer_id, rows, q, sort, page, pages, total })
@@ -70,10 +73,11 @@ async fn import(
     current: CurrentUser,
     path: web::Path<i64>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let (user_id, community_id) = (current.user.id, path.into_inner());
-    let outcome = db::run(&pool, move |conn| {
+    let outcome = db::run(pool, move |conn| {
         let outcome = model::import(conn, community_id, user_id)?;
         if let ImportOutcome::Imported(id) = outcome {
             AuditEvent::new("community", "import", &meta)
@@ -107,10 +111,11 @@ async fn share(
     current: CurrentUser,
     path: web::Path<i64>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let (user_id, source_id) = (current.user.id, path.into_inner());
-    let row = db::run(&pool, move |conn| achievements::find_owned(conn, source_id, user_id)?.ok_or(AppError::NotFound))
+    let row = db::run(pool, move |conn| achievements::find_owned(conn, source_id, user_id)?.ok_or(AppError::NotFound))
         .await?;
     if current.user.email_verified_at.is_none() {
         FlashMessage::error("Verify your email address before sharing achievements.").send();
@@ -120,7 +125,7 @@ async fn share(
         FlashMessage::error("Fix this achievement's condition before sharing it.").send();
         return Ok(see_other("/achievements"));
     }
-    db::run(&pool, move |conn| {
+    db::run(pool, move |conn| {
         conn.build_transaction().run(|conn| {
             let id = model::share(conn, source_id, user_id)?;
             AuditEvent::new("community", "share", &meta)
@@ -140,10 +145,11 @@ async fn unshare(
     current: CurrentUser,
     path: web::Path<i64>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let (user_id, source_id) = (current.user.id, path.into_inner());
-    db::run(&pool, move |conn| {
+    db::run(pool, move |conn| {
         achievements::find_owned(conn, source_id, user_id)?.ok_or(AppError::NotFound)?;
         conn.build_transaction().run(|conn| {
             model::set_active(conn, source_id, false)?;

@@ -5,8 +5,9 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 
 use crate::error::AppError;
-use crate::layout::{render, PageContext};
-use crate::settings::Settings;
+use crate::layout::PageContext;
+use crate::response::render;
+use crate::state::AppState;
 
 struct Mail {
     file: String,
@@ -22,7 +23,8 @@ struct MailboxPage {
     mails: Vec<Mail>,
 }
 
-async fn show(ctx: PageContext, settings: web::Data<Settings>) -> Result<HttpResponse, AppError> {
+async fn show(ctx: PageContext, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let settings = &state.settings;
     let dir = settings.mail_dir.clone();
     let mails = web::block(move || -> std::io::Result<Vec<Mail>> {
         let mut files: Vec<_> = std::fs::read_dir(&dir)?

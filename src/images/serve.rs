@@ -2,34 +2,30 @@
 //! on a visible community achievement. Anything else is a 404, so a guessed
 //! name reveals nothing.
 
-use std::sync::Arc;
-
 use actix_web::http::header::{self, CacheControl, CacheDirective, ETag, EntityTag};
 use actix_web::{web, HttpResponse};
 
 use super::model::StoredImage;
-use super::storage::Storage;
-use crate::auth::MaybeUser;
-use crate::db::{self, PgPool};
+use crate::auth::extractors::MaybeUser;
+use crate::db::{self};
 use crate::error::AppError;
-
-/// The configured storage, shared by every worker.
-pub type SharedStorage = Arc<dyn Storage>;
+use crate::state::AppState;
 
 async fn serve(
     path: web::Path<String>,
     thumb: bool,
     viewer: MaybeUser,
-    pool: web::Data<PgPool>,
-    storage: web::Data<SharedStorage>,
+    state: &AppState,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let storage = &state.storage;
     let public_id = path.into_inner();
     if public_id.len() != 32 || !public_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(AppError::NotFound);
     }
     let viewer_id = viewer.0.map(|u| u.user.id);
-    let storage = storage.get_ref().clone();
-    let found = db::run(&pool, move |conn| {
+    let storage = storage.clone();
+    let found = db::run(pool, move |conn| {
         let Some(img) = StoredImage::find(conn, &public_id)? else { return Ok(None) };
         if !img.public && (img.owner_id.is_none() || img.owner_id != viewer_id) {
             return Ok(None);
@@ -58,19 +54,17 @@ async fn serve(
 async fn full(
     path: web::Path<String>,
     viewer: MaybeUser,
-    pool: web::Data<PgPool>,
-    storage: web::Data<SharedStorage>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    serve(path, false, viewer, pool, storage).await
+    serve(path, false, viewer, &state).await
 }
 
 async fn thumbnail(
     path: web::Path<String>,
     viewer: MaybeUser,
-    pool: web::Data<PgPool>,
-    storage: web::Data<SharedStorage>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    serve(path, true, viewer, pool, storage).await
+    serve(path, true, viewer, &state).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A flat key → bytes store. Calls block: run them off the async workers.
 pub trait Storage: Send + Sync {
@@ -85,6 +86,9 @@ impl Storage for LocalStorage {
         Ok(out)
     }
 }
+
+/// The configured storage, shared by every worker.
+pub type SharedStorage = Arc<dyn Storage>;
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 //! and a lease, so workers in any number of instances share the queue, and a
 //! job whose worker died is picked up again once its lease runs out.
 
+pub mod signal;
 pub mod worker;
 
 use chrono::{DateTime, Utc};

@@ -4,46 +4,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
 use diesel::Connection;
 
 use super::{Job, STEAM_SYNC};
-use crate::crypto::Cipher;
-use crate::db::{blocking, PgPool};
-use crate::steam::client::SteamClient;
+use crate::db::blocking;
+use crate::state::AppState;
 
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Files younger than this may belong to an upload still in flight.
 const STRAY_FILE_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// What jobs need to run.
-#[derive(Clone)]
-pub struct JobContext {
-    pub pool: PgPool,
-    pub steam: SteamClient,
-    pub cipher: Cipher,
-    /// Where image files live, for the orphan sweep.
-    pub storage: crate::images::serve::SharedStorage,
-    pub audit_retention_days: u32,
-}
-
-/// Wakes this instance's worker when a job is queued here.
-#[derive(Clone, Default)]
-pub struct JobSignal(pub Arc<Notify>);
-
-impl JobSignal {
-    pub fn notify(&self) {
-        self.0.notify_one();
-    }
-}
-
 /// How often each worker looks for accounts due their daily resync.
 const RESYNC_CHECK_EVERY: Duration = Duration::from_secs(600);
 
 /// Claims and runs jobs until the runtime stops.
-pub async fn run(ctx: JobContext, signal: JobSignal) {
+pub async fn run(ctx: Arc<AppState>) {
+    let signal = ctx.jobs.clone();
     let mut next_resync_check = tokio::time::Instant::now();
     let mut outage = crate::db::OutageLog::new("job worker");
     loop {
@@ -54,7 +31,7 @@ pub async fn run(ctx: JobContext, signal: JobSignal) {
                 Ok(n) => tracing::info!(queued = n, "daily resyncs queued"),
                 Err(e) => tracing::warn!(error = %e, "cannot queue daily resyncs"),
             }
-            let days = ctx.audit_retention_days;
+            let days = ctx.settings.audit_retention_days;
             match blocking(&ctx.pool, move |conn| crate::audit::purge_older_than(conn, days)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, days, "old audit entries deleted"),
@@ -100,7 +77,7 @@ pub async fn run(ctx: JobContext, signal: JobSignal) {
     }
 }
 
-async fn execute(ctx: &JobContext, job: Job) {
+async fn execute(ctx: &AppState, job: Job) {
     let id = job.id;
     tracing::info!(job_id = id, kind = %job.kind, attempt = job.attempts, "job started");
     let outcome = match job.kind.as_str() {

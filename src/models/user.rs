@@ -61,6 +61,9 @@ text_enum! {
     Status { Active => "active", Locked => "locked", Disabled => "disabled" }
 }
 
+/// A user's id with their TOTP secret and pending secret, each with its key id.
+pub type TotpSecrets = (i64, Option<Vec<u8>>, Option<String>, Option<Vec<u8>>, Option<String>);
+
 /// A row of `users`.
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users, check_for_backend(Pg))]
@@ -127,6 +130,175 @@ impl User {
             .select(User::as_select())
             .first(conn)
             .optional()
+    }
+
+    /// Reads the row under `FOR UPDATE`, so concurrent sign-in failures
+    /// (and the checks that count as one) are counted one after another.
+    pub fn lock_for_update(conn: &mut PgConnection, id: i64) -> QueryResult<User> {
+        users::table.find(id).for_update().select(User::as_select()).first(conn)
+    }
+
+    /// Stores the consecutive-failure count.
+    pub fn set_failed_logins(conn: &mut PgConnection, id: i64, failures: i32) -> QueryResult<()> {
+        diesel::update(users::table.find(id)).set(users::failed_logins.eq(failures)).execute(conn).map(|_| ())
+    }
+
+    /// Locks sign-in until `until` and starts the failure count again.
+    pub fn lock_out(conn: &mut PgConnection, id: i64, until: DateTime<Utc>) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((users::failed_logins.eq(0), users::locked_until.eq(until)))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Records a successful sign-in: the failures and any lock are cleared.
+    pub fn record_sign_in(conn: &mut PgConnection, id: i64, at: DateTime<Utc>) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::failed_logins.eq(0),
+                users::locked_until.eq(None::<DateTime<Utc>>),
+                users::last_login_at.eq(at),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Replaces the password hash (a change, or a legacy hash upgraded).
+    pub fn set_password_hash(conn: &mut PgConnection, id: i64, hash: &str) -> QueryResult<()> {
+        diesel::update(users::table.find(id)).set(users::password_hash.eq(hash)).execute(conn).map(|_| ())
+    }
+
+    /// A password reset by mailed link: the new hash, the lock lifted, and
+    /// the address proved (the link reached its inbox).
+    pub fn reset_password(conn: &mut PgConnection, user: &User, hash: &str) -> QueryResult<()> {
+        diesel::update(users::table.find(user.id))
+            .set((
+                users::password_hash.eq(hash),
+                users::failed_logins.eq(0),
+                users::locked_until.eq(None::<DateTime<Utc>>),
+                users::email_verified_at.eq(user.email_verified_at.unwrap_or_else(Utc::now)),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Remembers an address waiting for its confirmation link.
+    pub fn set_pending_email(conn: &mut PgConnection, id: i64, address: &str) -> QueryResult<()> {
+        diesel::update(users::table.find(id)).set(users::pending_email.eq(address)).execute(conn).map(|_| ())
+    }
+
+    /// Makes `email` the proved address; a unique violation means another
+    /// account took it in the meantime.
+    pub fn confirm_email(conn: &mut PgConnection, id: i64, email: Option<&str>) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::email.eq(email),
+                users::email_verified_at.eq(Utc::now()),
+                users::pending_email.eq(None::<String>),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Marks the current address as proved (by an admin, or the CLI).
+    pub fn mark_email_verified(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
+        diesel::update(users::table.find(id).filter(users::email_verified_at.is_null()))
+            .set(users::email_verified_at.eq(Utc::now()))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Changes the role.
+    pub fn set_role(conn: &mut PgConnection, id: i64, role: Role) -> QueryResult<()> {
+        diesel::update(users::table.find(id)).set(users::role.eq(role)).execute(conn).map(|_| ())
+    }
+
+    /// Locks the account by an admin's decision.
+    pub fn set_locked(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
+        diesel::update(users::table.find(id)).set(users::status.eq(Status::Locked)).execute(conn).map(|_| ())
+    }
+
+    /// Lifts an admin lock and a lockout alike.
+    pub fn unlock(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::status.eq(Status::Active),
+                users::locked_until.eq(None::<DateTime<Utc>>),
+                users::failed_logins.eq(0),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Deletes the account; its rows elsewhere go by cascade.
+    pub fn delete(conn: &mut PgConnection, id: i64) -> QueryResult<usize> {
+        diesel::delete(users::table.find(id)).execute(conn)
+    }
+
+    /// Stores an encrypted secret waiting for its first code.
+    pub fn store_pending_totp(conn: &mut PgConnection, id: i64, enc: Vec<u8>, key_id: &str) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((users::totp_pending_enc.eq(enc), users::totp_pending_key_id.eq(key_id)))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Turns 2FA on with the confirmed secret; `step` is the code's time step,
+    /// so that code cannot be used again.
+    pub fn enable_totp(conn: &mut PgConnection, id: i64, enc: Vec<u8>, key_id: &str, step: i64) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::totp_secret_enc.eq(enc),
+                users::totp_key_id.eq(key_id),
+                users::totp_enabled_at.eq(Utc::now()),
+                users::totp_last_step.eq(step),
+                users::totp_pending_enc.eq(None::<Vec<u8>>),
+                users::totp_pending_key_id.eq(None::<String>),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Remembers the last time step used, against replays.
+    pub fn set_totp_step(conn: &mut PgConnection, id: i64, step: i64) -> QueryResult<()> {
+        diesel::update(users::table.find(id)).set(users::totp_last_step.eq(step)).execute(conn).map(|_| ())
+    }
+
+    /// Turns 2FA off.
+    pub fn disable_totp(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::totp_secret_enc.eq(None::<Vec<u8>>),
+                users::totp_key_id.eq(None::<String>),
+                users::totp_enabled_at.eq(None::<DateTime<Utc>>),
+                users::totp_last_step.eq(None::<i64>),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// The TOTP secrets (confirmed and pending) encrypted under `key_id`,
+    /// locked for re-encryption.
+    pub fn totp_secrets_under_key(conn: &mut PgConnection, key_id: &str) -> QueryResult<Vec<TotpSecrets>> {
+        users::table
+            .filter(users::totp_key_id.eq(key_id).or(users::totp_pending_key_id.eq(key_id)))
+            .select((
+                users::id,
+                users::totp_secret_enc,
+                users::totp_key_id,
+                users::totp_pending_enc,
+                users::totp_pending_key_id,
+            ))
+            .for_update()
+            .load(conn)
+    }
+
+    /// Replaces the confirmed secret's ciphertext (key rotation).
+    pub fn set_totp_secret(conn: &mut PgConnection, id: i64, enc: Vec<u8>, key_id: &str) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((users::totp_secret_enc.eq(enc), users::totp_key_id.eq(key_id)))
+            .execute(conn)
+            .map(|_| ())
     }
 
     pub fn is_admin(&self) -> bool {

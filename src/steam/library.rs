@@ -9,10 +9,12 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text, Timestamptz};
 use serde::Deserialize;
 
-use crate::auth::CurrentUser;
-use crate::db::{self, PgPool};
+use crate::auth::extractors::CurrentUser;
+use crate::db::{self};
 use crate::error::AppError;
-use crate::layout::{render, PageContext};
+use crate::layout::PageContext;
+use crate::response::render;
+use crate::state::AppState;
 
 /// Games per page.
 pub const PAGE_SIZE: i64 = 50;
@@ -136,11 +138,12 @@ async fn library(
     ctx: PageContext,
     current: CurrentUser,
     query: web::Query<LibraryQuery>,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let query = query.into_inner();
     let (user_id, q) = (current.user.id, query.clone());
-    let rows = db::run(&pool, move |conn| Ok(library_page(conn, user_id, &q)?)).await?;
+    let rows = db::run(pool, move |conn| Ok(library_page(conn, user_id, &q)?)).await?;
     let total = rows.first().map(|r| r.total_rows).unwrap_or(0);
     let pages = crate::pagination::page_count(total, PAGE_SIZE);
     let page = crate::pagination::page_number(query.page);
@@ -213,8 +216,9 @@ async fn game(
     current: CurrentUser,
     appid: web::Path<i64>,
     query: web::Query<GameQuery>,
-    pool: web::Data<PgPool>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let (user_id, appid) = (current.user.id, appid.into_inner());
     let sort = query.into_inner().sort.unwrap_or_else(|| "unlocked".into());
     let order = match sort.as_str() {
@@ -223,7 +227,7 @@ async fn game(
         "recent" => "ua.unlocked_at DESC NULLS LAST",
         _ => "(ua.user_id IS NULL), ua.unlocked_at DESC NULLS LAST",
     };
-    let (header, achievements) = db::run(&pool, move |conn| {
+    let (header, achievements) = db::run(pool, move |conn| {
         let header: Option<GameHeader> = diesel::sql_query(
             "SELECT g.name, le.playtime_minutes, le.unlocked_count, g.achievement_count
              FROM library_entries le JOIN games g ON g.appid = le.appid

@@ -1,8 +1,6 @@
 //! The Steam settings page: link an account with the user's own Web API key,
 //! start a sync, and watch its progress live (server-sent events).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -14,18 +12,17 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::account::SteamAccount;
-use super::client::{parse_profile, valid_api_key, ProfileRef, SteamClient};
+use super::client::{parse_profile, valid_api_key, ProfileRef};
 use super::sync::{request_full_resync, unsynced_count, unsynced_games, UnsyncedGame};
 use crate::audit::{AuditEvent, RequestMeta};
-use crate::auth::CurrentUser;
-use crate::cache::Redis;
-use crate::crypto::Cipher;
+use crate::auth::extractors::CurrentUser;
 use crate::db::{self, PgPool};
 use crate::error::AppError;
-use crate::jobs::worker::JobSignal;
 use crate::jobs::{self, Job, STEAM_SYNC};
-use crate::layout::{render, render_status, see_other, PageContext};
+use crate::layout::PageContext;
 use crate::ratelimit::{self, Limit};
+use crate::response::{render, render_status, see_other};
+use crate::state::AppState;
 
 /// "Sync now" at most this often per user.
 const SYNC_NOW_EVERY: Duration = Duration::from_secs(300);
@@ -73,8 +70,9 @@ async fn load(pool: &PgPool, user_id: i64) -> Result<SyncState, AppError> {
     .await
 }
 
-async fn show(ctx: PageContext, current: CurrentUser, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
-    let state = load(&pool, current.user.id).await?;
+async fn show(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let state = load(pool, current.user.id).await?;
     render(&SettingsPage { ctx, state, profile: String::new(), error: None })
 }
 
@@ -90,11 +88,12 @@ async fn link(
     current: CurrentUser,
     form: web::Form<LinkForm>,
     meta: RequestMeta,
-    pool: web::Data<PgPool>,
-    steam: web::Data<SteamClient>,
-    cipher: web::Data<Cipher>,
-    signal: web::Data<JobSignal>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let steam = &state.steam;
+    let cipher = &state.cipher;
+    let signal = &state.jobs;
     let form = form.into_inner();
     let user_id = current.user.id;
     let fail = |error: String, ctx: PageContext, state| {
@@ -107,8 +106,8 @@ async fn link(
     // account has one and needs only its profile).
     let typed = secrecy::ExposeSecret::expose_secret(&form.api_key).trim().to_owned();
     let stored_key = if typed.is_empty() {
-        let c = cipher.get_ref().clone();
-        db::run(&pool, move |conn| {
+        let c = cipher.clone();
+        db::run(pool, move |conn| {
             let account = SteamAccount::find(conn, user_id)?;
             Ok(account.map(|a| a.api_key(&c)).transpose().map_err(|e| AppError::Internal(e.into()))?.flatten())
         })
@@ -135,13 +134,13 @@ async fn link(
     let (steam_id, key, summary) = match checked {
         Ok(v) => v,
         Err(error) => {
-            let state = load(&pool, user_id).await?;
+            let state = load(pool, user_id).await?;
             return fail(error, ctx, state);
         }
     };
-    let cipher = cipher.get_ref().clone();
+    let cipher = cipher.clone();
     let persona = summary.personaname.clone();
-    db::run(&pool, move |conn| {
+    db::run(pool, move |conn| {
         conn.build_transaction().run(|conn| {
             SteamAccount::link(
                 conn,
@@ -165,17 +164,14 @@ async fn link(
 
 /// Queues a sync for the signed-in user, at most once per
 /// [`SYNC_NOW_EVERY`]; `everything` first marks every game for fetching.
-async fn start_sync(
-    current: CurrentUser,
-    pool: web::Data<PgPool>,
-    redis: web::Data<Redis>,
-    signal: web::Data<JobSignal>,
-    everything: bool,
-) -> Result<HttpResponse, AppError> {
+async fn start_sync(current: CurrentUser, state: &AppState, everything: bool) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let redis = &state.redis;
+    let signal = &state.jobs;
     let user_id = current.user.id;
     let limit = Limit { name: "sync_now", max: 1, window: SYNC_NOW_EVERY };
     if let Err(AppError::TooManyRequests { retry_after_secs }) =
-        ratelimit::hit(&redis, limit, &user_id.to_string()).await
+        ratelimit::hit(redis, limit, &user_id.to_string()).await
     {
         FlashMessage::warning(format!(
             "A sync was started recently. You can start another in {} minute(s).",
@@ -184,7 +180,7 @@ async fn start_sync(
         .send();
         return Ok(see_other("/settings/steam"));
     }
-    let queued = db::run(&pool, move |conn| {
+    let queued = db::run(pool, move |conn| {
         conn.transaction(|conn| {
             if SteamAccount::find(conn, user_id)?.is_none() {
                 return Ok(None);
@@ -215,29 +211,20 @@ async fn start_sync(
     Ok(see_other("/settings/steam"))
 }
 
-async fn sync_now(
-    current: CurrentUser,
-    pool: web::Data<PgPool>,
-    redis: web::Data<Redis>,
-    signal: web::Data<JobSignal>,
-) -> Result<HttpResponse, AppError> {
-    start_sync(current, pool, redis, signal, false).await
+async fn sync_now(current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    start_sync(current, &state, false).await
 }
 
 /// "Resync everything": every game's achievements are fetched again, not
 /// only those whose playtime moved.
-async fn resync_all(
-    current: CurrentUser,
-    pool: web::Data<PgPool>,
-    redis: web::Data<Redis>,
-    signal: web::Data<JobSignal>,
-) -> Result<HttpResponse, AppError> {
-    start_sync(current, pool, redis, signal, true).await
+async fn resync_all(current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    start_sync(current, &state, true).await
 }
 
-async fn unlink(current: CurrentUser, meta: RequestMeta, pool: web::Data<PgPool>) -> Result<HttpResponse, AppError> {
+async fn unlink(current: CurrentUser, meta: RequestMeta, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
     let user_id = current.user.id;
-    db::run(&pool, move |conn| {
+    db::run(pool, move |conn| {
         SteamAccount::unlink(conn, user_id)?;
         AuditEvent::new("steam", "unlink", &meta).actor(user_id).record(conn)?;
         Ok(())
@@ -256,43 +243,17 @@ struct Progress {
     error: Option<String>,
 }
 
-/// Open progress streams by user, to cap them.
-#[derive(Clone, Default)]
-pub struct StreamCounter(Arc<Mutex<HashMap<i64, usize>>>);
-
-struct StreamGuard {
-    counter: StreamCounter,
-    user_id: i64,
-}
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        let mut map = self.counter.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = map.get_mut(&self.user_id) {
-            *n = n.saturating_sub(1);
-        }
-    }
-}
-
 /// Server-sent events with the sync's progress until it ends. Authenticated
 /// by the session like any page; at most three streams per user and ten
 /// minutes per stream.
-async fn progress_stream(
-    current: CurrentUser,
-    pool: web::Data<PgPool>,
-    counter: web::Data<StreamCounter>,
-) -> Result<HttpResponse, AppError> {
+async fn progress_stream(current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let counter = &state.streams;
     let user_id = current.user.id;
-    {
-        let mut map = counter.0.lock().unwrap_or_else(|p| p.into_inner());
-        let open = map.entry(user_id).or_default();
-        if *open >= STREAMS_PER_USER {
-            return Err(AppError::TooManyRequests { retry_after_secs: 5 });
-        }
-        *open += 1;
-    }
-    let guard = StreamGuard { counter: counter.get_ref().clone(), user_id };
-    let pool = pool.get_ref().clone();
+    let Some(guard) = counter.open(user_id, STREAMS_PER_USER) else {
+        return Err(AppError::TooManyRequests { retry_after_secs: 5 });
+    };
+    let pool = pool.clone();
     let stream =
         futures_util::stream::unfold((pool, guard, 0u32, false), move |(pool, guard, sent, finished)| async move {
             if finished || sent >= STREAM_MAX_EVENTS {

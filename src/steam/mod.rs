@@ -7,6 +7,7 @@ pub mod fake;
 pub mod library;
 pub mod link;
 pub mod stats;
+pub mod streams;
 pub mod sync;
 
 /// Registers the routes of this module.

@@ -10,12 +10,14 @@ use diesel::sql_types::{BigInt, Double, Nullable, Timestamptz};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::CurrentUser;
+use crate::auth::extractors::CurrentUser;
 use crate::cache::Redis;
 use crate::db::{self, PgPool};
 use crate::error::AppError;
-use crate::layout::{render, PageContext};
+use crate::layout::PageContext;
+use crate::response::render;
 use crate::schema::steam_accounts;
+use crate::state::AppState;
 
 /// Cached for a day at most; a sync changes the key long before that.
 const CACHE_TTL_SECS: u64 = 86_400;
@@ -162,13 +164,10 @@ struct StatsPage {
     chart_h: i64,
 }
 
-async fn show(
-    ctx: PageContext,
-    current: CurrentUser,
-    pool: web::Data<PgPool>,
-    redis: web::Data<Redis>,
-) -> Result<HttpResponse, AppError> {
-    let stats = stats_for(&pool, &redis, current.user.id).await?;
+async fn show(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let pool = &state.pool;
+    let redis = &state.redis;
+    let stats = stats_for(pool, redis, current.user.id).await?;
     let bars = stats.bars();
     let bar_width = stats.bar_width();
     render(&StatsPage { ctx, stats, bars, bar_width, chart_w: CHART_W, chart_h: CHART_H })

@@ -20,10 +20,10 @@ use secrecy::SecretString;
 
 use super::account::SteamAccount;
 use super::client::{OwnedGame, SteamError};
-use crate::jobs::worker::JobContext;
 use crate::jobs::{self, Job};
 use crate::models::game::{Game, GameAchievement, NewGame, NewGameAchievement};
 use crate::schema::{game_achievements, games, library_entries, user_achievements};
+use crate::state::AppState;
 
 /// Games fetched at once; Steam's own limits make more pointless.
 const CONCURRENCY: usize = 4;
@@ -57,7 +57,7 @@ impl From<anyhow::Error> for SyncError {
 }
 
 async fn blocking<T: Send + 'static>(
-    ctx: &JobContext,
+    ctx: &AppState,
     f: impl FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
 ) -> Result<T, SyncError> {
     crate::db::blocking(&ctx.pool, f).await.map_err(SyncError::from)
@@ -85,7 +85,7 @@ enum GameOutcome {
 }
 
 /// Runs a `steam_sync` job.
-pub async fn run(ctx: &JobContext, job: &Job) -> Result<SyncOutcome, SyncError> {
+pub async fn run(ctx: &AppState, job: &Job) -> Result<SyncOutcome, SyncError> {
     let user_id = job.user_id.ok_or_else(|| SyncError::fatal("sync job without a user"))?;
     let result = sync_user(ctx, job, user_id).await;
     let error = result.as_ref().err().map(|e| e.message.clone());
@@ -115,7 +115,7 @@ const STEAM_DOWN_AFTER: u32 = 5;
 
 /// Syncs the user's library; returns how many games failed (each is
 /// recorded on its library entry, which the Steam page lists).
-async fn sync_user(ctx: &JobContext, job: &Job, user_id: i64) -> Result<usize, SyncError> {
+async fn sync_user(ctx: &AppState, job: &Job, user_id: i64) -> Result<usize, SyncError> {
     let Some(account) = blocking(ctx, move |conn| SteamAccount::find(conn, user_id)).await? else {
         return Err(SyncError::fatal("No Steam account is linked."));
     };
@@ -399,7 +399,7 @@ fn game_error(endpoint: &'static str, error: SteamError) -> GameOutcome {
     }
 }
 
-async fn sync_game(ctx: &JobContext, key: &SecretString, steam_id: u64, user_id: i64, game: &GameTodo) -> GameOutcome {
+async fn sync_game(ctx: &AppState, key: &SecretString, steam_id: u64, user_id: i64, game: &GameTodo) -> GameOutcome {
     let appid = game.appid;
     if game.schema_stale {
         let schema = match ctx.steam.schema(key, appid).await {

@@ -1,0 +1,70 @@
+//! Prometheus metrics at `/metrics`: requests by route, latency, pool,
+//! queues, cache and sign-ins. Reachable with `Authorization: Bearer
+//! $METRICS_TOKEN` when a token is configured, else from loopback only.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+/// The app's metrics, one set per process.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    logins: IntCounterVec,
+    pool: IntGaugeVec,
+    queue: IntGaugeVec,
+    cache: IntGaugeVec,
+    users: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("questline".into()), None).expect("valid registry");
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "Time to answer, by route")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let logins = IntCounterVec::new(Opts::new("logins_total", "Sign-in attempts by result"), &["result"])
+            .expect("valid metric");
+        let pool = IntGaugeVec::new(Opts::new("db_pool_connections", "Database pool connections"), &["state"])
+            .expect("valid metric");
+        let queue =
+            IntGaugeVec::new(Opts::new("queue_items", "Jobs and emails by queue and state"), &["queue", "state"])
+                .expect("valid metric");
+        let cache = IntGaugeVec::new(Opts::new("cache_lookups", "Cache look-ups since counting began"), &["result"])
+            .expect("valid");
+        let users = IntGauge::new("users", "Registered accounts").expect("valid metric");
+        for m in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(logins.clone()),
+            Box::new(pool.clone()),
+            Box::new(queue.clone()),
+            Box::new(cache.clone()),
+            Box::new(users.clone()),
+        ] {
+            registry.register(m).expect("metric registered once");
+        }
+        Metrics { registry, requests, latency, logins, pool, queue, cache, users }
+    }
+
+    /// Counts a sign-in attempt (`success`, `failure`, `second_factor`…).
+    pub fn login(&self, result: &str) {
+        self.logins.with_label_values(&[result]).inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub mod routes;

@@ -1,0 +1,79 @@
+//! The application state: every shared service, built once at start-up and
+//! handed to handlers (as `web::Data<AppState>`), middleware and workers.
+//!
+//! Only services live here, never request data. The types it holds come
+//! from modules that do not depend on this one, so no import cycle runs
+//! through it.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest};
+
+use crate::admin::maintenance_switch::MaintenanceCache;
+use crate::auth::password::PasswordHasher;
+use crate::cache::Redis;
+use crate::crypto::Cipher;
+use crate::db::PgPool;
+use crate::email::worker::OutboxSignal;
+use crate::images::storage::{LocalStorage, SharedStorage};
+use crate::jobs::signal::JobSignal;
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::steam::client::{KeyBudget, RetryPolicy, SteamClient};
+use crate::steam::streams::StreamCounter;
+
+/// Everything a request, a middleware or a worker may need.
+pub struct AppState {
+    /// The configuration read at start-up.
+    pub settings: Settings,
+    /// The PostgreSQL pool.
+    pub pool: PgPool,
+    /// Redis: sessions, rate limits, the maintenance switch.
+    pub redis: Redis,
+    /// Argon2 hashing on a bounded set of threads.
+    pub hasher: PasswordHasher,
+    /// Encrypts Steam Web API keys and TOTP secrets at rest.
+    pub cipher: Cipher,
+    /// Where image files are kept.
+    pub storage: SharedStorage,
+    /// The Steam Web API client, with its per-key call budget.
+    pub steam: SteamClient,
+    /// Wakes this instance's job worker when a job (a sync, a mail) is queued.
+    pub jobs: JobSignal,
+    /// Wakes this instance's mail worker when a mail is queued.
+    pub outbox: OutboxSignal,
+    /// Open sync-progress streams per user.
+    pub streams: StreamCounter,
+    /// This instance's copy of the maintenance switch.
+    pub maintenance: MaintenanceCache,
+    /// Prometheus counters of this process.
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Builds the services around a pool and a Redis client that are
+    /// already connected.
+    pub fn new(settings: Settings, pool: PgPool, redis: Redis) -> Self {
+        let steam = SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default())
+            .with_budget(KeyBudget { redis: redis.clone(), per_day: settings.steam_daily_call_budget });
+        AppState {
+            hasher: PasswordHasher::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+            cipher: Cipher::from_settings(&settings),
+            storage: Arc::new(LocalStorage::new(settings.upload_dir.clone())),
+            steam,
+            jobs: JobSignal::default(),
+            outbox: OutboxSignal::default(),
+            streams: StreamCounter::default(),
+            maintenance: MaintenanceCache::default(),
+            metrics: Metrics::new(),
+            settings,
+            pool,
+            redis,
+        }
+    }
+
+    /// The state from a request, for middleware and extractors.
+    pub fn of(req: &HttpRequest) -> &AppState {
+        req.app_data::<web::Data<AppState>>().expect("AppState is registered at start-up")
+    }
+}
