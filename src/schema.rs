@@ -114,6 +114,7 @@ diesel::table! {
         created_at -> Timestamptz,
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
+        payload -> Jsonb,
     }
 }
 
@@ -159,22 +160,6 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         used_at -> Nullable<Timestamptz>,
-    }
-}
-
-diesel::table! {
-    outbox_emails (id) {
-        id -> Int8,
-        to_address -> Text,
-        subject -> Text,
-        body_text -> Nullable<Text>,
-        body_html -> Nullable<Text>,
-        status -> Text,
-        attempts -> Int4,
-        next_attempt_at -> Timestamptz,
-        last_error -> Nullable<Text>,
-        created_at -> Timestamptz,
-        sent_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -308,7 +293,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_sessions,
     known_devices,
     email_tokens,
-    outbox_emails,
     audit_log,
     backup_codes,
     steam_accounts,

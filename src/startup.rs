@@ -1,6 +1,7 @@
 //! Wiring: builds the pool, Redis, the middleware stack and the HTTP server.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_identity::IdentityMiddleware;
 use actix_session::config::{CookieContentSecurity, PersistentSession, TtlExtensionPolicy};
@@ -18,26 +19,65 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::session_store::NamespacedSessionStore;
 use crate::cache::Redis;
 use crate::db::{self, PgPool};
+use crate::email::delivery::SendEmail;
 use crate::email::Mailer;
 use crate::error::{render_error_page, AppError};
+use crate::jobs::kind::Registry;
+use crate::jobs::schedule::Task;
 use crate::middleware::{self as mw, FORM_LIMIT_BYTES};
 use crate::settings::Environment;
 use crate::settings::Settings;
 use crate::state::AppState;
 use actix_multipart::form::MultipartFormConfig;
 
-/// Starts the email outbox worker and the job worker on the current runtime
-/// (they stop with it). `serve` runs them beside the web server unless
-/// `RUN_WORKER=false`; `worker` runs them alone.
+/// The kinds of job this application runs.
+pub fn job_kinds(settings: &Settings) -> anyhow::Result<Registry> {
+    let mailer = Mailer::from_settings(settings)?;
+    Ok(Registry::default()
+        .register(SendEmail::new(mailer, settings.mail_from.clone()))
+        .register(crate::steam::sync::SteamSyncJob))
+}
+
+/// Files younger than this may belong to an upload still in flight.
+const STRAY_FILE_GRACE: Duration = Duration::from_secs(3600);
+
+/// The housekeeping the elected process runs.
+pub fn housekeeping() -> Vec<Task> {
+    vec![
+        Task {
+            name: "queue daily resyncs",
+            every: Duration::from_secs(600),
+            run: |_, conn| Ok(crate::jobs::enqueue_daily_resyncs(conn)?),
+        },
+        Task {
+            name: "purge old audit entries",
+            every: Duration::from_secs(3600),
+            run: |state, conn| Ok(crate::audit::purge_older_than(conn, state.settings.audit_retention_days)?),
+        },
+        Task {
+            // Accounts deleted by cascade leave image files nobody uses.
+            name: "remove unused image files",
+            every: Duration::from_secs(3600),
+            run: |state, conn| Ok(crate::images::model::sweep_orphans(conn, state.storage.as_ref(), None)),
+        },
+        Task {
+            name: "remove stray image files",
+            every: Duration::from_secs(3600),
+            run: |state, conn| {
+                Ok(crate::images::model::sweep_stray_files(conn, state.storage.as_ref(), STRAY_FILE_GRACE)?)
+            },
+        },
+    ]
+}
+
+/// Starts the job worker (one loop per kind) and the scheduler on the
+/// current runtime; they stop with it. `serve` runs them beside the web
+/// server unless `RUN_WORKER=false`; `worker` runs them alone.
 pub fn spawn_workers(state: &web::Data<AppState>) -> anyhow::Result<()> {
-    let mailer = Mailer::from_settings(&state.settings)?;
-    actix_web::rt::spawn(crate::email::worker::run(
-        state.pool.clone(),
-        mailer,
-        state.settings.mail_from.clone(),
-        state.outbox.clone(),
-    ));
-    actix_web::rt::spawn(crate::jobs::worker::run(state.clone().into_inner()));
+    let registry = job_kinds(&state.settings)?;
+    let state = state.clone().into_inner();
+    crate::jobs::worker::spawn(state.clone(), &registry);
+    actix_web::rt::spawn(crate::jobs::schedule::run(state, housekeeping()));
     Ok(())
 }
 
@@ -75,7 +115,7 @@ impl Application {
         let redis = Redis::connect(&settings).await.context("connecting to Redis (REDIS_URL)")?;
         let session_store = NamespacedSessionStore::new(redis.clone());
         // Fails before anything starts when the mail settings are unusable.
-        Mailer::from_settings(&settings)?;
+        job_kinds(&settings)?;
         let state = web::Data::new(AppState::new(settings, pool.clone(), redis));
         if state.settings.run_worker {
             spawn_workers(&state)?;

@@ -14,7 +14,6 @@ use crate::auth::password::PasswordHasher;
 use crate::cache::Redis;
 use crate::crypto::Cipher;
 use crate::db::PgPool;
-use crate::email::worker::OutboxSignal;
 use crate::images::storage::{LocalStorage, SharedStorage};
 use crate::jobs::signal::JobSignal;
 use crate::metrics::Metrics;
@@ -40,8 +39,6 @@ pub struct AppState {
     pub steam: SteamClient,
     /// Wakes this instance's job worker when a job (a sync, a mail) is queued.
     pub jobs: JobSignal,
-    /// Wakes this instance's mail worker when a mail is queued.
-    pub outbox: OutboxSignal,
     /// Open sync-progress streams per user.
     pub streams: StreamCounter,
     /// This instance's copy of the maintenance switch.
@@ -62,7 +59,6 @@ impl AppState {
             storage: Arc::new(LocalStorage::new(settings.upload_dir.clone())),
             steam,
             jobs: JobSignal::default(),
-            outbox: OutboxSignal::default(),
             streams: StreamCounter::default(),
             maintenance: MaintenanceCache::default(),
             metrics: Metrics::new(),

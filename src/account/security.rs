@@ -110,7 +110,7 @@ async fn reauth(
     let hasher = &state.hasher;
     let cipher = &state.cipher;
     let settings = &state.settings;
-    let signal = &state.outbox;
+    let signal = &state.jobs;
     ratelimit::per_ip(redis, settings, PerIp::Login, &meta).await?;
     let form = form.into_inner();
     let next = safe_next(&settings.public_base_url, form.next.as_deref());
@@ -271,7 +271,7 @@ async fn disable_2fa(
     let hasher = &state.hasher;
     let cipher = &state.cipher;
     let settings = &state.settings;
-    let signal = &state.outbox;
+    let signal = &state.jobs;
     ratelimit::per_ip(redis, settings, PerIp::Login, &meta).await?;
     let user = current.user;
     let form = form.into_inner();
@@ -331,7 +331,7 @@ async fn change_password(
 ) -> Result<HttpResponse, AppError> {
     let pool = &state.pool;
     let hasher = &state.hasher;
-    let signal = &state.outbox;
+    let signal = &state.jobs;
     require_recent_auth(&req)?;
     let form = form.into_inner();
     let CurrentUser { user, session_id } = current;
@@ -391,7 +391,7 @@ async fn change_email(
 ) -> Result<HttpResponse, AppError> {
     let pool = &state.pool;
     let settings = &state.settings;
-    let signal = &state.outbox;
+    let signal = &state.jobs;
     let redis = &state.redis;
     require_recent_auth(&req)?;
     let user = current.user;

@@ -3,46 +3,38 @@
 use actix_web::{web, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
-use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz};
 
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::extractors::AdminUser;
-use crate::db::{self};
+use crate::db;
+use crate::email::outbox::SEND_EMAIL;
 use crate::error::AppError;
+use crate::jobs::model::{self as jobs, FailedJob};
+use crate::jobs::STEAM_SYNC;
 use crate::layout::PageContext;
 use crate::response::{render, see_other};
 use crate::state::AppState;
 
-#[derive(Debug, QueryableByName)]
-pub struct FailedJob {
-    #[diesel(sql_type = BigInt)]
+/// A failed email as the page lists it.
+pub struct FailedEmail {
     pub id: i64,
-    #[diesel(sql_type = Text)]
-    pub kind: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub username: Option<String>,
-    #[diesel(sql_type = Integer)]
+    pub to_address: String,
+    pub subject: String,
     pub attempts: i32,
-    #[diesel(sql_type = Nullable<Text>)]
     pub last_error: Option<String>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub finished_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, QueryableByName)]
-pub struct FailedEmail {
-    #[diesel(sql_type = BigInt)]
-    pub id: i64,
-    #[diesel(sql_type = Text)]
-    pub to_address: String,
-    #[diesel(sql_type = Text)]
-    pub subject: String,
-    #[diesel(sql_type = Integer)]
-    pub attempts: i32,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub last_error: Option<String>,
+impl From<FailedJob> for FailedEmail {
+    fn from(j: FailedJob) -> Self {
+        let field = |k: &str| j.payload.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        FailedEmail {
+            id: j.id,
+            to_address: field("to"),
+            subject: field("subject"),
+            attempts: j.attempts,
+            last_error: j.last_error,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -54,23 +46,32 @@ struct JobsPage {
 }
 
 async fn page(ctx: PageContext, _admin: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let (jobs, emails) = db::run(pool, |conn| {
-        let jobs = diesel::sql_query(
-            "SELECT j.id, j.kind, u.username, j.attempts, j.last_error, j.finished_at
-             FROM jobs j LEFT JOIN users u ON u.id = j.user_id
-             WHERE j.status = 'failed' ORDER BY j.finished_at DESC NULLS LAST, j.id DESC LIMIT 200",
-        )
-        .load(conn)?;
-        let emails = diesel::sql_query(
-            "SELECT id, to_address, subject, attempts, last_error FROM outbox_emails
-             WHERE status = 'failed' ORDER BY id DESC LIMIT 200",
-        )
-        .load(conn)?;
-        Ok((jobs, emails))
+    let (jobs, emails) = db::run(&state.pool, |conn| {
+        let emails = jobs::failed(conn, SEND_EMAIL)?.into_iter().map(FailedEmail::from).collect();
+        Ok((jobs::failed(conn, STEAM_SYNC)?, emails))
     })
     .await?;
     render(&JobsPage { ctx, jobs, emails })
+}
+
+/// Queues a failed job again, with its audit entry. True when it was.
+async fn retry(
+    state: &AppState,
+    id: i64,
+    actor: i64,
+    action: &'static str,
+    meta: RequestMeta,
+) -> Result<bool, AppError> {
+    let retried = db::run(&state.pool, move |conn| {
+        let retried = jobs::retry(conn, id)?;
+        AuditEvent::new("admin", action, &meta).actor(actor).target_text(id.to_string()).record(conn)?;
+        Ok(retried)
+    })
+    .await?;
+    if retried {
+        state.jobs.notify();
+    }
+    Ok(retried)
 }
 
 async fn retry_job(
@@ -79,27 +80,7 @@ async fn retry_job(
     meta: RequestMeta,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let signal = &state.jobs;
-    let (id, actor) = (path.into_inner(), admin.0.user.id);
-    let retried = db::run(pool, move |conn| {
-        // A newer job for the same user may already be queued; the partial
-        // unique index then refuses, and that newer job is the retry.
-        let n = diesel::sql_query(
-            "UPDATE jobs SET status = 'queued', attempts = 0, run_after = now(), locked_until = NULL,
-                    last_error = NULL, finished_at = NULL
-             WHERE id = $1 AND status = 'failed'
-               AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.kind = jobs.kind AND o.user_id = jobs.user_id
-                               AND o.status IN ('queued', 'running'))",
-        )
-        .bind::<BigInt, _>(id)
-        .execute(conn)?;
-        AuditEvent::new("admin", "retry_job", &meta).actor(actor).target_text(id.to_string()).record(conn)?;
-        Ok(n > 0)
-    })
-    .await?;
-    if retried {
-        signal.notify();
+    if retry(&state, path.into_inner(), admin.0.user.id, "retry_job", meta).await? {
         FlashMessage::success("The job is queued again.").send();
     } else {
         FlashMessage::info("Nothing to retry: the job is not failed, or a newer one is queued.").send();
@@ -113,22 +94,7 @@ async fn retry_email(
     meta: RequestMeta,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let signal = &state.outbox;
-    let (id, actor) = (path.into_inner(), admin.0.user.id);
-    let retried = db::run(pool, move |conn| {
-        let n = diesel::sql_query(
-            "UPDATE outbox_emails SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL
-             WHERE id = $1 AND status = 'failed'",
-        )
-        .bind::<BigInt, _>(id)
-        .execute(conn)?;
-        AuditEvent::new("admin", "retry_email", &meta).actor(actor).target_text(id.to_string()).record(conn)?;
-        Ok(n > 0)
-    })
-    .await?;
-    if retried {
-        signal.notify();
+    if retry(&state, path.into_inner(), admin.0.user.id, "retry_email", meta).await? {
         FlashMessage::success("The email is queued again.").send();
     } else {
         FlashMessage::info("Nothing to retry: that email has not failed.").send();
@@ -136,6 +102,7 @@ async fn retry_email(
     Ok(see_other("/admin/jobs"))
 }
 
+/// Registers the routes of this module.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/admin/jobs").route(web::get().to(page)))
         .service(web::resource("/admin/jobs/{id}/retry").route(web::post().to(retry_job)))

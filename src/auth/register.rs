@@ -79,7 +79,7 @@ async fn submit(
     let redis = &state.redis;
     let hasher = &state.hasher;
     let settings = &state.settings;
-    let signal = &state.outbox;
+    let signal = &state.jobs;
     ratelimit::per_ip(redis, settings, PerIp::Register, &meta).await?;
 
     let form = form.into_inner();

@@ -46,7 +46,7 @@ async fn forgot(
     let pool = &state.pool;
     let redis = &state.redis;
     let settings = &state.settings;
-    let signal = &state.outbox;
+    let signal = &state.jobs;
     ratelimit::per_ip(redis, settings, PerIp::Reset, &meta).await?;
     if let Ok(email) = normalise_email(&form.email) {
         // Counted per address whether or not an account uses it, so the
@@ -124,7 +124,7 @@ async fn reset(
 ) -> Result<HttpResponse, AppError> {
     let pool = &state.pool;
     let hasher = &state.hasher;
-    let signal = &state.outbox;
+    let signal = &state.jobs;
     let form = form.into_inner();
     let token = form.token.clone();
     let t = token.clone();

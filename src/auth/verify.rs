@@ -125,7 +125,7 @@ async fn resend(
     let pool = &state.pool;
     let redis = &state.redis;
     let settings = &state.settings;
-    let signal = &state.outbox;
+    let signal = &state.jobs;
     ratelimit::per_ip(redis, settings, PerIp::VerifyResend, &meta).await?;
     if let Ok(email) = normalise_email(&form.email) {
         let base = settings.clone();

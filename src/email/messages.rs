@@ -24,8 +24,8 @@ macro_rules! message {
                 Ok(OutgoingEmail {
                     to: to.to_owned(),
                     subject: ($subject)(self),
-                    text: $text { m: self }.render()?,
-                    html: $html { m: self }.render()?,
+                    text: Some($text { m: self }.render()?),
+                    html: Some($html { m: self }.render()?),
                 })
             }
 

@@ -1,10 +1,10 @@
-//! Email: messages are written to a transactional outbox with the change
-//! they report, and a worker delivers them (SMTP, or files in development).
+//! Email: messages are queued as jobs with the change they report, and the
+//! job worker delivers them (SMTP, or files in development).
 
+pub mod delivery;
 pub mod mailbox;
 pub mod messages;
 pub mod outbox;
-pub mod worker;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};

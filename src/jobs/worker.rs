@@ -1,67 +1,40 @@
-//! Runs queued jobs. Every `serve` runs one; `questline worker` runs one
-//! without the web server.
+//! Runs queued jobs: one loop per registered kind, so a long Steam sync
+//! never holds up a mail. Every `serve` runs them unless `RUN_WORKER=false`;
+//! `questline worker` runs them without the web server.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::Connection;
 
-use super::{Job, STEAM_SYNC};
+use super::kind::{JobKind, Registry};
+use super::model::{self, Job};
 use crate::db::blocking;
 use crate::state::AppState;
 
+/// How often an idle loop looks for due jobs (queued by another instance,
+/// or whose backoff has passed) without being woken.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Files younger than this may belong to an upload still in flight.
-const STRAY_FILE_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Starts one loop per kind on the current runtime; they stop with it.
+pub fn spawn(state: Arc<AppState>, registry: &Registry) {
+    for kind in registry.kinds() {
+        actix_web::rt::spawn(run_kind(state.clone(), kind.clone()));
+    }
+}
 
-/// How often each worker looks for accounts due their daily resync.
-const RESYNC_CHECK_EVERY: Duration = Duration::from_secs(600);
-
-/// Claims and runs jobs until the runtime stops.
-pub async fn run(ctx: Arc<AppState>) {
-    let signal = ctx.jobs.clone();
-    let mut next_resync_check = tokio::time::Instant::now();
+/// Claims and runs jobs of one kind until the runtime stops.
+async fn run_kind(state: Arc<AppState>, kind: Arc<dyn JobKind>) {
+    let mut wake = state.jobs.subscribe();
     let mut outage = crate::db::OutageLog::new("job worker");
+    let name = kind.name();
     loop {
-        if tokio::time::Instant::now() >= next_resync_check {
-            next_resync_check += RESYNC_CHECK_EVERY;
-            match blocking(&ctx.pool, super::enqueue_daily_resyncs).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(queued = n, "daily resyncs queued"),
-                Err(e) => tracing::warn!(error = %e, "cannot queue daily resyncs"),
-            }
-            let days = ctx.settings.audit_retention_days;
-            match blocking(&ctx.pool, move |conn| crate::audit::purge_older_than(conn, days)).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, days, "old audit entries deleted"),
-                Err(e) => tracing::warn!(error = %e, "cannot purge the audit log"),
-            }
-            // Accounts deleted by cascade leave image files nobody uses.
-            let storage = ctx.storage.clone();
-            match blocking(&ctx.pool, move |conn| Ok(crate::images::model::sweep_orphans(conn, storage.as_ref(), None)))
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "unused image files removed"),
-                Err(e) => tracing::warn!(error = %e, "cannot sweep unused images"),
-            }
-            let storage = ctx.storage.clone();
-            let swept = blocking(&ctx.pool, move |conn| {
-                Ok(crate::images::model::sweep_stray_files(conn, storage.as_ref(), STRAY_FILE_GRACE))
-            })
-            .await;
-            match swept {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(removed = n, "stray image files removed"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep stray image files"),
-                Err(e) => tracing::warn!(error = %e, "cannot sweep stray image files"),
-            }
-        }
-        match blocking(&ctx.pool, super::claim).await {
+        // Marked seen before the claim: a job queued during it rings again.
+        wake.borrow_and_update();
+        match blocking(&state.pool, move |conn| model::claim(conn, name)).await {
             Ok(Some(job)) => {
                 outage.succeeded();
-                execute(&ctx, job).await;
+                execute(&state, kind.as_ref(), job).await;
                 continue;
             }
             Ok(None) => outage.succeeded(),
@@ -71,30 +44,27 @@ pub async fn run(ctx: Arc<AppState>) {
             }
         }
         tokio::select! {
-            _ = signal.0.notified() => {}
+            _ = wake.changed() => {}
             _ = tokio::time::sleep(POLL_INTERVAL) => {}
         }
     }
 }
 
-async fn execute(ctx: &AppState, job: Job) {
+/// Runs one attempt and records its outcome.
+async fn execute(state: &AppState, kind: &dyn JobKind, job: Job) {
     let id = job.id;
     tracing::info!(job_id = id, kind = %job.kind, attempt = job.attempts, "job started");
-    let outcome = match job.kind.as_str() {
-        STEAM_SYNC => crate::steam::sync::run(ctx, &job).await,
-        other => Err(crate::steam::sync::SyncError::fatal(format!("unknown job kind {other}"))),
-    };
+    let outcome = kind.run(state, &job).await;
+    let keep_payload = kind.keeps_payload();
     let record = match outcome {
-        Ok(outcome) => {
-            tracing::info!(job_id = id, retry_at = ?outcome.retry_at, "job finished");
-            let (kind, user_id) = (job.kind.clone(), job.user_id);
-            blocking(&ctx.pool, move |conn| {
+        Ok(done) => {
+            tracing::info!(job_id = id, follow_up_at = ?done.follow_up_at, "job finished");
+            let (name, user_id) = (kind.name(), job.user_id);
+            blocking(&state.pool, move |conn| {
                 conn.transaction(|conn| {
-                    super::finish(conn, id)?;
-                    // Games that failed are tried again once their backoff
-                    // has passed, without waiting for the daily resync.
-                    if let (Some(at), Some(user_id)) = (outcome.retry_at, user_id) {
-                        super::enqueue_at(conn, &kind, user_id, at)?;
+                    model::finish(conn, id, keep_payload)?;
+                    if let (Some(at), Some(user_id)) = (done.follow_up_at, user_id) {
+                        model::enqueue_at(conn, name, user_id, at)?;
                     }
                     Ok(())
                 })
@@ -102,8 +72,9 @@ async fn execute(ctx: &AppState, job: Job) {
             .await
         }
         Err(e) => {
-            tracing::warn!(job_id = id, error = %e.message, retry = e.retry, "job failed");
-            blocking(&ctx.pool, move |conn| super::fail(conn, &job, &e.message, e.retry)).await
+            let retry_in = if e.retry { kind.backoff().delay(job.attempts) } else { None };
+            tracing::warn!(job_id = id, error = %e.message, ?retry_in, "job failed");
+            blocking(&state.pool, move |conn| model::fail(conn, id, &e.message, retry_in)).await
         }
     };
     if let Err(e) = record {

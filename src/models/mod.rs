@@ -1,4 +1,5 @@
 //! Database rows as structs, each with the queries that read and write it.
 
 pub mod game;
+pub mod text_enum;
 pub mod user;

@@ -1,55 +1,12 @@
 //! Accounts.
 
 use chrono::{DateTime, Utc};
-use diesel::deserialize::{self, FromSql, FromSqlRow};
-use diesel::expression::AsExpression;
-use diesel::pg::{Pg, PgValue};
+use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 
+use super::text_enum::text_enum;
 use crate::schema::users;
-
-/// Generates text-backed enums stored in a `TEXT` column with a CHECK
-/// constraint: readable in psql, and a new value is a migration away.
-macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow)]
-        #[diesel(sql_type = Text)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            /// The value stored in the database.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(format!("unknown {} `{other}`", stringify!($name))),
-                }
-            }
-        }
-
-        impl ToSql<Text, Pg> for $name {
-            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-                <str as ToSql<Text, Pg>>::to_sql(self.as_str(), out)
-            }
-        }
-
-        impl FromSql<Text, Pg> for $name {
-            fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-                let s = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
-                Ok(s.parse()?)
-            }
-        }
-    };
-}
 
 text_enum! {
     /// What a user may do.
@@ -90,6 +47,19 @@ pub struct User {
     /// The account's name in the legacy app, when it was imported.
     pub legacy_username: Option<String>,
     pub import_run_id: Option<i64>,
+}
+
+/// Accounts by state, for the admin dashboard.
+#[derive(Debug, QueryableByName)]
+pub struct AccountCounts {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub users: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub new_this_week: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub unverified: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub locked: i64,
 }
 
 /// What creating an account writes.
@@ -299,6 +269,18 @@ impl User {
             .set((users::totp_secret_enc.eq(enc), users::totp_key_id.eq(key_id)))
             .execute(conn)
             .map(|_| ())
+    }
+
+    /// How many accounts there are, by state.
+    pub fn counts(conn: &mut PgConnection) -> QueryResult<AccountCounts> {
+        diesel::sql_query(
+            "SELECT count(*) AS users,
+                    count(*) FILTER (WHERE created_at > now() - interval '7 days') AS new_this_week,
+                    count(*) FILTER (WHERE email_verified_at IS NULL) AS unverified,
+                    count(*) FILTER (WHERE status = 'locked' OR locked_until > now()) AS locked
+             FROM users",
+        )
+        .get_result(conn)
     }
 
     pub fn is_admin(&self) -> bool {

@@ -18,7 +18,8 @@ use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::extractors::CurrentUser;
 use crate::db::{self, PgPool};
 use crate::error::AppError;
-use crate::jobs::{self, Job, STEAM_SYNC};
+use crate::jobs::model::{self as jobs, Job};
+use crate::jobs::STEAM_SYNC;
 use crate::layout::PageContext;
 use crate::ratelimit::{self, Limit};
 use crate::response::{render, render_status, see_other};
@@ -264,9 +265,12 @@ async fn progress_stream(current: CurrentUser, state: web::Data<AppState>) -> Re
             }
             let job = db::run(&pool, move |conn| Ok(jobs::latest(conn, STEAM_SYNC, user_id)?)).await.ok().flatten();
             let p = match job {
-                Some(j) => {
-                    Progress { status: j.status, done: j.progress_done, total: j.progress_total, error: j.last_error }
-                }
+                Some(j) => Progress {
+                    status: j.status.as_str().to_owned(),
+                    done: j.progress_done,
+                    total: j.progress_total,
+                    error: j.last_error,
+                },
                 None => Progress { status: "none".into(), done: 0, total: 0, error: None },
             };
             let over = matches!(p.status.as_str(), "done" | "failed" | "none");

@@ -20,7 +20,9 @@ use secrecy::SecretString;
 
 use super::account::SteamAccount;
 use super::client::{OwnedGame, SteamError};
-use crate::jobs::{self, Job};
+use crate::jobs::kind::{Backoff, Done, JobError, JobFuture, JobKind};
+use crate::jobs::model::{self as jobs, Job};
+use crate::jobs::STEAM_SYNC;
 use crate::models::game::{Game, GameAchievement, NewGame, NewGameAchievement};
 use crate::schema::{game_achievements, games, library_entries, user_achievements};
 use crate::state::AppState;
@@ -32,27 +34,29 @@ const SCHEMA_MAX_AGE_DAYS: i64 = 7;
 const CHUNK: usize = 1000;
 
 /// A failed sync, with whether trying again later may help.
-#[derive(Debug)]
-pub struct SyncError {
-    pub message: String,
-    pub retry: bool,
-}
+pub type SyncError = JobError;
 
-impl SyncError {
-    pub fn fatal(message: impl Into<String>) -> Self {
-        SyncError { message: message.into(), retry: false }
-    }
-}
-
-impl From<SteamError> for SyncError {
+impl From<SteamError> for JobError {
     fn from(e: SteamError) -> Self {
-        SyncError { retry: e.is_transient(), message: e.to_string() }
+        JobError { retry: e.is_transient(), message: e.to_string() }
     }
 }
 
-impl From<anyhow::Error> for SyncError {
-    fn from(e: anyhow::Error) -> Self {
-        SyncError { message: format!("internal error: {e}"), retry: true }
+/// The `steam_sync` job kind: fetches a user's library, playtime and
+/// achievements.
+pub struct SteamSyncJob;
+
+impl JobKind for SteamSyncJob {
+    fn name(&self) -> &'static str {
+        STEAM_SYNC
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff { base_secs: 120, max_secs: 3840, max_attempts: 5 }
+    }
+
+    fn run<'a>(&'a self, state: &'a AppState, job: &'a Job) -> JobFuture<'a> {
+        Box::pin(run(state, job))
     }
 }
 
@@ -61,14 +65,6 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
 ) -> Result<T, SyncError> {
     crate::db::blocking(&ctx.pool, f).await.map_err(SyncError::from)
-}
-
-/// What a finished sync leaves to do later.
-#[derive(Debug, Default)]
-pub struct SyncOutcome {
-    /// When the earliest game that failed may be tried again; the worker
-    /// queues a follow-up sync for then.
-    pub retry_at: Option<DateTime<Utc>>,
 }
 
 /// How one game's fetch ended.
@@ -85,8 +81,8 @@ enum GameOutcome {
 }
 
 /// Runs a `steam_sync` job.
-pub async fn run(ctx: &AppState, job: &Job) -> Result<SyncOutcome, SyncError> {
-    let user_id = job.user_id.ok_or_else(|| SyncError::fatal("sync job without a user"))?;
+pub async fn run(ctx: &AppState, job: &Job) -> Result<Done, SyncError> {
+    let user_id = job.user_id.ok_or_else(|| JobError::fatal("sync job without a user"))?;
     let result = sync_user(ctx, job, user_id).await;
     let error = result.as_ref().err().map(|e| e.message.clone());
     blocking(ctx, move |conn| {
@@ -96,7 +92,7 @@ pub async fn run(ctx: &AppState, job: &Job) -> Result<SyncOutcome, SyncError> {
     })
     .await?;
     if result? == 0 {
-        return Ok(SyncOutcome::default());
+        return Ok(Done::default());
     }
     let retry_at = blocking(ctx, move |conn| {
         library_entries::table
@@ -106,7 +102,9 @@ pub async fn run(ctx: &AppState, job: &Job) -> Result<SyncOutcome, SyncError> {
             .first::<Option<DateTime<Utc>>>(conn)
     })
     .await?;
-    Ok(SyncOutcome { retry_at })
+    // The worker queues a follow-up sync for when the earliest failed game
+    // may be tried again.
+    Ok(Done { follow_up_at: retry_at })
 }
 
 /// Consecutive failures of Steam itself (timeouts, 5xx) after which a sync
@@ -117,11 +115,11 @@ const STEAM_DOWN_AFTER: u32 = 5;
 /// recorded on its library entry, which the Steam page lists).
 async fn sync_user(ctx: &AppState, job: &Job, user_id: i64) -> Result<usize, SyncError> {
     let Some(account) = blocking(ctx, move |conn| SteamAccount::find(conn, user_id)).await? else {
-        return Err(SyncError::fatal("No Steam account is linked."));
+        return Err(JobError::fatal("No Steam account is linked."));
     };
-    let key = account.api_key(&ctx.cipher).map_err(|e| SyncError::fatal(e.to_string()))?;
+    let key = account.api_key(&ctx.cipher).map_err(|e| JobError::fatal(e.to_string()))?;
     let (Some(key), Some(steam_id)) = (key, account.steam_id) else {
-        return Err(SyncError::fatal(
+        return Err(JobError::fatal(
             "Finish linking your Steam account on the Steam page: a profile and a key are both needed.",
         ));
     };
@@ -162,7 +160,7 @@ async fn sync_user(ctx: &AppState, job: &Job, user_id: i64) -> Result<usize, Syn
                 steam_down_streak = if error.is_transient() { steam_down_streak + 1 } else { 0 };
                 failed += 1;
                 if steam_down_streak >= STEAM_DOWN_AFTER {
-                    return Err(SyncError {
+                    return Err(JobError {
                         message: format!("Steam is failing ({error}); the sync stopped and will be retried."),
                         retry: true,
                     });

@@ -1,7 +1,7 @@
 //! The admin console's operations pages, metrics, and backup/restore.
 
 use diesel::prelude::*;
-use questline::schema::{audit_log, jobs, outbox_emails, users};
+use questline::schema::{audit_log, jobs, users};
 
 use crate::helpers::{html, location, new_client, text_of, TestApp};
 use crate::two_factor::{app, enrol, PASSWORD};
@@ -92,14 +92,14 @@ async fn failed_jobs_and_emails_are_listed_with_their_errors_and_can_be_retried(
         .returning(jobs::id)
         .get_result(&mut conn)
         .unwrap();
-    let mail: i64 = diesel::insert_into(outbox_emails::table)
+    let mail: i64 = diesel::insert_into(jobs::table)
         .values((
-            outbox_emails::to_address.eq("nobody@example.com"),
-            outbox_emails::subject.eq("Hello"),
-            outbox_emails::status.eq("failed"),
-            outbox_emails::last_error.eq("550 no such user"),
+            jobs::kind.eq("send_email"),
+            jobs::payload.eq(serde_json::json!({ "to": "nobody@example.com", "subject": "Hello" })),
+            jobs::status.eq("failed"),
+            jobs::last_error.eq("550 no such user"),
         ))
-        .returning(outbox_emails::id)
+        .returning(jobs::id)
         .get_result(&mut conn)
         .unwrap();
     let page = html(app.get("/admin/jobs").await).await;
@@ -111,7 +111,7 @@ async fn failed_jobs_and_emails_are_listed_with_their_errors_and_can_be_retried(
     let status: String = jobs::table.find(job).select(jobs::status).first(&mut conn).unwrap();
     assert_ne!(status, "failed", "queued again (a worker may already have picked it up)");
     app.submit("/admin/jobs", &format!("/admin/emails/{mail}/retry"), &[]).await;
-    let status: String = outbox_emails::table.find(mail).select(outbox_emails::status).first(&mut conn).unwrap();
+    let status: String = jobs::table.find(mail).select(jobs::status).first(&mut conn).unwrap();
     assert_ne!(status, "failed");
 }
 

@@ -2,7 +2,7 @@
 //! attack through HTTP against the real app.
 
 use diesel::prelude::*;
-use questline::schema::{audit_log, outbox_emails, users};
+use questline::schema::{audit_log, jobs, users};
 
 use crate::helpers::{html, location, new_client, spawn_app_with, text_of, TestApp};
 use crate::two_factor::{enrol, reauth, PASSWORD};
@@ -252,9 +252,10 @@ async fn reset_mails_to_one_address_are_limited_per_hour_whatever_the_client() {
         assert_eq!(location(&res), "/login", "the same answer every time");
     }
     let mut conn = app.pool.get().unwrap();
-    let queued: i64 = outbox_emails::table
-        .filter(outbox_emails::to_address.eq("alice@example.com"))
-        .filter(outbox_emails::subject.like("Reset%"))
+    let queued: i64 = jobs::table
+        .filter(jobs::kind.eq("send_email"))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("payload->>'to' = 'alice@example.com'"))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("payload->>'subject' LIKE 'Reset%'"))
         .count()
         .get_result(&mut conn)
         .unwrap();

@@ -1,8 +1,8 @@
 use std::net::TcpListener;
 
 use diesel::prelude::*;
-use questline::email::outbox::OutboxEmail;
-use questline::schema::outbox_emails;
+use questline::jobs::model::{Job, JobStatus};
+use questline::schema::jobs;
 
 use crate::helpers::{spawn_app_with, MailServer};
 
@@ -19,28 +19,31 @@ async fn a_message_queued_during_an_smtp_outage_is_delivered_once_the_server_is_
     let res = app.register("alice", "alice@example.com", PASSWORD).await;
     assert_eq!(res.status(), 303, "registration does not wait on mail");
 
-    let row = |conn: &mut diesel::PgConnection| -> OutboxEmail {
-        outbox_emails::table.select(OutboxEmail::as_select()).first(conn).unwrap()
+    // Mail is a `send_email` job on the one job queue.
+    let row = |conn: &mut diesel::PgConnection| -> Job {
+        jobs::table.filter(jobs::kind.eq("send_email")).select(Job::as_select()).first(conn).unwrap()
     };
     let failed = app
         .wait_for("the first failed attempt", move |conn| {
             Some(row(conn)).filter(|r| r.attempts >= 1 && r.last_error.is_some())
         })
         .await;
-    assert_eq!(failed.status, "pending");
-    assert!(failed.next_attempt_at > chrono::Utc::now(), "a retry is scheduled with backoff");
-    assert!(failed.body_text.is_some(), "the message is kept until sent");
+    assert_eq!(failed.status, JobStatus::Queued);
+    assert!(failed.run_after > chrono::Utc::now(), "a retry is scheduled with backoff");
+    assert!(failed.payload.get("text").is_some_and(|t| t.is_string()), "the message is kept until sent");
 
     // The server comes back on that port; the retry falls due.
     let mail = MailServer::start_on(port);
-    diesel::update(outbox_emails::table)
-        .set(outbox_emails::next_attempt_at.eq(chrono::Utc::now()))
+    diesel::update(jobs::table.filter(jobs::kind.eq("send_email")))
+        .set(jobs::run_after.eq(chrono::Utc::now()))
         .execute(&mut app.pool.get().unwrap())
         .unwrap();
     let delivered = mail.next_email().await;
     assert_eq!(delivered.to, "alice@example.com");
 
-    let sent = app.wait_for("the message to be sent", move |conn| Some(row(conn)).filter(|r| r.status == "sent")).await;
-    assert!(sent.body_text.is_none(), "bodies with links are cleared once sent");
-    assert!(sent.sent_at.is_some());
+    let sent = app
+        .wait_for("the message to be sent", move |conn| Some(row(conn)).filter(|r| r.status == JobStatus::Done))
+        .await;
+    assert!(sent.payload.get("text").is_none(), "bodies with links are cleared once sent");
+    assert!(sent.finished_at.is_some());
 }
