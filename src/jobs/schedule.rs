@@ -19,7 +19,7 @@ use crate::state::AppState;
 
 /// The advisory lock's key: "QLSCHED" in ASCII, so it cannot collide with
 /// the migration lock.
-const LEADER_LOCK: i64 = 0x514c_5343_4845_44;
+const LEADER_LOCK: i64 = 0x0051_4c53_4348_4544;
 
 /// How often a process that is not the leader tries to become it, and the
 /// leader checks its connection (and so its lock) is still alive.

@@ -28,5 +28,6 @@ mod schema;
 mod session_lifetime;
 mod sessions;
 mod steam;
+mod structure;
 mod sync_convergence;
 mod two_factor;

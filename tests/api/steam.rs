@@ -73,6 +73,7 @@ pub(crate) async fn app_with_steam(state: FakeState) -> (TestApp, FakeSteam) {
 pub(crate) async fn sync_finished(app: &TestApp) -> String {
     app.wait_for("the sync to end", |conn| {
         let status: Option<String> = jobs::table
+            .filter(jobs::kind.eq("steam_sync"))
             .filter(jobs::started_at.is_not_null().or(jobs::run_after.le(diesel::dsl::now)))
             .order(jobs::id.desc())
             .select(jobs::status)
@@ -275,7 +276,7 @@ async fn accounts_not_synced_for_a_day_are_queued_for_a_resync() {
         .set(steam_accounts::last_synced_at.eq(chrono::Utc::now() - chrono::Duration::hours(25)))
         .execute(&mut conn)
         .unwrap();
-    diesel::update(jobs::table)
+    diesel::update(jobs::table.filter(jobs::kind.eq("steam_sync")))
         .set(jobs::created_at.eq(chrono::Utc::now() - chrono::Duration::hours(25)))
         .execute(&mut conn)
         .unwrap();
@@ -390,7 +391,7 @@ async fn a_sync_whose_worker_died_is_taken_over_and_redoes_only_unfinished_games
             .set(library_entries::achievements_synced_at.eq(None::<chrono::DateTime<chrono::Utc>>))
             .execute(&mut conn)
             .unwrap();
-        diesel::update(jobs::table)
+        diesel::update(jobs::table.filter(jobs::kind.eq("steam_sync")))
             .set((
                 jobs::status.eq("running"),
                 jobs::locked_until.eq(chrono::Utc::now() - chrono::Duration::seconds(1)),
@@ -402,7 +403,7 @@ async fn a_sync_whose_worker_died_is_taken_over_and_redoes_only_unfinished_games
     assert_eq!(sync_finished(&app).await, "done");
     assert_eq!(fake.calls("GetPlayerAchievements"), before + 1, "only the unfinished game is fetched again");
     let mut conn = app.pool.get().unwrap();
-    let attempts: i32 = jobs::table.select(jobs::attempts).first(&mut conn).unwrap();
+    let attempts: i32 = jobs::table.filter(jobs::kind.eq("steam_sync")).select(jobs::attempts).first(&mut conn).unwrap();
     assert_eq!(attempts, 2, "the same job was taken over, not a new one queued");
     let game = html(app.get("/library/620").await).await;
     assert_eq!(text_of(&game, "#unlocked").as_deref(), Some("2 / 2"));

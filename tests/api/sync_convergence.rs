@@ -128,7 +128,7 @@ async fn one_game_answering_badly_costs_the_others_nothing_and_is_retried_until_
     let retry_after = retry_after.expect("a retry time");
     assert!(retry_after > Utc::now() + chrono::Duration::minutes(10));
     let follow_up: DateTime<Utc> =
-        jobs::table.filter(jobs::status.eq("queued")).select(jobs::run_after).first(&mut conn).unwrap();
+        jobs::table.filter(jobs::kind.eq("steam_sync")).filter(jobs::status.eq("queued")).select(jobs::run_after).first(&mut conn).unwrap();
     assert_eq!(follow_up.timestamp(), retry_after.timestamp());
 
     // Steam answers again; once the backoff has passed, the follow-up runs
@@ -140,7 +140,7 @@ async fn one_game_answering_badly_costs_the_others_nothing_and_is_retried_until_
         .set(library_entries::retry_after.eq(Utc::now() - chrono::Duration::seconds(1)))
         .execute(&mut conn)
         .unwrap();
-    diesel::update(jobs::table.filter(jobs::status.eq("queued")))
+    diesel::update(jobs::table.filter(jobs::kind.eq("steam_sync")).filter(jobs::status.eq("queued")))
         .set(jobs::run_after.eq(Utc::now()))
         .execute(&mut conn)
         .unwrap();
@@ -264,7 +264,7 @@ async fn a_sync_killed_mid_way_is_finished_exactly_by_the_next_one() {
     first.kill();
     let mut conn = app.pool.get().unwrap();
     let (status, stored_games): (String, i64) = (
-        jobs::table.select(jobs::status).first(&mut conn).unwrap(),
+        jobs::table.filter(jobs::kind.eq("steam_sync")).select(jobs::status).first(&mut conn).unwrap(),
         library_entries::table
             .filter(library_entries::achievements_synced_at.is_not_null())
             .count()
@@ -286,7 +286,7 @@ async fn a_sync_killed_mid_way_is_finished_exactly_by_the_next_one() {
         }
     });
     // The dead worker's lease runs out; another worker takes the job over.
-    diesel::update(jobs::table)
+    diesel::update(jobs::table.filter(jobs::kind.eq("steam_sync")))
         .set(jobs::locked_until.eq(Utc::now() - chrono::Duration::seconds(1)))
         .execute(&mut conn)
         .unwrap();
