@@ -6,10 +6,13 @@ use std::net::IpAddr;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use serde::Deserialize;
 use serde_json::Value;
 
+use crate::error::AppError;
 use crate::schema::audit_log;
 
 /// Where a request came from, as the audit log and session list show it.
@@ -152,4 +155,145 @@ impl AuditEntry {
 pub fn purge_older_than(conn: &mut PgConnection, days: u32) -> QueryResult<usize> {
     let cutoff = Utc::now() - chrono::Duration::days(days as i64);
     diesel::delete(audit_log::table.filter(audit_log::occurred_at.lt(cutoff))).execute(conn)
+}
+
+/// The viewer's filters, as the query string carries them.
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct AuditFilter {
+    pub event_type: Option<String>,
+    /// Username of the actor.
+    pub actor: Option<String>,
+    /// `yes`, `no` or empty.
+    pub success: Option<String>,
+    /// `YYYY-MM-DD`, inclusive, UTC.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub page: Option<i64>,
+}
+
+fn day(raw: &Option<String>) -> Result<Option<NaiveDate>, AppError> {
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| AppError::BadRequest(format!("`{d}` is not a date like 2026-01-31."))),
+    }
+}
+
+impl AuditFilter {
+    /// A field as typed, trimmed; empty when absent.
+    pub fn text(v: &Option<String>) -> &str {
+        v.as_deref().map(str::trim).unwrap_or("")
+    }
+
+    /// The filtered query; `None` when the actor is unknown.
+    fn query(&self, conn: &mut PgConnection) -> Result<Option<audit_log::BoxedQuery<'static, Pg>>, AppError> {
+        let mut q = audit_log::table.into_boxed::<Pg>();
+        let event_type = Self::text(&self.event_type);
+        if !event_type.is_empty() {
+            q = q.filter(audit_log::event_type.eq(event_type.to_owned()));
+        }
+        let actor = Self::text(&self.actor);
+        if !actor.is_empty() {
+            let id = crate::models::user::User::find_by_login(conn, actor)?.map(|u| u.id);
+            let Some(id) = id else { return Ok(None) };
+            q = q.filter(audit_log::actor_id.eq(id));
+        }
+        match Self::text(&self.success) {
+            "yes" => q = q.filter(audit_log::success.eq(true)),
+            "no" => q = q.filter(audit_log::success.eq(false)),
+            _ => {}
+        }
+        if let Some(from) = day(&self.from)? {
+            q = q.filter(audit_log::occurred_at.ge(from.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));
+        }
+        if let Some(to) = day(&self.to)? {
+            let end = to.succ_opt().unwrap_or(to).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+            q = q.filter(audit_log::occurred_at.lt(end));
+        }
+        Ok(Some(q))
+    }
+}
+
+/// An audit entry with its actor's name.
+pub type AuditRow = (AuditEntry, Option<String>);
+
+pub fn search(
+    conn: &mut PgConnection,
+    filter: &AuditFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<AuditRow>, i64), AppError> {
+    let Some(q) = filter.query(conn)? else { return Ok((Vec::new(), 0)) };
+    let Some(count_q) = filter.query(conn)? else { return Ok((Vec::new(), 0)) };
+    let total: i64 = count_q.count().get_result(conn)?;
+    let entries: Vec<AuditEntry> = q
+        .order((audit_log::occurred_at.desc(), audit_log::id.desc()))
+        .offset(offset)
+        .limit(limit)
+        .select(AuditEntry::as_select())
+        .load(conn)?;
+    let ids: Vec<i64> = entries.iter().filter_map(|e| e.actor_id).collect();
+    let names = crate::models::user::User::usernames(conn, &ids)?;
+    let rows = entries
+        .into_iter()
+        .map(|e| {
+            let name = e.actor_id.and_then(|id| names.get(&id).cloned());
+            (e, name)
+        })
+        .collect();
+    Ok((rows, total))
+}
+
+/// Failed sign-ins and lockouts on one day.
+#[derive(Debug, QueryableByName)]
+pub struct DayRow {
+    #[diesel(sql_type = diesel::sql_types::Date)]
+    pub day: NaiveDate,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub failed_logins: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub lockouts: i64,
+}
+
+/// An address that failed to sign in, and how many accounts it tried.
+#[derive(Debug, QueryableByName)]
+pub struct IpRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub ip: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub failures: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub accounts: i64,
+}
+
+/// Failed sign-ins and lockouts for each of the last `days` days, empty
+/// days included.
+pub fn sign_in_failures_by_day(conn: &mut PgConnection, days: i64) -> QueryResult<Vec<DayRow>> {
+    use diesel::sql_types::BigInt;
+    diesel::sql_query(
+        "SELECT d::date AS day,
+                count(a.id) FILTER (WHERE a.action = 'login' AND NOT a.success) AS failed_logins,
+                count(a.id) FILTER (WHERE a.action = 'lockout') AS lockouts
+         FROM generate_series(current_date - ($1 - 1)::int, current_date, interval '1 day') AS d
+         LEFT JOIN audit_log a ON a.event_type = 'auth' AND a.action IN ('login', 'lockout')
+              AND a.occurred_at >= d AND a.occurred_at < d + interval '1 day'
+         GROUP BY d ORDER BY d",
+    )
+    .bind::<BigInt, _>(days)
+    .load(conn)
+}
+
+/// The ten addresses with the most failed sign-ins in the last `days` days.
+pub fn failing_addresses(conn: &mut PgConnection, days: i64) -> QueryResult<Vec<IpRow>> {
+    use diesel::sql_types::BigInt;
+    diesel::sql_query(
+        "SELECT ip, count(*) AS failures, count(DISTINCT target_id) AS accounts
+         FROM audit_log
+         WHERE event_type = 'auth' AND action = 'login' AND NOT success AND ip IS NOT NULL
+           AND occurred_at > now() - make_interval(days => $1::int)
+         GROUP BY ip ORDER BY failures DESC, ip LIMIT 10",
+    )
+    .bind::<BigInt, _>(days)
+    .load(conn)
 }

@@ -194,6 +194,11 @@ pub async fn blocking<T: Send + 'static>(
     .await?
 }
 
+/// One round trip to PostgreSQL: the probes and the admin dashboard time it.
+pub fn ping(conn: &mut PgConnection) -> diesel::QueryResult<()> {
+    diesel::sql_query("SELECT 1").execute(conn).map(|_| ())
+}
+
 /// A `LIKE`/`ILIKE` pattern matching `search` anywhere, with the wildcards a
 /// user typed (`%`, `_`, `\\`) taken literally.
 pub fn contains_pattern(search: &str) -> String {

@@ -3,7 +3,6 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpResponse};
-use diesel::RunQueryDsl;
 use serde::Serialize;
 
 use crate::cache::Redis;
@@ -65,7 +64,7 @@ async fn check_postgres(pool: PgPool) -> Check {
     let started = Instant::now();
     let result = web::block(move || -> Result<(), String> {
         let mut conn = pool.get_timeout(CHECK_TIMEOUT).map_err(|e| e.to_string())?;
-        diesel::sql_query("SELECT 1").execute(&mut conn).map_err(|e| e.to_string())?;
+        crate::db::ping(&mut conn).map_err(|e| e.to_string())?;
         Ok(())
     })
     .await

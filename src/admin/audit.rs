@@ -2,80 +2,23 @@
 
 use actix_web::{web, HttpResponse};
 use askama::Template;
-use chrono::{DateTime, NaiveDate, Utc};
-use diesel::pg::Pg;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use crate::audit::AuditEntry;
+use crate::audit::{self, AuditFilter};
 use crate::auth::extractors::AdminUser;
 use crate::db::{self};
 use crate::error::AppError;
 use crate::layout::PageContext;
 use crate::response::render;
-use crate::schema::{audit_log, users};
 use crate::state::AppState;
 
 pub const PAGE_SIZE: i64 = 100;
 /// Rows one CSV export carries at most.
 pub const CSV_MAX_ROWS: i64 = 100_000;
 
-/// The viewer's filters, as the query string carries them.
-#[derive(Debug, Deserialize, Default, Clone)]
-pub struct AuditFilter {
-    pub event_type: Option<String>,
-    /// Username of the actor.
-    pub actor: Option<String>,
-    /// `yes`, `no` or empty.
-    pub success: Option<String>,
-    /// `YYYY-MM-DD`, inclusive, UTC.
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub page: Option<i64>,
-}
-
-fn day(raw: &Option<String>) -> Result<Option<NaiveDate>, AppError> {
-    match raw.as_deref().map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map(Some)
-            .map_err(|_| AppError::BadRequest(format!("`{d}` is not a date like 2026-01-31."))),
-    }
-}
-
 impl AuditFilter {
-    fn text(v: &Option<String>) -> &str {
-        v.as_deref().map(str::trim).unwrap_or("")
-    }
-
-    /// The filtered query; `None` when the actor is unknown.
-    fn query(&self, conn: &mut PgConnection) -> Result<Option<audit_log::BoxedQuery<'static, Pg>>, AppError> {
-        let mut q = audit_log::table.into_boxed::<Pg>();
-        let event_type = Self::text(&self.event_type);
-        if !event_type.is_empty() {
-            q = q.filter(audit_log::event_type.eq(event_type.to_owned()));
-        }
-        let actor = Self::text(&self.actor);
-        if !actor.is_empty() {
-            let id = crate::models::user::User::find_by_login(conn, actor)?.map(|u| u.id);
-            let Some(id) = id else { return Ok(None) };
-            q = q.filter(audit_log::actor_id.eq(id));
-        }
-        match Self::text(&self.success) {
-            "yes" => q = q.filter(audit_log::success.eq(true)),
-            "no" => q = q.filter(audit_log::success.eq(false)),
-            _ => {}
-        }
-        if let Some(from) = day(&self.from)? {
-            q = q.filter(audit_log::occurred_at.ge(from.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));
-        }
-        if let Some(to) = day(&self.to)? {
-            let end = to.succ_opt().unwrap_or(to).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-            q = q.filter(audit_log::occurred_at.lt(end));
-        }
-        Ok(Some(q))
-    }
-
     fn link(&self, path: &str, page: Option<i64>) -> String {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in [
@@ -99,7 +42,7 @@ impl AuditFilter {
 struct AuditPage {
     ctx: PageContext,
     filter: AuditFilter,
-    rows: Vec<(AuditEntry, Option<String>)>,
+    rows: Vec<audit::AuditRow>,
     page: i64,
     pages: i64,
 }
@@ -116,42 +59,6 @@ impl AuditPage {
     }
 }
 
-/// Entries with their actor's name, for one page or the export.
-/// An audit entry with its actor's name.
-type AuditRow = (AuditEntry, Option<String>);
-
-fn load(
-    conn: &mut PgConnection,
-    filter: &AuditFilter,
-    offset: i64,
-    limit: i64,
-) -> Result<(Vec<AuditRow>, i64), AppError> {
-    let Some(q) = filter.query(conn)? else { return Ok((Vec::new(), 0)) };
-    let Some(count_q) = filter.query(conn)? else { return Ok((Vec::new(), 0)) };
-    let total: i64 = count_q.count().get_result(conn)?;
-    let entries: Vec<AuditEntry> = q
-        .order((audit_log::occurred_at.desc(), audit_log::id.desc()))
-        .offset(offset)
-        .limit(limit)
-        .select(AuditEntry::as_select())
-        .load(conn)?;
-    let ids: Vec<i64> = entries.iter().filter_map(|e| e.actor_id).collect();
-    let names: std::collections::HashMap<i64, String> = users::table
-        .filter(users::id.eq_any(&ids))
-        .select((users::id, users::username))
-        .load(conn)?
-        .into_iter()
-        .collect();
-    let rows = entries
-        .into_iter()
-        .map(|e| {
-            let name = e.actor_id.and_then(|id| names.get(&id).cloned());
-            (e, name)
-        })
-        .collect();
-    Ok((rows, total))
-}
-
 async fn view(
     ctx: PageContext,
     _admin: AdminUser,
@@ -163,7 +70,8 @@ async fn view(
     let page = crate::pagination::page_number(filter.page);
     let f = filter.clone();
     let (rows, total) =
-        db::run(pool, move |conn| load(conn, &f, crate::pagination::offset(page, PAGE_SIZE), PAGE_SIZE)).await?;
+        db::run(pool, move |conn| audit::search(conn, &f, crate::pagination::offset(page, PAGE_SIZE), PAGE_SIZE))
+            .await?;
     let pages = crate::pagination::page_count(total, PAGE_SIZE);
     render(&AuditPage { ctx, filter, rows, page, pages })
 }
@@ -187,7 +95,7 @@ async fn export(
     let filter = filter.into_inner();
     let actor = admin.0.user.id;
     let body = db::run(pool, move |conn| {
-        let (rows, _) = load(conn, &filter, 0, CSV_MAX_ROWS)?;
+        let (rows, _) = audit::search(conn, &filter, 0, CSV_MAX_ROWS)?;
         crate::audit::AuditEvent::new("admin", "export_audit", &meta)
             .actor(actor)
             .details(serde_json::json!({ "rows": rows.len() }))

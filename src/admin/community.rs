@@ -4,38 +4,18 @@
 use actix_web::{web, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::extractors::AdminUser;
+use crate::community::{self, model::ModerationRow};
 use crate::db::{self};
 use crate::error::AppError;
 use crate::layout::PageContext;
 use crate::response::{render, see_other};
-use crate::schema::community_achievements;
 use crate::state::AppState;
 
 /// One shared achievement as moderators see it, hidden ones included.
-#[derive(Debug, QueryableByName)]
-pub struct ModerationRow {
-    #[diesel(sql_type = BigInt)]
-    pub id: i64,
-    #[diesel(sql_type = Text)]
-    pub name: String,
-    #[diesel(sql_type = Text)]
-    pub description: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub creator: Option<String>,
-    #[diesel(sql_type = Integer)]
-    pub tries_count: i32,
-    #[diesel(sql_type = Bool)]
-    pub is_active: bool,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub hidden_at: Option<DateTime<Utc>>,
-}
-
 #[derive(Template)]
 #[template(path = "admin/community.html")]
 struct ModerationPage {
@@ -45,15 +25,7 @@ struct ModerationPage {
 
 async fn list(ctx: PageContext, _admin: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let pool = &state.pool;
-    let rows = db::run(pool, |conn| {
-        Ok(diesel::sql_query(
-            "SELECT c.id, c.name, c.description, u.username AS creator, c.tries_count, c.is_active, c.hidden_at
-             FROM community_achievements c LEFT JOIN users u ON u.id = c.creator_id
-             ORDER BY c.shared_at DESC, c.id DESC LIMIT 200",
-        )
-        .load(conn)?)
-    })
-    .await?;
+    let rows = db::run(pool, |conn| Ok(community::model::moderation_list(conn)?)).await?;
     render(&ModerationPage { ctx, rows })
 }
 
@@ -73,13 +45,7 @@ async fn set_hidden(
     let actor = admin.0.user.id;
     db::run(pool, move |conn| {
         conn.transaction(|conn| {
-            let n = diesel::update(community_achievements::table.find(id))
-                .set((
-                    community_achievements::hidden_at.eq(hide.then(Utc::now)),
-                    community_achievements::hidden_by.eq(hide.then_some(actor)),
-                ))
-                .execute(conn)?;
-            if n == 0 {
+            if !community::model::set_hidden(conn, id, hide.then_some(actor))? {
                 return Err(AppError::NotFound);
             }
             AuditEvent::new("admin", if hide { "hide_shared" } else { "restore_shared" }, &meta)

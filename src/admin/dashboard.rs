@@ -39,7 +39,7 @@ async fn dashboard(ctx: PageContext, _admin: AdminUser, state: web::Data<AppStat
     let state = pool.state();
     let (n, query_ms) = db::run(pool, |conn| {
         let started = Instant::now();
-        diesel::sql_query("SELECT 1").execute(conn)?;
+        db::ping(conn)?;
         let query_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok((Numbers::load(conn)?, query_ms))
     })

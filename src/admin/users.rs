@@ -3,9 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use serde::Deserialize;
 
 use crate::audit::{AuditEvent, RequestMeta};
@@ -15,32 +13,11 @@ use crate::auth::session::UserSession;
 use crate::db::{self, PgPool};
 use crate::error::AppError;
 use crate::layout::PageContext;
-use crate::models::user::{Role, User};
+use crate::models::user::{Role, User, UserRow};
 use crate::response::{render, see_other};
 use crate::state::AppState;
 
 pub const PAGE_SIZE: i64 = 50;
-
-/// One row of the user list.
-#[derive(Debug, QueryableByName)]
-pub struct UserRow {
-    #[diesel(sql_type = BigInt)]
-    pub id: i64,
-    #[diesel(sql_type = Text)]
-    pub username: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub email: Option<String>,
-    #[diesel(sql_type = Text)]
-    pub role: String,
-    #[diesel(sql_type = Text)]
-    pub status: String,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub email_verified_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Timestamptz)]
-    pub created_at: DateTime<Utc>,
-    #[diesel(sql_type = BigInt)]
-    pub total_rows: i64,
-}
 
 #[derive(Debug, Deserialize, Default)]
 pub struct ListQuery {
@@ -78,15 +55,7 @@ async fn list(
     let page = crate::pagination::page_number(query.page);
     let pattern = db::contains_pattern(&q);
     let rows: Vec<UserRow> = db::run(pool, move |conn| {
-        Ok(diesel::sql_query(
-            "SELECT id, username, email, role, status, email_verified_at, created_at, count(*) OVER () AS total_rows
-             FROM users WHERE username ILIKE $1 OR email ILIKE $1
-             ORDER BY id DESC LIMIT $2 OFFSET $3",
-        )
-        .bind::<Text, _>(&pattern)
-        .bind::<BigInt, _>(PAGE_SIZE)
-        .bind::<BigInt, _>(crate::pagination::offset(page, PAGE_SIZE))
-        .load(conn)?)
+        Ok(User::search(conn, &pattern, PAGE_SIZE, crate::pagination::offset(page, PAGE_SIZE))?)
     })
     .await?;
     let total = rows.first().map(|r| r.total_rows).unwrap_or(0);

@@ -17,7 +17,6 @@ use crate::layout::PageContext;
 use crate::models::user::{NewUser, Role, User};
 use crate::ratelimit::{self, PerIp};
 use crate::response::{render, render_status, see_other};
-use crate::schema::users;
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -109,14 +108,7 @@ async fn submit(
     let (name, addr, base) = (username.clone(), email.clone(), settings.clone());
     let created = db::run(pool, move |conn| {
         conn.transaction(|conn| {
-            let taken: bool = diesel::select(diesel::dsl::exists(
-                users::table.filter(
-                    diesel::dsl::sql::<diesel::sql_types::Bool>("lower(username) = ")
-                        .bind::<diesel::sql_types::Text, _>(name.to_lowercase()),
-                ),
-            ))
-            .get_result(conn)?;
-            if taken {
+            if User::username_taken(conn, &name)? {
                 return Ok(Err("That username is taken."));
             }
             if let Some(owner) = User::find_by_email(conn, &addr)? {

@@ -287,3 +287,44 @@ pub fn import(conn: &mut PgConnection, community_id: i64, user_id: i64) -> Query
         Ok(ImportOutcome::Imported(id))
     })
 }
+
+#[derive(Debug, QueryableByName)]
+pub struct ModerationRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub description: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    pub creator: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub tries_count: i32,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub is_active: bool,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamptz>)]
+    pub hidden_at: Option<DateTime<Utc>>,
+}
+
+/// The latest 200 shared achievements, hidden ones included, for the
+/// moderation page.
+pub fn moderation_list(conn: &mut PgConnection) -> QueryResult<Vec<ModerationRow>> {
+    diesel::sql_query(
+        "SELECT c.id, c.name, c.description, u.username AS creator, c.tries_count, c.is_active, c.hidden_at
+         FROM community_achievements c LEFT JOIN users u ON u.id = c.creator_id
+         ORDER BY c.shared_at DESC, c.id DESC LIMIT 200",
+    )
+    .load(conn)
+}
+
+/// Hides a shared achievement from the community (by the admin
+/// `hidden_by`), or restores it with `None`. False when there is no such one.
+pub fn set_hidden(conn: &mut PgConnection, id: i64, hidden_by: Option<i64>) -> QueryResult<bool> {
+    let n = diesel::update(community_achievements::table.find(id))
+        .set((
+            community_achievements::hidden_at.eq(hidden_by.map(|_| chrono::Utc::now())),
+            community_achievements::hidden_by.eq(hidden_by),
+        ))
+        .execute(conn)?;
+    Ok(n > 0)
+}

@@ -1,5 +1,6 @@
 //! Database rows as structs, each with the queries that read and write it.
 
 pub mod game;
+pub mod library;
 pub mod text_enum;
 pub mod user;

@@ -49,6 +49,27 @@ pub struct User {
     pub import_run_id: Option<i64>,
 }
 
+/// One row of the user list.
+#[derive(Debug, QueryableByName)]
+pub struct UserRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub username: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub email: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub role: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub status: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    pub email_verified_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub total_rows: i64,
+}
+
 /// Accounts by state, for the admin dashboard.
 #[derive(Debug, QueryableByName)]
 pub struct AccountCounts {
@@ -269,6 +290,38 @@ impl User {
             .set((users::totp_secret_enc.eq(enc), users::totp_key_id.eq(key_id)))
             .execute(conn)
             .map(|_| ())
+    }
+
+    /// A page of accounts whose username or address matches the `ILIKE`
+    /// pattern, newest first, each row with the total count.
+    pub fn search(conn: &mut PgConnection, pattern: &str, limit: i64, offset: i64) -> QueryResult<Vec<UserRow>> {
+        diesel::sql_query(
+            "SELECT id, username, email, role, status, email_verified_at, created_at, count(*) OVER () AS total_rows
+             FROM users WHERE username ILIKE $1 OR email ILIKE $1
+             ORDER BY id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind::<Text, _>(pattern)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .bind::<diesel::sql_types::BigInt, _>(offset)
+        .load(conn)
+    }
+
+    /// Whether an account has this username, in any case.
+    pub fn username_taken(conn: &mut PgConnection, username: &str) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(users::table.filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("lower(username) = ").bind::<Text, _>(username.to_lowercase()),
+        )))
+        .get_result(conn)
+    }
+
+    /// The usernames of these accounts, by id.
+    pub fn usernames(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<std::collections::HashMap<i64, String>> {
+        Ok(users::table
+            .filter(users::id.eq_any(ids))
+            .select((users::id, users::username))
+            .load(conn)?
+            .into_iter()
+            .collect())
     }
 
     /// How many accounts there are, by state.

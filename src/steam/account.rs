@@ -48,6 +48,12 @@ fn context(user_id: i64) -> String {
 }
 
 impl SteamAccount {
+    /// When the account last finished a sync (`None` inside when never;
+    /// `None` outside when nothing is linked).
+    pub fn last_synced_at(conn: &mut PgConnection, user_id: i64) -> QueryResult<Option<Option<DateTime<Utc>>>> {
+        steam_accounts::table.find(user_id).select(steam_accounts::last_synced_at).first(conn).optional()
+    }
+
     pub fn find(conn: &mut PgConnection, user_id: i64) -> QueryResult<Option<SteamAccount>> {
         steam_accounts::table.find(user_id).select(SteamAccount::as_select()).first(conn).optional()
     }

@@ -6,17 +6,17 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Nullable, Timestamptz};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
+use super::account::SteamAccount;
 use crate::auth::extractors::CurrentUser;
 use crate::cache::Redis;
 use crate::db::{self, PgPool};
 use crate::error::AppError;
 use crate::layout::PageContext;
+use crate::models::library::{self, MonthRow, Totals};
 use crate::response::render;
-use crate::schema::steam_accounts;
 use crate::state::AppState;
 
 /// Cached for a day at most; a sync changes the key long before that.
@@ -25,31 +25,6 @@ const CACHE_TTL_SECS: u64 = 86_400;
 const MAX_MONTHS: usize = 60;
 
 /// What the stats page shows.
-#[derive(Debug, Clone, Serialize, Deserialize, QueryableByName)]
-pub struct Totals {
-    #[diesel(sql_type = BigInt)]
-    pub games: i64,
-    #[diesel(sql_type = BigInt)]
-    pub minutes: i64,
-    #[diesel(sql_type = BigInt)]
-    pub unlocked: i64,
-    #[diesel(sql_type = BigInt)]
-    pub perfect: i64,
-    /// Mean completion of the games with at least one unlock (Steam's own
-    /// definition of "average game completion").
-    #[diesel(sql_type = Nullable<Double>)]
-    pub average_completion: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, QueryableByName)]
-struct MonthRow {
-    #[diesel(sql_type = Timestamptz)]
-    month: DateTime<Utc>,
-    #[diesel(sql_type = BigInt)]
-    count: i64,
-}
-
-/// Everything computed for one user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stats {
     pub totals: Totals,
@@ -70,26 +45,7 @@ pub const CHART_H: i64 = 200;
 
 impl Stats {
     fn compute(conn: &mut PgConnection, user_id: i64) -> QueryResult<Stats> {
-        let totals: Totals = diesel::sql_query(
-            "SELECT count(*)::int8 AS games,
-                    coalesce(sum(le.playtime_minutes), 0)::int8 AS minutes,
-                    coalesce(sum(le.unlocked_count), 0)::int8 AS unlocked,
-                    count(*) FILTER (WHERE g.achievement_count > 0 AND le.unlocked_count >= g.achievement_count)::int8 AS perfect,
-                    avg(le.unlocked_count::float8 / g.achievement_count)
-                        FILTER (WHERE le.unlocked_count > 0 AND g.achievement_count > 0) AS average_completion
-             FROM library_entries le JOIN games g ON g.appid = le.appid
-             WHERE le.user_id = $1",
-        )
-        .bind::<BigInt, _>(user_id)
-        .get_result(conn)?;
-        let months: Vec<MonthRow> = diesel::sql_query(
-            "SELECT date_trunc('month', unlocked_at) AS month, count(*)::int8 AS count
-             FROM user_achievements WHERE user_id = $1 AND unlocked_at IS NOT NULL
-             GROUP BY 1 ORDER BY 1",
-        )
-        .bind::<BigInt, _>(user_id)
-        .load(conn)?;
-        Ok(Stats { totals, months })
+        Ok(Stats { totals: library::totals(conn, user_id)?, months: library::unlocks_by_month(conn, user_id)? })
     }
 
     pub fn hours(&self) -> String {
@@ -130,10 +86,8 @@ impl Stats {
 
 /// The user's stats, from the cache when the last sync has not changed.
 pub async fn stats_for(pool: &PgPool, redis: &Redis, user_id: i64) -> Result<Stats, AppError> {
-    let synced: Option<Option<DateTime<Utc>>> = db::run(pool, move |conn| {
-        Ok(steam_accounts::table.find(user_id).select(steam_accounts::last_synced_at).first(conn).optional()?)
-    })
-    .await?;
+    let synced: Option<Option<DateTime<Utc>>> =
+        db::run(pool, move |conn| Ok(SteamAccount::last_synced_at(conn, user_id)?)).await?;
     let version = synced.flatten().map(|t| t.timestamp_micros()).unwrap_or(0);
     let key = redis.key(&format!("stats:{user_id}:{version}"));
     // The cache is an optimisation: if Redis fails, compute.

@@ -91,7 +91,12 @@ async fn a_sync_reevaluates_every_achievement_and_stamps_the_first_time_it_is_me
     assert_eq!(location(&res), "/settings/steam");
     app.wait_for("the second sync to end", |conn| {
         use questline::schema::jobs;
-        let done: i64 = jobs::table.filter(jobs::kind.eq("steam_sync")).filter(jobs::status.eq("done")).count().get_result(conn).unwrap();
+        let done: i64 = jobs::table
+            .filter(jobs::kind.eq("steam_sync"))
+            .filter(jobs::status.eq("done"))
+            .count()
+            .get_result(conn)
+            .unwrap();
         (done >= 2).then_some(())
     })
     .await;

@@ -403,7 +403,8 @@ async fn a_sync_whose_worker_died_is_taken_over_and_redoes_only_unfinished_games
     assert_eq!(sync_finished(&app).await, "done");
     assert_eq!(fake.calls("GetPlayerAchievements"), before + 1, "only the unfinished game is fetched again");
     let mut conn = app.pool.get().unwrap();
-    let attempts: i32 = jobs::table.filter(jobs::kind.eq("steam_sync")).select(jobs::attempts).first(&mut conn).unwrap();
+    let attempts: i32 =
+        jobs::table.filter(jobs::kind.eq("steam_sync")).select(jobs::attempts).first(&mut conn).unwrap();
     assert_eq!(attempts, 2, "the same job was taken over, not a new one queued");
     let game = html(app.get("/library/620").await).await;
     assert_eq!(text_of(&game, "#unlocked").as_deref(), Some("2 / 2"));

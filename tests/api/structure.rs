@@ -56,11 +56,7 @@ fn modules() -> Vec<Module> {
             let text = std::fs::read_to_string(&path).unwrap();
             let code = text.split("#[cfg(test)]").next().unwrap_or_default();
             // Full-line comments only: a `//` inside a string (a URL) is code.
-            let source = code
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("//"))
-                .collect::<Vec<_>>()
-                .join("\n");
+            let source = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
             Some(Module { name: parts.join("::"), source })
         })
         .collect()
@@ -107,8 +103,7 @@ fn expand_use(text: &str) -> Vec<Vec<String>> {
     for part in split_top(&text).into_iter().filter(|p| !p.is_empty()) {
         match part.find('{') {
             Some(i) => {
-                let prefix: Vec<String> =
-                    part[..i].split("::").filter(|s| !s.is_empty()).map(str::to_owned).collect();
+                let prefix: Vec<String> = part[..i].split("::").filter(|s| !s.is_empty()).map(str::to_owned).collect();
                 for rest in expand_use(&part[i + 1..part.len() - 1]) {
                     out.push(prefix.iter().cloned().chain(rest).collect());
                 }
@@ -149,8 +144,7 @@ fn inline_paths(source: &str) -> Vec<Vec<String>> {
             if source[..at].chars().last().is_some_and(|c| is_ident(c) || c == ':') {
                 continue;
             }
-            let path: String =
-                source[at..].chars().take_while(|c| is_ident(*c) || *c == ':').collect::<String>();
+            let path: String = source[at..].chars().take_while(|c| is_ident(*c) || *c == ':').collect::<String>();
             out.push(path.split("::").filter(|s| !s.is_empty()).map(str::to_owned).collect());
         }
     }
@@ -346,11 +340,8 @@ fn no_handler_module_touches_the_schema_or_holds_sql() {
 
 #[test]
 fn no_function_needs_a_too_many_arguments_exemption() {
-    let offenders: Vec<String> = modules()
-        .iter()
-        .filter(|m| m.source.contains("too_many_arguments"))
-        .map(|m| m.name.clone())
-        .collect();
+    let offenders: Vec<String> =
+        modules().iter().filter(|m| m.source.contains("too_many_arguments")).map(|m| m.name.clone()).collect();
     assert!(offenders.is_empty(), "{offenders:?}");
 }
 

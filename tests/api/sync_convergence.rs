@@ -127,8 +127,12 @@ async fn one_game_answering_badly_costs_the_others_nothing_and_is_retried_until_
     assert_eq!(failures, 1);
     let retry_after = retry_after.expect("a retry time");
     assert!(retry_after > Utc::now() + chrono::Duration::minutes(10));
-    let follow_up: DateTime<Utc> =
-        jobs::table.filter(jobs::kind.eq("steam_sync")).filter(jobs::status.eq("queued")).select(jobs::run_after).first(&mut conn).unwrap();
+    let follow_up: DateTime<Utc> = jobs::table
+        .filter(jobs::kind.eq("steam_sync"))
+        .filter(jobs::status.eq("queued"))
+        .select(jobs::run_after)
+        .first(&mut conn)
+        .unwrap();
     assert_eq!(follow_up.timestamp(), retry_after.timestamp());
 
     // Steam answers again; once the backoff has passed, the follow-up runs

@@ -1,0 +1,234 @@
+//! A user's library (`library_entries`) and unlocks (`user_achievements`):
+//! the pages' queries and the writes of a sync or an import.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text, Timestamptz};
+use serde::{Deserialize, Serialize};
+
+/// Games per library page.
+pub const PAGE_SIZE: i64 = 50;
+
+/// One row of the library table.
+#[derive(Debug, QueryableByName)]
+pub struct LibraryRow {
+    #[diesel(sql_type = BigInt)]
+    pub appid: i64,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub icon_hash: Option<String>,
+    #[diesel(sql_type = Integer)]
+    pub playtime_minutes: i32,
+    #[diesel(sql_type = Integer)]
+    pub unlocked_count: i32,
+    #[diesel(sql_type = Integer)]
+    pub achievement_count: i32,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub last_unlock_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = BigInt)]
+    pub total_rows: i64,
+}
+
+impl LibraryRow {
+    pub fn hours(&self) -> String {
+        format!("{:.1}", self.playtime_minutes as f64 / 60.0)
+    }
+
+    pub fn percent(&self) -> i32 {
+        if self.achievement_count == 0 {
+            0
+        } else {
+            (self.unlocked_count as f64 * 100.0 / self.achievement_count as f64).floor() as i32
+        }
+    }
+
+    pub fn icon_url(&self) -> Option<String> {
+        self.icon_hash.as_ref().map(|h| {
+            format!("https://media.steampowered.com/steamcommunity/public/images/apps/{}/{}.jpg", self.appid, h)
+        })
+    }
+}
+
+/// The library's query string.
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct LibraryQuery {
+    pub q: Option<String>,
+    pub filter: Option<String>,
+    pub sort: Option<String>,
+    pub page: Option<i64>,
+}
+
+/// One page of a user's library. Filter and sort names come from a fixed
+/// list; anything else falls back to the default.
+pub fn library_page(conn: &mut PgConnection, user_id: i64, query: &LibraryQuery) -> QueryResult<Vec<LibraryRow>> {
+    let filter = match query.filter.as_deref() {
+        Some("perfect") => "AND g.achievement_count > 0 AND le.unlocked_count >= g.achievement_count",
+        Some("started") => "AND le.unlocked_count > 0 AND le.unlocked_count < g.achievement_count",
+        Some("not_started") => "AND g.achievement_count > 0 AND le.unlocked_count = 0",
+        _ => "",
+    };
+    let order = match query.sort.as_deref() {
+        Some("playtime") => "le.playtime_minutes DESC",
+        Some("completion") => "(le.unlocked_count::float8 / NULLIF(g.achievement_count, 0)) DESC NULLS LAST",
+        Some("last_unlock") => "le.last_unlock_at DESC NULLS LAST",
+        _ => "lower(g.name) ASC",
+    };
+    let search = query.q.as_deref().unwrap_or("").trim().to_owned();
+    // LIKE wildcards typed by the user are literal characters.
+    let pattern = crate::db::contains_pattern(&search);
+    let page = crate::pagination::page_number(query.page);
+    diesel::sql_query(format!(
+        "SELECT g.appid, g.name, g.icon_hash, le.playtime_minutes, le.unlocked_count, g.achievement_count,
+                le.last_unlock_at, count(*) OVER () AS total_rows
+         FROM library_entries le JOIN games g ON g.appid = le.appid
+         WHERE le.user_id = $1 AND ($2 = '' OR g.name ILIKE $3) {filter}
+         ORDER BY {order}, g.appid
+         LIMIT $4 OFFSET $5"
+    ))
+    .bind::<BigInt, _>(user_id)
+    .bind::<Text, _>(&search)
+    .bind::<Text, _>(&pattern)
+    .bind::<BigInt, _>(PAGE_SIZE)
+    .bind::<BigInt, _>(crate::pagination::offset(page, PAGE_SIZE))
+    .load(conn)
+}
+
+/// One achievement as the game page shows it.
+#[derive(Debug, QueryableByName)]
+pub struct AchievementRow {
+    #[diesel(sql_type = Text)]
+    pub display_name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub description: Option<String>,
+    #[diesel(sql_type = Bool)]
+    pub hidden: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub icon_url: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub icon_gray_url: Option<String>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub global_percent: Option<f64>,
+    #[diesel(sql_type = Bool)]
+    pub unlocked: bool,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub unlocked_at: Option<DateTime<Utc>>,
+}
+
+impl AchievementRow {
+    /// Hidden achievements stay secret until unlocked.
+    pub fn masked(&self) -> bool {
+        self.hidden && !self.unlocked
+    }
+    pub fn rarity(&self) -> String {
+        self.global_percent.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "–".into())
+    }
+}
+
+/// A game as its page's header shows it, for one user.
+#[derive(Debug, QueryableByName)]
+pub struct GameHeader {
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Integer)]
+    pub playtime_minutes: i32,
+    #[diesel(sql_type = Integer)]
+    pub unlocked_count: i32,
+    #[diesel(sql_type = Integer)]
+    pub achievement_count: i32,
+}
+
+/// The header of a game's page, when the game is in the user's library.
+pub fn game_header(conn: &mut PgConnection, user_id: i64, appid: i64) -> QueryResult<Option<GameHeader>> {
+    diesel::sql_query(
+        "SELECT g.name, le.playtime_minutes, le.unlocked_count, g.achievement_count
+         FROM library_entries le JOIN games g ON g.appid = le.appid
+         WHERE le.user_id = $1 AND le.appid = $2",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<BigInt, _>(appid)
+    .get_result(conn)
+    .optional()
+}
+
+/// A game's achievements with the user's unlocks, in the order `sort`
+/// names (`rarity`, `name`, `recent`; anything else: unlocked first).
+pub fn game_achievements(
+    conn: &mut PgConnection,
+    user_id: i64,
+    appid: i64,
+    sort: &str,
+) -> QueryResult<Vec<AchievementRow>> {
+    let order = match sort {
+        "rarity" => "ga.global_percent ASC NULLS LAST",
+        "name" => "lower(ga.display_name) ASC",
+        "recent" => "ua.unlocked_at DESC NULLS LAST",
+        _ => "(ua.user_id IS NULL), ua.unlocked_at DESC NULLS LAST",
+    };
+    diesel::sql_query(format!(
+        "SELECT ga.display_name, ga.description, ga.hidden, ga.icon_url, ga.icon_gray_url, ga.global_percent,
+                (ua.user_id IS NOT NULL) AS unlocked, ua.unlocked_at
+         FROM game_achievements ga
+         LEFT JOIN user_achievements ua ON ua.achievement_id = ga.id AND ua.user_id = $1
+         WHERE ga.appid = $2
+         ORDER BY {order}, ga.id"
+    ))
+    .bind::<BigInt, _>(user_id)
+    .bind::<BigInt, _>(appid)
+    .load(conn)
+}
+
+/// A user's library in a few numbers.
+#[derive(Debug, Clone, Serialize, Deserialize, QueryableByName)]
+pub struct Totals {
+    #[diesel(sql_type = BigInt)]
+    pub games: i64,
+    #[diesel(sql_type = BigInt)]
+    pub minutes: i64,
+    #[diesel(sql_type = BigInt)]
+    pub unlocked: i64,
+    #[diesel(sql_type = BigInt)]
+    pub perfect: i64,
+    /// Mean completion of the games with at least one unlock (Steam's own
+    /// definition of "average game completion").
+    #[diesel(sql_type = Nullable<Double>)]
+    pub average_completion: Option<f64>,
+}
+
+/// Unlocks in one month.
+#[derive(Debug, Clone, Serialize, Deserialize, QueryableByName)]
+pub struct MonthRow {
+    #[diesel(sql_type = Timestamptz)]
+    pub month: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
+}
+
+/// Everything computed for one user.
+/// The user's totals: games, playtime, unlocks, perfect games, average
+/// completion of the games started.
+pub fn totals(conn: &mut PgConnection, user_id: i64) -> QueryResult<Totals> {
+    diesel::sql_query(
+        "SELECT count(*)::int8 AS games,
+                coalesce(sum(le.playtime_minutes), 0)::int8 AS minutes,
+                coalesce(sum(le.unlocked_count), 0)::int8 AS unlocked,
+                count(*) FILTER (WHERE g.achievement_count > 0 AND le.unlocked_count >= g.achievement_count)::int8 AS perfect,
+                avg(le.unlocked_count::float8 / g.achievement_count)
+                    FILTER (WHERE le.unlocked_count > 0 AND g.achievement_count > 0) AS average_completion
+         FROM library_entries le JOIN games g ON g.appid = le.appid
+         WHERE le.user_id = $1",
+    )
+    .bind::<BigInt, _>(user_id)
+    .get_result(conn)
+}
+
+/// Unlocks per month, for the months that have any, oldest first.
+pub fn unlocks_by_month(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<MonthRow>> {
+    diesel::sql_query(
+        "SELECT date_trunc('month', unlocked_at) AS month, count(*)::int8 AS count
+         FROM user_achievements WHERE user_id = $1 AND unlocked_at IS NOT NULL
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind::<BigInt, _>(user_id)
+    .load(conn)
+}
