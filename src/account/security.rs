@@ -96,7 +96,6 @@ pub struct ReauthForm {
     next: Option<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn reauth(
     req: HttpRequest,
     ctx: PageContext,
@@ -259,7 +258,6 @@ pub struct DisableForm {
     code: String,
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn disable_2fa(
     current: CurrentUser,
     form: web::Form<DisableForm>,
@@ -320,7 +318,6 @@ pub struct PasswordForm {
     password_confirmation: SecretString,
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn change_password(
     req: HttpRequest,
     ctx: PageContext,
@@ -380,7 +377,6 @@ async fn email_form(req: HttpRequest, ctx: PageContext, current: CurrentUser) ->
     render(&EmailPage { ctx, user: current.user, error: None })
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn change_email(
     req: HttpRequest,
     ctx: PageContext,

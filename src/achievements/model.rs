@@ -98,25 +98,71 @@ pub struct AchievementInput {
     pub condition: Condition,
 }
 
-pub fn insert(
-    conn: &mut PgConnection,
-    owner_id: i64,
-    input: &AchievementInput,
-    image_id: Option<i64>,
-    imported_from: Option<i64>,
-) -> QueryResult<i64> {
-    diesel::insert_into(custom_achievements::table)
-        .values((
-            custom_achievements::owner_id.eq(owner_id),
-            custom_achievements::name.eq(&input.name),
-            custom_achievements::description.eq(&input.description),
-            custom_achievements::condition_type.eq(input.condition.kind()),
-            custom_achievements::condition.eq(input.condition.to_json()),
-            custom_achievements::image_id.eq(image_id),
-            custom_achievements::imported_from.eq(imported_from),
-        ))
-        .returning(custom_achievements::id)
-        .get_result(conn)
+pub fn insert(conn: &mut PgConnection, new: &NewCustomAchievement<'_>) -> QueryResult<i64> {
+    diesel::insert_into(custom_achievements::table).values(new).returning(custom_achievements::id).get_result(conn)
+}
+
+/// A custom achievement to create: from the form, a copy of a shared one,
+/// or one brought over from the legacy app. Every caller goes through
+/// [`insert`].
+#[derive(Debug, Insertable)]
+#[diesel(table_name = custom_achievements)]
+pub struct NewCustomAchievement<'a> {
+    pub owner_id: i64,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub condition_type: &'a str,
+    pub condition: &'a serde_json::Value,
+    /// Its condition could not be read (legacy data): kept, not evaluated.
+    pub needs_edit: bool,
+    pub image_id: Option<i64>,
+    /// The shared achievement it is a copy of.
+    pub imported_from: Option<i64>,
+    /// When it was made in the legacy app; `None` for now.
+    pub created_at: Option<DateTime<Utc>>,
+    pub legacy_id: Option<&'a str>,
+    pub import_run_id: Option<i64>,
+}
+
+impl<'a> NewCustomAchievement<'a> {
+    /// What the form describes, for `owner_id`. `condition` is the
+    /// condition's JSON, which the caller keeps alive.
+    pub fn from_input(owner_id: i64, input: &'a AchievementInput, condition: &'a serde_json::Value) -> Self {
+        NewCustomAchievement {
+            owner_id,
+            name: &input.name,
+            description: &input.description,
+            condition_type: input.condition.kind(),
+            condition,
+            needs_edit: false,
+            image_id: None,
+            imported_from: None,
+            created_at: None,
+            legacy_id: None,
+            import_run_id: None,
+        }
+    }
+}
+
+/// The achievement an earlier import brought for `owner_id` under the
+/// legacy id `legacy_id`.
+pub fn find_by_legacy_id(conn: &mut PgConnection, owner_id: i64, legacy_id: &str) -> QueryResult<Option<i64>> {
+    custom_achievements::table
+        .filter(custom_achievements::owner_id.eq(owner_id))
+        .filter(custom_achievements::legacy_id.eq(legacy_id))
+        .select(custom_achievements::id)
+        .first(conn)
+        .optional()
+}
+
+/// Whether `owner_id` already holds a copy of shared achievement `community_id`.
+pub fn has_copy_of(conn: &mut PgConnection, owner_id: i64, community_id: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        custom_achievements::table
+            .filter(custom_achievements::owner_id.eq(owner_id))
+            .filter(custom_achievements::imported_from.eq(community_id)),
+    ))
+    .get_result(conn)
 }
 
 /// Saves an edit. A changed condition is a different goal: the date it was
@@ -173,7 +219,21 @@ pub struct Evaluated {
 /// per achievement), stamps the first time each is met, and counts a
 /// completion on the shared achievement an importer's copy came from.
 pub fn evaluate(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<Evaluated> {
-    diesel::sql_query(EVALUATE_SQL).bind::<Array<BigInt>, _>(user_ids).get_result(conn)
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        evaluated: i64,
+        #[diesel(sql_type = BigInt)]
+        newly_met: i64,
+        /// The shared achievement of each copy newly met.
+        #[diesel(sql_type = Array<BigInt>)]
+        completed_shares: Vec<i64>,
+    }
+    conn.transaction(|conn| {
+        let row: Row = diesel::sql_query(EVALUATE_SQL).bind::<Array<BigInt>, _>(user_ids).get_result(conn)?;
+        crate::community::model::count_completions(conn, &row.completed_shares)?;
+        Ok(Evaluated { evaluated: row.evaluated, newly_met: row.newly_met })
+    })
 }
 
 const EVALUATE_SQL: &str = r#"
@@ -263,14 +323,8 @@ upd AS (
     FROM progress p
     WHERE ca.id = p.id
     RETURNING ca.imported_from, ca.met_at = now() AS newly
-),
-counted AS (
-    UPDATE community_achievements s
-    SET completions_count = s.completions_count + n.cnt
-    FROM (SELECT imported_from, count(*)::int AS cnt FROM upd
-          WHERE newly AND imported_from IS NOT NULL GROUP BY imported_from) n
-    WHERE s.id = n.imported_from
-    RETURNING s.id
 )
-SELECT count(*) AS evaluated, count(*) FILTER (WHERE newly) AS newly_met FROM upd
+SELECT count(*) AS evaluated, count(*) FILTER (WHERE newly) AS newly_met,
+       coalesce(array_agg(imported_from) FILTER (WHERE newly AND imported_from IS NOT NULL), '{}') AS completed_shares
+FROM upd
 "#;

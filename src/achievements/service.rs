@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::form::{self, FormValues};
-use super::model::{self, AchievementInput, AchievementRow};
+use super::model::{self, AchievementInput, AchievementRow, NewCustomAchievement};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::community;
 use crate::db::{self, PgPool};
@@ -52,7 +52,12 @@ pub async fn create(
                 },
                 None => None,
             };
-            let id = model::insert(conn, user_id, &input, upload.as_ref().map(|u| u.image.id), None)?;
+            let condition = input.condition.to_json();
+            let new = NewCustomAchievement {
+                image_id: upload.as_ref().map(|u| u.image.id),
+                ..NewCustomAchievement::from_input(user_id, &input, &condition)
+            };
+            let id = model::insert(conn, &new)?;
             AuditEvent::new("achievement", "create", &meta)
                 .actor(user_id)
                 .target_text(id.to_string())

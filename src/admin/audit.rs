@@ -3,8 +3,6 @@
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use serde::Deserialize;
 
 use crate::audit::{self, AuditFilter};
 use crate::auth::extractors::AdminUser;

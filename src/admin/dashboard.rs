@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
 use askama::Template;
-use diesel::prelude::*;
 
 use super::numbers::Numbers;
 use crate::auth::extractors::AdminUser;

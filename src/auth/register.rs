@@ -67,7 +67,6 @@ pub fn check_username(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn submit(
     ctx: PageContext,
     form: web::Form<RegisterForm>,

@@ -2,6 +2,7 @@
 
 pub mod model;
 pub mod routes;
+pub mod service;
 
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     routes::routes(cfg);

@@ -230,62 +230,44 @@ pub enum ImportOutcome {
     Already,
 }
 
-/// Copies a visible shared achievement into the user's list and counts a
-/// try. The per-user unique index makes a double click harmless.
-pub fn import(conn: &mut PgConnection, community_id: i64, user_id: i64) -> QueryResult<ImportOutcome> {
-    conn.transaction(|conn| {
-        let found = community_achievements::table
-            .find(community_id)
-            .filter(community_achievements::is_active.eq(true))
-            .filter(community_achievements::hidden_at.is_null())
-            .select((
-                community_achievements::creator_id,
-                community_achievements::name,
-                community_achievements::description,
-                community_achievements::condition_type,
-                community_achievements::condition,
-                community_achievements::needs_edit,
-                community_achievements::image_id,
-            ))
-            .for_update()
-            .first::<(Option<i64>, String, String, String, serde_json::Value, bool, Option<i64>)>(conn)
-            .optional()?;
-        let Some((creator, name, description, kind, condition, needs_edit, image_id)) = found else {
-            return Ok(ImportOutcome::NotFound);
-        };
-        if creator == Some(user_id) {
-            return Ok(ImportOutcome::Own);
-        }
-        let already = custom_achievements::table
-            .filter(custom_achievements::owner_id.eq(user_id))
-            .filter(custom_achievements::imported_from.eq(community_id))
-            .count()
-            .get_result::<i64>(conn)?;
-        if already > 0 {
-            return Ok(ImportOutcome::Already);
-        }
-        let image = match image_id {
-            Some(i) => Some(images::copy(conn, i, Some(user_id))?.id),
-            None => None,
-        };
-        let id = diesel::insert_into(custom_achievements::table)
-            .values((
-                custom_achievements::owner_id.eq(user_id),
-                custom_achievements::name.eq(name),
-                custom_achievements::description.eq(description),
-                custom_achievements::condition_type.eq(kind),
-                custom_achievements::condition.eq(condition),
-                custom_achievements::needs_edit.eq(needs_edit),
-                custom_achievements::image_id.eq(image),
-                custom_achievements::imported_from.eq(community_id),
-            ))
-            .returning(custom_achievements::id)
-            .get_result::<i64>(conn)?;
-        diesel::update(community_achievements::table.find(community_id))
-            .set(community_achievements::tries_count.eq(community_achievements::tries_count + 1))
-            .execute(conn)?;
-        Ok(ImportOutcome::Imported(id))
-    })
+/// A visible shared achievement as a copy of it needs it.
+#[derive(Debug, Queryable)]
+pub struct ShareToCopy {
+    pub creator_id: Option<i64>,
+    pub name: String,
+    pub description: String,
+    pub condition_type: String,
+    pub condition: serde_json::Value,
+    pub needs_edit: bool,
+    pub image_id: Option<i64>,
+}
+
+/// Reads a visible shared achievement under a row lock, to copy it.
+pub fn lock_for_copy(conn: &mut PgConnection, community_id: i64) -> QueryResult<Option<ShareToCopy>> {
+    community_achievements::table
+        .find(community_id)
+        .filter(community_achievements::is_active.eq(true))
+        .filter(community_achievements::hidden_at.is_null())
+        .select((
+            community_achievements::creator_id,
+            community_achievements::name,
+            community_achievements::description,
+            community_achievements::condition_type,
+            community_achievements::condition,
+            community_achievements::needs_edit,
+            community_achievements::image_id,
+        ))
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+/// Counts one more user who took the shared achievement up.
+pub fn count_try(conn: &mut PgConnection, community_id: i64) -> QueryResult<()> {
+    diesel::update(community_achievements::table.find(community_id))
+        .set(community_achievements::tries_count.eq(community_achievements::tries_count + 1))
+        .execute(conn)
+        .map(|_| ())
 }
 
 #[derive(Debug, QueryableByName)]
@@ -327,4 +309,100 @@ pub fn set_hidden(conn: &mut PgConnection, id: i64, hidden_by: Option<i64>) -> Q
         ))
         .execute(conn)?;
     Ok(n > 0)
+}
+
+/// A shared achievement the importer brings over from the legacy app.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = community_achievements)]
+pub struct ImportedShare {
+    pub creator_id: Option<i64>,
+    pub name: String,
+    pub description: String,
+    pub condition_type: String,
+    pub condition: serde_json::Value,
+    pub needs_edit: bool,
+    pub image_id: Option<i64>,
+    pub tries_count: i32,
+    pub completions_count: i32,
+    pub shared_at: chrono::DateTime<chrono::Utc>,
+    pub is_active: bool,
+    pub legacy_id: String,
+    pub import_run_id: i64,
+}
+
+/// Inserts an imported shared achievement; returns its id.
+pub fn insert_imported(conn: &mut PgConnection, share: &ImportedShare) -> QueryResult<i64> {
+    diesel::insert_into(community_achievements::table)
+        .values(share)
+        .returning(community_achievements::id)
+        .get_result(conn)
+}
+
+/// The shared achievements an earlier import brought, by legacy id.
+pub fn ids_by_legacy_id(conn: &mut PgConnection) -> QueryResult<std::collections::HashMap<String, i64>> {
+    Ok(community_achievements::table
+        .filter(community_achievements::legacy_id.is_not_null())
+        .select((community_achievements::legacy_id.assume_not_null(), community_achievements::id))
+        .load::<(String, i64)>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// Whether a shared achievement already comes from custom achievement `source_id`.
+pub fn source_taken(conn: &mut PgConnection, source_id: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        community_achievements::table.filter(community_achievements::source_id.eq(source_id)),
+    ))
+    .get_result(conn)
+}
+
+/// Links a shared achievement to the custom achievement it was shared from.
+pub fn link_source(conn: &mut PgConnection, id: i64, source_id: i64) -> QueryResult<()> {
+    diesel::update(community_achievements::table.find(id))
+        .set(community_achievements::source_id.eq(source_id))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Sets the tries and completions counters (the legacy app's own, after
+/// an import re-evaluated everything).
+pub fn set_counts(conn: &mut PgConnection, ids: &[i64], tries: &[i32], completions: &[i32]) -> QueryResult<usize> {
+    use diesel::sql_types::{Array, BigInt, Integer};
+    diesel::sql_query(
+        "UPDATE community_achievements c SET tries_count = t.tries, completions_count = t.completions
+         FROM unnest($1::bigint[], $2::int[], $3::int[]) AS t(id, tries, completions) WHERE c.id = t.id",
+    )
+    .bind::<Array<BigInt>, _>(ids)
+    .bind::<Array<Integer>, _>(tries)
+    .bind::<Array<Integer>, _>(completions)
+    .execute(conn)
+}
+
+/// Counts one completion per entry of `ids` (an id may repeat).
+pub fn count_completions(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::sql_query(
+        "UPDATE community_achievements s SET completions_count = s.completions_count + n.cnt
+         FROM (SELECT id, count(*)::int AS cnt FROM unnest($1::bigint[]) AS t(id) GROUP BY id) n
+         WHERE s.id = n.id",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(ids)
+    .execute(conn)
+}
+
+/// Deletes the shared achievements import run `run_id` brought; returns how
+/// many, and their images (which belong to no user, so do not cascade).
+pub fn delete_imported(conn: &mut PgConnection, run_id: i64) -> QueryResult<(usize, Vec<i64>)> {
+    let images: Vec<i64> = community_achievements::table
+        .filter(community_achievements::import_run_id.eq(run_id))
+        .select(community_achievements::image_id)
+        .load::<Option<i64>>(conn)?
+        .into_iter()
+        .flatten()
+        .collect();
+    let n = diesel::delete(community_achievements::table.filter(community_achievements::import_run_id.eq(run_id)))
+        .execute(conn)?;
+    Ok((n, images))
 }

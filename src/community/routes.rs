@@ -5,7 +5,8 @@ use actix_web_flash_messages::FlashMessage;
 use askama::Template;
 use serde::Deserialize;
 
-use super::model::{self, ImportOutcome, SharedRow, PAGE_SIZE};
+use super::model::{self, SharedRow, PAGE_SIZE};
+use super::service::{self, ImportOutcome};
 use crate::achievements::model as achievements;
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::extractors::CurrentUser;
@@ -75,21 +76,8 @@ async fn import(
     meta: RequestMeta,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
     let (user_id, community_id) = (current.user.id, path.into_inner());
-    let outcome = db::run(pool, move |conn| {
-        let outcome = model::import(conn, community_id, user_id)?;
-        if let ImportOutcome::Imported(id) = outcome {
-            AuditEvent::new("community", "import", &meta)
-                .actor(user_id)
-                .target_text(community_id.to_string())
-                .details(serde_json::json!({ "achievement_id": id }))
-                .record(conn)?;
-            achievements::evaluate(conn, &[user_id])?;
-        }
-        Ok(outcome)
-    })
-    .await?;
+    let outcome = service::import(&state, community_id, user_id, &meta).await?;
     match outcome {
         ImportOutcome::Imported(_) => {
             FlashMessage::success("Added to your achievements.").send();

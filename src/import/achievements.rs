@@ -5,14 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer};
 use serde_json::Value;
 
 use super::source::{opt_text, parse_time, IMAGE_DIR};
 use super::{Run, TxError};
+use crate::achievements::model::{self as custom, NewCustomAchievement};
 use crate::achievements::Condition;
+use crate::community::model::{self as community, ImportedShare};
 use crate::images::{model as images, process, Processed, MAX_UPLOAD_BYTES};
-use crate::schema::{community_achievements, custom_achievements};
 
 /// Legacy counters of the shared achievements this run added, put back
 /// after evaluation (which would count imported copies met today).
@@ -114,12 +114,7 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
     let mut restore = Restore { ids: Vec::new(), tries: Vec::new(), completions: Vec::new() };
 
     // Shared achievements first: custom ones refer to them.
-    let mut shared_ids: HashMap<String, i64> = community_achievements::table
-        .filter(community_achievements::legacy_id.is_not_null())
-        .select((community_achievements::legacy_id.assume_not_null(), community_achievements::id))
-        .load::<(String, i64)>(run.conn)?
-        .into_iter()
-        .collect();
+    let mut shared_ids: HashMap<String, i64> = community::ids_by_legacy_id(run.conn)?;
     // (community id, original_id, creator id) to link once customs exist.
     let mut links = Vec::new();
     for (i, v) in shared.iter().enumerate() {
@@ -144,24 +139,24 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
         let image = store_image(run, &mut cache, opt_text(v.get("image")), None, &src)?;
         let shared_at = opt_text(v.get("shared_at")).and_then(|t| parse_time(&t)).unwrap_or_else(chrono::Utc::now);
         let (tries, completions) = (count(v, "tries_count"), count(v, "completions_count"));
-        let id: i64 = diesel::insert_into(community_achievements::table)
-            .values((
-                community_achievements::creator_id.eq(creator),
-                community_achievements::name.eq(text(v, "name")),
-                community_achievements::description.eq(text(v, "description")),
-                community_achievements::condition_type.eq(kind),
-                community_achievements::condition.eq(data),
-                community_achievements::needs_edit.eq(needs_edit),
-                community_achievements::image_id.eq(image),
-                community_achievements::tries_count.eq(tries),
-                community_achievements::completions_count.eq(completions),
-                community_achievements::shared_at.eq(shared_at),
-                community_achievements::is_active.eq(v.get("is_active").and_then(Value::as_bool).unwrap_or(true)),
-                community_achievements::legacy_id.eq(&legacy_id),
-                community_achievements::import_run_id.eq(run.run_id),
-            ))
-            .returning(community_achievements::id)
-            .get_result(run.conn)?;
+        let id = community::insert_imported(
+            run.conn,
+            &ImportedShare {
+                creator_id: creator,
+                name: text(v, "name"),
+                description: text(v, "description"),
+                condition_type: kind.to_owned(),
+                condition: data,
+                needs_edit,
+                image_id: image,
+                tries_count: tries,
+                completions_count: completions,
+                shared_at,
+                is_active: v.get("is_active").and_then(Value::as_bool).unwrap_or(true),
+                legacy_id: legacy_id.clone(),
+                import_run_id: run.run_id,
+            },
+        )?;
         restore.ids.push(id);
         restore.tries.push(tries);
         restore.completions.push(completions);
@@ -184,12 +179,7 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
                 continue;
             };
             if !run.new_users.contains(username) {
-                let found = custom_achievements::table
-                    .filter(custom_achievements::owner_id.eq(owner))
-                    .filter(custom_achievements::legacy_id.eq(&legacy_id))
-                    .select(custom_achievements::id)
-                    .first::<i64>(run.conn)
-                    .optional()?;
+                let found = custom::find_by_legacy_id(run.conn, owner, &legacy_id)?;
                 if let Some(id) = found {
                     run.report.counts(KIND).already_present += 1;
                     custom_ids.insert((owner, legacy_id), id);
@@ -218,22 +208,23 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
             let image = store_image(run, &mut cache, opt_text(v.get("image")), Some(owner), &src)?;
             let created_at =
                 opt_text(v.get("created_at")).and_then(|t| parse_time(&t)).unwrap_or_else(chrono::Utc::now);
-            let id: i64 = diesel::insert_into(custom_achievements::table)
-                .values((
-                    custom_achievements::owner_id.eq(owner),
-                    custom_achievements::name.eq(text(v, "name")),
-                    custom_achievements::description.eq(text(v, "description")),
-                    custom_achievements::condition_type.eq(kind),
-                    custom_achievements::condition.eq(data),
-                    custom_achievements::needs_edit.eq(needs_edit),
-                    custom_achievements::image_id.eq(image),
-                    custom_achievements::imported_from.eq(imported_from),
-                    custom_achievements::created_at.eq(created_at),
-                    custom_achievements::legacy_id.eq(&legacy_id),
-                    custom_achievements::import_run_id.eq(run.run_id),
-                ))
-                .returning(custom_achievements::id)
-                .get_result(run.conn)?;
+            let (name, description) = (text(v, "name"), text(v, "description"));
+            let id = custom::insert(
+                run.conn,
+                &NewCustomAchievement {
+                    owner_id: owner,
+                    name: &name,
+                    description: &description,
+                    condition_type: &kind,
+                    condition: &data,
+                    needs_edit,
+                    image_id: image,
+                    imported_from,
+                    created_at: Some(created_at),
+                    legacy_id: Some(&legacy_id),
+                    import_run_id: Some(run.run_id),
+                },
+            )?;
             custom_ids.insert((owner, legacy_id), id);
             run.report.counts(KIND).imported += 1;
         }
@@ -244,20 +235,12 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
         let Some(original) = original else { continue };
         let source = creator.and_then(|c| custom_ids.get(&(c, original.clone())).copied());
         let taken = match source {
-            Some(s) => {
-                community_achievements::table
-                    .filter(community_achievements::source_id.eq(s))
-                    .count()
-                    .get_result::<i64>(run.conn)?
-                    > 0
-            }
+            Some(s) => community::source_taken(run.conn, s)?,
             None => false,
         };
         match source {
             Some(s) if !taken => {
-                diesel::update(community_achievements::table.find(id))
-                    .set(community_achievements::source_id.eq(s))
-                    .execute(run.conn)?;
+                community::link_source(run.conn, id, s)?;
             }
             _ => run.report.change(
                 "shared_achievements",
@@ -297,12 +280,5 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
 
 /// Puts back the legacy tries and completions counters.
 pub(crate) fn restore_counts(conn: &mut PgConnection, r: &Restore) -> QueryResult<usize> {
-    diesel::sql_query(
-        "UPDATE community_achievements c SET tries_count = t.tries, completions_count = t.completions
-         FROM unnest($1::bigint[], $2::int[], $3::int[]) AS t(id, tries, completions) WHERE c.id = t.id",
-    )
-    .bind::<Array<BigInt>, _>(&r.ids)
-    .bind::<Array<Integer>, _>(&r.tries)
-    .bind::<Array<Integer>, _>(&r.completions)
-    .execute(conn)
+    community::set_counts(conn, &r.ids, &r.tries, &r.completions)
 }

@@ -4,14 +4,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Text};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::source::{read_library, CsvFile, LegacyUser};
 use super::{Report, Run, TxError};
-use crate::schema::{library_entries, user_achievements};
+use crate::models::game::{Game, GameAchievement, ImportedDefinitions};
+use crate::models::library::{self, EntryRow, UnlockRow};
 
 /// Rows buffered before a COPY.
 const UNLOCK_BATCH: usize = 200_000;
@@ -102,35 +102,6 @@ fn majority(names: &HashMap<String, u32>) -> (&str, Vec<&str>) {
     (all[0].0, all[1..].iter().map(|(n, _)| n.as_str()).collect())
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = library_entries, treat_none_as_default_value = false)]
-struct EntryRow {
-    user_id: i64,
-    appid: i64,
-    playtime_minutes: i32,
-    unlocked_count: i32,
-    last_unlock_at: Option<DateTime<Utc>>,
-    import_run_id: Option<i64>,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = user_achievements, treat_none_as_default_value = false)]
-struct UnlockRow {
-    user_id: i64,
-    achievement_id: i64,
-    unlocked_at: Option<DateTime<Utc>>,
-}
-
-#[derive(QueryableByName)]
-struct Def {
-    #[diesel(sql_type = BigInt)]
-    appid: i64,
-    #[diesel(sql_type = Text)]
-    api_name: String,
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
-
 pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Result<(), TxError> {
     // Games: the ones Questline lacks are added under the majority name.
     let appids: Vec<i64> = scan.names.keys().copied().collect();
@@ -159,14 +130,7 @@ pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Resul
         ids.push(*appid);
         names.push(name.to_owned());
     }
-    diesel::sql_query(
-        "INSERT INTO games (appid, name, import_run_id)
-         SELECT a, n, $3 FROM unnest($1::bigint[], $2::text[]) AS t(a, n) ON CONFLICT DO NOTHING",
-    )
-    .bind::<Array<BigInt>, _>(&ids)
-    .bind::<Array<Text>, _>(&names)
-    .bind::<BigInt, _>(run.run_id)
-    .execute(run.conn)?;
+    Game::insert_imported(run.conn, &ids, &names, run.run_id)?;
     run.report.counts("games").imported += ids.len() as u64;
 
     // Achievement definitions Questline lacks, then every id at once.
@@ -179,42 +143,14 @@ pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Resul
             d_desc.push(desc.clone());
         }
     }
-    diesel::sql_query(
-        "INSERT INTO game_achievements (appid, api_name, display_name, description, import_run_id)
-         SELECT a, k, n, NULLIF(d, ''), $5 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS t(a, k, n, d)
-         ON CONFLICT (appid, api_name) DO NOTHING",
-    )
-    .bind::<Array<BigInt>, _>(&d_app)
-    .bind::<Array<Text>, _>(&d_api)
-    .bind::<Array<Text>, _>(&d_name)
-    .bind::<Array<Text>, _>(&d_desc)
-    .bind::<BigInt, _>(run.run_id)
-    .execute(run.conn)?;
+    let defs = ImportedDefinitions { appids: &d_app, api_names: &d_api, names: &d_name, descriptions: &d_desc };
+    GameAchievement::insert_imported(run.conn, &defs, run.run_id)?;
     // Games that existed before this run keep what they were in
     // `import_game_counts`, so a rollback can put it back exactly.
-    diesel::sql_query(
-        "INSERT INTO import_game_counts (run_id, appid, achievement_count, updated_at)
-         SELECT $2, g.appid, g.achievement_count, g.updated_at
-         FROM games g
-         JOIN (SELECT appid, count(*)::int AS n FROM game_achievements WHERE appid = ANY($1) GROUP BY appid) c
-           ON c.appid = g.appid
-         WHERE g.achievement_count <> c.n AND g.import_run_id IS DISTINCT FROM $2",
-    )
-    .bind::<Array<BigInt>, _>(&appids)
-    .bind::<BigInt, _>(run.run_id)
-    .execute(run.conn)?;
-    diesel::sql_query(
-        "UPDATE games g SET achievement_count = c.n
-         FROM (SELECT appid, count(*)::int AS n FROM game_achievements WHERE appid = ANY($1) GROUP BY appid) c
-         WHERE g.appid = c.appid AND g.achievement_count <> c.n",
-    )
-    .bind::<Array<BigInt>, _>(&appids)
-    .execute(run.conn)?;
+    super::model::record_game_counts(run.conn, &appids, run.run_id)?;
+    Game::recount_achievements(run.conn, &appids)?;
     let mut def_ids: HashMap<i64, HashMap<String, i64>> = HashMap::new();
-    for d in diesel::sql_query("SELECT appid, api_name, id FROM game_achievements WHERE appid = ANY($1)")
-        .bind::<Array<BigInt>, _>(&appids)
-        .load::<Def>(run.conn)?
-    {
+    for d in GameAchievement::ids_of(run.conn, &appids)? {
         def_ids.entry(d.appid).or_default().insert(d.api_name, d.id);
     }
 
@@ -240,12 +176,7 @@ pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Resul
         let present: HashSet<i64> = if run.new_users.contains(&f.username) {
             HashSet::new()
         } else {
-            library_entries::table
-                .filter(library_entries::user_id.eq(user_id))
-                .select(library_entries::appid)
-                .load::<i64>(run.conn)?
-                .into_iter()
-                .collect()
+            library::appids_of(run.conn, user_id)?.into_iter().collect()
         };
         let lib = read_library(&f.path)
             .map_err(|e| TxError::Other(format!("{} changed during the import: {e}", f.file_name)))?;
@@ -285,24 +216,10 @@ pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Resul
         run.report.counts("library_entries").imported += added_games;
         run.report.counts("achievements").imported += added_achievements;
         if entries.len() >= ENTRY_BATCH || unlocks.len() >= UNLOCK_BATCH {
-            flush(run.conn, &mut entries, &mut unlocks)?;
+            library::copy_imported(run.conn, &mut entries, &mut unlocks)?;
         }
     }
-    flush(run.conn, &mut entries, &mut unlocks)?;
+    library::copy_imported(run.conn, &mut entries, &mut unlocks)?;
     bar.finish_and_clear();
-    Ok(())
-}
-
-/// COPYs the buffered rows (binary format) and empties the buffers; library
-/// entries first, since nothing references them.
-fn flush(conn: &mut PgConnection, entries: &mut Vec<EntryRow>, unlocks: &mut Vec<UnlockRow>) -> QueryResult<()> {
-    if !entries.is_empty() {
-        diesel::copy_from(library_entries::table).from_insertable(entries.as_slice()).execute(conn)?;
-        entries.clear();
-    }
-    if !unlocks.is_empty() {
-        diesel::copy_from(user_achievements::table).from_insertable(unlocks.as_slice()).execute(conn)?;
-        unlocks.clear();
-    }
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 pub mod achievements;
 pub mod library;
+pub mod model;
 pub mod report;
 pub mod source;
 pub mod users;
@@ -15,14 +16,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt};
 
 pub use report::Report;
 pub use source::SourceError;
 
 use crate::crypto::Cipher;
 use crate::images::storage::Storage;
-use crate::schema::import_runs;
+use crate::models::game::{Game, GameAchievement};
+use crate::models::library as libraries;
+use crate::models::user::User;
 use crate::settings::Settings;
 
 /// What to import and how.
@@ -105,22 +107,7 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
     };
     let cipher = Cipher::from_settings(settings);
     let outcome = conn.transaction::<Report, TxError, _>(|conn| {
-        let run_id: i64 = if opts.dry_run {
-            // Rolled back at the end, and numbered without the sequence, so
-            // a dry run uses up no run number.
-            diesel::sql_query(
-                "INSERT INTO import_runs (id, source)
-                 SELECT coalesce(max(id), 0) + 1, $1 FROM import_runs RETURNING id",
-            )
-            .bind::<diesel::sql_types::Text, _>(&source)
-            .get_result::<RunId>(conn)?
-            .id
-        } else {
-            diesel::insert_into(import_runs::table)
-                .values(import_runs::source.eq(&source))
-                .returning(import_runs::id)
-                .get_result(conn)?
-        };
+        let run_id = model::begin(conn, &source, opts.dry_run)?;
         let mut run = Run {
             conn,
             report,
@@ -144,9 +131,7 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
         }
         report.run_id = Some(run_id);
         let json = serde_json::to_value(&report).unwrap_or_default();
-        diesel::update(import_runs::table.find(run_id))
-            .set((import_runs::finished_at.eq(chrono::Utc::now()), import_runs::report.eq(json)))
-            .execute(run.conn)?;
+        model::finish(run.conn, run_id, json)?;
         Ok(report)
     });
     match outcome {
@@ -155,12 +140,6 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
         Err(TxError::Db(e)) => Err(ImportError::Db(e)),
         Err(TxError::Other(e)) => Err(ImportError::Other(e)),
     }
-}
-
-#[derive(QueryableByName)]
-struct RunId {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
 }
 
 /// Errors inside the import transaction (any of them rolls it back).
@@ -251,69 +230,26 @@ pub struct RolledBack {
 /// Removes exactly what run `id` added, in one transaction.
 pub fn rollback(conn: &mut PgConnection, settings: &Settings, id: i64) -> Result<RolledBack, ImportError> {
     let done = conn.transaction::<RolledBack, ImportError, _>(|conn| {
-        let run: Option<Option<chrono::DateTime<chrono::Utc>>> =
-            import_runs::table.find(id).select(import_runs::rolled_back_at).for_update().first(conn).optional()?;
-        match run {
+        match model::lock_for_rollback(conn, id)? {
             None => return Err(ImportError::Other(format!("there is no import run {id}"))),
             Some(Some(at)) => return Err(ImportError::Other(format!("run {id} was already rolled back at {at}"))),
             Some(None) => {}
         }
-        let run_sql = |sql: &str| diesel::sql_query(sql.to_owned()).bind::<BigInt, _>(id);
         // Shared copies of images belong to no user: delete them by hand.
-        let community_images: Vec<i64> = crate::schema::community_achievements::table
-            .filter(crate::schema::community_achievements::import_run_id.eq(id))
-            .select(crate::schema::community_achievements::image_id)
-            .load::<Option<i64>>(conn)?
-            .into_iter()
-            .flatten()
-            .collect();
-        let shared = run_sql("DELETE FROM community_achievements WHERE import_run_id = $1").execute(conn)?;
-        diesel::sql_query("DELETE FROM images WHERE id = ANY($1)")
-            .bind::<Array<BigInt>, _>(&community_images)
-            .execute(conn)?;
+        let (shared, community_images) = crate::community::model::delete_imported(conn, id)?;
+        crate::images::model::delete(conn, &community_images)?;
         // Their library, unlocks, Steam account, achievements and images
         // follow by cascade.
-        let users = run_sql("DELETE FROM users WHERE import_run_id = $1").execute(conn)?;
+        let users = User::delete_imported(conn, id)?;
         // Entries the run added to accounts that existed before it, with
         // their unlocks; those accounts' goals are evaluated again below.
-        let touched: Vec<i64> = crate::schema::library_entries::table
-            .filter(crate::schema::library_entries::import_run_id.eq(id))
-            .select(crate::schema::library_entries::user_id)
-            .distinct()
-            .load(conn)?;
-        run_sql(
-            "DELETE FROM user_achievements ua USING library_entries le, game_achievements ga
-             WHERE le.import_run_id = $1 AND ua.user_id = le.user_id
-               AND ua.achievement_id = ga.id AND ga.appid = le.appid",
-        )
-        .execute(conn)?;
-        run_sql("DELETE FROM library_entries WHERE import_run_id = $1").execute(conn)?;
-        let achievements = run_sql(
-            "DELETE FROM game_achievements ga WHERE ga.import_run_id = $1
-               AND NOT EXISTS (SELECT 1 FROM user_achievements ua WHERE ua.achievement_id = ga.id)",
-        )
-        .execute(conn)?;
-        // Games that existed before the run get their count (and, when
-        // nothing else changed it since, their timestamp) back.
-        run_sql(
-            "UPDATE games g SET
-                 achievement_count = c.n,
-                 updated_at = CASE WHEN c.n = p.achievement_count THEN p.updated_at ELSE now() END
-             FROM import_game_counts p,
-                  LATERAL (SELECT count(*)::int AS n FROM game_achievements ga WHERE ga.appid = p.appid) c
-             WHERE p.run_id = $1 AND g.appid = p.appid",
-        )
-        .execute(conn)?;
+        let touched = libraries::delete_imported(conn, id)?;
+        let achievements = GameAchievement::delete_imported(conn, id)?;
+        // Games that existed before the run get their count back.
+        Game::restore_imported_counts(conn, id)?;
         crate::achievements::evaluate(conn, &touched)?;
-        let games = run_sql(
-            "DELETE FROM games g WHERE g.import_run_id = $1
-               AND NOT EXISTS (SELECT 1 FROM library_entries le WHERE le.appid = g.appid)
-               AND NOT EXISTS (SELECT 1 FROM game_achievements ga WHERE ga.appid = g.appid)",
-        )
-        .execute(conn)?;
-        diesel::update(import_runs::table.find(id))
-            .set(import_runs::rolled_back_at.eq(chrono::Utc::now()))
-            .execute(conn)?;
+        let games = Game::delete_imported(conn, id)?;
+        model::mark_rolled_back(conn, id)?;
         Ok(RolledBack { users, shared_achievements: shared, games, achievements })
     })?;
     let storage = crate::images::LocalStorage::new(settings.upload_dir.clone());

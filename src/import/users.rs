@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use super::source::{parse_time, LegacyUser};
 use super::{Run, TxError};
 use crate::auth::legacy_hash;
+use crate::models::user::{ImportedUser, User};
 use crate::schema::users;
 use crate::steam::account::SteamAccount;
 use crate::steam::client::valid_api_key;
@@ -23,15 +24,6 @@ fn valid_steam_id(raw: &str) -> Option<u64> {
 }
 
 /// One user as it will be written.
-struct NewRow {
-    legacy: String,
-    username: String,
-    email: Option<String>,
-    password_hash: Option<String>,
-    role: &'static str,
-    created_at: chrono::DateTime<chrono::Utc>,
-}
-
 pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxError> {
     let existing: Vec<(String, Option<String>, i64)> =
         users::table.select((users::username, users::legacy_username, users::id)).load(run.conn)?;
@@ -109,7 +101,7 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
                 chrono::Utc::now()
             }
         };
-        rows.push(NewRow {
+        rows.push(ImportedUser {
             legacy: u.name.clone(),
             username,
             email,
@@ -120,24 +112,7 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
     }
 
     for chunk in rows.chunks(1000) {
-        let values: Vec<_> = chunk
-            .iter()
-            .map(|r| {
-                (
-                    users::username.eq(&r.username),
-                    users::email.eq(&r.email),
-                    users::password_hash.eq(&r.password_hash),
-                    users::role.eq(r.role),
-                    users::created_at.eq(r.created_at),
-                    users::legacy_username.eq(&r.legacy),
-                    users::import_run_id.eq(run.run_id),
-                )
-            })
-            .collect();
-        let ids: Vec<(i64, Option<String>)> = diesel::insert_into(users::table)
-            .values(&values)
-            .returning((users::id, users::legacy_username))
-            .get_results(run.conn)?;
+        let ids = User::insert_imported(run.conn, chunk, run.run_id)?;
         for (id, legacy) in ids.into_iter() {
             let legacy = legacy.expect("inserted with a legacy name");
             run.user_ids.insert(legacy.clone(), id);

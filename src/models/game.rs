@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text};
 use diesel::upsert::excluded;
 
 use crate::schema::{game_achievements, games, library_entries, user_achievements};
@@ -135,4 +136,113 @@ pub struct UserAchievement {
     pub user_id: i64,
     pub achievement_id: i64,
     pub unlocked_at: Option<DateTime<Utc>>,
+}
+
+/// An achievement definition's id.
+#[derive(QueryableByName)]
+pub struct DefinitionId {
+    #[diesel(sql_type = BigInt)]
+    pub appid: i64,
+    #[diesel(sql_type = Text)]
+    pub api_name: String,
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+}
+
+/// Achievement definitions the importer writes, column by column.
+pub struct ImportedDefinitions<'a> {
+    pub appids: &'a [i64],
+    pub api_names: &'a [String],
+    pub names: &'a [String],
+    pub descriptions: &'a [String],
+}
+
+impl Game {
+    /// Adds the games import run `run_id` found that Questline lacks.
+    pub fn insert_imported(
+        conn: &mut PgConnection,
+        appids: &[i64],
+        names: &[String],
+        run_id: i64,
+    ) -> QueryResult<usize> {
+        diesel::sql_query(
+            "INSERT INTO games (appid, name, import_run_id)
+             SELECT a, n, $3 FROM unnest($1::bigint[], $2::text[]) AS t(a, n) ON CONFLICT DO NOTHING",
+        )
+        .bind::<Array<BigInt>, _>(appids)
+        .bind::<Array<Text>, _>(names)
+        .bind::<BigInt, _>(run_id)
+        .execute(conn)
+    }
+
+    /// Sets each game's achievement count to its definitions'.
+    pub fn recount_achievements(conn: &mut PgConnection, appids: &[i64]) -> QueryResult<usize> {
+        diesel::sql_query(
+            "UPDATE games g SET achievement_count = c.n
+             FROM (SELECT appid, count(*)::int AS n FROM game_achievements WHERE appid = ANY($1) GROUP BY appid) c
+             WHERE g.appid = c.appid AND g.achievement_count <> c.n",
+        )
+        .bind::<Array<BigInt>, _>(appids)
+        .execute(conn)
+    }
+
+    /// Puts back the counts (and, when nothing else changed them since, the
+    /// timestamps) import run `run_id` changed on games that existed before it.
+    pub fn restore_imported_counts(conn: &mut PgConnection, run_id: i64) -> QueryResult<usize> {
+        diesel::sql_query(
+            "UPDATE games g SET
+                 achievement_count = c.n,
+                 updated_at = CASE WHEN c.n = p.achievement_count THEN p.updated_at ELSE now() END
+             FROM import_game_counts p,
+                  LATERAL (SELECT count(*)::int AS n FROM game_achievements ga WHERE ga.appid = p.appid) c
+             WHERE p.run_id = $1 AND g.appid = p.appid",
+        )
+        .bind::<BigInt, _>(run_id)
+        .execute(conn)
+    }
+
+    /// Removes the games import run `run_id` added that nothing uses now.
+    pub fn delete_imported(conn: &mut PgConnection, run_id: i64) -> QueryResult<usize> {
+        diesel::sql_query(
+            "DELETE FROM games g WHERE g.import_run_id = $1
+               AND NOT EXISTS (SELECT 1 FROM library_entries le WHERE le.appid = g.appid)
+               AND NOT EXISTS (SELECT 1 FROM game_achievements ga WHERE ga.appid = g.appid)",
+        )
+        .bind::<BigInt, _>(run_id)
+        .execute(conn)
+    }
+}
+
+impl GameAchievement {
+    /// Adds the definitions import run `run_id` found that Questline lacks.
+    pub fn insert_imported(conn: &mut PgConnection, defs: &ImportedDefinitions<'_>, run_id: i64) -> QueryResult<usize> {
+        diesel::sql_query(
+            "INSERT INTO game_achievements (appid, api_name, display_name, description, import_run_id)
+             SELECT a, k, n, NULLIF(d, ''), $5 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS t(a, k, n, d)
+             ON CONFLICT (appid, api_name) DO NOTHING",
+        )
+        .bind::<Array<BigInt>, _>(defs.appids)
+        .bind::<Array<Text>, _>(defs.api_names)
+        .bind::<Array<Text>, _>(defs.names)
+        .bind::<Array<Text>, _>(defs.descriptions)
+        .bind::<BigInt, _>(run_id)
+        .execute(conn)
+    }
+
+    /// Every definition's id for these games.
+    pub fn ids_of(conn: &mut PgConnection, appids: &[i64]) -> QueryResult<Vec<DefinitionId>> {
+        diesel::sql_query("SELECT appid, api_name, id FROM game_achievements WHERE appid = ANY($1)")
+            .bind::<Array<BigInt>, _>(appids)
+            .load(conn)
+    }
+
+    /// Removes the definitions import run `run_id` added that nobody unlocked.
+    pub fn delete_imported(conn: &mut PgConnection, run_id: i64) -> QueryResult<usize> {
+        diesel::sql_query(
+            "DELETE FROM game_achievements ga WHERE ga.import_run_id = $1
+               AND NOT EXISTS (SELECT 1 FROM user_achievements ua WHERE ua.achievement_id = ga.id)",
+        )
+        .bind::<BigInt, _>(run_id)
+        .execute(conn)
+    }
 }

@@ -6,6 +6,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text, Timestamptz};
 use serde::{Deserialize, Serialize};
 
+use crate::schema::{library_entries, user_achievements};
+
 /// Games per library page.
 pub const PAGE_SIZE: i64 = 50;
 
@@ -231,4 +233,67 @@ pub fn unlocks_by_month(conn: &mut PgConnection, user_id: i64) -> QueryResult<Ve
     )
     .bind::<BigInt, _>(user_id)
     .load(conn)
+}
+
+/// A library entry the importer writes.
+#[derive(Insertable)]
+#[diesel(table_name = library_entries, treat_none_as_default_value = false)]
+pub struct EntryRow {
+    pub user_id: i64,
+    pub appid: i64,
+    pub playtime_minutes: i32,
+    pub unlocked_count: i32,
+    pub last_unlock_at: Option<DateTime<Utc>>,
+    pub import_run_id: Option<i64>,
+}
+
+/// An unlock the importer writes.
+#[derive(Insertable)]
+#[diesel(table_name = user_achievements, treat_none_as_default_value = false)]
+pub struct UnlockRow {
+    pub user_id: i64,
+    pub achievement_id: i64,
+    pub unlocked_at: Option<DateTime<Utc>>,
+}
+
+/// COPYs the buffered rows (binary format) and empties the buffers; library
+/// entries first, since nothing references them.
+pub fn copy_imported(
+    conn: &mut PgConnection,
+    entries: &mut Vec<EntryRow>,
+    unlocks: &mut Vec<UnlockRow>,
+) -> QueryResult<()> {
+    if !entries.is_empty() {
+        diesel::copy_from(library_entries::table).from_insertable(entries.as_slice()).execute(conn)?;
+        entries.clear();
+    }
+    if !unlocks.is_empty() {
+        diesel::copy_from(user_achievements::table).from_insertable(unlocks.as_slice()).execute(conn)?;
+        unlocks.clear();
+    }
+    Ok(())
+}
+
+/// The games in a user's library.
+pub fn appids_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<i64>> {
+    library_entries::table.filter(library_entries::user_id.eq(user_id)).select(library_entries::appid).load(conn)
+}
+
+/// Removes the entries import run `run_id` added to accounts that existed
+/// before it, with their unlocks; returns those accounts.
+pub fn delete_imported(conn: &mut PgConnection, run_id: i64) -> QueryResult<Vec<i64>> {
+    let touched: Vec<i64> = library_entries::table
+        .filter(library_entries::import_run_id.eq(run_id))
+        .select(library_entries::user_id)
+        .distinct()
+        .load(conn)?;
+    diesel::sql_query(
+        "DELETE FROM user_achievements ua USING library_entries le, game_achievements ga
+         WHERE le.import_run_id = $1 AND ua.user_id = le.user_id
+           AND ua.achievement_id = ga.id AND ga.appid = le.appid",
+    )
+    .bind::<BigInt, _>(run_id)
+    .execute(conn)?;
+    diesel::delete(library_entries::table.filter(library_entries::import_run_id.eq(run_id))).execute(conn)?;
+    Ok(touched)
 }

@@ -70,6 +70,18 @@ pub struct UserRow {
     pub total_rows: i64,
 }
 
+/// An account the importer brings over from the legacy app.
+#[derive(Debug)]
+pub struct ImportedUser {
+    /// Its name in the legacy app.
+    pub legacy: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    pub role: &'static str,
+    pub created_at: DateTime<Utc>,
+}
+
 /// Accounts by state, for the admin dashboard.
 #[derive(Debug, QueryableByName)]
 pub struct AccountCounts {
@@ -322,6 +334,39 @@ impl User {
             .load(conn)?
             .into_iter()
             .collect())
+    }
+
+    /// Inserts accounts for import run `run_id`; returns each new id with
+    /// its legacy name.
+    pub fn insert_imported(
+        conn: &mut PgConnection,
+        rows: &[ImportedUser],
+        run_id: i64,
+    ) -> QueryResult<Vec<(i64, Option<String>)>> {
+        let values: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    users::username.eq(&r.username),
+                    users::email.eq(&r.email),
+                    users::password_hash.eq(&r.password_hash),
+                    users::role.eq(r.role),
+                    users::created_at.eq(r.created_at),
+                    users::legacy_username.eq(&r.legacy),
+                    users::import_run_id.eq(run_id),
+                )
+            })
+            .collect();
+        diesel::insert_into(users::table)
+            .values(&values)
+            .returning((users::id, users::legacy_username))
+            .get_results(conn)
+    }
+
+    /// Deletes the accounts import run `run_id` created (their rows
+    /// elsewhere go by cascade).
+    pub fn delete_imported(conn: &mut PgConnection, run_id: i64) -> QueryResult<usize> {
+        diesel::delete(users::table.filter(users::import_run_id.eq(run_id))).execute(conn)
     }
 
     /// How many accounts there are, by state.

@@ -48,6 +48,29 @@ fn context(user_id: i64) -> String {
 }
 
 impl SteamAccount {
+    /// The encrypted API keys under the master key `key_id`, locked for
+    /// re-encryption: (user id, ciphertext).
+    pub fn keys_under(conn: &mut PgConnection, key_id: &str) -> QueryResult<Vec<(i64, Vec<u8>)>> {
+        steam_accounts::table
+            .filter(steam_accounts::api_key_key_id.eq(key_id))
+            .select((steam_accounts::user_id, steam_accounts::api_key_enc.assume_not_null()))
+            .for_update()
+            .load(conn)
+    }
+
+    /// Replaces the API key's ciphertext (key rotation).
+    pub fn set_api_key_ciphertext(
+        conn: &mut PgConnection,
+        user_id: i64,
+        enc: Vec<u8>,
+        key_id: &str,
+    ) -> QueryResult<()> {
+        diesel::update(steam_accounts::table.find(user_id))
+            .set((steam_accounts::api_key_enc.eq(enc), steam_accounts::api_key_key_id.eq(key_id)))
+            .execute(conn)
+            .map(|_| ())
+    }
+
     /// When the account last finished a sync (`None` inside when never;
     /// `None` outside when nothing is linked).
     pub fn last_synced_at(conn: &mut PgConnection, user_id: i64) -> QueryResult<Option<Option<DateTime<Utc>>>> {

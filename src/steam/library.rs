@@ -4,7 +4,6 @@
 
 use actix_web::{web, HttpResponse};
 use askama::Template;
-use diesel::prelude::*;
 use serde::Deserialize;
 
 use crate::auth::extractors::CurrentUser;

@@ -83,7 +83,6 @@ pub struct LinkForm {
     api_key: SecretString,
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn link(
     ctx: PageContext,
     current: CurrentUser,

@@ -1,0 +1,79 @@
+//! The community use cases that span shared and custom achievements.
+
+use diesel::prelude::*;
+
+use super::model;
+use crate::achievements::model::{self as custom, NewCustomAchievement};
+use crate::audit::{AuditEvent, RequestMeta};
+use crate::db;
+use crate::error::AppError;
+use crate::images::model as images;
+use crate::state::AppState;
+
+/// What adding a shared achievement came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// Copied, as this custom achievement.
+    Imported(i64),
+    NotFound,
+    /// The user shared it themselves.
+    Own,
+    Already,
+}
+
+/// Copies a visible shared achievement (with its image) into the user's
+/// list, counts a try, audits it and evaluates the copy, in one
+/// transaction; a double click finds the copy and adds nothing.
+pub async fn import(
+    state: &AppState,
+    community_id: i64,
+    user_id: i64,
+    meta: &RequestMeta,
+) -> Result<ImportOutcome, AppError> {
+    let meta = meta.clone();
+    db::run(&state.pool, move |conn| {
+        let outcome = conn.transaction(|conn| copy(conn, community_id, user_id))?;
+        if let ImportOutcome::Imported(id) = outcome {
+            AuditEvent::new("community", "import", &meta)
+                .actor(user_id)
+                .target_text(community_id.to_string())
+                .details(serde_json::json!({ "achievement_id": id }))
+                .record(conn)?;
+            custom::evaluate(conn, &[user_id])?;
+        }
+        Ok(outcome)
+    })
+    .await
+}
+
+fn copy(conn: &mut PgConnection, community_id: i64, user_id: i64) -> QueryResult<ImportOutcome> {
+    let Some(share) = model::lock_for_copy(conn, community_id)? else { return Ok(ImportOutcome::NotFound) };
+    if share.creator_id == Some(user_id) {
+        return Ok(ImportOutcome::Own);
+    }
+    if custom::has_copy_of(conn, user_id, community_id)? {
+        return Ok(ImportOutcome::Already);
+    }
+    let image_id = match share.image_id {
+        Some(i) => Some(images::copy(conn, i, Some(user_id))?.id),
+        None => None,
+    };
+    let id = custom::insert(
+        conn,
+        &NewCustomAchievement {
+            owner_id: user_id,
+            name: &share.name,
+            description: &share.description,
+            condition_type: &share.condition_type,
+            condition: &share.condition,
+            needs_edit: share.needs_edit,
+            image_id,
+            imported_from: Some(community_id),
+            created_at: None,
+            legacy_id: None,
+            import_run_id: None,
+        },
+    )?;
+    model::count_try(conn, community_id)?;
+    Ok(ImportOutcome::Imported(id))
+}

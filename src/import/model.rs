@@ -1,0 +1,71 @@
+//! The import's own tables: `import_runs` (one row per run, with its
+//! report) and `import_game_counts` (what a run changed on games that
+//! existed before it, so a rollback can put it back exactly).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text};
+
+use crate::schema::import_runs;
+
+#[derive(QueryableByName)]
+struct RunId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// Starts a run and returns its number. A dry run is rolled back at the
+/// end, and numbered without the sequence, so it uses up no run number.
+pub fn begin(conn: &mut PgConnection, source: &str, dry_run: bool) -> QueryResult<i64> {
+    if dry_run {
+        return diesel::sql_query(
+            "INSERT INTO import_runs (id, source)
+             SELECT coalesce(max(id), 0) + 1, $1 FROM import_runs RETURNING id",
+        )
+        .bind::<Text, _>(source)
+        .get_result::<RunId>(conn)
+        .map(|r| r.id);
+    }
+    diesel::insert_into(import_runs::table)
+        .values(import_runs::source.eq(source))
+        .returning(import_runs::id)
+        .get_result(conn)
+}
+
+/// Records the end of a run with its report.
+pub fn finish(conn: &mut PgConnection, run_id: i64, report: serde_json::Value) -> QueryResult<()> {
+    diesel::update(import_runs::table.find(run_id))
+        .set((import_runs::finished_at.eq(Utc::now()), import_runs::report.eq(report)))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Locks run `id` for its rollback: `None` when there is no such run, else
+/// when it was rolled back already, if it was.
+pub fn lock_for_rollback(conn: &mut PgConnection, id: i64) -> QueryResult<Option<Option<DateTime<Utc>>>> {
+    import_runs::table.find(id).select(import_runs::rolled_back_at).for_update().first(conn).optional()
+}
+
+/// Records that run `id` was rolled back.
+pub fn mark_rolled_back(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
+    diesel::update(import_runs::table.find(id))
+        .set(import_runs::rolled_back_at.eq(Utc::now()))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Remembers the achievement counts (and timestamps) of the games that
+/// existed before run `run_id` and whose count it is about to change.
+pub fn record_game_counts(conn: &mut PgConnection, appids: &[i64], run_id: i64) -> QueryResult<usize> {
+    diesel::sql_query(
+        "INSERT INTO import_game_counts (run_id, appid, achievement_count, updated_at)
+         SELECT $2, g.appid, g.achievement_count, g.updated_at
+         FROM games g
+         JOIN (SELECT appid, count(*)::int AS n FROM game_achievements WHERE appid = ANY($1) GROUP BY appid) c
+           ON c.appid = g.appid
+         WHERE g.achievement_count <> c.n AND g.import_run_id IS DISTINCT FROM $2",
+    )
+    .bind::<Array<BigInt>, _>(appids)
+    .bind::<BigInt, _>(run_id)
+    .execute(conn)
+}
