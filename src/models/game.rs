@@ -158,6 +158,19 @@ pub struct ImportedDefinitions<'a> {
 }
 
 impl Game {
+    /// When each game's achievement schema was last fetched.
+    pub fn schema_fetched_at(
+        conn: &mut PgConnection,
+        appids: &[i64],
+    ) -> QueryResult<std::collections::HashMap<i64, Option<DateTime<Utc>>>> {
+        Ok(games::table
+            .filter(games::appid.eq_any(appids))
+            .select((games::appid, games::schema_fetched_at))
+            .load::<(i64, Option<DateTime<Utc>>)>(conn)?
+            .into_iter()
+            .collect())
+    }
+
     /// Adds the games import run `run_id` found that Questline lacks.
     pub fn insert_imported(
         conn: &mut PgConnection,
@@ -214,6 +227,29 @@ impl Game {
 }
 
 impl GameAchievement {
+    /// Stores Steam's global unlock percentages for a game's achievements,
+    /// and when they were fetched.
+    pub fn set_global_percentages(
+        conn: &mut PgConnection,
+        appid: i64,
+        names: &[String],
+        percents: &[f64],
+    ) -> QueryResult<()> {
+        diesel::sql_query(
+            "UPDATE game_achievements ga SET global_percent = v.p
+             FROM (SELECT unnest($2::text[]) AS name, unnest($3::float8[]) AS p) v
+             WHERE ga.appid = $1 AND ga.api_name = v.name",
+        )
+        .bind::<BigInt, _>(appid)
+        .bind::<Array<Text>, _>(names)
+        .bind::<Array<diesel::sql_types::Double>, _>(percents)
+        .execute(conn)?;
+        diesel::update(games::table.find(appid))
+            .set(games::global_percentages_fetched_at.eq(Utc::now()))
+            .execute(conn)
+            .map(|_| ())
+    }
+
     /// Adds the definitions import run `run_id` found that Questline lacks.
     pub fn insert_imported(conn: &mut PgConnection, defs: &ImportedDefinitions<'_>, run_id: i64) -> QueryResult<usize> {
         diesel::sql_query(

@@ -1,12 +1,18 @@
 //! A user's library (`library_entries`) and unlocks (`user_achievements`):
 //! the pages' queries and the writes of a sync or an import.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text, Timestamptz};
+use diesel::upsert::excluded;
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{library_entries, user_achievements};
+use crate::schema::{game_achievements, games, library_entries, user_achievements};
+
+/// Rows written per statement.
+const CHUNK: usize = 1000;
 
 /// Games per library page.
 pub const PAGE_SIZE: i64 = 50;
@@ -296,4 +302,205 @@ pub fn delete_imported(conn: &mut PgConnection, run_id: i64) -> QueryResult<Vec<
     .execute(conn)?;
     diesel::delete(library_entries::table.filter(library_entries::import_run_id.eq(run_id))).execute(conn)?;
     Ok(touched)
+}
+
+/// The state of a library entry that decides whether its game is fetched.
+#[derive(Debug, Clone, Copy)]
+pub struct EntrySyncState {
+    /// The playtime when its achievements were last stored.
+    pub synced_playtime: Option<i32>,
+    /// When its achievements were last stored.
+    pub synced_at: Option<DateTime<Utc>>,
+    /// Failed fetches in a row.
+    pub failures: i32,
+    pub retry_after: Option<DateTime<Utc>>,
+}
+
+/// Each game's sync state in the user's library.
+pub fn sync_states(conn: &mut PgConnection, user_id: i64) -> QueryResult<HashMap<i64, EntrySyncState>> {
+    Ok(library_entries::table
+        .filter(library_entries::user_id.eq(user_id))
+        .select((
+            library_entries::appid,
+            library_entries::synced_playtime_minutes,
+            library_entries::achievements_synced_at,
+            library_entries::sync_failures,
+            library_entries::retry_after,
+        ))
+        .load::<(i64, Option<i32>, Option<DateTime<Utc>>, i32, Option<DateTime<Utc>>)>(conn)?
+        .into_iter()
+        .map(|(a, synced_playtime, synced_at, failures, retry_after)| {
+            (a, EntrySyncState { synced_playtime, synced_at, failures, retry_after })
+        })
+        .collect())
+}
+
+/// A game as Steam's owned-games list gives it.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = library_entries)]
+pub struct OwnedEntry {
+    pub user_id: i64,
+    pub appid: i64,
+    pub playtime_minutes: i32,
+    pub playtime_2weeks_minutes: i32,
+    pub last_played_at: Option<DateTime<Utc>>,
+}
+
+/// Writes the owned games' playtime (new games get an entry); a game's
+/// sync state moves only when its achievements are stored.
+pub fn upsert_owned(conn: &mut PgConnection, entries: &[OwnedEntry]) -> QueryResult<usize> {
+    diesel::insert_into(library_entries::table)
+        .values(entries)
+        .on_conflict((library_entries::user_id, library_entries::appid))
+        .do_update()
+        .set((
+            library_entries::playtime_minutes.eq(excluded(library_entries::playtime_minutes)),
+            library_entries::playtime_2weeks_minutes.eq(excluded(library_entries::playtime_2weeks_minutes)),
+            library_entries::last_played_at.eq(excluded(library_entries::last_played_at)),
+        ))
+        .execute(conn)
+}
+
+/// When the earliest game that failed may be tried again.
+pub fn earliest_retry(conn: &mut PgConnection, user_id: i64) -> QueryResult<Option<DateTime<Utc>>> {
+    library_entries::table
+        .filter(library_entries::user_id.eq(user_id))
+        .filter(library_entries::sync_failures.gt(0))
+        .select(diesel::dsl::min(library_entries::retry_after))
+        .first(conn)
+}
+
+/// Records a failed fetch on the game, leaving its unlocks and sync state
+/// as they were; it is tried again after `backoff(failures in a row)`.
+pub fn record_game_failure(
+    conn: &mut PgConnection,
+    user_id: i64,
+    appid: i64,
+    message: &str,
+    now: DateTime<Utc>,
+    backoff: fn(i32) -> chrono::Duration,
+) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        let failures: i32 = library_entries::table
+            .find((user_id, appid))
+            .select(library_entries::sync_failures)
+            .for_update()
+            .first(conn)?;
+        let failures = failures.saturating_add(1);
+        diesel::update(library_entries::table.find((user_id, appid)))
+            .set((
+                library_entries::sync_failures.eq(failures),
+                library_entries::sync_error.eq(message.chars().take(1000).collect::<String>()),
+                library_entries::retry_after.eq(now + backoff(failures)),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    })
+}
+
+/// A game whose last fetch failed.
+#[derive(Debug, Clone, Queryable)]
+pub struct UnsyncedGame {
+    pub appid: i64,
+    pub name: String,
+    pub error: Option<String>,
+    pub failures: i32,
+    pub retry_after: Option<DateTime<Utc>>,
+}
+
+/// How many of the user's games' last fetch failed.
+pub fn unsynced_count(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64> {
+    library_entries::table
+        .filter(library_entries::user_id.eq(user_id))
+        .filter(library_entries::sync_failures.gt(0))
+        .count()
+        .get_result(conn)
+}
+
+/// The first 50 of the user's games whose last fetch failed, most failures
+/// first.
+pub fn unsynced_games(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<UnsyncedGame>> {
+    library_entries::table
+        .inner_join(games::table)
+        .filter(library_entries::user_id.eq(user_id))
+        .filter(library_entries::sync_failures.gt(0))
+        .order((library_entries::sync_failures.desc(), games::name.asc()))
+        .select((
+            library_entries::appid,
+            games::name,
+            library_entries::sync_error,
+            library_entries::sync_failures,
+            library_entries::retry_after,
+        ))
+        .limit(50)
+        .load(conn)
+}
+
+/// Marks every game of the user for fetching ("resync everything"),
+/// failures and their backoff forgotten.
+pub fn request_full_resync(conn: &mut PgConnection, user_id: i64) -> QueryResult<usize> {
+    diesel::update(library_entries::table.filter(library_entries::user_id.eq(user_id)))
+        .set((
+            library_entries::synced_playtime_minutes.eq(None::<i32>),
+            library_entries::sync_failures.eq(0),
+            library_entries::retry_after.eq(None::<DateTime<Utc>>),
+        ))
+        .execute(conn)
+}
+
+/// Replaces the user's unlocks in one game and refreshes the library entry's
+/// cached count, in one transaction.
+pub fn replace_unlocks(
+    conn: &mut PgConnection,
+    user_id: i64,
+    appid: i64,
+    playtime: i32,
+    unlocked: &[(String, Option<DateTime<Utc>>)],
+) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        let ids: HashMap<String, i64> = game_achievements::table
+            .filter(game_achievements::appid.eq(appid))
+            .select((game_achievements::api_name, game_achievements::id))
+            .load::<(String, i64)>(conn)?
+            .into_iter()
+            .collect();
+        let all_ids: Vec<i64> = ids.values().copied().collect();
+        diesel::delete(
+            user_achievements::table
+                .filter(user_achievements::user_id.eq(user_id))
+                .filter(user_achievements::achievement_id.eq_any(&all_ids)),
+        )
+        .execute(conn)?;
+        // Names the schema does not list are not stored, and so count for
+        // nothing: not in the total, not in the last unlock time.
+        let known: Vec<(i64, Option<DateTime<Utc>>)> =
+            unlocked.iter().filter_map(|(name, at)| ids.get(name).map(|id| (*id, *at))).collect();
+        let rows: Vec<_> = known
+            .iter()
+            .map(|(id, at)| {
+                (
+                    user_achievements::user_id.eq(user_id),
+                    user_achievements::achievement_id.eq(*id),
+                    user_achievements::unlocked_at.eq(*at),
+                )
+            })
+            .collect();
+        for chunk in rows.chunks(CHUNK) {
+            diesel::insert_into(user_achievements::table).values(chunk).execute(conn)?;
+        }
+        let last = known.iter().filter_map(|(_, t)| *t).max();
+        // The game's sync state moves here, with its achievements, and only here.
+        diesel::update(library_entries::table.find((user_id, appid)))
+            .set((
+                library_entries::unlocked_count.eq(rows.len() as i32),
+                library_entries::last_unlock_at.eq(last),
+                library_entries::achievements_synced_at.eq(Utc::now()),
+                library_entries::synced_playtime_minutes.eq(playtime),
+                library_entries::sync_failures.eq(0),
+                library_entries::sync_error.eq(None::<String>),
+                library_entries::retry_after.eq(None::<DateTime<Utc>>),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
 }

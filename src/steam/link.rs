@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use super::account::SteamAccount;
 use super::client::{parse_profile, valid_api_key, ProfileRef};
-use super::sync::{request_full_resync, unsynced_count, unsynced_games, UnsyncedGame};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::extractors::CurrentUser;
 use crate::db::{self, PgPool};
@@ -21,6 +20,7 @@ use crate::error::AppError;
 use crate::jobs::model::{self as jobs, Job};
 use crate::jobs::STEAM_SYNC;
 use crate::layout::PageContext;
+use crate::models::library::{request_full_resync, unsynced_count, unsynced_games, UnsyncedGame};
 use crate::ratelimit::{self, Limit};
 use crate::response::{render, render_status, see_other};
 use crate::state::AppState;

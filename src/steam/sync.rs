@@ -9,12 +9,8 @@
 //! on that game and the sync goes on with the others. Schemas and global
 //! percentages are cached per game and shared by every user.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Double, Text};
-use diesel::upsert::excluded;
 use futures_util::StreamExt;
 use secrecy::SecretString;
 
@@ -24,7 +20,7 @@ use crate::jobs::kind::{Backoff, Done, JobError, JobFuture, JobKind};
 use crate::jobs::model::{self as jobs, Job};
 use crate::jobs::STEAM_SYNC;
 use crate::models::game::{Game, GameAchievement, NewGame, NewGameAchievement};
-use crate::schema::{game_achievements, games, library_entries, user_achievements};
+use crate::models::library::{self, EntrySyncState, OwnedEntry};
 use crate::state::AppState;
 
 /// Games fetched at once; Steam's own limits make more pointless.
@@ -94,14 +90,7 @@ pub async fn run(ctx: &AppState, job: &Job) -> Result<Done, SyncError> {
     if result? == 0 {
         return Ok(Done::default());
     }
-    let retry_at = blocking(ctx, move |conn| {
-        library_entries::table
-            .filter(library_entries::user_id.eq(user_id))
-            .filter(library_entries::sync_failures.gt(0))
-            .select(diesel::dsl::min(library_entries::retry_after))
-            .first::<Option<DateTime<Utc>>>(conn)
-    })
-    .await?;
+    let retry_at = blocking(ctx, move |conn| library::earliest_retry(conn, user_id)).await?;
     // The worker queues a follow-up sync for when the earliest failed game
     // may be tried again.
     Ok(Done { follow_up_at: retry_at })
@@ -156,7 +145,10 @@ async fn sync_user(ctx: &AppState, job: &Job, user_id: i64) -> Result<usize, Syn
                     "a game could not be synced"
                 );
                 let (appid, note) = (game.appid, message.clone());
-                blocking(ctx, move |conn| record_game_failure(conn, user_id, appid, &note, Utc::now())).await?;
+                blocking(ctx, move |conn| {
+                    library::record_game_failure(conn, user_id, appid, &note, Utc::now(), game_backoff)
+                })
+                .await?;
                 steam_down_streak = if error.is_transient() { steam_down_streak + 1 } else { 0 };
                 failed += 1;
                 if steam_down_streak >= STEAM_DOWN_AFTER {
@@ -194,26 +186,16 @@ struct GameTodo {
     schema_stale: bool,
 }
 
-/// The state of a library entry that decides whether its game is fetched.
-struct EntryState {
-    synced_playtime: Option<i32>,
-    synced_at: Option<DateTime<Utc>>,
-    failures: i32,
-    retry_after: Option<DateTime<Utc>>,
-}
-
-impl EntryState {
-    /// Due when never stored, when the playtime moved since the last stored
-    /// fetch, after a failure (once its backoff has passed), or when the
-    /// last full check is older than [`FULL_CHECK_DAYS`].
-    fn due(&self, playtime: i32, now: DateTime<Utc>) -> bool {
-        if self.retry_after.is_some_and(|t| t > now) {
-            return false;
-        }
-        self.synced_at.is_none_or(|t| t < now - Duration::days(FULL_CHECK_DAYS))
-            || self.synced_playtime != Some(playtime)
-            || self.failures > 0
+/// Whether a game is due a fetch: never stored, its playtime moved since
+/// the last stored fetch, it failed (and its backoff has passed), or its
+/// last full check is older than [`FULL_CHECK_DAYS`].
+fn due(state: &EntrySyncState, playtime: i32, now: DateTime<Utc>) -> bool {
+    if state.retry_after.is_some_and(|t| t > now) {
+        return false;
     }
+    state.synced_at.is_none_or(|t| t < now - Duration::days(FULL_CHECK_DAYS))
+        || state.synced_playtime != Some(playtime)
+        || state.failures > 0
 }
 
 /// Writes the owned-games list and returns the games whose achievements
@@ -226,21 +208,7 @@ fn store_library(
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<GameTodo>> {
     conn.transaction(|conn| {
-        let before: HashMap<i64, EntryState> = library_entries::table
-            .filter(library_entries::user_id.eq(user_id))
-            .select((
-                library_entries::appid,
-                library_entries::synced_playtime_minutes,
-                library_entries::achievements_synced_at,
-                library_entries::sync_failures,
-                library_entries::retry_after,
-            ))
-            .load::<(i64, Option<i32>, Option<DateTime<Utc>>, i32, Option<DateTime<Utc>>)>(conn)?
-            .into_iter()
-            .map(|(a, synced_playtime, synced_at, failures, retry_after)| {
-                (a, EntryState { synced_playtime, synced_at, failures, retry_after })
-            })
-            .collect();
+        let before = library::sync_states(conn, user_id)?;
         for chunk in owned.chunks(CHUNK) {
             let rows: Vec<NewGame> = chunk
                 .iter()
@@ -251,41 +219,25 @@ fn store_library(
                 })
                 .collect();
             Game::upsert_many(conn, &rows)?;
-            let entries: Vec<_> = chunk
+            let entries: Vec<OwnedEntry> = chunk
                 .iter()
-                .map(|g| {
-                    (
-                        library_entries::user_id.eq(user_id),
-                        library_entries::appid.eq(g.appid),
-                        library_entries::playtime_minutes.eq(g.playtime_forever.max(0)),
-                        library_entries::playtime_2weeks_minutes.eq(g.playtime_2weeks.max(0)),
-                        library_entries::last_played_at.eq(unix(g.rtime_last_played)),
-                    )
+                .map(|g| OwnedEntry {
+                    user_id,
+                    appid: g.appid,
+                    playtime_minutes: g.playtime_forever.max(0),
+                    playtime_2weeks_minutes: g.playtime_2weeks.max(0),
+                    last_played_at: unix(g.rtime_last_played),
                 })
                 .collect();
-            diesel::insert_into(library_entries::table)
-                .values(&entries)
-                .on_conflict((library_entries::user_id, library_entries::appid))
-                .do_update()
-                .set((
-                    library_entries::playtime_minutes.eq(excluded(library_entries::playtime_minutes)),
-                    library_entries::playtime_2weeks_minutes.eq(excluded(library_entries::playtime_2weeks_minutes)),
-                    library_entries::last_played_at.eq(excluded(library_entries::last_played_at)),
-                ))
-                .execute(conn)?;
+            library::upsert_owned(conn, &entries)?;
         }
         let needing: Vec<&OwnedGame> = owned
             .iter()
             .filter(|g| g.has_community_visible_stats != Some(false))
-            .filter(|g| before.get(&g.appid).is_none_or(|state| state.due(g.playtime_forever.max(0), now)))
+            .filter(|g| before.get(&g.appid).is_none_or(|state| due(state, g.playtime_forever.max(0), now)))
             .collect();
         let appids: Vec<i64> = needing.iter().map(|g| g.appid).collect();
-        let fetched: HashMap<i64, Option<DateTime<Utc>>> = games::table
-            .filter(games::appid.eq_any(&appids))
-            .select((games::appid, games::schema_fetched_at))
-            .load::<(i64, Option<DateTime<Utc>>)>(conn)?
-            .into_iter()
-            .collect();
+        let fetched = Game::schema_fetched_at(conn, &appids)?;
         let fresh_after = now - Duration::days(SCHEMA_MAX_AGE_DAYS);
         Ok(needing
             .into_iter()
@@ -304,83 +256,6 @@ fn store_library(
 fn game_backoff(failures: i32) -> Duration {
     let minutes = 15_i64 << (failures - 1).clamp(0, 7);
     Duration::minutes(minutes.min(24 * 60))
-}
-
-/// Records a failed fetch on the game, leaving its unlocks and sync state
-/// as they were.
-fn record_game_failure(
-    conn: &mut PgConnection,
-    user_id: i64,
-    appid: i64,
-    message: &str,
-    now: DateTime<Utc>,
-) -> QueryResult<()> {
-    conn.transaction(|conn| {
-        let failures: i32 = library_entries::table
-            .find((user_id, appid))
-            .select(library_entries::sync_failures)
-            .for_update()
-            .first(conn)?;
-        let failures = failures.saturating_add(1);
-        diesel::update(library_entries::table.find((user_id, appid)))
-            .set((
-                library_entries::sync_failures.eq(failures),
-                library_entries::sync_error.eq(message.chars().take(1000).collect::<String>()),
-                library_entries::retry_after.eq(now + game_backoff(failures)),
-            ))
-            .execute(conn)
-            .map(|_| ())
-    })
-}
-
-/// A game whose last fetch failed.
-#[derive(Debug, Clone, Queryable)]
-pub struct UnsyncedGame {
-    pub appid: i64,
-    pub name: String,
-    pub error: Option<String>,
-    pub failures: i32,
-    pub retry_after: Option<DateTime<Utc>>,
-}
-
-/// How many of the user's games' last fetch failed.
-pub fn unsynced_count(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64> {
-    library_entries::table
-        .filter(library_entries::user_id.eq(user_id))
-        .filter(library_entries::sync_failures.gt(0))
-        .count()
-        .get_result(conn)
-}
-
-/// The first 50 of the user's games whose last fetch failed, most failures
-/// first.
-pub fn unsynced_games(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<UnsyncedGame>> {
-    library_entries::table
-        .inner_join(games::table)
-        .filter(library_entries::user_id.eq(user_id))
-        .filter(library_entries::sync_failures.gt(0))
-        .order((library_entries::sync_failures.desc(), games::name.asc()))
-        .select((
-            library_entries::appid,
-            games::name,
-            library_entries::sync_error,
-            library_entries::sync_failures,
-            library_entries::retry_after,
-        ))
-        .limit(50)
-        .load(conn)
-}
-
-/// Marks every game of the user for fetching ("resync everything"),
-/// failures and their backoff forgotten.
-pub fn request_full_resync(conn: &mut PgConnection, user_id: i64) -> QueryResult<usize> {
-    diesel::update(library_entries::table.filter(library_entries::user_id.eq(user_id)))
-        .set((
-            library_entries::synced_playtime_minutes.eq(None::<i32>),
-            library_entries::sync_failures.eq(0),
-            library_entries::retry_after.eq(None::<DateTime<Utc>>),
-        ))
-        .execute(conn)
 }
 
 fn unix(secs: i64) -> Option<DateTime<Utc>> {
@@ -422,7 +297,7 @@ async fn sync_game(ctx: &AppState, key: &SecretString, steam_id: u64, user_id: i
         Err(e) => return game_error("GetPlayerAchievements", e),
     };
     let playtime = game.playtime;
-    match blocking(ctx, move |conn| store_unlocks(conn, user_id, appid, playtime, &unlocked)).await {
+    match blocking(ctx, move |conn| library::replace_unlocks(conn, user_id, appid, playtime, &unlocked)).await {
         Ok(()) => GameOutcome::Stored,
         Err(e) => GameOutcome::Abort(e),
     }
@@ -452,76 +327,8 @@ fn store_schema(
         if !globals.is_empty() {
             let names: Vec<String> = globals.iter().map(|g| g.name.clone()).collect();
             let pcts: Vec<f64> = globals.iter().map(|g| g.percent.clamp(0.0, 100.0)).collect();
-            diesel::sql_query(
-                "UPDATE game_achievements ga SET global_percent = v.p
-                 FROM (SELECT unnest($2::text[]) AS name, unnest($3::float8[]) AS p) v
-                 WHERE ga.appid = $1 AND ga.api_name = v.name",
-            )
-            .bind::<BigInt, _>(appid)
-            .bind::<Array<Text>, _>(names)
-            .bind::<Array<Double>, _>(pcts)
-            .execute(conn)?;
-            diesel::update(games::table.find(appid))
-                .set(games::global_percentages_fetched_at.eq(Utc::now()))
-                .execute(conn)?;
+            GameAchievement::set_global_percentages(conn, appid, &names, &pcts)?;
         }
-        Ok(())
-    })
-}
-
-/// Replaces the user's unlocks in one game and refreshes the library entry's
-/// cached count, in one transaction.
-fn store_unlocks(
-    conn: &mut PgConnection,
-    user_id: i64,
-    appid: i64,
-    playtime: i32,
-    unlocked: &[(String, Option<DateTime<Utc>>)],
-) -> QueryResult<()> {
-    conn.transaction(|conn| {
-        let ids: HashMap<String, i64> = game_achievements::table
-            .filter(game_achievements::appid.eq(appid))
-            .select((game_achievements::api_name, game_achievements::id))
-            .load::<(String, i64)>(conn)?
-            .into_iter()
-            .collect();
-        let all_ids: Vec<i64> = ids.values().copied().collect();
-        diesel::delete(
-            user_achievements::table
-                .filter(user_achievements::user_id.eq(user_id))
-                .filter(user_achievements::achievement_id.eq_any(&all_ids)),
-        )
-        .execute(conn)?;
-        // Names the schema does not list are not stored, and so count for
-        // nothing: not in the total, not in the last unlock time.
-        let known: Vec<(i64, Option<DateTime<Utc>>)> =
-            unlocked.iter().filter_map(|(name, at)| ids.get(name).map(|id| (*id, *at))).collect();
-        let rows: Vec<_> = known
-            .iter()
-            .map(|(id, at)| {
-                (
-                    user_achievements::user_id.eq(user_id),
-                    user_achievements::achievement_id.eq(*id),
-                    user_achievements::unlocked_at.eq(*at),
-                )
-            })
-            .collect();
-        for chunk in rows.chunks(CHUNK) {
-            diesel::insert_into(user_achievements::table).values(chunk).execute(conn)?;
-        }
-        let last = known.iter().filter_map(|(_, t)| *t).max();
-        // The game's sync state moves here, with its achievements, and only here.
-        diesel::update(library_entries::table.find((user_id, appid)))
-            .set((
-                library_entries::unlocked_count.eq(rows.len() as i32),
-                library_entries::last_unlock_at.eq(last),
-                library_entries::achievements_synced_at.eq(Utc::now()),
-                library_entries::synced_playtime_minutes.eq(playtime),
-                library_entries::sync_failures.eq(0),
-                library_entries::sync_error.eq(None::<String>),
-                library_entries::retry_after.eq(None::<DateTime<Utc>>),
-            ))
-            .execute(conn)?;
         Ok(())
     })
 }
