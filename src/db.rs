@@ -143,7 +143,8 @@ pub fn run_migrations(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
     Ok(applied)
 }
 
-/// Runs `f` with a pooled connection on the blocking thread pool.
+/// Runs `f` with a pooled connection on the blocking thread pool: the one
+/// bridge from async code to diesel.
 ///
 /// Diesel is synchronous; calling it on an async worker would stall every
 /// other request that worker serves.
@@ -172,26 +173,13 @@ where
     .map_err(|e| AppError::Internal(anyhow::anyhow!("blocking pool: {e}")))?
 }
 
-/// Runs `f` with a pooled connection on tokio's blocking pool, for
-/// background workers (request handlers use [`run`], which maps errors to
-/// [`AppError`]).
+/// [`run`] for background workers, with diesel's and anyhow's errors
+/// instead of [`AppError`]: the same blocking pool, span and outage notes.
 pub async fn blocking<T: Send + 'static>(
     pool: &PgPool,
     f: impl FnOnce(&mut PgConnection) -> diesel::QueryResult<T> + Send + 'static,
 ) -> anyhow::Result<T> {
-    let pool = pool.clone();
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
-        let mut conn = pool.get().inspect_err(|_| note_lost_connection())?;
-        f(&mut conn).map_err(|e| {
-            if crate::error::is_lost_connection(&e) {
-                note_lost_connection();
-            }
-            anyhow::Error::new(e)
-        })
-    })
-    .await?
+    run(pool, move |conn| f(conn).map_err(AppError::from)).await.map_err(anyhow::Error::from)
 }
 
 /// One round trip to PostgreSQL: the probes and the admin dashboard time it.

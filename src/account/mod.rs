@@ -3,7 +3,9 @@
 pub mod activity;
 pub mod overview;
 pub mod security;
+pub mod service;
 pub mod sessions;
+pub mod view;
 
 /// Registers the routes of this module.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {

@@ -3,21 +3,21 @@
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
+use super::view::AccountView;
 use crate::auth::extractors::CurrentUser;
 use crate::error::AppError;
 use crate::layout::PageContext;
-use crate::models::user::User;
 use crate::response::render;
 
 #[derive(Template)]
 #[template(path = "account/overview.html")]
 struct OverviewPage {
     ctx: PageContext,
-    user: User,
+    user: AccountView,
 }
 
 async fn show(ctx: PageContext, current: CurrentUser) -> Result<HttpResponse, AppError> {
-    render(&OverviewPage { ctx, user: current.user })
+    render(&OverviewPage { ctx, user: AccountView::from(&current.user) })
 }
 
 /// Registers the routes of this module.

@@ -6,58 +6,27 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
 use chrono::Utc;
-use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::audit::{AuditEvent, RequestMeta};
+use super::service;
+use super::view::AccountView;
+use crate::audit::RequestMeta;
 use crate::auth::email_address::{normalise_email, EmailForm};
 use crate::auth::extractors::CurrentUser;
-use crate::auth::password::{self, PasswordHasher};
+use crate::auth::password::{self};
 use crate::auth::redirect::safe_next;
-use crate::auth::session::UserSession;
 use crate::auth::totp;
 use crate::auth::typed_session::AppSession;
-use crate::crypto::Cipher;
-use crate::db::{self, PgPool};
-use crate::email::messages::{AddressInUse, EmailChangeNotice, PasswordChanged};
 use crate::error::AppError;
 use crate::layout::PageContext;
-use crate::models::user::User;
-use crate::ratelimit::{self, PerAccount, PerIp};
+use crate::ratelimit::{self, PerAccount};
 use crate::response::{render, render_status, see_other};
 use crate::state::AppState;
 
 /// Refuses unless the password was confirmed in the last ten minutes.
 fn require_recent_auth(req: &HttpRequest) -> Result<(), AppError> {
     crate::auth::reauth::require_recent_auth(req, "/account/security")
-}
-
-/// Password (and code, when enrolled) again. Shared by the re-authentication
-/// page and by disabling 2FA.
-async fn check_credentials(
-    user: &User,
-    password: SecretString,
-    code: Option<String>,
-    hasher: &PasswordHasher,
-    cipher: &Cipher,
-    pool: &PgPool,
-) -> Result<bool, AppError> {
-    if !hasher.verify(user.password_hash.clone(), password).await? {
-        return Ok(false);
-    }
-    if !user.has_totp() {
-        return Ok(true);
-    }
-    let Some(code) = code else { return Ok(false) };
-    let (cipher, user_id) = (cipher.clone(), user.id);
-    db::run(pool, move |conn| {
-        conn.transaction(|conn| {
-            let user = User::lock_for_update(conn, user_id)?;
-            totp::verify_second_factor(conn, &cipher, &user, &code)
-        })
-    })
-    .await
 }
 
 #[derive(Template)]
@@ -104,31 +73,11 @@ async fn reauth(
     meta: RequestMeta,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let redis = &state.redis;
-    let hasher = &state.hasher;
-    let cipher = &state.cipher;
-    let settings = &state.settings;
-    let signal = &state.jobs;
-    ratelimit::per_ip(redis, settings, PerIp::Login, &meta).await?;
     let form = form.into_inner();
-    let next = safe_next(&settings.public_base_url, form.next.as_deref());
+    let next = safe_next(&state.settings.public_base_url, form.next.as_deref());
     let user = current.user;
     let code = form.code.filter(|c| !c.trim().is_empty());
-    let correct = check_credentials(&user, form.password, code, hasher, cipher, pool).await?;
-    let (user_id, username) = (user.id, user.username.clone());
-    let ok = db::run(pool, move |conn| {
-        conn.transaction(|conn| {
-            let ok = crate::auth::sign_in::account_password_check(conn, user_id, correct, &meta)?;
-            let event = AuditEvent::new("auth", "reauth", &meta).actor(user_id).target_user(user_id, &username);
-            let event = if ok { event } else { event.failed("wrong password or code") };
-            event.record(conn)?;
-            Ok(ok)
-        })
-    })
-    .await?;
-    signal.notify();
-    if !ok {
+    if !service::reauthenticate(&state, &user, form.password, code, &meta).await? {
         return render_status(
             StatusCode::UNAUTHORIZED,
             &ReauthPage {
@@ -147,11 +96,11 @@ async fn reauth(
 #[template(path = "account/security.html")]
 struct SecurityPage {
     ctx: PageContext,
-    user: User,
+    user: AccountView,
 }
 
 async fn security(ctx: PageContext, current: CurrentUser) -> Result<HttpResponse, AppError> {
-    render(&SecurityPage { ctx, user: current.user })
+    render(&SecurityPage { ctx, user: AccountView::from(&current.user) })
 }
 
 // --- Two-factor authentication --------------------------------------------
@@ -161,14 +110,11 @@ async fn start_2fa(
     current: CurrentUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let cipher = &state.cipher;
     require_recent_auth(&req)?;
     if current.user.has_totp() {
         return Ok(see_other("/account/security"));
     }
-    let (cipher, user_id) = (cipher.clone(), current.user.id);
-    db::run(pool, move |conn| Ok(totp::store_pending(conn, &cipher, user_id, &totp::new_secret())?)).await?;
+    service::start_two_factor(&state, current.user.id).await?;
     Ok(see_other("/account/2fa/setup"))
 }
 
@@ -215,30 +161,14 @@ async fn confirm_2fa(
     meta: RequestMeta,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let cipher = &state.cipher;
     require_recent_auth(&req)?;
     let user = current.user;
-    let c = cipher.clone();
-    let u = user.clone();
-    let code = form.into_inner().code;
-    let codes = db::run(pool, move |conn| {
-        conn.transaction(|conn| {
-            let codes = totp::confirm_enrolment(conn, &c, &u, &code)?;
-            let event = AuditEvent::new("auth", "2fa_enable", &meta).actor(u.id).target_user(u.id, &u.username);
-            match &codes {
-                Some(_) => event.record(conn)?,
-                None => event.failed("wrong code").record(conn)?,
-            }
-            Ok(codes)
-        })
-    })
-    .await?;
-    match codes {
+    match service::confirm_two_factor(&state, &user, form.into_inner().code, &meta).await? {
         // Shown once, straight away: they are stored only as hashes.
         Some(codes) => render(&BackupCodesPage { ctx, codes }),
         None => {
-            let e = totp::enrolment(cipher, &user)?.ok_or(AppError::BadRequest("Start the set-up again.".into()))?;
+            let e =
+                totp::enrolment(&state.cipher, &user)?.ok_or(AppError::BadRequest("Start the set-up again.".into()))?;
             render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &SetupPage {
@@ -264,33 +194,8 @@ async fn disable_2fa(
     meta: RequestMeta,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let redis = &state.redis;
-    let hasher = &state.hasher;
-    let cipher = &state.cipher;
-    let settings = &state.settings;
-    let signal = &state.jobs;
-    ratelimit::per_ip(redis, settings, PerIp::Login, &meta).await?;
-    let user = current.user;
     let form = form.into_inner();
-    let correct = check_credentials(&user, form.password, Some(form.code), hasher, cipher, pool).await?;
-    let ok = db::run(pool, move |conn| {
-        conn.transaction(|conn| {
-            let ok = crate::auth::sign_in::account_password_check(conn, user.id, correct, &meta)?;
-            let event =
-                AuditEvent::new("auth", "2fa_disable", &meta).actor(user.id).target_user(user.id, &user.username);
-            if ok {
-                totp::disable(conn, user.id)?;
-                event.record(conn)?;
-            } else {
-                event.failed("wrong password or code").record(conn)?;
-            }
-            Ok(ok)
-        })
-    })
-    .await?;
-    signal.notify();
-    if ok {
+    if service::disable_two_factor(&state, &current.user, form.password, form.code, &meta).await? {
         FlashMessage::success("Two-factor authentication is off.").send();
     } else {
         FlashMessage::error("Two-factor authentication is still on: that password or code is not right.").send();
@@ -326,9 +231,6 @@ async fn change_password(
     meta: RequestMeta,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let hasher = &state.hasher;
-    let signal = &state.jobs;
     require_recent_auth(&req)?;
     let form = form.into_inner();
     let CurrentUser { user, session_id } = current;
@@ -340,24 +242,7 @@ async fn change_password(
     if error.is_some() {
         return render_status(StatusCode::UNPROCESSABLE_ENTITY, &PasswordPage { ctx, error });
     }
-    let hash = hasher.hash(form.password).await?;
-    db::run(pool, move |conn| {
-        conn.transaction(|conn| {
-            User::set_password_hash(conn, user.id, &hash)?;
-            let ended = UserSession::revoke_all_except(conn, user.id, Some(&session_id))?;
-            AuditEvent::new("auth", "password_change", &meta)
-                .actor(user.id)
-                .target_user(user.id, &user.username)
-                .details(serde_json::json!({ "sessions_ended": ended }))
-                .record(conn)?;
-            if let Some(email) = &user.email {
-                PasswordChanged { username: user.username.clone() }.queue(conn, email)?;
-            }
-            Ok(())
-        })
-    })
-    .await?;
-    signal.notify();
+    service::change_password(&state, &user, &session_id, form.password, &meta).await?;
     FlashMessage::success("Your password is changed, and your other sessions are signed out.").send();
     Ok(see_other("/account/security"))
 }
@@ -368,13 +253,13 @@ async fn change_password(
 #[template(path = "account/email.html")]
 struct EmailPage {
     ctx: PageContext,
-    user: User,
+    user: AccountView,
     error: Option<String>,
 }
 
 async fn email_form(req: HttpRequest, ctx: PageContext, current: CurrentUser) -> Result<HttpResponse, AppError> {
     require_recent_auth(&req)?;
-    render(&EmailPage { ctx, user: current.user, error: None })
+    render(&EmailPage { ctx, user: AccountView::from(&current.user), error: None })
 }
 
 async fn change_email(
@@ -385,55 +270,19 @@ async fn change_email(
     meta: RequestMeta,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let settings = &state.settings;
-    let signal = &state.jobs;
-    let redis = &state.redis;
     require_recent_auth(&req)?;
     let user = current.user;
-    ratelimit::per_account(redis, PerAccount::EmailChange, &user.id.to_string()).await?;
+    ratelimit::per_account(&state.redis, PerAccount::EmailChange, &user.id.to_string()).await?;
     let new_email = match normalise_email(&form.email) {
         Ok(e) => e,
         Err(error) => {
-            return render_status(StatusCode::UNPROCESSABLE_ENTITY, &EmailPage { ctx, user, error: Some(error) })
+            return render_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &EmailPage { ctx, user: AccountView::from(&user), error: Some(error) },
+            )
         }
     };
-    // One notice an hour at most to an address's owner, however often
-    // someone tries it.
-    let notice_owner = ratelimit::may_notify_owner(redis, pool, &new_email).await?;
-    let (u, addr, base) = (user.clone(), new_email.clone(), settings.clone());
-    db::run(pool, move |conn| {
-        conn.transaction(|conn| {
-            if let Some(owner) = User::find_by_email(conn, &addr)?.filter(|o| o.id != u.id) {
-                // Answered exactly as for a free address: the page must not
-                // tell anyone which addresses have accounts. The owner hears
-                // of it instead.
-                AuditEvent::new("auth", "email_change_request", &meta)
-                    .actor(u.id)
-                    .target_user(u.id, &u.username)
-                    .failed("address used by another account")
-                    .record(conn)?;
-                if notice_owner {
-                    AddressInUse { username: owner.username.clone(), attempt: "an email change".into() }
-                        .queue(conn, &addr)?;
-                }
-                return Ok(());
-            }
-            // The current address stays in force until the new one is proved.
-            User::set_pending_email(conn, u.id, &addr)?;
-            crate::auth::verify::send_link(conn, &base, &u, &addr)?;
-            if let Some(old) = &u.email {
-                EmailChangeNotice { username: u.username.clone(), new_email: addr.to_owned() }.queue(conn, old)?;
-            }
-            AuditEvent::new("auth", "email_change_request", &meta)
-                .actor(u.id)
-                .target_user(u.id, &u.username)
-                .record(conn)?;
-            Ok(())
-        })
-    })
-    .await?;
-    signal.notify();
+    service::request_email_change(&state, &user, &new_email, &meta).await?;
     FlashMessage::info(format!("We sent a link to {new_email}. Your address changes once you confirm it.")).send();
     Ok(see_other("/account/security"))
 }

@@ -6,6 +6,7 @@ use askama::Template;
 use diesel::prelude::*;
 use serde::Deserialize;
 
+use crate::account::view::AccountView;
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::extractors::AdminUser;
 use crate::auth::reauth::require_recent_auth;
@@ -67,7 +68,7 @@ async fn list(
 #[template(path = "admin/user.html")]
 struct UserPage {
     ctx: PageContext,
-    user: User,
+    user: AccountView,
     sessions: Vec<UserSession>,
 }
 
@@ -85,7 +86,7 @@ async fn show(
     let id = path.into_inner();
     let user = find(pool, id).await?;
     let sessions = db::run(pool, move |conn| Ok(UserSession::active_for_user(conn, id)?)).await?;
-    render(&UserPage { ctx, user, sessions })
+    render(&UserPage { ctx, user: AccountView::from(&user), sessions })
 }
 
 /// The actions on one user.

@@ -14,6 +14,7 @@ pub mod reset;
 pub mod session;
 pub mod session_store;
 pub mod sign_in;
+pub mod sign_up;
 pub mod tokens;
 pub mod totp;
 pub mod two_factor;

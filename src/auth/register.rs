@@ -4,17 +4,15 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
-use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::email_address::normalise_email;
-use super::password::{self};
-use crate::audit::{AuditEvent, RequestMeta};
-use crate::db::{self};
+use super::password;
+use super::sign_up;
+use crate::audit::RequestMeta;
 use crate::error::AppError;
 use crate::layout::PageContext;
-use crate::models::user::{NewUser, Role, User};
 use crate::ratelimit::{self, PerIp};
 use crate::response::{render, render_status, see_other};
 use crate::state::AppState;
@@ -73,12 +71,7 @@ async fn submit(
     meta: RequestMeta,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let redis = &state.redis;
-    let hasher = &state.hasher;
-    let settings = &state.settings;
-    let signal = &state.jobs;
-    ratelimit::per_ip(redis, settings, PerIp::Register, &meta).await?;
+    ratelimit::per_ip(&state.redis, &state.settings, PerIp::Register, &meta).await?;
 
     let form = form.into_inner();
     let username = form.username.trim().to_owned();
@@ -101,51 +94,13 @@ async fn submit(
         );
     }
     let email = email.expect("checked above");
-    let hash = hasher.hash(form.password).await?;
-    let notice_owner = crate::ratelimit::may_notify_owner(redis, pool, &email).await?;
-
-    let (name, addr, base) = (username.clone(), email.clone(), settings.clone());
-    let created = db::run(pool, move |conn| {
-        conn.transaction(|conn| {
-            if User::username_taken(conn, &name)? {
-                return Ok(Err("That username is taken."));
-            }
-            if let Some(owner) = User::find_by_email(conn, &addr)? {
-                // Answer as for a new account: telling strangers which
-                // addresses have accounts would help them target those.
-                AuditEvent::new("auth", "register", &meta)
-                    .target_text(name.clone())
-                    .failed("email already registered")
-                    .record(conn)?;
-                if notice_owner {
-                    crate::email::messages::AddressInUse {
-                        username: owner.username.clone(),
-                        attempt: "a new account".into(),
-                    }
-                    .queue(conn, &addr)?;
-                }
-                return Ok(Ok(()));
-            }
-            let user = User::insert(
-                conn,
-                &NewUser { username: &name, email: Some(&addr), password_hash: Some(&hash), role: Role::User },
-            )?;
-            super::verify::send_link(conn, &base, &user, &addr)?;
-            AuditEvent::new("auth", "register", &meta)
-                .actor(user.id)
-                .target_user(user.id, &user.username)
-                .record(conn)?;
-            Ok(Ok(()))
-        })
-    })
-    .await?;
+    let created = sign_up::create_account(&state, &username, &email, form.password, &meta).await?;
     match created {
         Err(msg) => {
             let errors = FieldErrors { username: Some(msg.into()), ..Default::default() };
             render_status(StatusCode::UNPROCESSABLE_ENTITY, &RegisterPage { ctx, username, email: form.email, errors })
         }
         Ok(()) => {
-            signal.notify();
             FlashMessage::success(format!("Welcome! We sent a link to {email}. Confirm your address, then sign in."))
                 .send();
             Ok(see_other("/login"))

@@ -186,6 +186,11 @@ pub fn latest(conn: &mut PgConnection, kind: &str, user_id: i64) -> QueryResult<
         .optional()
 }
 
+/// The job with this id.
+pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Job> {
+    jobs::table.find(id).select(Job::as_select()).first(conn)
+}
+
 /// A failed job as the admin page lists it.
 #[derive(Debug, QueryableByName)]
 pub struct FailedJob {

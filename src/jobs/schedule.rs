@@ -81,12 +81,21 @@ impl Election {
         self.leading
     }
 
-    /// Gives the lock up (a clean shutdown; dropping does the same).
+    /// Gives the lock up at once (a clean shutdown; dropping does the same).
+    /// A process that dies without it loses the lock when PostgreSQL notices
+    /// its connection is gone.
     pub fn resign(&mut self) {
         if let (true, Some(conn)) = (self.leading, self.conn.as_mut()) {
+            // Best effort: if it fails, closing the connection releases it too.
             let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)").bind::<BigInt, _>(LEADER_LOCK).execute(conn);
         }
         self.leading = false;
+    }
+}
+
+impl Drop for Election {
+    fn drop(&mut self) {
+        self.resign();
     }
 }
 

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::account::SteamAccount;
-use super::client::{parse_profile, valid_api_key, ProfileRef};
+use super::service;
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::extractors::CurrentUser;
 use crate::db::{self, PgPool};
@@ -90,76 +90,21 @@ async fn link(
     meta: RequestMeta,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let steam = &state.steam;
-    let cipher = &state.cipher;
-    let signal = &state.jobs;
     let form = form.into_inner();
     let user_id = current.user.id;
-    let fail = |error: String, ctx: PageContext, state| {
-        render_status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &SettingsPage { ctx, state, profile: form.profile.clone(), error: Some(error) },
-        )
-    };
-    // An empty key field keeps the key on file (a half-linked legacy
-    // account has one and needs only its profile).
-    let typed = secrecy::ExposeSecret::expose_secret(&form.api_key).trim().to_owned();
-    let stored_key = if typed.is_empty() {
-        let c = cipher.clone();
-        db::run(pool, move |conn| {
-            let account = SteamAccount::find(conn, user_id)?;
-            Ok(account.map(|a| a.api_key(&c)).transpose().map_err(|e| AppError::Internal(e.into()))?.flatten())
-        })
-        .await?
-    } else {
-        None
-    };
-    let checked = async {
-        let profile = parse_profile(&form.profile)?;
-        let key = match &stored_key {
-            Some(k) => secrecy::ExposeSecret::expose_secret(k).to_owned(),
-            None => valid_api_key(&typed)?,
-        };
-        let secret = SecretString::from(key.clone());
-        // One call proves the key works (a bad key is Steam's HTML 403).
-        let steam_id = match profile {
-            ProfileRef::Id(id) => id,
-            ProfileRef::Vanity(name) => steam.resolve_vanity(&secret, &name).await.map_err(|e| e.to_string())?,
-        };
-        let summary = steam.player_summary(&secret, steam_id).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((steam_id, key, summary))
-    }
-    .await;
-    let (steam_id, key, summary) = match checked {
-        Ok(v) => v,
-        Err(error) => {
-            let state = load(pool, user_id).await?;
-            return fail(error, ctx, state);
+    match service::link(&state, user_id, &form.profile, &form.api_key, &meta).await? {
+        Ok(persona) => {
+            FlashMessage::success(format!("Linked Steam account {persona}. Your library is syncing.")).send();
+            Ok(see_other("/settings/steam"))
         }
-    };
-    let cipher = cipher.clone();
-    let persona = summary.personaname.clone();
-    db::run(pool, move |conn| {
-        conn.build_transaction().run(|conn| {
-            SteamAccount::link(
-                conn,
-                &cipher,
-                user_id,
-                steam_id,
-                &key,
-                &summary.personaname,
-                summary.avatarfull.as_deref(),
-            )?;
-            jobs::enqueue(conn, STEAM_SYNC, user_id)?;
-            AuditEvent::new("steam", "link", &meta).actor(user_id).target_text(steam_id.to_string()).record(conn)?;
-            Ok(())
-        })
-    })
-    .await?;
-    signal.notify();
-    FlashMessage::success(format!("Linked Steam account {persona}. Your library is syncing.")).send();
-    Ok(see_other("/settings/steam"))
+        Err(error) => {
+            let sync = load(&state.pool, user_id).await?;
+            render_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &SettingsPage { ctx, state: sync, profile: form.profile, error: Some(error) },
+            )
+        }
+    }
 }
 
 /// Queues a sync for the signed-in user, at most once per

@@ -6,6 +6,7 @@ pub mod client;
 pub mod fake;
 pub mod library;
 pub mod link;
+pub mod service;
 pub mod stats;
 pub mod streams;
 pub mod sync;

@@ -19,6 +19,7 @@ mod images;
 mod import;
 mod import_defects;
 mod import_rules;
+mod jobs;
 mod login;
 mod outages;
 mod outbox;

@@ -392,3 +392,19 @@ fn each_table_is_written_by_one_module() {
         writers.iter().filter(|(_, by)| by.len() > 1).map(|(t, by)| format!("{t}: {by:?}")).collect();
     assert!(shared.is_empty(), "tables written from more than one module:\n{}", shared.join("\n"));
 }
+
+#[test]
+fn no_template_is_handed_a_row_that_carries_secrets() {
+    let mut offenders = Vec::new();
+    for m in modules() {
+        for (i, _) in m.source.match_indices("#[derive(Template)]") {
+            let body = &m.source[i..];
+            let end = body.find("\n}").unwrap_or(body.len());
+            let fields = &body[..end];
+            if [": User,", "<User>", "CurrentUser"].iter().any(|t| fields.contains(t)) {
+                offenders.push(m.name.clone());
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "templates given the User row: {offenders:?}");
+}

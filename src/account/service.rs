@@ -1,0 +1,210 @@
+//! The account's security use cases: re-authentication, two-factor
+//! authentication, password and email changes. Each is one transaction
+//! with its audit entry and its mail.
+
+use diesel::prelude::*;
+use secrecy::SecretString;
+
+use crate::audit::{AuditEvent, RequestMeta};
+use crate::auth::password::PasswordHasher;
+use crate::auth::session::UserSession;
+use crate::auth::totp;
+use crate::crypto::Cipher;
+use crate::db::{self, PgPool};
+use crate::email::messages::{AddressInUse, EmailChangeNotice, PasswordChanged};
+use crate::error::AppError;
+use crate::models::user::User;
+use crate::ratelimit::{self, PerIp};
+use crate::state::AppState;
+
+/// Password (and code, when enrolled) again. Shared by the re-authentication
+/// page and by disabling 2FA.
+async fn check_credentials(
+    user: &User,
+    password: SecretString,
+    code: Option<String>,
+    hasher: &PasswordHasher,
+    cipher: &Cipher,
+    pool: &PgPool,
+) -> Result<bool, AppError> {
+    if !hasher.verify(user.password_hash.clone(), password).await? {
+        return Ok(false);
+    }
+    if !user.has_totp() {
+        return Ok(true);
+    }
+    let Some(code) = code else { return Ok(false) };
+    let (cipher, user_id) = (cipher.clone(), user.id);
+    db::run(pool, move |conn| {
+        conn.transaction(|conn| {
+            let user = User::lock_for_update(conn, user_id)?;
+            totp::verify_second_factor(conn, &cipher, &user, &code)
+        })
+    })
+    .await
+}
+
+/// Checks the password (and code, with 2FA) again before sensitive changes;
+/// a wrong answer counts toward the sign-in lockout. True when right.
+pub async fn reauthenticate(
+    state: &AppState,
+    user: &User,
+    password: SecretString,
+    code: Option<String>,
+    meta: &RequestMeta,
+) -> Result<bool, AppError> {
+    ratelimit::per_ip(&state.redis, &state.settings, PerIp::Login, meta).await?;
+    let correct = check_credentials(user, password, code, &state.hasher, &state.cipher, &state.pool).await?;
+    let (user_id, username, meta) = (user.id, user.username.clone(), meta.clone());
+    let ok = db::run(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            let ok = crate::auth::sign_in::account_password_check(conn, user_id, correct, &meta)?;
+            let event = AuditEvent::new("auth", "reauth", &meta).actor(user_id).target_user(user_id, &username);
+            let event = if ok { event } else { event.failed("wrong password or code") };
+            event.record(conn)?;
+            Ok(ok)
+        })
+    })
+    .await?;
+    state.jobs.notify();
+    Ok(ok)
+}
+
+/// Stores a new secret waiting for its first code.
+pub async fn start_two_factor(state: &AppState, user_id: i64) -> Result<(), AppError> {
+    let cipher = state.cipher.clone();
+    db::run(&state.pool, move |conn| Ok(totp::store_pending(conn, &cipher, user_id, &totp::new_secret())?)).await
+}
+
+/// Turns 2FA on with a code from the app; the fresh backup codes (to be
+/// shown once) when the code is right.
+pub async fn confirm_two_factor(
+    state: &AppState,
+    user: &User,
+    code: String,
+    meta: &RequestMeta,
+) -> Result<Option<Vec<String>>, AppError> {
+    let (cipher, u, meta) = (state.cipher.clone(), user.clone(), meta.clone());
+    db::run(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            let codes = totp::confirm_enrolment(conn, &cipher, &u, &code)?;
+            let event = AuditEvent::new("auth", "2fa_enable", &meta).actor(u.id).target_user(u.id, &u.username);
+            match &codes {
+                Some(_) => event.record(conn)?,
+                None => event.failed("wrong code").record(conn)?,
+            }
+            Ok(codes)
+        })
+    })
+    .await
+}
+
+/// Turns 2FA off after the password and a code; a wrong answer counts
+/// toward the lockout. True when it is off.
+pub async fn disable_two_factor(
+    state: &AppState,
+    user: &User,
+    password: SecretString,
+    code: String,
+    meta: &RequestMeta,
+) -> Result<bool, AppError> {
+    ratelimit::per_ip(&state.redis, &state.settings, PerIp::Login, meta).await?;
+    let correct = check_credentials(user, password, Some(code), &state.hasher, &state.cipher, &state.pool).await?;
+    let (user, meta) = (user.clone(), meta.clone());
+    let ok = db::run(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            let ok = crate::auth::sign_in::account_password_check(conn, user.id, correct, &meta)?;
+            let event =
+                AuditEvent::new("auth", "2fa_disable", &meta).actor(user.id).target_user(user.id, &user.username);
+            if ok {
+                totp::disable(conn, user.id)?;
+                event.record(conn)?;
+            } else {
+                event.failed("wrong password or code").record(conn)?;
+            }
+            Ok(ok)
+        })
+    })
+    .await?;
+    state.jobs.notify();
+    Ok(ok)
+}
+
+/// Sets a new (checked) password, signs out every other session and tells
+/// the owner by mail.
+pub async fn change_password(
+    state: &AppState,
+    user: &User,
+    session_id: &str,
+    password: SecretString,
+    meta: &RequestMeta,
+) -> Result<(), AppError> {
+    let hash = state.hasher.hash(password).await?;
+    let (user, session_id, meta) = (user.clone(), session_id.to_owned(), meta.clone());
+    db::run(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            User::set_password_hash(conn, user.id, &hash)?;
+            let ended = UserSession::revoke_all_except(conn, user.id, Some(&session_id))?;
+            AuditEvent::new("auth", "password_change", &meta)
+                .actor(user.id)
+                .target_user(user.id, &user.username)
+                .details(serde_json::json!({ "sessions_ended": ended }))
+                .record(conn)?;
+            if let Some(email) = &user.email {
+                PasswordChanged { username: user.username.clone() }.queue(conn, email)?;
+            }
+            Ok(())
+        })
+    })
+    .await?;
+    state.jobs.notify();
+    Ok(())
+}
+
+/// Mails a confirmation link to a new (normalised) address; the current
+/// one stays until it is proved. An address another account uses gets the
+/// same answer (its owner is told instead), so the form reveals nothing.
+pub async fn request_email_change(
+    state: &AppState,
+    user: &User,
+    new_email: &str,
+    meta: &RequestMeta,
+) -> Result<(), AppError> {
+    // One notice an hour at most to an address's owner, however often
+    // someone tries it.
+    let notice_owner = ratelimit::may_notify_owner(&state.redis, &state.pool, new_email).await?;
+    let (u, addr, base, meta) = (user.clone(), new_email.to_owned(), state.settings.clone(), meta.clone());
+    db::run(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            if let Some(owner) = User::find_by_email(conn, &addr)?.filter(|o| o.id != u.id) {
+                // Answered exactly as for a free address: the page must not
+                // tell anyone which addresses have accounts. The owner hears
+                // of it instead.
+                AuditEvent::new("auth", "email_change_request", &meta)
+                    .actor(u.id)
+                    .target_user(u.id, &u.username)
+                    .failed("address used by another account")
+                    .record(conn)?;
+                if notice_owner {
+                    AddressInUse { username: owner.username.clone(), attempt: "an email change".into() }
+                        .queue(conn, &addr)?;
+                }
+                return Ok(());
+            }
+            // The current address stays in force until the new one is proved.
+            User::set_pending_email(conn, u.id, &addr)?;
+            crate::auth::verify::send_link(conn, &base, &u, &addr)?;
+            if let Some(old) = &u.email {
+                EmailChangeNotice { username: u.username.clone(), new_email: addr.to_owned() }.queue(conn, old)?;
+            }
+            AuditEvent::new("auth", "email_change_request", &meta)
+                .actor(u.id)
+                .target_user(u.id, &u.username)
+                .record(conn)?;
+            Ok(())
+        })
+    })
+    .await?;
+    state.jobs.notify();
+    Ok(())
+}

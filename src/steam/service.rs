@@ -1,0 +1,81 @@
+//! Linking a Steam account: the use case behind the Steam settings form.
+
+use secrecy::SecretString;
+
+use super::account::SteamAccount;
+use super::client::{parse_profile, valid_api_key, ProfileRef};
+use crate::audit::{AuditEvent, RequestMeta};
+use crate::db;
+use crate::error::AppError;
+use crate::jobs::model as jobs;
+use crate::jobs::STEAM_SYNC;
+use crate::state::AppState;
+
+/// Links the profile (a SteamID64, a profile URL or a vanity name) with
+/// the Web API key, after one call to Steam proves both, and queues the
+/// first sync. An empty key keeps the key on file (a half-linked legacy
+/// account has one and needs only its profile). The persona name when
+/// linked; `Err(message)` for the form when Steam or the input refuses.
+pub async fn link(
+    state: &AppState,
+    user_id: i64,
+    profile: &str,
+    api_key: &SecretString,
+    meta: &RequestMeta,
+) -> Result<Result<String, String>, AppError> {
+    let (pool, steam, cipher) = (&state.pool, &state.steam, &state.cipher);
+    // An empty key field keeps the key on file (a half-linked legacy
+    // account has one and needs only its profile).
+    let typed = secrecy::ExposeSecret::expose_secret(api_key).trim().to_owned();
+    let stored_key = if typed.is_empty() {
+        let c = cipher.clone();
+        db::run(pool, move |conn| {
+            let account = SteamAccount::find(conn, user_id)?;
+            Ok(account.map(|a| a.api_key(&c)).transpose().map_err(|e| AppError::Internal(e.into()))?.flatten())
+        })
+        .await?
+    } else {
+        None
+    };
+    let checked = async {
+        let profile = parse_profile(profile)?;
+        let key = match &stored_key {
+            Some(k) => secrecy::ExposeSecret::expose_secret(k).to_owned(),
+            None => valid_api_key(&typed)?,
+        };
+        let secret = SecretString::from(key.clone());
+        // One call proves the key works (a bad key is Steam's HTML 403).
+        let steam_id = match profile {
+            ProfileRef::Id(id) => id,
+            ProfileRef::Vanity(name) => steam.resolve_vanity(&secret, &name).await.map_err(|e| e.to_string())?,
+        };
+        let summary = steam.player_summary(&secret, steam_id).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((steam_id, key, summary))
+    }
+    .await;
+    let (steam_id, key, summary) = match checked {
+        Ok(v) => v,
+        Err(error) => return Ok(Err(error)),
+    };
+    let (cipher, meta) = (cipher.clone(), meta.clone());
+    let persona = summary.personaname.clone();
+    db::run(pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            SteamAccount::link(
+                conn,
+                &cipher,
+                user_id,
+                steam_id,
+                &key,
+                &summary.personaname,
+                summary.avatarfull.as_deref(),
+            )?;
+            jobs::enqueue(conn, STEAM_SYNC, user_id)?;
+            AuditEvent::new("steam", "link", &meta).actor(user_id).target_text(steam_id.to_string()).record(conn)?;
+            Ok(())
+        })
+    })
+    .await?;
+    state.jobs.notify();
+    Ok(Ok(persona))
+}
