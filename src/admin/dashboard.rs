@@ -5,11 +5,11 @@ use std::time::Instant;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
-use super::numbers::Numbers;
 use crate::auth::extractors::AdminUser;
 use crate::db::{self};
 use crate::error::AppError;
 use crate::layout::PageContext;
+use crate::metrics::numbers::Numbers;
 use crate::response::render;
 use crate::state::AppState;
 

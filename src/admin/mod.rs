@@ -8,7 +8,6 @@ pub mod dashboard;
 pub mod jobs;
 pub mod maintenance;
 pub mod maintenance_switch;
-pub mod numbers;
 pub mod security;
 pub mod users;
 

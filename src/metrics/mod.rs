@@ -67,4 +67,5 @@ impl Default for Metrics {
     }
 }
 
+pub mod numbers;
 pub mod routes;

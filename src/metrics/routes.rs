@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use prometheus::{Encoder, TextEncoder};
 use secrecy::ExposeSecret;
 
-use crate::admin::numbers::Numbers;
+use super::numbers::Numbers;
 use crate::db::{self};
 use crate::error::AppError;
 use crate::settings::Settings;
