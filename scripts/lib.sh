@@ -196,3 +196,30 @@ run_audit() {
   fi
   cargo audit --no-fetch --stale --db "$db" || die "cargo audit found vulnerable dependencies"
 }
+
+# The browser tests' tools: Debian's Chromium and ChromeDriver, and axe-core
+# (pinned in tests/browser/package-lock.json) from the npm registry.
+ensure_browser_tools() {
+  local pkgs=()
+  command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || pkgs+=(chromium-driver)
+  command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+  if [ ${#pkgs[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+      say "installing from Debian's packages: ${pkgs[*]}"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+    else
+      die "missing system packages. Run:  sudo apt-get install -y ${pkgs[*]}   and try again"
+    fi
+  fi
+  local dir="$ROOT/tests/browser"
+  if [ ! -f "$dir/node_modules/axe-core/axe.min.js" ]; then
+    say "installing axe-core from the npm registry"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+  fi
+  export CHROME_BIN=${CHROME_BIN:-$(command -v chromium)}
+  export CHROMEDRIVER_BIN=${CHROMEDRIVER_BIN:-$(command -v chromedriver)}
+  export AXE_CORE_JS="$dir/node_modules/axe-core/axe.min.js"
+}

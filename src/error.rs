@@ -9,7 +9,9 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
-use crate::layout::PageContext;
+use actix_web::HttpMessage;
+
+use crate::layout::{PageContext, Viewer};
 
 /// Where to send the user back after signing in or re-authenticating. It
 /// holds the request's path and query string, which may carry search terms
@@ -69,6 +71,9 @@ pub enum AppError {
     /// A dependency (database, Redis) is down or saturated.
     #[error("service unavailable: {0}")]
     Unavailable(#[source] anyhow::Error),
+    /// The site is in maintenance mode (admins still get in).
+    #[error("maintenance mode")]
+    Maintenance,
     /// Redis, where sessions live, is down: a signed-in page (or any form)
     /// cannot be served for a moment.
     #[error("sessions unavailable")]
@@ -135,7 +140,9 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable(_) | AppError::SessionsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::SessionsUnavailable | AppError::Maintenance => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -165,6 +172,9 @@ impl ResponseError for AppError {
                 "Signing in is briefly unavailable. Nothing is lost: reload the page in a minute and carry on."
                     .to_owned(),
             ),
+            AppError::TooManyRequests { retry_after_secs } => {
+                Some(format!("Try again {}.", wait_words(*retry_after_secs)))
+            }
             _ => None,
         };
         let mut res = HttpResponse::build(status);
@@ -174,12 +184,42 @@ impl ResponseError for AppError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             res.insert_header((header::RETRY_AFTER, "30"));
         }
-        res.content_type(mime_html()).body(render_error_body(status, detail))
+        let kind = if matches!(self, AppError::Maintenance) { PageKind::Maintenance } else { PageKind::Error };
+        let mut res = res.content_type(mime_html()).body(render_error_body(status, detail.clone(), kind));
+        // The error middleware renders it again with the signed-in user's
+        // navigation, which this type cannot see.
+        res.extensions_mut().insert(Rendered { detail, kind });
+        res
     }
 }
 
 fn mime_html() -> HeaderValue {
     HeaderValue::from_static("text/html; charset=utf-8")
+}
+
+/// "In 40 seconds", "in 3 minutes": how long a limit lasts, in words.
+fn wait_words(secs: u64) -> String {
+    match secs {
+        0..=1 => "in a second".to_owned(),
+        2..=90 => format!("in {secs} seconds"),
+        91..=5400 => format!("in {} minutes", secs.div_ceil(60)),
+        _ => format!("in {} hours", secs.div_ceil(3600)),
+    }
+}
+
+/// Which page an error shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageKind {
+    Error,
+    /// The maintenance page: it says so, and links nowhere the gate closes.
+    Maintenance,
+}
+
+/// What an error response was rendered from, kept on the response.
+#[derive(Debug, Clone)]
+struct Rendered {
+    detail: Option<String>,
+    kind: PageKind,
 }
 
 /// The error page shown for every 4xx and 5xx status.
@@ -191,6 +231,7 @@ pub struct ErrorPage {
     pub title: &'static str,
     pub message: &'static str,
     pub detail: Option<String>,
+    pub maintenance: bool,
 }
 
 fn describe(status: StatusCode) -> (&'static str, &'static str) {
@@ -211,10 +252,21 @@ fn describe(status: StatusCode) -> (&'static str, &'static str) {
     }
 }
 
-/// Renders the error page for `status` as an HTML string.
-pub fn render_error_body(status: StatusCode, detail: Option<String>) -> String {
-    let (title, message) = describe(status);
-    let page = ErrorPage { ctx: PageContext::anonymous(), status: status.as_u16(), title, message, detail };
+/// Renders the error page for `status` as an HTML string, for a visitor.
+pub fn render_error_body(status: StatusCode, detail: Option<String>, kind: PageKind) -> String {
+    render_error_for(PageContext::anonymous(), status, detail, kind)
+}
+
+fn render_error_for(ctx: PageContext, status: StatusCode, detail: Option<String>, kind: PageKind) -> String {
+    let (title, message) = match kind {
+        PageKind::Maintenance => (
+            "Down for maintenance",
+            "Questline is closed for maintenance for a short while. Your data is safe; please come back soon.",
+        ),
+        PageKind::Error => describe(status),
+    };
+    let maintenance = kind == PageKind::Maintenance;
+    let page = ErrorPage { ctx, status: status.as_u16(), title, message, detail, maintenance };
     page.render().unwrap_or_else(|e| {
         // A template that fails to render must not turn an error page into a panic.
         tracing::error!(error = %e, "rendering the error page failed");
@@ -233,12 +285,22 @@ pub fn render_error_page<B: MessageBody + 'static>(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/html") || ct.starts_with("application/json"));
-    if already_rendered {
-        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
-    }
     let status = res.status();
+    let viewer = res.request().extensions().get::<Viewer>().cloned().filter(|v| v.user.is_some());
+    let rendered = res.response().extensions().get::<Rendered>().cloned();
+    let (detail, kind) = match (already_rendered, rendered, viewer.is_some()) {
+        // Ours, for a visitor (or JSON): as it is.
+        (true, None, _) | (true, _, false) => return Ok(ErrorHandlerResponse::Response(res.map_into_left_body())),
+        // Ours, for a signed-in user: again, with their navigation.
+        (true, Some(r), true) => (r.detail, r.kind),
+        (false, _, _) => (None, PageKind::Error),
+    };
+    let ctx = match viewer {
+        Some(v) => PageContext::for_request(v, res.request()),
+        None => PageContext::anonymous(),
+    };
     let (req, res) = res.into_parts();
-    let mut res = res.set_body(BoxBody::new(render_error_body(status, None)));
+    let mut res = res.set_body(BoxBody::new(render_error_for(ctx, status, detail, kind)));
     res.headers_mut().insert(header::CONTENT_TYPE, mime_html());
     res.headers_mut().remove(header::CONTENT_LENGTH);
     let res: ServiceResponse<EitherBody<B, BoxBody>> = ServiceResponse::new(req, res).map_into_right_body();

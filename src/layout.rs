@@ -48,6 +48,8 @@ pub struct PageContext {
     session: Option<Session>,
     /// Redis, where sessions live, is known to be down.
     sessions_down: bool,
+    /// The request's path, for `aria-current` in the navigation.
+    path: String,
 }
 
 impl PageContext {
@@ -59,6 +61,29 @@ impl PageContext {
     /// The session's CSRF token for a form. Made the first time a page shows
     /// a form, so pages without one (the home page for a visitor, a crawler's
     /// every hit) start no session in Redis.
+    /// Whether the page is `section` or under it (`/library` for
+    /// `/library/400`), to mark the navigation's current entry.
+    pub fn is_current(&self, section: &str) -> bool {
+        self.path == section || self.path.strip_prefix(section).is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    /// Whether the page is exactly `path` (the settings menu's entries).
+    pub fn is_page(&self, path: &str) -> bool {
+        self.path == path
+    }
+
+    /// The context of `req` for the signed-in user `viewer`, for error
+    /// pages rendered outside a handler.
+    pub fn for_request(viewer: Viewer, req: &HttpRequest) -> Self {
+        PageContext {
+            user: viewer.user,
+            flashes: Vec::new(),
+            session: Some(req.get_session()),
+            sessions_down: viewer.sessions_down,
+            path: req.path().to_owned(),
+        }
+    }
+
     pub fn csrf_token(&self) -> String {
         let Some(session) = &self.session else { return String::new() };
         if self.sessions_down {
@@ -83,6 +108,7 @@ impl FromRequest for PageContext {
         let incoming = IncomingFlashMessages::from_request(req, payload);
         let viewer = req.extensions().get::<Viewer>().cloned();
         let session = req.get_session();
+        let path = req.path().to_owned();
         Box::pin(async move {
             // Missing only when the user could not be looked up: the
             // database is down.
@@ -102,7 +128,13 @@ impl FromRequest for PageContext {
                     text: m.content().to_owned(),
                 })
                 .collect();
-            Ok(PageContext { user: viewer.user, flashes, session: Some(session), sessions_down: viewer.sessions_down })
+            Ok(PageContext {
+                user: viewer.user,
+                flashes,
+                session: Some(session),
+                sessions_down: viewer.sessions_down,
+                path,
+            })
         })
     }
 }

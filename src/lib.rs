@@ -13,6 +13,7 @@ pub mod backup;
 pub mod cache;
 pub mod community;
 pub mod crypto;
+pub mod dashboard;
 pub mod db;
 pub mod email;
 pub mod error;

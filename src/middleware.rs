@@ -16,17 +16,24 @@ use crate::error::AppError;
 use crate::settings::Settings;
 use crate::state::AppState;
 
-/// No inline script or style anywhere: everything comes from /static.
-/// Steam's CDNs are allowed for game and achievement icons.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-img-src 'self' data: https://*.steamstatic.com https://steamcdn-a.akamaihd.net; \
-connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
-form-action 'self'; frame-ancestors 'none'";
+/// The Content-Security-Policy: no inline script or style anywhere
+/// (everything comes from /static). Images may come from Steam's hosts:
+/// game icons from the media host (`STEAM_MEDIA_URL`), achievement icons
+/// and avatars from its CDNs.
+pub fn content_security_policy(settings: &Settings) -> String {
+    let media = settings.steam_media_url.origin().ascii_serialization();
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; \
+         img-src 'self' data: {media} https://media.steampowered.com https://*.steamstatic.com \
+         https://steamcdn-a.akamaihd.net; connect-src 'self'; font-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
 
 /// Headers every response carries.
 pub fn security_headers(settings: &Settings) -> DefaultHeaders {
     let mut headers = DefaultHeaders::new()
-        .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .add((header::CONTENT_SECURITY_POLICY, content_security_policy(settings)))
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((header::REFERRER_POLICY, "strict-origin-when-cross-origin"))

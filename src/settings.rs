@@ -67,6 +67,10 @@ pub struct Settings {
     pub register_per_minute: u32,
     pub reset_per_minute: u32,
     pub steam_api_base_url: Url,
+    /// Where game icons are served from (Steam's media host; the fake
+    /// Steam server in tests and the demo). Its origin is allowed in the
+    /// Content-Security-Policy's `img-src`.
+    pub steam_media_url: Url,
     /// Steam Web API calls allowed per key per UTC day (Steam allows 100,000).
     pub steam_daily_call_budget: u64,
     pub upload_dir: PathBuf,
@@ -102,6 +106,7 @@ impl fmt::Debug for Settings {
             .field("register_per_minute", &self.register_per_minute)
             .field("reset_per_minute", &self.reset_per_minute)
             .field("steam_api_base_url", &self.steam_api_base_url.as_str())
+            .field("steam_media_url", &self.steam_media_url.as_str())
             .field("steam_daily_call_budget", &self.steam_daily_call_budget)
             .field("upload_dir", &self.upload_dir)
             .field("upload_quota_bytes", &self.upload_quota_bytes)
@@ -148,6 +153,8 @@ impl Settings {
         let public_base_url = parse_or(&get, "PUBLIC_BASE_URL", "http://127.0.0.1:8080", &mut problems, parse_http_url);
         let steam_api_base_url =
             parse_or(&get, "STEAM_API_BASE_URL", "https://api.steampowered.com", &mut problems, parse_http_url);
+        let steam_media_url =
+            parse_or(&get, "STEAM_MEDIA_URL", "https://media.steampowered.com", &mut problems, parse_http_url);
 
         let database_url = required(&get, "DATABASE_URL", "postgres://USER@HOST:5432/questline", &mut problems);
         let redis_url = required(&get, "REDIS_URL", "redis://127.0.0.1:6379", &mut problems);
@@ -230,6 +237,7 @@ impl Settings {
             register_per_minute: register_per_minute.expect("checked above"),
             reset_per_minute: reset_per_minute.expect("checked above"),
             steam_api_base_url: steam_api_base_url.expect("checked above"),
+            steam_media_url: steam_media_url.expect("checked above"),
             steam_daily_call_budget: steam_daily_call_budget.expect("checked above"),
             upload_dir,
             upload_quota_bytes: upload_quota_bytes.expect("checked above"),

@@ -209,6 +209,7 @@ fn run(
             )
             .configure(crate::health::routes)
             .configure(crate::home::routes)
+            .configure(crate::dashboard::routes)
             .configure(crate::auth::routes)
             .configure(crate::account::routes)
             .configure(crate::steam::routes)

@@ -59,6 +59,15 @@ impl tracing_actix_web::RootSpanBuilder for RedactingRootSpan {
         span: tracing::Span,
         outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
     ) {
+        // "Sign in first" and "confirm your password" are errors to the
+        // handler but redirects to the user: not worth an ERROR line.
+        if let Ok(res) = outcome {
+            if res.status().is_redirection() {
+                span.record("http.status_code", res.status().as_u16());
+                span.record("otel.status_code", "OK");
+                return;
+            }
+        }
         tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
 }

@@ -148,6 +148,18 @@ struct BackupCodesPage {
     codes: Vec<String>,
 }
 
+impl BackupCodesPage {
+    /// The codes as a text file, for the download link.
+    fn download_href(&self) -> String {
+        let text = format!(
+            "Questline backup codes. Each works once, in place of a code from your app.\n\n{}\n",
+            self.codes.join("\n")
+        );
+        let encoded: String = url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
+        format!("data:text/plain;charset=utf-8,{}", encoded.replace('+', "%20"))
+    }
+}
+
 #[derive(Deserialize)]
 pub struct CodeForm {
     code: String,

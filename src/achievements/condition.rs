@@ -154,6 +154,8 @@ impl Condition {
 /// How far along an achievement is, in words: "61/80 achievements",
 /// "72 of 100 hours", "43% of 60%".
 pub fn describe_progress(kind: &str, current: f64, target: f64) -> String {
+    // Past the goal is the goal met: "100 of 100 hours", never "175 of 100".
+    let current = if target > 0.0 { current.min(target) } else { current };
     match kind {
         "playtime" => format!("{} of {} hours", trim(current.floor()), trim(target)),
         "completion_rate" => format!("{}% of {}%", trim((current * 10.0).floor() / 10.0), trim(target)),
@@ -181,6 +183,15 @@ fn trim(n: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_never_reads_past_the_goal() {
+        assert_eq!(describe_progress("playtime", 175.0, 100.0), "100 of 100 hours");
+        assert_eq!(describe_progress("specific_achievements", 500.0, 5.0), "5/5 achievements");
+        assert_eq!(describe_progress("completion_rate", 92.3, 60.0), "60% of 60%");
+        assert_eq!(describe_progress("playtime", 12.6, 100.0), "12 of 100 hours");
+        assert_eq!(percent_done(175.0, 100.0), 100);
+    }
 
     #[test]
     fn every_legacy_example_parses_and_round_trips() {

@@ -31,7 +31,9 @@ pub struct AchievementForm {
     pub percent: Option<Text<String>>,
     #[multipart(rename = "achievements")]
     pub achievements: Vec<Text<String>>,
-    #[multipart(limit = "5 MiB")]
+    /// Read up to the body limit, so a file over 5 MB gets the form back
+    /// with a message rather than an error page.
+    #[multipart(limit = "6 MiB")]
     pub image: Option<FileField>,
     pub remove_image: Option<Text<String>>,
 }

@@ -80,6 +80,17 @@ pub fn list_for(conn: &mut PgConnection, owner_id: i64) -> QueryResult<Vec<Achie
         .load(conn)
 }
 
+/// The user's goals not met yet, closest to being met first.
+pub fn closest_to_met(conn: &mut PgConnection, owner_id: i64, limit: i64) -> QueryResult<Vec<AchievementRow>> {
+    diesel::sql_query(format!(
+        "{ROW_SELECT} WHERE ca.owner_id = $1 AND ca.met_at IS NULL AND NOT ca.needs_edit AND ca.progress_target > 0
+         ORDER BY ca.progress_current / ca.progress_target DESC, ca.id LIMIT $2"
+    ))
+    .bind::<BigInt, _>(owner_id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+}
+
 /// One achievement, only if `owner_id` owns it: callers cannot forget the
 /// ownership check, and another user's id looks exactly like a missing one.
 pub fn find_owned(conn: &mut PgConnection, id: i64, owner_id: i64) -> QueryResult<Option<AchievementRow>> {

@@ -174,10 +174,59 @@ async fn delete(
     Ok(see_other("/achievements"))
 }
 
+/// "Show achievements of the picked games": the form again with the
+/// picked games' achievements to choose from. A POST, so the CSRF token
+/// never lands in a URL; nothing is saved.
+async fn preview_new(
+    ctx: PageContext,
+    current: CurrentUser,
+    form: MultipartForm<AchievementForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let (values, _, _) = FormValues::from_form(form.into_inner());
+    form_page(ctx, &state.pool, current.user.id, None, values, Vec::new(), StatusCode::OK).await
+}
+
+async fn preview_edit(
+    ctx: PageContext,
+    current: CurrentUser,
+    path: web::Path<i64>,
+    form: MultipartForm<AchievementForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let row = find(&state.pool, path.into_inner(), current.user.id).await?;
+    let (values, _, _) = FormValues::from_form(form.into_inner());
+    form_page(ctx, &state.pool, current.user.id, Some(row), values, Vec::new(), StatusCode::OK).await
+}
+
+#[derive(Template)]
+#[template(path = "achievements/delete.html")]
+struct DeletePage {
+    ctx: PageContext,
+    row: AchievementRow,
+}
+
+/// Asks before deleting.
+async fn delete_confirm(
+    ctx: PageContext,
+    current: CurrentUser,
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let row = find(&state.pool, path.into_inner(), current.user.id).await?;
+    render(&DeletePage { ctx, row })
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/achievements").route(web::get().to(list)).route(web::post().to(create)))
         .service(web::resource("/achievements/new").route(web::get().to(new)))
+        .service(web::resource("/achievements/preview").route(web::post().to(preview_new)))
+        .service(web::resource("/achievements/{id}/preview").route(web::post().to(preview_edit)))
         .service(web::resource("/achievements/{id}").route(web::post().to(update)))
         .service(web::resource("/achievements/{id}/edit").route(web::get().to(edit)))
-        .service(web::resource("/achievements/{id}/delete").route(web::post().to(delete)));
+        .service(
+            web::resource("/achievements/{id}/delete")
+                .route(web::get().to(delete_confirm))
+                .route(web::post().to(delete)),
+        );
 }

@@ -187,7 +187,13 @@ async fn check(
 ) -> Result<Result<(AchievementInput, Option<Processed>), Vec<String>>, AppError> {
     let input = match values.parse() {
         Ok(input) => input,
-        Err(errors) => return Ok(Err(errors)),
+        Err(mut errors) => {
+            if image.is_some() {
+                // Browsers never fill a file field again: say so.
+                errors.push("Choose the image again: a refused form cannot keep the file you picked.".into());
+            }
+            return Ok(Err(errors));
+        }
     };
     let condition = input.condition.clone();
     let mut errors = db::run(pool, move |conn| Ok(form::check_ownership(conn, user_id, &condition)?)).await?;
@@ -195,7 +201,10 @@ async fn check(
         None => None,
         Some(bytes) => match process_bounded(bytes).await {
             Ok(p) => Some(p),
-            Err(ImageError::TooLarge) => return Err(AppError::PayloadTooLarge),
+            Err(ImageError::TooLarge) => {
+                errors.push("The image is larger than 5 MB: choose a smaller one.".into());
+                None
+            }
             Err(ImageError::Busy) => return Err(AppError::Unavailable(anyhow::anyhow!("image decoding queue full"))),
             Err(e) => {
                 errors.push(format!("{e} Choose the image again."));

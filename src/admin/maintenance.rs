@@ -41,7 +41,7 @@ pub async fn gate(
     if is_admin {
         return Ok(next.call(req).await?.map_into_left_body());
     }
-    let res = AppError::Unavailable(anyhow::anyhow!("maintenance mode")).error_response();
+    let res = AppError::Maintenance.error_response();
     Ok(req.into_response(res).map_into_right_body())
 }
 

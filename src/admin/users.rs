@@ -14,7 +14,7 @@ use crate::auth::session::UserSession;
 use crate::db::{self, PgPool};
 use crate::error::AppError;
 use crate::layout::PageContext;
-use crate::models::user::{Role, User, UserRow};
+use crate::models::user::{Role, Status, User, UserRow};
 use crate::response::{render, see_other};
 use crate::state::AppState;
 
@@ -70,6 +70,12 @@ struct UserPage {
     ctx: PageContext,
     user: AccountView,
     sessions: Vec<UserSession>,
+}
+
+impl UserPage {
+    fn actions(&self) -> Vec<(&'static str, &'static str, bool)> {
+        actions_for(&self.user, self.sessions.len())
+    }
 }
 
 async fn find(pool: &PgPool, id: i64) -> Result<User, AppError> {
@@ -160,6 +166,75 @@ fn apply(conn: &mut PgConnection, action: Action, user: &User) -> QueryResult<St
     })
 }
 
+/// The actions that make sense for the account as it is now: (action,
+/// button label, whether it is dangerous).
+fn actions_for(user: &AccountView, sessions: usize) -> Vec<(&'static str, &'static str, bool)> {
+    let mut out = Vec::new();
+    if user.status == Status::Active {
+        out.push(("lock", "Lock the account", true));
+    } else {
+        out.push(("unlock", "Unlock the account", false));
+    }
+    if user.email.is_some() && user.email_verified_at.is_none() {
+        out.push(("verify", "Mark the email as verified", false));
+    }
+    if user.has_totp() {
+        out.push(("reset-2fa", "Reset two-factor authentication", true));
+    }
+    if sessions > 0 {
+        out.push(("end-sessions", "End all sessions", true));
+    }
+    if user.role == Role::Admin {
+        out.push(("make-user", "Make a regular user", true));
+    } else {
+        out.push(("make-admin", "Make an admin", false));
+    }
+    out
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmQuery {
+    action: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/confirm.html")]
+struct ConfirmPage {
+    ctx: PageContext,
+    user: AccountView,
+    action: &'static str,
+    label: &'static str,
+    danger: bool,
+    effect: &'static str,
+}
+
+/// Every action on an account is confirmed on a page of its own first.
+async fn confirm(
+    ctx: PageContext,
+    _admin: AdminUser,
+    path: web::Path<i64>,
+    query: web::Query<ConfirmQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let user = AccountView::from(&find(&state.pool, id).await?);
+    let sessions = db::run(&state.pool, move |conn| Ok(UserSession::active_for_user(conn, id)?.len())).await?;
+    let Some((action, label, danger)) = actions_for(&user, sessions).into_iter().find(|(a, _, _)| *a == query.action)
+    else {
+        return Ok(see_other(&format!("/admin/users/{id}")));
+    };
+    let effect = match action {
+        "lock" => "They are signed out everywhere and cannot sign in until an admin unlocks the account.",
+        "unlock" => "They can sign in again; failed sign-in counts are cleared.",
+        "verify" => "Their current address counts as confirmed.",
+        "reset-2fa" => "Two-factor authentication is turned off and its backup codes deleted; they can enrol again.",
+        "end-sessions" => "Every browser signed in to the account is signed out.",
+        "make-user" => "They lose access to the admin console.",
+        _ => "They get the admin console (after enrolling two-factor authentication).",
+    };
+    render(&ConfirmPage { ctx, user, action, label, danger, effect })
+}
+
 async fn act(
     req: HttpRequest,
     admin: AdminUser,
@@ -246,6 +321,7 @@ async fn delete(
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/admin/users").route(web::get().to(list)))
         .service(web::resource("/admin/users/{id}").route(web::get().to(show)))
+        .service(web::resource("/admin/users/{id}/confirm").route(web::get().to(confirm)))
         .service(web::resource("/admin/users/{id}/delete").route(web::post().to(delete)))
         .service(web::resource("/admin/users/{id}/{action}").route(web::post().to(act)));
 }

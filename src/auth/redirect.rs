@@ -2,7 +2,7 @@
 
 /// Where a sign-in (or a re-authentication) goes when `next` is missing or
 /// refused.
-pub const DEFAULT_NEXT: &str = "/account";
+pub const DEFAULT_NEXT: &str = "/dashboard";
 
 /// The page to return to after signing in, if `next` names one on this site.
 ///

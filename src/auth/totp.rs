@@ -1,7 +1,6 @@
 //! TOTP (RFC 6238: SHA-1, 6 digits, 30-second steps, one step of drift)
 //! and single-use backup codes.
 
-use base64::Engine;
 use chrono::Utc;
 use diesel::prelude::*;
 use rand::RngCore;
@@ -148,18 +147,25 @@ fn use_backup_code(conn: &mut PgConnection, user_id: i64, code: &str) -> Result<
     Ok(n == 1)
 }
 
+/// Letters and digits nobody confuses when reading a printout: no l/1/i,
+/// no 0/o.
+const CODE_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+
+/// One backup code: three groups of four from [`CODE_ALPHABET`] (about 59
+/// random bits).
+fn new_backup_code() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let chars: Vec<char> = (0..12).map(|_| CODE_ALPHABET[rng.random_range(0..CODE_ALPHABET.len())] as char).collect();
+    let groups: Vec<String> = chars.chunks(4).map(|c| c.iter().collect()).collect();
+    groups.join("-")
+}
+
 /// Replaces all backup codes with fresh ones (80 random bits each, so a
 /// plain SHA-256 is enough to store them) and returns them for display.
 pub fn replace_backup_codes(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<String>> {
     diesel::delete(backup_codes::table.filter(backup_codes::user_id.eq(user_id))).execute(conn)?;
-    let codes: Vec<String> = (0..BACKUP_CODE_COUNT)
-        .map(|_| {
-            let mut b = [0u8; 10];
-            rand::rng().fill_bytes(&mut b);
-            let s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b).to_lowercase().replace(['-', '_'], "x");
-            format!("{}-{}", &s[..5], &s[5..10])
-        })
-        .collect();
+    let codes: Vec<String> = (0..BACKUP_CODE_COUNT).map(|_| new_backup_code()).collect();
     let rows: Vec<_> =
         codes.iter().map(|c| (backup_codes::user_id.eq(user_id), backup_codes::code_hash.eq(hash_code(c)))).collect();
     diesel::insert_into(backup_codes::table).values(&rows).execute(conn)?;
@@ -181,6 +187,18 @@ pub fn code_is_current(cipher: &Cipher, user: &User, code: &str) -> Result<bool,
     };
     Ok(matching_step(secret, &user.username, code, unix_now())?
         .is_some_and(|s| user.totp_last_step.is_none_or(|l| s > l)))
+}
+
+#[cfg(test)]
+mod code_tests {
+    #[test]
+    fn backup_codes_avoid_characters_that_look_alike() {
+        for _ in 0..200 {
+            let code = super::new_backup_code();
+            assert_eq!(code.len(), 14, "{code}");
+            assert!(!code.contains(['l', '1', '0', 'o', 'i']), "{code}");
+        }
+    }
 }
 
 #[cfg(test)]

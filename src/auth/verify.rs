@@ -98,6 +98,12 @@ async fn confirm(
     })
     .await?;
     if verified {
+        // Signed in (an address change, or a confirmation in the same
+        // browser): back to the account, not to the sign-in form.
+        if ctx.user.is_some() {
+            FlashMessage::success("Your email address is confirmed.").send();
+            return Ok(see_other("/account"));
+        }
         FlashMessage::success("Your email address is confirmed. You can sign in now.").send();
         Ok(see_other("/login"))
     } else {

@@ -14,6 +14,12 @@ use crate::schema::{game_achievements, games, library_entries, user_achievements
 /// Rows written per statement.
 const CHUNK: usize = 1000;
 
+/// A game's icon on Steam's media host, in Steam's URL shape.
+pub fn icon_url(media: &url::Url, appid: i64, hash: &str) -> String {
+    let base = media.as_str().trim_end_matches('/');
+    format!("{base}/steamcommunity/public/images/apps/{appid}/{hash}.jpg")
+}
+
 /// Games per library page.
 pub const PAGE_SIZE: i64 = 50;
 
@@ -51,10 +57,10 @@ impl LibraryRow {
         }
     }
 
-    pub fn icon_url(&self) -> Option<String> {
-        self.icon_hash.as_ref().map(|h| {
-            format!("https://media.steampowered.com/steamcommunity/public/images/apps/{}/{}.jpg", self.appid, h)
-        })
+    /// The game's icon on Steam's media host `media` (Steam's own URL shape:
+    /// `/steamcommunity/public/images/apps/{appid}/{hash}.jpg`).
+    pub fn icon_url(&self, media: &url::Url) -> Option<String> {
+        self.icon_hash.as_ref().map(|h| icon_url(media, self.appid, h))
     }
 }
 
@@ -67,9 +73,14 @@ pub struct LibraryQuery {
     pub page: Option<i64>,
 }
 
-/// One page of a user's library. Filter and sort names come from a fixed
-/// list; anything else falls back to the default.
-pub fn library_page(conn: &mut PgConnection, user_id: i64, query: &LibraryQuery) -> QueryResult<Vec<LibraryRow>> {
+/// One page of a user's library, with how many games match in all.
+/// Filter and sort names come from a fixed list; anything else falls back
+/// to the default.
+pub fn library_page(
+    conn: &mut PgConnection,
+    user_id: i64,
+    query: &LibraryQuery,
+) -> QueryResult<(Vec<LibraryRow>, i64)> {
     let filter = match query.filter.as_deref() {
         Some("perfect") => "AND g.achievement_count > 0 AND le.unlocked_count >= g.achievement_count",
         Some("started") => "AND le.unlocked_count > 0 AND le.unlocked_count < g.achievement_count",
@@ -86,7 +97,7 @@ pub fn library_page(conn: &mut PgConnection, user_id: i64, query: &LibraryQuery)
     // LIKE wildcards typed by the user are literal characters.
     let pattern = crate::db::contains_pattern(&search);
     let page = crate::pagination::page_number(query.page);
-    diesel::sql_query(format!(
+    let rows: Vec<LibraryRow> = diesel::sql_query(format!(
         "SELECT g.appid, g.name, g.icon_hash, le.playtime_minutes, le.unlocked_count, g.achievement_count,
                 le.last_unlock_at, count(*) OVER () AS total_rows
          FROM library_entries le JOIN games g ON g.appid = le.appid
@@ -99,7 +110,26 @@ pub fn library_page(conn: &mut PgConnection, user_id: i64, query: &LibraryQuery)
     .bind::<Text, _>(&pattern)
     .bind::<BigInt, _>(PAGE_SIZE)
     .bind::<BigInt, _>(crate::pagination::offset(page, PAGE_SIZE))
-    .load(conn)
+    .load(conn)?;
+    if let Some(first) = rows.first() {
+        let total = first.total_rows;
+        return Ok((rows, total));
+    }
+    // A page past the end still says how many games there are.
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let count: Count = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM library_entries le JOIN games g ON g.appid = le.appid
+         WHERE le.user_id = $1 AND ($2 = '' OR g.name ILIKE $3) {filter}"
+    ))
+    .bind::<BigInt, _>(user_id)
+    .bind::<Text, _>(&search)
+    .bind::<Text, _>(&pattern)
+    .get_result(conn)?;
+    Ok((rows, count.n))
 }
 
 /// One achievement as the game page shows it.
@@ -503,4 +533,74 @@ pub fn replace_unlocks(
             .execute(conn)?;
         Ok(())
     })
+}
+
+/// Deletes the user's whole library and unlocks (the Steam account was
+/// unlinked, or replaced by another). Returns how many games went.
+pub fn delete_all_for(conn: &mut PgConnection, user_id: i64) -> QueryResult<usize> {
+    diesel::delete(user_achievements::table.filter(user_achievements::user_id.eq(user_id))).execute(conn)?;
+    diesel::delete(library_entries::table.filter(library_entries::user_id.eq(user_id))).execute(conn)
+}
+
+/// An unlock for the dashboard's feed.
+#[derive(Debug, QueryableByName)]
+pub struct RecentUnlock {
+    #[diesel(sql_type = BigInt)]
+    pub appid: i64,
+    #[diesel(sql_type = Text)]
+    pub game: String,
+    #[diesel(sql_type = Text)]
+    pub achievement: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub icon_url: Option<String>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub global_percent: Option<f64>,
+    #[diesel(sql_type = Timestamptz)]
+    pub unlocked_at: DateTime<Utc>,
+}
+
+/// The user's latest unlocks, newest first.
+pub fn recent_unlocks(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<Vec<RecentUnlock>> {
+    diesel::sql_query(
+        "SELECT g.appid, g.name AS game, ga.display_name AS achievement, ga.icon_url, ga.global_percent, ua.unlocked_at
+         FROM user_achievements ua
+         JOIN game_achievements ga ON ga.id = ua.achievement_id
+         JOIN games g ON g.appid = ga.appid
+         WHERE ua.user_id = $1 AND ua.unlocked_at IS NOT NULL
+         ORDER BY ua.unlocked_at DESC, ga.id DESC LIMIT $2",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+}
+
+/// Started games closest to 100%, for the dashboard.
+pub fn closest_to_perfect(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<Vec<LibraryRow>> {
+    diesel::sql_query(
+        "SELECT g.appid, g.name, g.icon_hash, le.playtime_minutes, le.unlocked_count, g.achievement_count,
+                le.last_unlock_at, 0::int8 AS total_rows
+         FROM library_entries le JOIN games g ON g.appid = le.appid
+         WHERE le.user_id = $1 AND le.unlocked_count > 0 AND le.unlocked_count < g.achievement_count
+         ORDER BY le.unlocked_count::float8 / g.achievement_count DESC, g.achievement_count - le.unlocked_count, g.appid
+         LIMIT $2",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn icons_use_steams_media_host_and_url_shape() {
+        let media = url::Url::parse("https://media.steampowered.com").unwrap();
+        assert_eq!(
+            super::icon_url(&media, 400, "cfa928ab4119dd137e50d728e8fe703e4e970aff"),
+            "https://media.steampowered.com/steamcommunity/public/images/apps/400/cfa928ab4119dd137e50d728e8fe703e4e970aff.jpg"
+        );
+        let fake = url::Url::parse("http://127.0.0.1:9000/").unwrap();
+        assert!(
+            super::icon_url(&fake, 1, "ab").starts_with("http://127.0.0.1:9000/steamcommunity/public/images/apps/1/")
+        );
+    }
 }

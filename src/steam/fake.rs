@@ -96,9 +96,12 @@ impl FakeSteam {
         let port = listener.local_addr()?.port();
         let state = Arc::new(Mutex::new(state));
         let data = web::Data::from(state.clone());
+        let own = web::Data::new(FakeBase(format!("http://127.0.0.1:{port}")));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(own.clone())
+                .route("/steamcommunity/public/images/apps/{appid}/{file}", web::get().to(icon))
                 .route("/IPlayerService/GetOwnedGames/v1/", web::get().to(owned_games))
                 .route("/ISteamUserStats/GetPlayerAchievements/v1/", web::get().to(player_achievements))
                 .route("/ISteamUserStats/GetSchemaForGame/v2/", web::get().to(schema))
@@ -122,6 +125,26 @@ impl FakeSteam {
     pub fn calls(&self, method: &str) -> u64 {
         self.state.lock().unwrap().calls.get(method).copied().unwrap_or(0)
     }
+}
+
+/// The fake server's own address, for the icon URLs it hands out.
+struct FakeBase(String);
+
+/// Any icon: a 32x32 PNG in a colour of its own name (real icons are
+/// JPEGs; browsers go by the bytes).
+async fn icon(path: web::Path<(i64, String)>) -> HttpResponse {
+    let (appid, file) = path.into_inner();
+    let seed = file.bytes().fold(appid as u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    let colour = image::Rgb([(seed >> 16) as u8 | 0x40, (seed >> 8) as u8 | 0x40, seed as u8 | 0x40]);
+    let img = image::RgbImage::from_pixel(32, 32, colour);
+    let mut png = std::io::Cursor::new(Vec::new());
+    if img.write_to(&mut png, image::ImageFormat::Png).is_err() {
+        return HttpResponse::InternalServerError().finish();
+    }
+    HttpResponse::Ok()
+        .content_type("image/png")
+        .insert_header(("cache-control", "max-age=86400"))
+        .body(png.into_inner())
 }
 
 #[derive(Deserialize)]
@@ -264,7 +287,7 @@ async fn player_achievements(state: web::Data<Mutex<FakeState>>, q: web::Query<Q
     }}))
 }
 
-async fn schema(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> HttpResponse {
+async fn schema(state: web::Data<Mutex<FakeState>>, own: web::Data<FakeBase>, q: web::Query<Query>) -> HttpResponse {
     if let Err(r) = gate(&state, "GetSchemaForGame", &q).await {
         return r;
     }
@@ -279,8 +302,8 @@ async fn schema(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> Htt
             let mut v = json!({
                 "name": a.api_name, "defaultvalue": 0, "displayName": a.display_name,
                 "hidden": if a.hidden { 1 } else { 0 },
-                "icon": format!("https://cdn.akamai.steamstatic.com/steamcommunity/public/images/apps/{}/{}.jpg", q.appid.unwrap(), a.api_name),
-                "icongray": format!("https://cdn.akamai.steamstatic.com/steamcommunity/public/images/apps/{}/{}_gray.jpg", q.appid.unwrap(), a.api_name),
+                "icon": format!("{}/steamcommunity/public/images/apps/{}/{}.jpg", own.0, q.appid.unwrap(), a.api_name),
+                "icongray": format!("{}/steamcommunity/public/images/apps/{}/{}_gray.jpg", own.0, q.appid.unwrap(), a.api_name),
             });
             // Steam leaves the description out of hidden achievements.
             if let (Some(d), false) = (&a.description, a.hidden) {

@@ -23,9 +23,18 @@ struct LibraryPage {
     total: i64,
     page: i64,
     pages: i64,
+    /// Steam's media host, for the game icons.
+    media: url::Url,
 }
 
 impl LibraryPage {
+    /// "1 game", "30 games".
+    fn count_words(&self) -> String {
+        match self.total {
+            1 => "1 game".to_owned(),
+            n => format!("{n} games"),
+        }
+    }
     fn q(&self) -> &str {
         self.query.q.as_deref().unwrap_or("")
     }
@@ -53,11 +62,11 @@ async fn library(
     let pool = &state.pool;
     let query = query.into_inner();
     let (user_id, q) = (current.user.id, query.clone());
-    let rows = db::run(pool, move |conn| Ok(library::library_page(conn, user_id, &q)?)).await?;
-    let total = rows.first().map(|r| r.total_rows).unwrap_or(0);
+    let (rows, total) = db::run(pool, move |conn| Ok(library::library_page(conn, user_id, &q)?)).await?;
     let pages = crate::pagination::page_count(total, PAGE_SIZE);
     let page = crate::pagination::page_number(query.page);
-    render(&LibraryPage { ctx, rows, query, total, page, pages })
+    let media = state.settings.steam_media_url.clone();
+    render(&LibraryPage { ctx, rows, query, total, page, pages, media })
 }
 
 #[derive(Template)]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::account::SteamAccount;
 use super::service;
-use crate::audit::{AuditEvent, RequestMeta};
+use crate::audit::RequestMeta;
 use crate::auth::extractors::CurrentUser;
 use crate::db::{self, PgPool};
 use crate::error::AppError;
@@ -56,6 +56,21 @@ impl SettingsPage {
     /// A key is stored, so the form may leave the key empty.
     fn key_on_file(&self) -> bool {
         self.state.account.as_ref().is_some_and(|a| a.api_key_last4.is_some())
+    }
+
+    /// A sync is waiting or running.
+    fn syncing(&self) -> bool {
+        self.state.job.as_ref().is_some_and(|j| !j.status.is_over())
+    }
+
+    /// A job's status in words.
+    fn status_words(&self, status: &str) -> &'static str {
+        match status {
+            "queued" => "Waiting to start",
+            "running" => "Syncing",
+            "done" => "Sync finished",
+            _ => "Sync failed",
+        }
     }
 }
 
@@ -166,16 +181,34 @@ async fn resync_all(current: CurrentUser, state: web::Data<AppState>) -> Result<
     start_sync(current, &state, true).await
 }
 
-async fn unlink(current: CurrentUser, meta: RequestMeta, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
+#[derive(Template)]
+#[template(path = "steam/unlink.html")]
+struct UnlinkPage {
+    ctx: PageContext,
+    persona: String,
+    games: i64,
+}
+
+/// Asks first: unlinking deletes the synced library.
+async fn unlink_confirm(
+    ctx: PageContext,
+    current: CurrentUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let sync = load(&state.pool, current.user.id).await?;
+    let Some(account) = sync.account else { return Ok(see_other("/settings/steam")) };
+    let persona = account.persona_name.clone().unwrap_or_else(|| "your Steam account".into());
     let user_id = current.user.id;
-    db::run(pool, move |conn| {
-        SteamAccount::unlink(conn, user_id)?;
-        AuditEvent::new("steam", "unlink", &meta).actor(user_id).record(conn)?;
-        Ok(())
-    })
-    .await?;
-    FlashMessage::info("Your Steam account is unlinked; your synced library stays until you delete it.").send();
+    let games = db::run(&state.pool, move |conn| Ok(crate::models::library::totals(conn, user_id)?.games)).await?;
+    render(&UnlinkPage { ctx, persona, games })
+}
+
+async fn unlink(current: CurrentUser, meta: RequestMeta, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let games = service::unlink(&state, current.user.id, &meta).await?;
+    FlashMessage::info(format!(
+        "Your Steam account is unlinked and its library ({games} game(s)) is deleted. Your goals stay."
+    ))
+    .send();
     Ok(see_other("/settings/steam"))
 }
 
@@ -233,6 +266,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/settings/steam").route(web::get().to(show)).route(web::post().to(link)))
         .service(web::resource("/settings/steam/sync").route(web::post().to(sync_now)))
         .service(web::resource("/settings/steam/resync-all").route(web::post().to(resync_all)))
-        .service(web::resource("/settings/steam/unlink").route(web::post().to(unlink)))
+        .service(
+            web::resource("/settings/steam/unlink").route(web::get().to(unlink_confirm)).route(web::post().to(unlink)),
+        )
         .service(web::resource("/settings/steam/progress").route(web::get().to(progress_stream)));
 }

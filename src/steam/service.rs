@@ -61,6 +61,12 @@ pub async fn link(
     let persona = summary.personaname.clone();
     db::run(pool, move |conn| {
         conn.build_transaction().run(|conn| {
+            // Another Steam account's games are not this one's.
+            let previous = SteamAccount::find(conn, user_id)?.and_then(|a| a.steam_id);
+            if previous.is_some_and(|p| p != steam_id as i64) {
+                crate::models::library::delete_all_for(conn, user_id)?;
+                crate::achievements::model::evaluate(conn, &[user_id])?;
+            }
             SteamAccount::link(
                 conn,
                 &cipher,
@@ -78,4 +84,24 @@ pub async fn link(
     .await?;
     state.jobs.notify();
     Ok(Ok(persona))
+}
+
+/// Unlinks the Steam account and deletes the library it synced (games,
+/// playtime, unlocks); goals stay, their progress recomputed. Returns how
+/// many games were removed.
+pub async fn unlink(state: &AppState, user_id: i64, meta: &RequestMeta) -> Result<usize, AppError> {
+    let meta = meta.clone();
+    db::run(&state.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let games = crate::models::library::delete_all_for(conn, user_id)?;
+            SteamAccount::unlink(conn, user_id)?;
+            crate::achievements::model::evaluate(conn, &[user_id])?;
+            AuditEvent::new("steam", "unlink", &meta)
+                .actor(user_id)
+                .details(serde_json::json!({ "games_removed": games }))
+                .record(conn)?;
+            Ok(games)
+        })
+    })
+    .await
 }

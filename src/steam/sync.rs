@@ -87,7 +87,14 @@ pub async fn run(ctx: &AppState, job: &Job) -> Result<Done, SyncError> {
         crate::achievements::evaluate(conn, &[user_id]).map(|_| ())
     })
     .await?;
-    if result? == 0 {
+    let failed = match result {
+        Ok(n) => n,
+        // A private profile is a state of the link, shown on the Steam
+        // page; retrying (or an admin's Retry) cannot change it.
+        Err(e) if e.message == SteamError::Private.to_string() => return Ok(Done::default()),
+        Err(e) => return Err(e),
+    };
+    if failed == 0 {
         return Ok(Done::default());
     }
     let retry_at = blocking(ctx, move |conn| library::earliest_retry(conn, user_id)).await?;

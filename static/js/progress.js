@@ -13,7 +13,8 @@
     var p = JSON.parse(event.data);
     bar.max = Math.max(p.total, 1);
     bar.value = p.done;
-    text.textContent = p.status + ": " + p.done + " / " + p.total + " games";
+    var words = { queued: "Waiting to start", running: "Syncing", done: "Sync finished", failed: "Sync failed" };
+    text.textContent = (words[p.status] || p.status) + ": " + p.done + " / " + p.total + " games";
     if (p.status === "done" || p.status === "failed") {
       source.close();
       window.location.reload();

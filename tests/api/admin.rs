@@ -67,7 +67,7 @@ async fn locking_signs_the_user_out_and_keeps_them_out_until_unlocked() {
     assert_eq!(app.login_with(&new_client(), "bob", PASSWORD).await.status(), 401);
 
     app.submit(&page, &format!("/admin/users/{id}/unlock"), &[]).await;
-    assert_eq!(location(&app.login_with(&new_client(), "bob", PASSWORD).await), "/account");
+    assert_eq!(location(&app.login_with(&new_client(), "bob", PASSWORD).await), "/dashboard");
     app.submit(&page, &format!("/admin/users/{id}/end-sessions"), &[]).await;
     app.submit(&page, &format!("/admin/users/{id}/make-admin"), &[]).await;
     assert_eq!(text_of(&html(app.get(&page).await).await, "#role").as_deref(), Some("admin"));

@@ -16,7 +16,7 @@ async fn create_admin_makes_a_verified_admin_who_can_sign_in() {
     assert_eq!(user.email.as_deref(), Some("root@example.com"));
     assert!(user.email_verified_at.is_some());
     let res = app.login_with(&app.client, "root", PASSWORD).await;
-    assert_eq!(location(&res), "/account");
+    assert_eq!(location(&res), "/dashboard");
 
     assert_eq!(create_admin(&mut conn, "ROOT", "x@example.com", PASSWORD).unwrap(), AdminOutcome::AlreadyAdmin);
 }

@@ -54,7 +54,7 @@ async fn sign_in_never_follows_a_next_that_leaves_the_site_or_breaks_the_header(
     // The tab arrives percent-encoded in a link; the form must not carry it on.
     let doc = html(app.client.get(app.url("/login?next=/%09/evil.example")).send().await.unwrap()).await;
     let sel = scraper::Selector::parse("input[name=next]").unwrap();
-    assert_eq!(doc.select(&sel).next().unwrap().value().attr("value"), Some("/account"));
+    assert_eq!(doc.select(&sel).next().unwrap().value().attr("value"), Some("/dashboard"));
     // A local page with a query string is still followed.
     let res = app
         .submit_with(
@@ -92,7 +92,7 @@ async fn the_second_step_and_re_authentication_never_follow_a_foreign_next() {
     assert_eq!(location(&res), "/login/2fa");
     let code = crate::two_factor::totp(&secret).generate(crate::two_factor::now() + 30);
     let res = app.submit_with(&laptop, "/login/2fa", "/login/2fa", &[("code", &code)]).await;
-    assert_eq!(location(&res), "/account");
+    assert_eq!(location(&res), "/dashboard");
 }
 
 async fn assert_nul_refused(res: reqwest::Response) {

@@ -74,13 +74,14 @@ async fn an_uploaded_image_is_reencoded_thumbnailed_served_with_its_type_and_aud
 }
 
 #[actix_web::test]
-async fn a_file_over_five_megabytes_gets_the_413_page_and_nothing_is_saved() {
+async fn a_file_over_five_megabytes_gets_the_form_back_with_a_message_and_nothing_is_saved() {
     let (app, _fake) = synced_alice().await;
     let mut big = png(10, 10, 1);
     big.resize(5 * 1024 * 1024 + 10, 0);
     let res = create_with_image(&app, "big.png", big).await;
-    assert_eq!(res.status(), 413);
-    assert!(res.text().await.unwrap().contains("too large"));
+    assert_eq!(res.status(), 422, "the form, with what was typed, not an error page");
+    let errors = text_of(&html(res).await, "#form-errors").unwrap();
+    assert!(errors.contains("larger than 5 MB"), "{errors}");
     let mut conn = app.pool.get().unwrap();
     assert_eq!(custom_achievements::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
     assert!(app.stored_files().is_empty());

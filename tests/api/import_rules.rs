@@ -240,7 +240,7 @@ async fn every_rule_of_the_format_is_applied_and_reported() {
     // Sign-in: scrypt and PBKDF2, an account without email, and a user with
     // an unknown hash who cannot sign in.
     let res = app.login_with(&new_client(), "dave", "pw-dave").await;
-    assert_eq!(location(&res), "/account");
+    assert_eq!(location(&res), "/dashboard");
     let res = app.login_with(&new_client(), "alice-2", "pw-alice").await;
     assert_eq!(location(&res), "/account", "the renamed user signs in under the new name");
     let res = app.login_with(&new_client(), "Alice", "pw-Alice").await;

@@ -52,7 +52,7 @@ async fn a_sign_in_goes_back_to_the_page_that_asked_for_it() {
             &[("login", "alice"), ("password", PASSWORD), ("next", "//evil.example/")],
         )
         .await;
-    assert_eq!(location(&res), "/account");
+    assert_eq!(location(&res), "/dashboard");
 }
 
 #[actix_web::test]

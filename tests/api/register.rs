@@ -36,7 +36,7 @@ async fn a_new_user_registers_confirms_the_emailed_link_and_signs_in() {
 
     let res = app.login_with(&app.client, "ALICE", PASSWORD).await;
     assert_eq!(res.status(), 303);
-    assert_eq!(location(&res), "/account");
+    assert_eq!(location(&res), "/dashboard");
     let res = app.get("/account").await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");

@@ -83,7 +83,7 @@ async fn with_2fa_on_a_sign_in_needs_a_fresh_code_and_a_code_works_once() {
     // The enrolment used this step's code; the next step's is still fresh.
     let code = totp(&secret).generate(now() + 30);
     let res = app.submit_with(&laptop, "/login/2fa", "/login/2fa", &[("code", &code)]).await;
-    assert_eq!(location(&res), "/account");
+    assert_eq!(location(&res), "/dashboard");
     assert_eq!(laptop.get(app.url("/account")).send().await.unwrap().status(), 200);
 
     // The same code again, from another browser: refused.
@@ -100,7 +100,7 @@ async fn each_backup_code_signs_in_once() {
     let first = new_client();
     app.login_with(&first, "alice", PASSWORD).await;
     let res = app.submit_with(&first, "/login/2fa", "/login/2fa", &[("code", &codes[3].to_uppercase())]).await;
-    assert_eq!(location(&res), "/account");
+    assert_eq!(location(&res), "/dashboard");
 
     let second = new_client();
     app.login_with(&second, "alice", PASSWORD).await;
@@ -145,5 +145,5 @@ async fn turning_2fa_off_needs_the_password_and_a_code() {
     assert!(text_of(&doc, "#tfa-status").unwrap().starts_with("Off"));
     assert_eq!(app.login_with(&new_client(), "alice", PASSWORD).await.status(), 303);
     let res = app.login_with(&new_client(), "alice", PASSWORD).await;
-    assert_eq!(location(&res), "/account");
+    assert_eq!(location(&res), "/dashboard");
 }

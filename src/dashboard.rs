@@ -1,0 +1,92 @@
+//! The dashboard: what a signed-in user sees first. A new user gets the
+//! next step (link Steam, wait for the first sync); then recent unlocks,
+//! the games closest to perfect, the goals closest to being met, and the
+//! state of the sync.
+
+use actix_web::{web, HttpResponse};
+use askama::Template;
+
+use crate::achievements::model::{self as goals, AchievementRow};
+use crate::auth::extractors::CurrentUser;
+use crate::db;
+use crate::error::AppError;
+use crate::jobs::model::{self as jobs, Job};
+use crate::jobs::STEAM_SYNC;
+use crate::layout::PageContext;
+use crate::models::library::{self, LibraryRow, RecentUnlock};
+use crate::response::render;
+use crate::state::AppState;
+use crate::steam::account::SteamAccount;
+
+/// Everything the dashboard shows.
+struct Overview {
+    account: Option<SteamAccount>,
+    job: Option<Job>,
+    recent: Vec<RecentUnlock>,
+    closest: Vec<LibraryRow>,
+    goals: Vec<AchievementRow>,
+}
+
+fn load(conn: &mut diesel::PgConnection, user_id: i64) -> diesel::QueryResult<Overview> {
+    Ok(Overview {
+        account: SteamAccount::find(conn, user_id)?,
+        job: jobs::latest(conn, STEAM_SYNC, user_id)?,
+        recent: library::recent_unlocks(conn, user_id, 8)?,
+        closest: library::closest_to_perfect(conn, user_id, 5)?,
+        goals: goals::closest_to_met(conn, user_id, 5)?,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    ctx: PageContext,
+    username: String,
+    o: Overview,
+    media: url::Url,
+}
+
+impl DashboardPage {
+    /// What a new user should do next, if anything.
+    fn next_step(&self) -> Option<(&'static str, &'static str, &'static str)> {
+        let linked = self.o.account.as_ref().is_some_and(|a| a.steam_id.is_some() && a.api_key_enc.is_some());
+        if !linked {
+            return Some((
+                "Link your Steam account",
+                "Questline needs your Steam profile and your own Steam Web API key to sync your library.",
+                "/settings/steam",
+            ));
+        }
+        let synced = self.o.account.as_ref().is_some_and(|a| a.last_synced_at.is_some());
+        if !synced {
+            return Some((
+                "Your first sync is running",
+                "Your games and achievements appear here as soon as it ends. You can follow it on the Steam page.",
+                "/settings/steam",
+            ));
+        }
+        None
+    }
+
+    fn sync_state(&self) -> String {
+        match (&self.o.job, self.o.account.as_ref().and_then(|a| a.last_synced_at)) {
+            (Some(j), _) if !j.status.is_over() => {
+                format!("Syncing: {} of {} games", j.progress_done, j.progress_total)
+            }
+            (_, Some(t)) => format!("Last synced {}", t.format("%Y-%m-%d %H:%M UTC")),
+            _ => "Not synced yet".to_owned(),
+        }
+    }
+}
+
+async fn show(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let user_id = current.user.id;
+    let o = db::run(&state.pool, move |conn| Ok(load(conn, user_id)?)).await?;
+    let media = state.settings.steam_media_url.clone();
+    render(&DashboardPage { ctx, username: current.user.username, o, media })
+}
+
+/// Registers the routes of this module.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/dashboard").route(web::get().to(show)));
+}

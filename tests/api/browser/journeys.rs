@@ -1,0 +1,244 @@
+//! The journeys, each a test: every page on the way is checked by
+//! [`Browser::check`].
+
+use diesel::prelude::*;
+use questline::schema::users;
+
+use super::Browser;
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
+use crate::steam::{portal_state, sync_finished, KEY, PASSWORD, STEAM_ID};
+use crate::two_factor::{enrol, totp};
+
+/// Signs in through the form; lands wherever the form sends us.
+async fn sign_in(b: &Browser, login: &str, password: &str) {
+    b.goto("/login").await;
+    b.fill("input[name=login]", login).await;
+    b.fill("input[name=password]", password).await;
+    b.click("form.auth-form button[type=submit]").await;
+}
+
+async fn sign_out(b: &Browser) {
+    b.click("#logout").await;
+}
+
+#[actix_web::test]
+async fn a_visitor_sees_the_home_page_the_community_and_a_clear_404() {
+    let app = spawn_app().await;
+    let mut b = Browser::start(&app).await;
+    b.goto("/").await;
+    b.check("home").await;
+    b.goto("/community").await;
+    b.check("community-visitor").await;
+    b.goto("/login").await;
+    b.check("login").await;
+    b.goto("/register").await;
+    b.check("register").await;
+    b.goto("/no/such/page").await;
+    assert!(b.text("h1").await.contains("not found"), "{}", b.text("h1").await);
+    b.check("error-404").await;
+    b.finish().await;
+}
+
+#[actix_web::test]
+async fn a_new_user_registers_confirms_by_the_mailed_link_and_signs_in_to_a_dashboard() {
+    let app = spawn_app().await;
+    let mut b = Browser::start(&app).await;
+    b.goto("/register").await;
+    b.fill("input[name=username]", "alice").await;
+    b.fill("input[name=email]", "alice@example.com").await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.fill("input[name=password_confirmation]", PASSWORD).await;
+    b.click("form.auth-form button[type=submit]").await;
+    assert_eq!(b.path().await, "/login");
+    b.check("registered").await;
+
+    let link = app.mail.next_email().await.link("/verify");
+    b.goto(&link).await;
+    b.check("confirm-email").await;
+    b.click("form.auth-form button[type=submit]").await;
+    assert_eq!(b.path().await, "/login");
+
+    sign_in(&b, "alice", PASSWORD).await;
+    assert_eq!(b.path().await, "/dashboard");
+    assert!(b.text("#next-step").await.contains("Link your Steam account"), "{}", b.text("main").await);
+    b.check("dashboard-new-user").await;
+    b.goto("/settings/steam").await;
+    b.check("settings-steam-unlinked").await;
+    b.goto("/achievements").await;
+    b.check("achievements-empty").await;
+    b.goto("/library").await;
+    b.check("library-empty").await;
+    b.finish().await;
+}
+
+async fn steam_app() -> (TestApp, questline::steam::fake::FakeSteam) {
+    let fake = questline::steam::fake::FakeSteam::start(portal_state()).unwrap();
+    let base = fake.base_url();
+    let app = spawn_app_with(|env| {
+        env.insert("STEAM_API_BASE_URL".into(), base.clone());
+        env.insert("STEAM_MEDIA_URL".into(), base);
+        env.insert("RATE_LIMIT_LOGIN_PER_MINUTE".into(), "1000".into());
+    })
+    .await;
+    app.register_verified("alice", "alice@example.com", PASSWORD).await;
+    (app, fake)
+}
+
+#[actix_web::test]
+async fn a_user_links_steam_watches_the_sync_and_browses_library_game_and_stats() {
+    let (app, _fake) = steam_app().await;
+    let mut b = Browser::start(&app).await;
+    sign_in(&b, "alice", PASSWORD).await;
+    b.goto("/settings/steam").await;
+    b.fill("input[name=profile]", &STEAM_ID.to_string()).await;
+    b.fill("input[name=api_key]", KEY).await;
+    b.click("#link-form button[type=submit]").await;
+    assert_eq!(b.path().await, "/settings/steam");
+    assert_eq!(sync_finished(&app).await, "done");
+    // The page follows the sync to its end by itself.
+    b.wait_for_text("#sync-progress", "Sync finished").await;
+    b.check("settings-steam-synced").await;
+
+    b.goto("/dashboard").await;
+    b.check("dashboard").await;
+    b.goto("/library").await;
+    assert!(b.text("#game-count").await.contains("3 games"), "{}", b.text("#game-count").await);
+    b.check("library").await;
+    b.goto("/library?sort=completion&filter=started").await;
+    b.check("library-sorted-filtered").await;
+    b.goto("/library?q=portal").await;
+    assert!(b.text("#game-count").await.contains("2 games"), "{}", b.text("#game-count").await);
+    b.goto("/library?page=99").await;
+    assert!(b.text("main").await.contains("no games on page 99"), "{}", b.text("main").await);
+    b.check("library-past-the-end").await;
+    b.goto("/library/400").await;
+    b.check("game").await;
+    b.goto("/library/570").await;
+    assert!(b.text("main").await.contains("has no achievements"), "{}", b.text("main").await);
+    b.check("game-without-achievements").await;
+    b.goto("/stats").await;
+    b.check("stats").await;
+    b.finish().await;
+}
+
+#[actix_web::test]
+async fn a_user_creates_and_shares_an_achievement_and_another_user_adds_it() {
+    let (app, _fake) = steam_app().await;
+    let mut b = Browser::start(&app).await;
+    sign_in(&b, "alice", PASSWORD).await;
+    b.goto("/settings/steam").await;
+    b.fill("input[name=profile]", &STEAM_ID.to_string()).await;
+    b.fill("input[name=api_key]", KEY).await;
+    b.click("#link-form button[type=submit]").await;
+    assert_eq!(sync_finished(&app).await, "done");
+
+    b.goto("/achievements/new").await;
+    b.check("achievement-new").await;
+    b.fill("input[name=name]", "Thinking with portals").await;
+    b.fill("textarea[name=description]", "Finish both Portal games.").await;
+    b.click("input[name=condition_type][value=complete_games]").await;
+    b.select_all("select[name=games]", &["400", "620"]).await;
+    let image = std::env::temp_dir().join(format!("questline-browser-{}.png", std::process::id()));
+    std::fs::write(&image, crate::images::png(64, 64, 120)).unwrap();
+    b.upload("input[name=image]", &image).await;
+    b.click("#save-achievement").await;
+    assert_eq!(b.path().await, "/achievements");
+    b.check("achievements").await;
+    b.click("form.share button[type=submit]").await;
+    b.check("achievement-shared").await;
+    sign_out(&b).await;
+
+    app.register_verified("bob", "bob@example.com", PASSWORD).await;
+    sign_in(&b, "bob", PASSWORD).await;
+    b.goto("/community?q=portals").await;
+    b.check("community").await;
+    b.click("form.add button[type=submit]").await;
+    assert_eq!(b.path().await, "/achievements");
+    assert!(b.text("main").await.contains("Thinking with portals"));
+    b.check("achievements-imported").await;
+    b.finish().await;
+}
+
+#[actix_web::test]
+async fn a_user_turns_on_two_factor_authentication_and_keeps_the_backup_codes() {
+    let app = crate::two_factor::app().await;
+    app.register_verified("alice", "alice@example.com", PASSWORD).await;
+    let mut b = Browser::start(&app).await;
+    sign_in(&b, "alice", PASSWORD).await;
+    b.goto("/account/security").await;
+    b.check("security").await;
+    b.click("#tfa-start button[type=submit]").await;
+    assert!(b.path().await.starts_with("/account/reauth"));
+    b.check("reauth").await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.click("form.auth-form button[type=submit]").await;
+    b.click("#tfa-start button[type=submit]").await;
+    assert_eq!(b.path().await, "/account/2fa/setup");
+    b.check("two-factor-setup").await;
+    let secret = b.text("#totp-secret").await;
+    let code = totp(&secret).generate(chrono::Utc::now().timestamp() as u64);
+    b.fill("input[name=code]", &code).await;
+    b.click("#tfa-confirm button[type=submit]").await;
+    assert_eq!(b.driver.find_all(thirtyfour::By::Css("#backup-codes code")).await.unwrap().len(), 10);
+    b.check("backup-codes").await;
+    b.finish().await;
+}
+
+#[actix_web::test]
+async fn an_admin_runs_the_console() {
+    let app = crate::two_factor::app().await;
+    let (_, codes) = enrol(&app).await;
+    let mut conn = app.pool.get().unwrap();
+    diesel::update(users::table.filter(users::username.eq("alice")))
+        .set(users::role.eq("admin"))
+        .execute(&mut conn)
+        .unwrap();
+    app.register_verified("bob", "bob@example.com", PASSWORD).await;
+    let bob: i64 = users::table.filter(users::username.eq("bob")).select(users::id).first(&mut conn).unwrap();
+
+    let mut b = Browser::start(&app).await;
+    sign_in(&b, "alice", PASSWORD).await;
+    assert_eq!(b.path().await, "/login/2fa");
+    b.check("sign-in-second-step").await;
+    b.fill("input[name=code]", &codes[0]).await;
+    b.click("form.auth-form button[type=submit]").await;
+    for (path, name) in [
+        ("/admin".to_owned(), "admin-dashboard"),
+        ("/admin/users".to_owned(), "admin-users"),
+        (format!("/admin/users/{bob}"), "admin-user"),
+        ("/admin/audit".to_owned(), "admin-audit"),
+        ("/admin/security".to_owned(), "admin-security"),
+        ("/admin/jobs".to_owned(), "admin-jobs"),
+        ("/admin/community".to_owned(), "admin-community"),
+    ] {
+        b.goto(&path).await;
+        b.check(name).await;
+    }
+    // Locking asks for a confirmation first, and the buttons follow the
+    // account's state.
+    b.goto(&format!("/admin/users/{bob}")).await;
+    assert!(!b.has("button[value=unlock]").await, "Unlock is not offered for an active account");
+    b.click("button[value=lock]").await;
+    b.check("admin-confirm-lock").await;
+    b.click("#confirm button[type=submit]").await;
+    assert_eq!(b.text("#status").await, "locked");
+    assert!(!b.has("button[value=lock]").await && b.has("button[value=unlock]").await);
+    b.check("admin-user-locked").await;
+
+    // Maintenance mode, as a visitor sees it.
+    b.goto("/admin").await;
+    b.click("#maintenance button[type=submit]").await;
+    // A sensitive switch: the password again first, then back to it.
+    assert!(b.path().await.starts_with("/account/reauth"), "{}", b.path().await);
+    b.check("admin-reauth").await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.fill("input[name=code]", &codes[1]).await;
+    b.click("form.auth-form button[type=submit]").await;
+    b.click("#maintenance button[type=submit]").await;
+    assert!(b.text("#maintenance").await.contains("off"), "{}", b.text("#maintenance").await);
+    sign_out(&b).await;
+    b.goto("/").await;
+    assert!(b.text("h1").await.contains("maintenance"), "{}", b.text("main").await);
+    b.check("maintenance").await;
+    b.finish().await;
+}
