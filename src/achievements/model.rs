@@ -50,6 +50,17 @@ impl AchievementRow {
     pub fn progress(&self) -> String {
         describe_progress(&self.condition_type, self.progress_current, self.progress_target)
     }
+    /// How the date it was met reads: the last unlock it needed, or for
+    /// playtime (which has no such moment) the sync that first saw it met.
+    pub fn met_words(&self) -> Option<String> {
+        let t = self.met_at?;
+        Some(if self.condition_type == "playtime" {
+            format!("Achieved by the sync of {} (when Questline first saw it met)", t.format("%Y-%m-%d"))
+        } else {
+            format!("Achieved {} (your last unlock it needed)", t.format("%Y-%m-%d"))
+        })
+    }
+
     pub fn percent(&self) -> u32 {
         if self.met_at.is_some() {
             100
@@ -267,7 +278,8 @@ listed_sums AS (
            sum(COALESCE(le.playtime_minutes, 0)) AS minutes,
            sum(COALESCE(le.unlocked_count, 0)) AS unlocked,
            sum(LEAST(COALESCE(le.unlocked_count, 0), COALESCE(gm.achievement_count, 0))) AS done,
-           sum(COALESCE(gm.achievement_count, 0)) AS total
+           sum(COALESCE(gm.achievement_count, 0)) AS total,
+           max(le.last_unlock_at) AS last_unlock
     FROM listed l
     JOIN cond c ON c.id = l.id
     LEFT JOIN library_entries le ON le.user_id = c.owner_id AND le.appid = l.appid
@@ -281,7 +293,8 @@ user_sums AS (
            sum(le.playtime_minutes) AS minutes,
            sum(le.unlocked_count) AS unlocked,
            sum(LEAST(le.unlocked_count, gm.achievement_count)) AS done,
-           sum(gm.achievement_count) AS total
+           sum(gm.achievement_count) AS total,
+           max(le.last_unlock_at) AS last_unlock
     FROM library_entries le
     JOIN games gm ON gm.appid = le.appid
     WHERE le.user_id = ANY($1)
@@ -294,7 +307,8 @@ sums AS (
            COALESCE(ls.minutes, us.minutes, 0) AS minutes,
            COALESCE(ls.unlocked, us.unlocked, 0) AS unlocked,
            COALESCE(ls.done, us.done, 0) AS done,
-           COALESCE(ls.total, us.total, 0) AS total
+           COALESCE(ls.total, us.total, 0) AS total,
+           COALESCE(ls.last_unlock, us.last_unlock) AS last_unlock
     FROM cond c
     LEFT JOIN listed_sums ls ON ls.id = c.id
     LEFT JOIN user_sums us ON us.user_id = c.owner_id AND NOT (c.condition ? 'games')
@@ -314,10 +328,13 @@ progress AS (
             WHEN 'achievement_count' THEN (s.condition ->> 'count')::float8
             WHEN 'complete_games' THEN s.total
             ELSE (s.condition ->> 'percent')::float8
-        END)::float8 AS target
+        END)::float8 AS target,
+        -- When it was met: the last unlock it needed; playtime has no such
+        -- moment, so the sync that first sees it met stamps it.
+        CASE WHEN s.condition_type = 'playtime' THEN NULL ELSE s.last_unlock END AS met_time
     FROM sums s
     UNION ALL
-    SELECT c.id, count(ua.user_id)::float8, count(*)::float8
+    SELECT c.id, count(ua.user_id)::float8, count(*)::float8, max(ua.unlocked_at)
     FROM cond c
     CROSS JOIN LATERAL jsonb_array_elements(c.condition -> 'achievements') AS a(value)
     LEFT JOIN game_achievements ga ON ga.appid = (a.value ->> 'appid')::bigint AND ga.api_name = a.value ->> 'api_name'
@@ -329,11 +346,13 @@ upd AS (
     UPDATE custom_achievements ca
     SET progress_current = p.current,
         progress_target = p.target,
-        met_at = CASE WHEN ca.met_at IS NULL AND p.target > 0 AND p.current >= p.target THEN now() ELSE ca.met_at END,
+        met_at = CASE WHEN ca.met_at IS NULL AND p.target > 0 AND p.current >= p.target
+                      THEN LEAST(COALESCE(p.met_time, now()), now()) ELSE ca.met_at END,
         evaluated_at = now()
     FROM progress p
+    JOIN custom_achievements prev ON prev.id = p.id
     WHERE ca.id = p.id
-    RETURNING ca.imported_from, ca.met_at = now() AS newly
+    RETURNING ca.imported_from, (prev.met_at IS NULL AND ca.met_at IS NOT NULL) AS newly
 )
 SELECT count(*) AS evaluated, count(*) FILTER (WHERE newly) AS newly_met,
        coalesce(array_agg(imported_from) FILTER (WHERE newly AND imported_from IS NOT NULL), '{}') AS completed_shares

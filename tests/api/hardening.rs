@@ -49,7 +49,7 @@ async fn sign_in_never_follows_a_next_that_leaves_the_site_or_breaks_the_header(
             )
             .await;
         assert_eq!(res.status(), 303, "{next:?}");
-        assert_eq!(location(&res), "/account", "{next:?}");
+        assert_eq!(location(&res), "/dashboard", "{next:?}");
     }
     // The tab arrives percent-encoded in a link; the form must not carry it on.
     let doc = html(app.client.get(app.url("/login?next=/%09/evil.example")).send().await.unwrap()).await;
@@ -78,7 +78,7 @@ async fn the_second_step_and_re_authentication_never_follow_a_foreign_next() {
     for next in HOSTILE_NEXT {
         let res = reauth(&app, &bob, next, &[("password", PASSWORD)]).await;
         assert_eq!(res.status(), 303, "{next:?}");
-        assert_eq!(location(&res), "/account", "{next:?}");
+        assert_eq!(location(&res), "/dashboard", "{next:?}");
     }
     let laptop = new_client();
     let res = app

@@ -89,7 +89,7 @@ async fn a_generated_directory_imports_with_the_expected_counts_reruns_as_a_no_o
     }
     for name in &names {
         let res = login(&app, name, &format!("pw-{name}")).await;
-        assert_eq!(location(&res), "/account", "{name} signs in with the old password");
+        assert_eq!(location(&res), "/dashboard", "{name} signs in with the old password");
         assert!(stored_hash(&app, name).unwrap().starts_with("$argon2id$"), "{name}'s hash was upgraded");
     }
     assert_eq!(login(&app, &names[0], "wrong password entirely").await.status(), 401);

@@ -242,9 +242,9 @@ async fn every_rule_of_the_format_is_applied_and_reported() {
     let res = app.login_with(&new_client(), "dave", "pw-dave").await;
     assert_eq!(location(&res), "/dashboard");
     let res = app.login_with(&new_client(), "alice-2", "pw-alice").await;
-    assert_eq!(location(&res), "/account", "the renamed user signs in under the new name");
+    assert_eq!(location(&res), "/dashboard", "the renamed user signs in under the new name");
     let res = app.login_with(&new_client(), "Alice", "pw-Alice").await;
-    assert_eq!(location(&res), "/account", "an imported, unverified email does not block sign-in");
+    assert_eq!(location(&res), "/dashboard", "an imported, unverified email does not block sign-in");
     assert_eq!(app.login_with(&new_client(), "bob_the_builder", "anything at all").await.status(), 401);
 
     // The same directory again: nothing new.
@@ -258,6 +258,6 @@ async fn an_imported_user_is_asked_to_add_and_verify_an_email() {
     run(&app, &write_dir());
     let dave = new_client();
     app.login_with(&dave, "dave", "pw-dave").await;
-    let page = dave.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    let page = dave.get(app.url("/dashboard")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("id=\"add-email\""), "a prompt to add an address");
 }

@@ -24,6 +24,7 @@ mod jobs;
 mod login;
 mod outages;
 mod outbox;
+mod pages;
 mod register;
 mod reset;
 mod schema;
