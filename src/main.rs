@@ -61,6 +61,17 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Serves the fake Steam Web API (for the demo and offline
+    /// development): the demo player's library with `--demo`.
+    FakeSteam {
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        bind: std::net::SocketAddr,
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Creates the demo account, linked to the fake Steam's demo player, and
+    /// queues its first sync (once; a second run changes nothing).
+    SeedDemo,
 }
 
 fn main() -> ExitCode {
@@ -68,6 +79,15 @@ fn main() -> ExitCode {
     if let Command::GenerateSecrets = cli.command {
         print!("{}", settings::generate_secrets());
         return ExitCode::SUCCESS;
+    }
+    if let Command::FakeSteam { bind, demo } = cli.command {
+        return match fake_steam(bind, demo) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("questline: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     // A missing .env is normal in production, where the environment is set by
     // the service manager.
@@ -99,7 +119,8 @@ fn main() -> ExitCode {
                 Err(anyhow::anyhow!("restore replaces everything in the database: run again with --yes"))
             }
         }
-        Command::GenerateSecrets => unreachable!("handled above"),
+        Command::SeedDemo => seed_demo(&settings),
+        Command::GenerateSecrets | Command::FakeSteam { .. } => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,6 +130,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn fake_steam(bind: std::net::SocketAddr, demo: bool) -> anyhow::Result<()> {
+    use questline::steam::{demo as d, fake};
+    actix_web::rt::System::new().block_on(async move {
+        let state = if demo { d::demo_state() } else { fake::FakeState::default() };
+        let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
+        fake::FakeSteam::start_on(state, listener)?;
+        println!("fake Steam on http://{bind} (demo key {}); Ctrl-C to stop", d::DEMO_KEY);
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        Ok(())
+    })
+}
+
+fn seed_demo(settings: &Settings) -> anyhow::Result<()> {
+    use questline::steam::demo;
+    let pool = db::build_pool(settings);
+    let mut conn = pool.get().context("connecting to PostgreSQL (DATABASE_URL)")?;
+    let cipher = questline::crypto::Cipher::from_settings(settings);
+    if demo::seed(&mut conn, &cipher)? {
+        println!("demo account created: sign in as `{}` with `{}`", demo::DEMO_USER, demo::DEMO_PASSWORD);
+    } else {
+        println!("the demo account exists: sign in as `{}` with `{}`", demo::DEMO_USER, demo::DEMO_PASSWORD);
+    }
+    Ok(())
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {

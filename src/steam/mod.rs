@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod client;
+pub mod demo;
 pub mod fake;
 pub mod library;
 pub mod link;

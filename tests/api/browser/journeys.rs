@@ -242,3 +242,40 @@ async fn an_admin_runs_the_console() {
     b.check("maintenance").await;
     b.finish().await;
 }
+
+#[actix_web::test]
+async fn the_demo_account_syncs_its_realistic_library_and_every_page_reads_well() {
+    use questline::steam::demo;
+    let fake = questline::steam::fake::FakeSteam::start(demo::demo_state()).unwrap();
+    let base = fake.base_url();
+    let app = spawn_app_with(|env| {
+        env.insert("STEAM_API_BASE_URL".into(), base.clone());
+        env.insert("STEAM_MEDIA_URL".into(), base);
+    })
+    .await;
+    {
+        let mut conn = app.pool.get().unwrap();
+        let cipher = questline::crypto::Cipher::from_settings(&app.settings);
+        assert!(demo::seed(&mut conn, &cipher).unwrap(), "created");
+        assert!(!demo::seed(&mut conn, &cipher).unwrap(), "a second run changes nothing");
+    }
+    assert_eq!(sync_finished(&app).await, "done");
+
+    let mut b = Browser::start(&app).await;
+    sign_in(&b, demo::DEMO_USER, demo::DEMO_PASSWORD).await;
+    assert_eq!(b.path().await, "/dashboard");
+    b.check("demo-dashboard").await;
+    b.goto("/library").await;
+    assert!(b.text("#game-count").await.contains("320 games"), "{}", b.text("#game-count").await);
+    b.check("demo-library").await;
+    b.goto("/library?sort=completion&page=2").await;
+    b.check("demo-library-page-2").await;
+    b.goto("/library/200030").await;
+    b.check("demo-game").await;
+    b.goto("/stats").await;
+    b.check("demo-stats").await;
+    b.goto("/settings/steam").await;
+    assert!(b.text("#unsynced-games").await.contains("1 game(s) not synced"), "the private game is named");
+    b.check("demo-steam").await;
+    b.finish().await;
+}

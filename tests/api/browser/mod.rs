@@ -249,6 +249,14 @@ impl Browser {
                     .await;
                 self.problems.push(format!("{label}: {scroll}px wide in a {inner}px window: {wide}"));
             }
+            // Lazy images below the fold load now, so every one is judged.
+            self.eval("document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager')").await;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while self.eval("return [...document.images].every(i => i.complete)").await != Value::Bool(true)
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
             let broken = self
                 .eval(
                     "return [...document.images].filter(i => !i.complete || i.naturalWidth === 0)
