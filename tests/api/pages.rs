@@ -157,3 +157,16 @@ async fn linking_a_different_steam_account_replaces_the_old_library() {
     let doc = html(app.get("/library").await).await;
     assert_eq!(text_of(&doc, "#game-count").as_deref(), Some("1 game"), "only the new account's games");
 }
+
+#[actix_web::test]
+async fn deleting_a_goal_asks_first_and_asking_changes_nothing() {
+    let (app, _fake) = synced_alice().await;
+    let id = create(&app, &[("name", "Keep me"), ("condition_type", "playtime"), ("hours", "5")]).await;
+    let page = html(app.get(&format!("/achievements/{id}/delete")).await).await;
+    assert!(text_of(&page, "#confirm").unwrap().contains("cannot be undone"));
+    let mut conn = app.pool.get().unwrap();
+    assert_eq!(custom_achievements::table.count().get_result::<i64>(&mut conn).unwrap(), 1);
+    let res = app.submit(&format!("/achievements/{id}/delete"), &format!("/achievements/{id}/delete"), &[]).await;
+    assert_eq!(location(&res), "/achievements");
+    assert_eq!(custom_achievements::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+}

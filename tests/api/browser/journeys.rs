@@ -26,6 +26,7 @@ async fn a_visitor_sees_the_home_page_the_community_and_a_clear_404() {
     let app = spawn_app().await;
     let mut b = Browser::start(&app).await;
     b.goto("/").await;
+    assert!(b.has("a.skip-link[href='#main']").await, "a skip link");
     b.check("home").await;
     b.goto("/community").await;
     b.check("community-visitor").await;
@@ -103,6 +104,11 @@ async fn a_user_links_steam_watches_the_sync_and_browses_library_game_and_stats(
     b.check("dashboard").await;
     b.goto("/library").await;
     assert!(b.text("#game-count").await.contains("3 games"), "{}", b.text("#game-count").await);
+    assert!(b.has("nav a[href='/library'][aria-current=page]").await, "the menu marks the current page");
+    assert!(
+        b.text("select[name=filter]").await.contains("Not started: none unlocked yet"),
+        "defined where it is offered"
+    );
     b.check("library").await;
     b.goto("/library?sort=completion&filter=started").await;
     b.check("library-sorted-filtered").await;
@@ -180,6 +186,12 @@ async fn a_user_turns_on_two_factor_authentication_and_keeps_the_backup_codes() 
     b.fill("input[name=code]", &code).await;
     b.click("#tfa-confirm button[type=submit]").await;
     assert_eq!(b.driver.find_all(thirtyfour::By::Css("#backup-codes code")).await.unwrap().len(), 10);
+    let download = b.driver.find(thirtyfour::By::Css("#download-codes")).await.unwrap();
+    assert!(
+        download.attr("href").await.unwrap().unwrap().starts_with("data:text/plain"),
+        "the codes can be downloaded"
+    );
+    assert!(b.has("button[data-action=print]").await, "and printed");
     b.check("backup-codes").await;
     b.finish().await;
 }
@@ -239,6 +251,7 @@ async fn an_admin_runs_the_console() {
     sign_out(&b).await;
     b.goto("/").await;
     assert!(b.text("h1").await.contains("maintenance"), "{}", b.text("main").await);
+    assert!(!b.has("main a[href='/']").await, "no link back into the closed site");
     b.check("maintenance").await;
     b.finish().await;
 }
@@ -270,7 +283,9 @@ async fn the_demo_account_syncs_its_realistic_library_and_every_page_reads_well(
     b.check("demo-library").await;
     b.goto("/library?sort=completion&page=2").await;
     b.check("demo-library-page-2").await;
-    b.goto("/library/200030").await;
+    b.goto("/dashboard").await;
+    b.click("#closest-games a").await;
+    assert!(b.path().await.starts_with("/library/"));
     b.check("demo-game").await;
     b.goto("/stats").await;
     b.check("demo-stats").await;
