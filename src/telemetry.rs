@@ -68,7 +68,19 @@ impl tracing_actix_web::RootSpanBuilder for RedactingRootSpan {
                 return;
             }
         }
-        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span.clone(), outcome);
+        let failed = match outcome {
+            Ok(res) => res.response().error().map(|e| (e.as_response_error().status_code(), e.to_string())),
+            Err(e) => Some((e.as_response_error().status_code(), e.to_string())),
+        };
+        if let Some((status, message)) = failed {
+            let _in = span.enter();
+            if status.is_server_error() {
+                tracing::error!(status = status.as_u16(), "request failed: {message}");
+            } else {
+                tracing::warn!(status = status.as_u16(), "request refused: {message}");
+            }
+        }
     }
 }
 
@@ -84,6 +96,52 @@ pub fn loggable_target(path: &str, route: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::loggable_target;
+    use std::sync::{Arc, Mutex};
+
+    use actix_web::{web, App, HttpResponse};
+    use tracing_actix_web::TracingLogger;
+
+    use crate::error::AppError;
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn logs_of(error: fn() -> AppError) -> (u16, String) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = actix_web::test::init_service(
+            App::new()
+                .wrap(TracingLogger::<super::RedactingRootSpan>::new())
+                .route("/x", web::get().to(move || async move { Err::<HttpResponse, _>(error()) })),
+        )
+        .await;
+        let res = actix_web::test::call_service(&app, actix_web::test::TestRequest::get().uri("/x").to_request()).await;
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        (res.status().as_u16(), text)
+    }
+
+    #[actix_web::test]
+    async fn a_redirect_to_sign_in_is_not_logged_as_an_error_but_a_bug_is() {
+        let (status, logs) = logs_of(|| AppError::LoginRequired { next: "/x".to_owned().into() }).await;
+        assert_eq!(status, 303);
+        assert!(!logs.contains("ERROR"), "{logs}");
+        let (status, logs) = logs_of(|| AppError::Internal(anyhow::anyhow!("a bug"))).await;
+        assert_eq!(status, 500);
+        assert!(logs.contains("ERROR"), "the capture works: {logs}");
+    }
 
     #[test]
     fn tokens_in_paths_never_reach_the_log() {

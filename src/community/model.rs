@@ -221,15 +221,6 @@ pub fn browse(
     .load(conn)
 }
 
-/// Why an import did not happen.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ImportOutcome {
-    Imported(i64),
-    NotFound,
-    Own,
-    Already,
-}
-
 /// A visible shared achievement as a copy of it needs it.
 #[derive(Debug, Queryable)]
 pub struct ShareToCopy {

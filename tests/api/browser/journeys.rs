@@ -17,6 +17,14 @@ async fn sign_in(b: &Browser, login: &str, password: &str) {
     b.click("form.auth-form button[type=submit]").await;
 }
 
+/// Links the fake Steam's player through the Steam settings form.
+async fn link_steam(b: &Browser) {
+    b.goto("/settings/steam").await;
+    b.fill("input[name=profile]", &STEAM_ID.to_string()).await;
+    b.fill("input[name=api_key]", KEY).await;
+    b.click("#link-form button[type=submit]").await;
+}
+
 async fn sign_out(b: &Browser) {
     b.click("#logout").await;
 }
@@ -90,10 +98,7 @@ async fn a_user_links_steam_watches_the_sync_and_browses_library_game_and_stats(
     let (app, _fake) = steam_app().await;
     let mut b = Browser::start(&app).await;
     sign_in(&b, "alice", PASSWORD).await;
-    b.goto("/settings/steam").await;
-    b.fill("input[name=profile]", &STEAM_ID.to_string()).await;
-    b.fill("input[name=api_key]", KEY).await;
-    b.click("#link-form button[type=submit]").await;
+    link_steam(&b).await;
     assert_eq!(b.path().await, "/settings/steam");
     assert_eq!(sync_finished(&app).await, "done");
     // The page follows the sync to its end by itself.
@@ -132,10 +137,7 @@ async fn a_user_creates_and_shares_an_achievement_and_another_user_adds_it() {
     let (app, _fake) = steam_app().await;
     let mut b = Browser::start(&app).await;
     sign_in(&b, "alice", PASSWORD).await;
-    b.goto("/settings/steam").await;
-    b.fill("input[name=profile]", &STEAM_ID.to_string()).await;
-    b.fill("input[name=api_key]", KEY).await;
-    b.click("#link-form button[type=submit]").await;
+    link_steam(&b).await;
     assert_eq!(sync_finished(&app).await, "done");
 
     b.goto("/achievements/new").await;
