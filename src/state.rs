@@ -54,7 +54,11 @@ impl AppState {
         let steam = SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default())
             .with_budget(KeyBudget { redis: redis.clone(), per_day: settings.steam_daily_call_budget });
         AppState {
-            hasher: PasswordHasher::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+            // Half the cores at most: a flood of sign-ins then slows sign-in,
+            // not every other page.
+            hasher: PasswordHasher::new(
+                (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) / 2).max(1),
+            ),
             cipher: Cipher::from_settings(&settings),
             storage: Arc::new(LocalStorage::new(settings.upload_dir.clone())),
             steam,

@@ -43,9 +43,13 @@ start_server() {
 }
 
 stop_server() {
-  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  if [ -n "${SERVER_PID:-}" ]; then
+    kill "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
   [ -n "${BENCH_DB:-}" ] && psql -d postgres -qc "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null
   SERVER_PID=
+  return 0
 }
 
 # Resident memory of the server, in MiB.

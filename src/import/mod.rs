@@ -134,6 +134,14 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
         model::finish(run.conn, run_id, json)?;
         Ok(report)
     });
+    if outcome.is_ok() && !opts.dry_run {
+        // Fresh statistics, or the first page views plan for empty tables.
+        crate::db::analyze(
+            conn,
+            &["users", "games", "game_achievements", "library_entries", "user_achievements", "custom_achievements"],
+        )
+        .map_err(ImportError::Db)?;
+    }
     match outcome {
         Ok(report) => Ok(report),
         Err(TxError::DryRun(DryRunDone(report))) => Ok(report),
