@@ -45,12 +45,9 @@ pub async fn create(
     let (storage, quota, meta) = (state.storage.clone(), state.settings.upload_quota_bytes, meta.clone());
     let saved = db::run(&state.pool, move |conn| {
         let result = conn.transaction::<_, AppError, _>(|conn| {
-            let upload = match &processed {
-                Some(p) => match store_image(conn, &storage, quota, user_id, p)? {
-                    Ok(r) => Some(r),
-                    Err(quota) => return Ok(Err(quota)),
-                },
-                None => None,
+            let upload = match store_image(conn, &storage, quota, user_id, processed.as_ref())? {
+                Ok(upload) => upload,
+                Err(full) => return Ok(Err(full)),
             };
             let condition = input.condition.to_json();
             let new = NewCustomAchievement {
@@ -100,12 +97,9 @@ pub async fn update(
         let result = conn.transaction::<_, AppError, _>(|conn| {
             // The new image first: a full quota must refuse the edit before
             // anything is written.
-            let upload = match &processed {
-                Some(p) => match store_image(conn, &storage, quota, user_id, p)? {
-                    Ok(r) => Some(r),
-                    Err(quota) => return Ok(Err(quota)),
-                },
-                None => None,
+            let upload = match store_image(conn, &storage, quota, user_id, processed.as_ref())? {
+                Ok(upload) => upload,
+                Err(full) => return Ok(Err(full)),
             };
             model::update(conn, &row, &input)?;
             let mut old_sha = None;
@@ -237,17 +231,18 @@ fn upload_details(p: &Processed, record: &UploadRecord, achievement_id: i64, sta
     })
 }
 
-/// Saves a new image for an achievement inside the caller's transaction,
+/// Saves the new image, if one was chosen, inside the caller's transaction,
 /// mapping a full quota to the form's error list.
 fn store_image(
     conn: &mut PgConnection,
     storage: &SharedStorage,
     quota: u64,
     user_id: i64,
-    p: &Processed,
-) -> Result<Result<UploadRecord, String>, AppError> {
+    p: Option<&Processed>,
+) -> Result<Result<Option<UploadRecord>, String>, AppError> {
+    let Some(p) = p else { return Ok(Ok(None)) };
     match images::store(conn, storage.as_ref(), Some(user_id), p, Some(quota)) {
-        Ok(r) => Ok(Ok(r)),
+        Ok(r) => Ok(Ok(Some(r))),
         Err(e @ StoreError::Quota { .. }) => Ok(Err(e.to_string())),
         Err(e) => Err(e.into()),
     }
