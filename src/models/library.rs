@@ -119,22 +119,23 @@ pub fn library_page(
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
-    let count: Count = if search.is_empty() && filter.is_empty() {
-        // The whole library: an index-only count.
-        diesel::sql_query("SELECT count(*) AS n FROM library_entries WHERE user_id = $1")
-            .bind::<BigInt, _>(user_id)
-            .get_result(conn)?
-    } else {
-        diesel::sql_query(format!(
-            "SELECT count(*) AS n FROM library_entries le JOIN games g ON g.appid = le.appid
-             WHERE le.user_id = $1 AND ($2 = '' OR g.name ILIKE $3) {filter}"
-        ))
-        .bind::<BigInt, _>(user_id)
-        .bind::<Text, _>(&search)
-        .bind::<Text, _>(&pattern)
-        .get_result(conn)?
-    };
+    if search.is_empty() && filter.is_empty() {
+        return Ok((rows, count_for(conn, user_id)?));
+    }
+    let count: Count = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM library_entries le JOIN games g ON g.appid = le.appid
+         WHERE le.user_id = $1 AND ($2 = '' OR g.name ILIKE $3) {filter}"
+    ))
+    .bind::<BigInt, _>(user_id)
+    .bind::<Text, _>(&search)
+    .bind::<Text, _>(&pattern)
+    .get_result(conn)?;
     Ok((rows, count.n))
+}
+
+/// How many games the user's library holds (an index-only count).
+pub fn count_for(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64> {
+    library_entries::table.filter(library_entries::user_id.eq(user_id)).count().get_result(conn)
 }
 
 /// One achievement as the game page shows it.

@@ -195,11 +195,14 @@ async fn unlink_confirm(
     current: CurrentUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let sync = load(&state.pool, current.user.id).await?;
-    let Some(account) = sync.account else { return Ok(see_other("/settings/steam")) };
-    let persona = account.persona_name.clone().unwrap_or_else(|| "your Steam account".into());
     let user_id = current.user.id;
-    let games = db::run(&state.pool, move |conn| Ok(crate::models::library::totals(conn, user_id)?.games)).await?;
+    let found = db::run(&state.pool, move |conn| {
+        let Some(account) = SteamAccount::find(conn, user_id)? else { return Ok(None) };
+        Ok(Some((account, crate::models::library::count_for(conn, user_id)?)))
+    })
+    .await?;
+    let Some((account, games)) = found else { return Ok(see_other("/settings/steam")) };
+    let persona = account.persona_name.unwrap_or_else(|| "your Steam account".into());
     render(&UnlinkPage { ctx, persona, games })
 }
 
