@@ -13,6 +13,7 @@ diesel::table! {
         icon_gray_url -> Nullable<Text>,
         global_percent -> Nullable<Float8>,
         import_run_id -> Nullable<Int8>,
+        points -> Int4,
     }
 }
 
@@ -47,6 +48,8 @@ diesel::table! {
         sync_error -> Nullable<Text>,
         retry_after -> Nullable<Timestamptz>,
         import_run_id -> Nullable<Int8>,
+        points -> Int4,
+        rarest_achievement_id -> Nullable<Int8>,
     }
 }
 
@@ -259,6 +262,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    user_scores (user_id) {
+        user_id -> Int8,
+        points -> Int8,
+        unlocked -> Int8,
+        perfect -> Int8,
+        games -> Int8,
+        computed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    instance_settings (id) {
+        id -> Bool,
+        ultra_rare_max -> Float8,
+        rare_max -> Float8,
+        uncommon_max -> Float8,
+        updated_at -> Timestamptz,
+        updated_by -> Nullable<Int8>,
+    }
+}
+
 diesel::joinable!(game_achievements -> games (appid));
 diesel::table! {
     import_game_counts (run_id, appid) {
@@ -278,6 +303,7 @@ diesel::joinable!(known_devices -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
 diesel::joinable!(backup_codes -> users (user_id));
 diesel::joinable!(steam_accounts -> users (user_id));
+diesel::joinable!(user_scores -> users (user_id));
 diesel::joinable!(jobs -> users (user_id));
 diesel::joinable!(images -> image_blobs (sha256));
 diesel::joinable!(custom_achievements -> images (image_id));
@@ -302,4 +328,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     custom_achievements,
     community_achievements,
     import_runs,
+    user_scores,
+    instance_settings,
 );

@@ -217,6 +217,7 @@ fn run(
             .configure(crate::community::routes)
             .configure(crate::images::routes)
             .configure(crate::admin::routes)
+            .configure(crate::rarity::routes::routes)
             .configure(crate::metrics::routes::routes)
             .configure(|cfg| {
                 if development {

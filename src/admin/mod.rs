@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod jobs;
 pub mod maintenance;
 pub mod maintenance_switch;
+pub mod rarity;
 pub mod security;
 pub mod users;
 
@@ -19,4 +20,5 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     users::routes(cfg);
     community::routes(cfg);
     maintenance::routes(cfg);
+    rarity::routes(cfg);
 }

@@ -138,7 +138,15 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
         // Fresh statistics, or the first page views plan for empty tables.
         crate::db::analyze(
             conn,
-            &["users", "games", "game_achievements", "library_entries", "user_achievements", "custom_achievements"],
+            &[
+                "users",
+                "games",
+                "game_achievements",
+                "library_entries",
+                "user_achievements",
+                "custom_achievements",
+                "user_scores",
+            ],
         )
         .map_err(ImportError::Db)?;
     }
@@ -170,6 +178,7 @@ fn evaluate(run: &mut Run<'_>) -> Result<(), TxError> {
     let mut ids: Vec<i64> = run.new_users.iter().filter_map(|u| run.user_ids.get(u).copied()).collect();
     ids.extend(run.touched_users.iter().copied());
     for chunk in ids.chunks(1000) {
+        crate::rarity::rescore_users(run.conn, chunk)?;
         crate::achievements::evaluate(run.conn, chunk)?;
     }
     Ok(())
@@ -255,6 +264,7 @@ pub fn rollback(conn: &mut PgConnection, settings: &Settings, id: i64) -> Result
         let achievements = GameAchievement::delete_imported(conn, id)?;
         // Games that existed before the run get their count back.
         Game::restore_imported_counts(conn, id)?;
+        crate::rarity::rescore_users(conn, &touched)?;
         crate::achievements::evaluate(conn, &touched)?;
         let games = Game::delete_imported(conn, id)?;
         model::mark_rolled_back(conn, id)?;

@@ -228,17 +228,17 @@ impl Game {
 
 impl GameAchievement {
     /// Stores Steam's global unlock percentages for a game's achievements,
-    /// and when they were fetched.
+    /// and when they were fetched; returns how many percentages changed.
     pub fn set_global_percentages(
         conn: &mut PgConnection,
         appid: i64,
         names: &[String],
         percents: &[f64],
-    ) -> QueryResult<()> {
-        diesel::sql_query(
+    ) -> QueryResult<usize> {
+        let changed = diesel::sql_query(
             "UPDATE game_achievements ga SET global_percent = v.p
              FROM (SELECT unnest($2::text[]) AS name, unnest($3::float8[]) AS p) v
-             WHERE ga.appid = $1 AND ga.api_name = v.name",
+             WHERE ga.appid = $1 AND ga.api_name = v.name AND ga.global_percent IS DISTINCT FROM v.p",
         )
         .bind::<BigInt, _>(appid)
         .bind::<Array<Text>, _>(names)
@@ -246,8 +246,8 @@ impl GameAchievement {
         .execute(conn)?;
         diesel::update(games::table.find(appid))
             .set(games::global_percentages_fetched_at.eq(Utc::now()))
-            .execute(conn)
-            .map(|_| ())
+            .execute(conn)?;
+        Ok(changed)
     }
 
     /// Adds the definitions import run `run_id` found that Questline lacks.

@@ -40,8 +40,14 @@ pub struct LibraryRow {
     pub achievement_count: i32,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub last_unlock_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = BigInt)]
-    pub total_rows: i64,
+    /// The points of the user's unlocks in this game.
+    #[diesel(sql_type = Integer)]
+    pub points: i32,
+    /// The user's rarest unlock in this game, and its global percentage.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub rarest_name: Option<String>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub rarest_percent: Option<f64>,
 }
 
 impl LibraryRow {
@@ -91,6 +97,7 @@ pub fn library_page(
         Some("playtime") => "le.playtime_minutes DESC",
         Some("completion") => "(le.unlocked_count::float8 / NULLIF(g.achievement_count, 0)) DESC NULLS LAST",
         Some("last_unlock") => "le.last_unlock_at DESC NULLS LAST",
+        Some("points") => "le.points DESC",
         _ => "lower(g.name) ASC",
     };
     let search = query.q.as_deref().unwrap_or("").trim().to_owned();
@@ -102,8 +109,9 @@ pub fn library_page(
     // ordered index scan stops after the page. The total is its own query.
     let rows: Vec<LibraryRow> = diesel::sql_query(format!(
         "SELECT g.appid, g.name, g.icon_hash, le.playtime_minutes, le.unlocked_count, g.achievement_count,
-                le.last_unlock_at, 0::int8 AS total_rows
+                le.last_unlock_at, le.points, r.display_name AS rarest_name, r.global_percent AS rarest_percent
          FROM library_entries le JOIN games g ON g.appid = le.appid
+         LEFT JOIN game_achievements r ON r.id = le.rarest_achievement_id
          WHERE le.user_id = $1 AND ($2 = '' OR g.name ILIKE $3) {filter}
          ORDER BY {order}, g.appid
          LIMIT $4 OFFSET $5"
@@ -153,6 +161,8 @@ pub struct AchievementRow {
     pub icon_gray_url: Option<String>,
     #[diesel(sql_type = Nullable<Double>)]
     pub global_percent: Option<f64>,
+    #[diesel(sql_type = Integer)]
+    pub points: i32,
     #[diesel(sql_type = Bool)]
     pub unlocked: bool,
     #[diesel(sql_type = Nullable<Timestamptz>)]
@@ -180,12 +190,14 @@ pub struct GameHeader {
     pub unlocked_count: i32,
     #[diesel(sql_type = Integer)]
     pub achievement_count: i32,
+    #[diesel(sql_type = Integer)]
+    pub points: i32,
 }
 
 /// The header of a game's page, when the game is in the user's library.
 pub fn game_header(conn: &mut PgConnection, user_id: i64, appid: i64) -> QueryResult<Option<GameHeader>> {
     diesel::sql_query(
-        "SELECT g.name, le.playtime_minutes, le.unlocked_count, g.achievement_count
+        "SELECT g.name, le.playtime_minutes, le.unlocked_count, g.achievement_count, le.points
          FROM library_entries le JOIN games g ON g.appid = le.appid
          WHERE le.user_id = $1 AND le.appid = $2",
     )
@@ -205,13 +217,14 @@ pub fn game_achievements(
 ) -> QueryResult<Vec<AchievementRow>> {
     let order = match sort {
         "rarity" => "ga.global_percent ASC NULLS LAST",
+        "common" => "ga.global_percent DESC NULLS LAST",
         "name" => "lower(ga.display_name) ASC",
         "recent" => "ua.unlocked_at DESC NULLS LAST",
         _ => "(ua.user_id IS NULL), ua.unlocked_at DESC NULLS LAST",
     };
     diesel::sql_query(format!(
         "SELECT ga.display_name, ga.description, ga.hidden, ga.icon_url, ga.icon_gray_url, ga.global_percent,
-                (ua.user_id IS NOT NULL) AS unlocked, ua.unlocked_at
+                ga.points, (ua.user_id IS NOT NULL) AS unlocked, ua.unlocked_at
          FROM game_achievements ga
          LEFT JOIN user_achievements ua ON ua.achievement_id = ga.id AND ua.user_id = $1
          WHERE ga.appid = $2
@@ -548,6 +561,90 @@ pub fn delete_all_for(conn: &mut PgConnection, user_id: i64) -> QueryResult<usiz
     diesel::delete(library_entries::table.filter(library_entries::user_id.eq(user_id))).execute(conn)
 }
 
+/// Which library entries [`refresh_points`] works out again.
+#[derive(Debug, Clone, Copy)]
+pub enum PointsScope<'a> {
+    /// Every entry of these users (after a sync or an import).
+    Users(&'a [i64]),
+    /// Every owner's entry of these games (their percentages changed).
+    Games(&'a [i64]),
+}
+
+/// A change of one user's points, from [`refresh_points`].
+#[derive(Debug, QueryableByName)]
+pub struct PointsDelta {
+    #[diesel(sql_type = BigInt)]
+    pub user_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub delta: i64,
+}
+
+/// Works out again, in one statement, the points of each library entry in
+/// `scope` (the sum of its unlocked achievements' points) and its rarest
+/// unlock; returns how each user's points moved, entry by entry, so totals
+/// can follow without summing whole libraries.
+pub fn refresh_points(conn: &mut PgConnection, scope: PointsScope<'_>) -> QueryResult<Vec<PointsDelta>> {
+    let (filter, ids) = match scope {
+        PointsScope::Users(ids) => ("le.user_id = ANY($1)", ids),
+        PointsScope::Games(ids) => ("le.appid = ANY($1)", ids),
+    };
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    diesel::sql_query(format!(
+        "WITH fresh AS (
+             SELECT le.user_id, le.appid, le.points AS old, coalesce(sum(ga.points), 0)::int4 AS new,
+                    (array_agg(ga.id ORDER BY ga.global_percent ASC NULLS LAST, ga.id)
+                        FILTER (WHERE ga.id IS NOT NULL))[1] AS rarest
+             FROM library_entries le
+             LEFT JOIN (user_achievements ua JOIN game_achievements ga ON ga.id = ua.achievement_id)
+                    ON ua.user_id = le.user_id AND ga.appid = le.appid
+             WHERE {filter}
+             GROUP BY le.user_id, le.appid, le.points
+         )
+         UPDATE library_entries le SET points = f.new, rarest_achievement_id = f.rarest
+         FROM fresh f
+         WHERE le.user_id = f.user_id AND le.appid = f.appid
+           AND (le.points <> f.new OR le.rarest_achievement_id IS DISTINCT FROM f.rarest)
+         RETURNING le.user_id, (f.new - f.old)::int8 AS delta"
+    ))
+    .bind::<diesel::sql_types::Array<BigInt>, _>(ids)
+    .load(conn)
+}
+
+/// A user's totals worked out from their library, for `user_scores`.
+#[derive(Debug, QueryableByName)]
+pub struct LibraryTotals {
+    #[diesel(sql_type = BigInt)]
+    pub user_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub points: i64,
+    #[diesel(sql_type = BigInt)]
+    pub unlocked: i64,
+    #[diesel(sql_type = BigInt)]
+    pub perfect: i64,
+    #[diesel(sql_type = BigInt)]
+    pub games: i64,
+}
+
+/// Each user's points, unlocks, perfect games and games, summed over their
+/// library (zeros for an empty one).
+pub fn totals_of(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<Vec<LibraryTotals>> {
+    diesel::sql_query(
+        "SELECT u.id AS user_id, coalesce(sum(le.points), 0)::int8 AS points,
+                coalesce(sum(le.unlocked_count), 0)::int8 AS unlocked,
+                count(le.appid) FILTER (WHERE g.achievement_count > 0
+                                          AND le.unlocked_count >= g.achievement_count)::int8 AS perfect,
+                count(le.appid)::int8 AS games
+         FROM unnest($1::int8[]) AS u(id)
+         LEFT JOIN library_entries le ON le.user_id = u.id
+         LEFT JOIN games g ON g.appid = le.appid
+         GROUP BY u.id",
+    )
+    .bind::<diesel::sql_types::Array<BigInt>, _>(user_ids)
+    .load(conn)
+}
+
 /// An unlock for the dashboard's feed.
 #[derive(Debug, QueryableByName)]
 pub struct RecentUnlock {
@@ -584,8 +681,9 @@ pub fn recent_unlocks(conn: &mut PgConnection, user_id: i64, limit: i64) -> Quer
 pub fn closest_to_perfect(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<Vec<LibraryRow>> {
     diesel::sql_query(
         "SELECT g.appid, g.name, g.icon_hash, le.playtime_minutes, le.unlocked_count, g.achievement_count,
-                le.last_unlock_at, 0::int8 AS total_rows
+                le.last_unlock_at, le.points, r.display_name AS rarest_name, r.global_percent AS rarest_percent
          FROM library_entries le JOIN games g ON g.appid = le.appid
+         LEFT JOIN game_achievements r ON r.id = le.rarest_achievement_id
          WHERE le.user_id = $1 AND le.unlocked_count > 0 AND le.unlocked_count < g.achievement_count
          ORDER BY le.unlocked_count::float8 / g.achievement_count DESC, g.achievement_count - le.unlocked_count, g.appid
          LIMIT $2",

@@ -2,5 +2,6 @@
 
 pub mod game;
 pub mod library;
+pub mod score;
 pub mod text_enum;
 pub mod user;

@@ -11,6 +11,7 @@ use crate::db::{self};
 use crate::error::AppError;
 use crate::layout::PageContext;
 use crate::models::library::{self, AchievementRow, LibraryQuery, LibraryRow, PAGE_SIZE};
+use crate::rarity::{self, Tiers};
 use crate::response::render;
 use crate::state::AppState;
 
@@ -25,6 +26,7 @@ struct LibraryPage {
     pages: i64,
     /// Steam's media host, for the game icons.
     media: url::Url,
+    tiers: Tiers,
 }
 
 impl LibraryPage {
@@ -62,11 +64,12 @@ async fn library(
     let pool = &state.pool;
     let query = query.into_inner();
     let (user_id, q) = (current.user.id, query.clone());
-    let (rows, total) = db::run(pool, move |conn| Ok(library::library_page(conn, user_id, &q)?)).await?;
+    let ((rows, total), (tiers, _)) =
+        db::run(pool, move |conn| Ok((library::library_page(conn, user_id, &q)?, rarity::model::tiers(conn)?))).await?;
     let pages = crate::pagination::page_count(total, PAGE_SIZE);
     let page = crate::pagination::page_number(query.page);
     let media = state.settings.steam_media_url.clone();
-    render(&LibraryPage { ctx, rows, query, total, page, pages, media })
+    render(&LibraryPage { ctx, rows, query, total, page, pages, media, tiers })
 }
 
 #[derive(Template)]
@@ -80,6 +83,10 @@ struct GamePage {
     total: i32,
     sort: String,
     achievements: Vec<AchievementRow>,
+    /// Points earned in this game, and all its achievements are worth.
+    points: i32,
+    points_possible: i64,
+    tiers: Tiers,
 }
 
 #[derive(Deserialize)]
@@ -98,11 +105,12 @@ async fn game(
     let (user_id, appid) = (current.user.id, appid.into_inner());
     let sort = query.into_inner().sort.unwrap_or_else(|| "unlocked".into());
     let sort_key = sort.clone();
-    let (header, achievements) = db::run(pool, move |conn| {
+    let (header, achievements, (tiers, _)) = db::run(pool, move |conn| {
         let header = library::game_header(conn, user_id, appid)?.ok_or(AppError::NotFound)?;
-        Ok((header, library::game_achievements(conn, user_id, appid, &sort_key)?))
+        Ok((header, library::game_achievements(conn, user_id, appid, &sort_key)?, rarity::model::tiers(conn)?))
     })
     .await?;
+    let points_possible = achievements.iter().map(|a| i64::from(a.points)).sum();
     render(&GamePage {
         ctx,
         appid,
@@ -112,6 +120,9 @@ async fn game(
         total: header.achievement_count,
         sort,
         achievements,
+        points: header.points,
+        points_possible,
+        tiers,
     })
 }
 

@@ -65,6 +65,7 @@ pub async fn link(
             let previous = SteamAccount::find(conn, user_id)?.and_then(|a| a.steam_id);
             if previous.is_some_and(|p| p != steam_id as i64) {
                 crate::models::library::delete_all_for(conn, user_id)?;
+                crate::rarity::rescore_users(conn, &[user_id])?;
                 crate::achievements::model::evaluate(conn, &[user_id])?;
             }
             SteamAccount::link(
@@ -95,6 +96,7 @@ pub async fn unlink(state: &AppState, user_id: i64, meta: &RequestMeta) -> Resul
         conn.build_transaction().run(|conn| {
             let games = crate::models::library::delete_all_for(conn, user_id)?;
             SteamAccount::unlink(conn, user_id)?;
+            crate::rarity::rescore_users(conn, &[user_id])?;
             crate::achievements::model::evaluate(conn, &[user_id])?;
             AuditEvent::new("steam", "unlink", &meta)
                 .actor(user_id)

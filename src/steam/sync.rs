@@ -84,6 +84,7 @@ pub async fn run(ctx: &AppState, job: &Job) -> Result<Done, SyncError> {
     blocking(ctx, move |conn| {
         SteamAccount::record_sync(conn, user_id, error.as_deref())?;
         // Even a sync that stopped part-way changed some numbers.
+        crate::rarity::rescore_users(conn, &[user_id])?;
         crate::achievements::evaluate(conn, &[user_id]).map(|_| ())
     })
     .await?;
@@ -334,7 +335,10 @@ fn store_schema(
         if !globals.is_empty() {
             let names: Vec<String> = globals.iter().map(|g| g.name.clone()).collect();
             let pcts: Vec<f64> = globals.iter().map(|g| g.percent.clamp(0.0, 100.0)).collect();
-            GameAchievement::set_global_percentages(conn, appid, &names, &pcts)?;
+            if GameAchievement::set_global_percentages(conn, appid, &names, &pcts)? > 0 {
+                // Every owner's points in this game move with the percentages.
+                crate::rarity::rescore_games(conn, &[appid])?;
+            }
         }
         Ok(())
     })

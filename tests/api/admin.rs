@@ -8,7 +8,7 @@ use crate::two_factor::{app, enrol, PASSWORD};
 /// confirmed during enrolment, so sensitive actions need nothing more);
 /// Bob, a regular user, signed in on the returned client. Returns Bob's
 /// client and Alice's backup codes.
-async fn admin_and_bob() -> (TestApp, reqwest::Client, Vec<String>) {
+pub(crate) async fn admin_and_bob() -> (TestApp, reqwest::Client, Vec<String>) {
     let app = app().await;
     let (_, codes) = enrol(&app).await;
     let mut conn = app.pool.get().unwrap();

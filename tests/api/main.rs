@@ -33,4 +33,5 @@ mod sessions;
 mod steam;
 mod structure;
 mod sync_convergence;
+mod tracker;
 mod two_factor;
