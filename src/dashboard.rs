@@ -13,7 +13,10 @@ use crate::error::AppError;
 use crate::jobs::model::{self as jobs, Job};
 use crate::jobs::STEAM_SYNC;
 use crate::layout::PageContext;
-use crate::models::library::{self, LibraryRow, RecentUnlock};
+use crate::models::history::{self, UnlockItem};
+use crate::models::library::{self, LibraryRow};
+use crate::models::score::{self, Score};
+use crate::rarity::{self, Tiers};
 use crate::response::render;
 use crate::state::AppState;
 use crate::steam::account::SteamAccount;
@@ -22,18 +25,22 @@ use crate::steam::account::SteamAccount;
 struct Overview {
     account: Option<SteamAccount>,
     job: Option<Job>,
-    recent: Vec<RecentUnlock>,
+    recent: Vec<UnlockItem>,
     closest: Vec<LibraryRow>,
     goals: Vec<AchievementRow>,
+    score: Score,
+    tiers: Tiers,
 }
 
 fn load(conn: &mut diesel::PgConnection, user_id: i64) -> diesel::QueryResult<Overview> {
     Ok(Overview {
         account: SteamAccount::find(conn, user_id)?,
         job: jobs::latest(conn, STEAM_SYNC, user_id)?,
-        recent: library::recent_unlocks(conn, user_id, 8)?,
+        recent: history::recent_unlocks(conn, user_id, 8)?,
         closest: library::closest_to_perfect(conn, user_id, 5)?,
         goals: goals::closest_to_met(conn, user_id, 5)?,
+        score: score::of(conn, user_id)?,
+        tiers: rarity::model::tiers(conn)?.0,
     })
 }
 
@@ -47,6 +54,10 @@ struct DashboardPage {
 }
 
 impl DashboardPage {
+    fn tiers(&self) -> &Tiers {
+        &self.o.tiers
+    }
+
     /// What a new user should do next, if anything.
     fn next_step(&self) -> Option<(&'static str, &'static str, &'static str)> {
         let linked = self.o.account.as_ref().is_some_and(|a| a.steam_id.is_some() && a.api_key_enc.is_some());

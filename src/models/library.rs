@@ -645,38 +645,6 @@ pub fn totals_of(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<Vec<L
     .load(conn)
 }
 
-/// An unlock for the dashboard's feed.
-#[derive(Debug, QueryableByName)]
-pub struct RecentUnlock {
-    #[diesel(sql_type = BigInt)]
-    pub appid: i64,
-    #[diesel(sql_type = Text)]
-    pub game: String,
-    #[diesel(sql_type = Text)]
-    pub achievement: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub icon_url: Option<String>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub global_percent: Option<f64>,
-    #[diesel(sql_type = Timestamptz)]
-    pub unlocked_at: DateTime<Utc>,
-}
-
-/// The user's latest unlocks, newest first.
-pub fn recent_unlocks(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<Vec<RecentUnlock>> {
-    diesel::sql_query(
-        "SELECT g.appid, g.name AS game, ga.display_name AS achievement, ga.icon_url, ga.global_percent, ua.unlocked_at
-         FROM user_achievements ua
-         JOIN game_achievements ga ON ga.id = ua.achievement_id
-         JOIN games g ON g.appid = ga.appid
-         WHERE ua.user_id = $1 AND ua.unlocked_at IS NOT NULL
-         ORDER BY ua.unlocked_at DESC, ga.id DESC LIMIT $2",
-    )
-    .bind::<BigInt, _>(user_id)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
-}
-
 /// Started games closest to 100%, for the dashboard.
 pub fn closest_to_perfect(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<Vec<LibraryRow>> {
     diesel::sql_query(

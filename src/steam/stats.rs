@@ -1,95 +1,77 @@
-//! Profile statistics and an unlock timeline drawn as SVG on the server.
-//! Computed once per sync: cached in Redis under a key that includes the
-//! time of the last sync, so a sync makes the old entry unreachable.
+//! The stats page: totals and points, unlocks over time on a true month
+//! axis (with the numbers as tables), per year, by rarity tier, the spread
+//! of completion, streaks, the rarest unlocks, perfect games and the
+//! newest unlocks.
+//!
+//! Computed once per change: cached in Redis under a key that holds the
+//! time the user's totals were last worked out (every sync, import and
+//! percentage change moves it) and the time the rarity thresholds changed,
+//! so any of them makes the old entry unreachable.
 
 use actix_web::{web, HttpResponse};
 use askama::Template;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use diesel::prelude::*;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
-use super::account::SteamAccount;
 use crate::auth::extractors::CurrentUser;
 use crate::cache::Redis;
 use crate::db::{self, PgPool};
 use crate::error::AppError;
 use crate::layout::PageContext;
+use crate::models::history::{self, PerfectGame, Spread, Streaks, TierCounts, UnlockItem};
 use crate::models::library::{self, MonthRow, Totals};
+use crate::models::score;
+use crate::rarity::{self, Tier, Tiers};
 use crate::response::render;
 use crate::state::AppState;
 
-/// Cached for a day at most; a sync changes the key long before that.
+/// Cached for a day at most; a change makes the key unreachable long before.
 const CACHE_TTL_SECS: u64 = 86_400;
-/// The timeline shows at most this many months, the most recent.
-const MAX_MONTHS: usize = 60;
+/// Lists on the page: rarest unlocks, perfect games, newest unlocks.
+const RAREST: i64 = 10;
+const PERFECT: i64 = 50;
+const RECENT: i64 = 10;
 
-/// What the stats page shows.
+/// Everything the stats page shows, as cached.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stats {
     pub totals: Totals,
-    months: Vec<MonthRow>,
+    pub points: i64,
+    pub months: Vec<MonthRow>,
+    pub spread: Spread,
+    pub streaks: Streaks,
+    pub tier_counts: TierCounts,
+    pub tiers: Tiers,
+    pub rarest: Vec<UnlockItem>,
+    pub perfect: Vec<PerfectGame>,
+    pub recent: Vec<UnlockItem>,
 }
-
-/// One bar of the chart, in SVG user units.
-pub struct Bar {
-    pub x: i64,
-    pub y: i64,
-    pub height: i64,
-    pub label: String,
-    pub count: i64,
-}
-
-pub const CHART_W: i64 = 720;
-pub const CHART_H: i64 = 200;
 
 impl Stats {
-    fn compute(conn: &mut PgConnection, user_id: i64) -> QueryResult<Stats> {
-        Ok(Stats { totals: library::totals(conn, user_id)?, months: library::unlocks_by_month(conn, user_id)? })
-    }
-
-    pub fn hours(&self) -> String {
-        format!("{:.0}", self.totals.minutes as f64 / 60.0)
-    }
-
-    pub fn average(&self) -> String {
-        self.totals.average_completion.map(|a| format!("{:.1}%", a * 100.0)).unwrap_or_else(|| "–".into())
-    }
-
-    /// Bars for the most recent months, scaled to the chart.
-    pub fn bars(&self) -> Vec<Bar> {
-        let months = &self.months[self.months.len().saturating_sub(MAX_MONTHS)..];
-        let max = months.iter().map(|m| m.count).max().unwrap_or(1).max(1);
-        let n = months.len().max(1) as i64;
-        let slot = CHART_W / n;
-        months
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let height = (m.count * (CHART_H - 20) / max).max(1);
-                Bar {
-                    x: i as i64 * slot,
-                    y: CHART_H - height,
-                    height,
-                    label: m.month.format("%Y-%m").to_string(),
-                    count: m.count,
-                }
-            })
-            .collect()
-    }
-
-    pub fn bar_width(&self) -> i64 {
-        let n = self.months.len().clamp(1, MAX_MONTHS) as i64;
-        (CHART_W / n - 2).max(1)
+    fn compute(conn: &mut PgConnection, user_id: i64, tiers: Tiers) -> QueryResult<Stats> {
+        Ok(Stats {
+            totals: library::totals(conn, user_id)?,
+            points: score::of(conn, user_id)?.points,
+            months: library::unlocks_by_month(conn, user_id)?,
+            spread: history::completion_spread(conn, user_id)?,
+            streaks: history::streaks(conn, user_id)?,
+            tier_counts: history::tier_counts(conn, user_id, [tiers.ultra_rare, tiers.rare, tiers.uncommon])?,
+            tiers,
+            rarest: history::rarest_unlocks(conn, user_id, RAREST)?,
+            perfect: history::perfect_games(conn, user_id, PERFECT)?,
+            recent: history::recent_unlocks(conn, user_id, RECENT)?,
+        })
     }
 }
 
-/// The user's stats, from the cache when the last sync has not changed.
+/// The user's stats, from the cache when nothing changed since they were
+/// computed.
 pub async fn stats_for(pool: &PgPool, redis: &Redis, user_id: i64) -> Result<Stats, AppError> {
-    let synced: Option<Option<DateTime<Utc>>> =
-        db::run(pool, move |conn| Ok(SteamAccount::last_synced_at(conn, user_id)?)).await?;
-    let version = synced.flatten().map(|t| t.timestamp_micros()).unwrap_or(0);
-    let key = redis.key(&format!("stats:{user_id}:{version}"));
+    let (scored_at, (tiers, tiers_at)) =
+        db::run(pool, move |conn| Ok((score::of(conn, user_id)?.computed_at, rarity::model::tiers(conn)?))).await?;
+    let key = redis.key(&format!("stats:{user_id}:{}:{}", scored_at.timestamp_micros(), tiers_at.timestamp_micros()));
     // The cache is an optimisation: if Redis fails, compute.
     let k = key.clone();
     let cached = redis.call(|mut c| async move { c.get::<_, Option<String>>(&k).await }).await;
@@ -100,11 +82,194 @@ pub async fn stats_for(pool: &PgPool, redis: &Redis, user_id: i64) -> Result<Sta
         }
     }
     redis.record_lookup(false).await;
-    let stats = db::run(pool, move |conn| Ok(Stats::compute(conn, user_id)?)).await?;
+    let stats = db::run(pool, move |conn| Ok(Stats::compute(conn, user_id, tiers)?)).await?;
     if let Ok(raw) = serde_json::to_string(&stats) {
         let _ = redis.call(|mut c| async move { c.set_ex::<_, _, ()>(&key, raw, CACHE_TTL_SECS).await }).await;
     }
     Ok(stats)
+}
+
+/// The month chart's geometry, in SVG user units.
+pub const CHART_W: i64 = 720;
+pub const CHART_H: i64 = 220;
+/// Room for the value axis on the left and the years below.
+const LEFT: i64 = 44;
+const BOTTOM: i64 = 22;
+const TOP: i64 = 14;
+
+/// One month on the axis (months without unlocks included).
+#[derive(Debug, Clone)]
+pub struct Month {
+    pub label: String,
+    pub count: i64,
+}
+
+/// One bar of the chart.
+pub struct Bar {
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+    pub label: String,
+    pub count: i64,
+}
+
+/// A labelled line across the chart, or a label under it.
+pub struct Tick {
+    pub pos: f64,
+    pub label: String,
+}
+
+/// The month chart: every month from the first unlock to this month.
+pub struct Timeline {
+    pub months: Vec<Month>,
+    pub bars: Vec<Bar>,
+    pub y_ticks: Vec<Tick>,
+    pub x_ticks: Vec<Tick>,
+    /// The busiest month, labelled on the chart.
+    pub peak: Option<(f64, f64, i64, String)>,
+}
+
+/// Rounds up to a multiple of half the power of ten below `n`, for the
+/// axis: 7, 200, 250, 1,500.
+fn nice_ceiling(n: i64) -> i64 {
+    let mut magnitude = 1;
+    while magnitude * 10 <= n {
+        magnitude *= 10;
+    }
+    let unit = (magnitude / 2).max(1);
+    (n + unit - 1) / unit * unit
+}
+
+fn month_start(t: DateTime<Utc>) -> NaiveDate {
+    NaiveDate::from_ymd_opt(t.year(), t.month(), 1).unwrap_or_default()
+}
+
+impl Timeline {
+    /// Lays out `rows` (months with unlocks, oldest first) on an axis that
+    /// runs to `now`'s month, empty months kept.
+    pub fn new(rows: &[MonthRow], now: DateTime<Utc>) -> Timeline {
+        let mut months = Vec::new();
+        if let Some(first) = rows.first() {
+            let mut at = month_start(first.month);
+            let last = month_start(now).max(month_start(rows[rows.len() - 1].month));
+            let mut it = rows.iter().peekable();
+            while at <= last {
+                let mut count = 0;
+                while let Some(r) = it.peek() {
+                    match month_start(r.month).cmp(&at) {
+                        std::cmp::Ordering::Less => {
+                            it.next();
+                        }
+                        std::cmp::Ordering::Equal => {
+                            count += r.count;
+                            it.next();
+                        }
+                        std::cmp::Ordering::Greater => break,
+                    }
+                }
+                months.push(Month { label: at.format("%Y-%m").to_string(), count });
+                at = at.checked_add_months(chrono::Months::new(1)).unwrap_or(last.succ_opt().unwrap_or(last));
+            }
+        }
+        let plot_w = (CHART_W - LEFT) as f64;
+        let plot_h = (CHART_H - BOTTOM - TOP) as f64;
+        let max = nice_ceiling(months.iter().map(|m| m.count).max().unwrap_or(0).max(1));
+        let slot = plot_w / months.len().max(1) as f64;
+        let gap = if slot > 4.0 { 1.0 } else { 0.0 };
+        let bars: Vec<Bar> = months
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let height = m.count as f64 * plot_h / max as f64;
+                Bar {
+                    x: LEFT as f64 + i as f64 * slot + gap / 2.0,
+                    y: TOP as f64 + plot_h - height,
+                    width: (slot - gap).max(0.5),
+                    height,
+                    label: m.label.clone(),
+                    count: m.count,
+                }
+            })
+            .collect();
+        let y_ticks = [0, max / 2, max]
+            .iter()
+            .map(|v| Tick { pos: TOP as f64 + plot_h - *v as f64 * plot_h / max as f64, label: v.to_string() })
+            .collect();
+        // A label under each January (and the first month); every other
+        // year when there are many.
+        let years: Vec<(usize, &Month)> =
+            months.iter().enumerate().filter(|(i, m)| *i == 0 || m.label.ends_with("-01")).collect();
+        // Labels closer than this (in user units) would run into each other:
+        // the later one is left out.
+        const MIN_GAP: f64 = 40.0;
+        let mut x_ticks: Vec<Tick> = Vec::new();
+        for (i, m) in years {
+            let pos = LEFT as f64 + i as f64 * slot;
+            if x_ticks.last().is_none_or(|t| pos - t.pos >= MIN_GAP) {
+                x_ticks.push(Tick { pos, label: m.label[..4].to_owned() });
+            } else if x_ticks.len() == 1 && m.label.ends_with("-01") {
+                // A January beats a partial first year.
+                x_ticks[0] = Tick { pos, label: m.label[..4].to_owned() };
+            }
+        }
+        let peak = bars
+            .iter()
+            .filter(|b| b.count > 0)
+            .max_by_key(|b| b.count)
+            .map(|b| (b.x + b.width / 2.0, b.y - 3.0, b.count, b.label.clone()));
+        Timeline { months, bars, y_ticks, x_ticks, peak }
+    }
+
+    /// Unlocks per year, oldest first.
+    pub fn years(&self) -> Vec<(String, i64)> {
+        let mut out: Vec<(String, i64)> = Vec::new();
+        for m in &self.months {
+            let year = &m.label[..4];
+            match out.last_mut() {
+                Some((y, n)) if y == year => *n += m.count,
+                _ => out.push((year.to_owned(), m.count)),
+            }
+        }
+        out
+    }
+
+    /// What the chart shows, in one sentence for screen readers.
+    pub fn summary(&self) -> String {
+        match (self.months.first(), self.months.last(), &self.peak) {
+            (Some(a), Some(b), Some((_, _, n, label))) => {
+                format!("Unlocks per month from {} to {}; the busiest month was {label} with {n}.", a.label, b.label)
+            }
+            _ => "No dated unlocks yet.".to_owned(),
+        }
+    }
+}
+
+/// A horizontal bar in a list: label, count, and its width in percent of
+/// the largest.
+pub struct Row {
+    pub label: String,
+    /// A second, smaller line under the label.
+    pub note: String,
+    pub count: i64,
+    pub percent: i64,
+    pub class: &'static str,
+}
+
+fn rows(items: Vec<(String, i64, &'static str)>) -> Vec<Row> {
+    let max = items.iter().map(|i| i.1).max().unwrap_or(0).max(1);
+    items
+        .into_iter()
+        .map(|(label, count, class)| {
+            let (label, note) = match label.split_once(" (") {
+                Some((l, n)) if !class.is_empty() && class.starts_with("tier") => {
+                    (l.to_owned(), n.trim_end_matches(')').to_owned())
+                }
+                _ => (label, String::new()),
+            };
+            Row { label, note, count, percent: count * 100 / max, class }
+        })
+        .collect()
 }
 
 #[derive(Template)]
@@ -112,22 +277,122 @@ pub async fn stats_for(pool: &PgPool, redis: &Redis, user_id: i64) -> Result<Sta
 struct StatsPage {
     ctx: PageContext,
     stats: Stats,
-    bars: Vec<Bar>,
-    bar_width: i64,
+    timeline: Timeline,
+    years: Vec<Row>,
+    spread: Vec<Row>,
+    tiers: Vec<Row>,
+    current_streak: i64,
+    media: url::Url,
     chart_w: i64,
     chart_h: i64,
 }
 
+impl StatsPage {
+    fn hours(&self) -> String {
+        format!("{:.0}", self.stats.totals.minutes as f64 / 60.0)
+    }
+
+    fn average(&self) -> String {
+        self.stats.totals.average_completion.map(|a| format!("{:.1}%", a * 100.0)).unwrap_or_else(|| "–".into())
+    }
+
+    fn tier_of(&self, percent: &Option<f64>) -> Option<Tier> {
+        self.stats.tiers.of(percent)
+    }
+
+    fn days(n: &i64) -> String {
+        match n {
+            1 => "1 day".to_owned(),
+            n => format!("{n} days"),
+        }
+    }
+
+    fn icon(&self, g: &PerfectGame) -> Option<String> {
+        g.icon_hash.as_ref().map(|h| library::icon_url(&self.media, g.appid, h))
+    }
+}
+
 async fn show(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let redis = &state.redis;
-    let stats = stats_for(pool, redis, current.user.id).await?;
-    let bars = stats.bars();
-    let bar_width = stats.bar_width();
-    render(&StatsPage { ctx, stats, bars, bar_width, chart_w: CHART_W, chart_h: CHART_H })
+    let stats = stats_for(&state.pool, &state.redis, current.user.id).await?;
+    let now = Utc::now();
+    let timeline = Timeline::new(&stats.months, now);
+    let years = rows(timeline.years().into_iter().map(|(y, n)| (y, n, "")).collect());
+    let s = &stats.spread;
+    let spread = rows(vec![
+        ("Not started (0 %)".into(), s.none, ""),
+        ("1–24 %".into(), s.under_25, ""),
+        ("25–49 %".into(), s.under_50, ""),
+        ("50–74 %".into(), s.under_75, ""),
+        ("75–99 %".into(), s.under_100, ""),
+        ("Perfect (100 %)".into(), s.perfect, "complete"),
+    ]);
+    let t = &stats.tier_counts;
+    let mut tier_items: Vec<(String, i64, &'static str)> = Tier::ALL
+        .iter()
+        .zip([t.ultra_rare, t.rare, t.uncommon, t.common])
+        .map(|(tier, n)| (format!("{} ({})", tier.label(), stats.tiers.range(*tier)), n, tier.class()))
+        .collect();
+    if t.unknown > 0 {
+        tier_items.push(("Rarity unknown".into(), t.unknown, ""));
+    }
+    let tiers = rows(tier_items);
+    let today = Utc.from_utc_datetime(&now.naive_utc()).date_naive();
+    let current_streak = stats.streaks.current(today);
+    let media = state.settings.steam_media_url.clone();
+    render(&StatsPage {
+        ctx,
+        stats,
+        timeline,
+        years,
+        spread,
+        tiers,
+        current_streak,
+        media,
+        chart_w: CHART_W,
+        chart_h: CHART_H,
+    })
 }
 
 /// Registers the routes of this module.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/stats").route(web::get().to(show)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn month(y: i32, m: u32, count: i64) -> MonthRow {
+        MonthRow { month: Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).unwrap(), count }
+    }
+
+    #[test]
+    fn the_axis_keeps_empty_months_and_runs_to_this_month() {
+        let now = Utc.with_ymd_and_hms(2021, 2, 10, 0, 0, 0).unwrap();
+        let t = Timeline::new(&[month(2020, 11, 4), month(2021, 1, 10)], now);
+        let labels: Vec<&str> = t.months.iter().map(|m| m.label.as_str()).collect();
+        assert_eq!(labels, ["2020-11", "2020-12", "2021-01", "2021-02"]);
+        assert_eq!(t.months.iter().map(|m| m.count).collect::<Vec<_>>(), [4, 0, 10, 0]);
+        assert_eq!(t.years(), [("2020".to_owned(), 4), ("2021".to_owned(), 10)]);
+        assert_eq!(t.y_ticks.iter().map(|t| t.label.as_str()).collect::<Vec<_>>(), ["0", "5", "10"]);
+        assert_eq!(t.x_ticks.iter().map(|t| t.label.as_str()).collect::<Vec<_>>(), ["2020", "2021"]);
+        assert_eq!(t.peak.as_ref().map(|p| p.2), Some(10));
+        assert!(t.summary().contains("busiest month was 2021-01 with 10"));
+    }
+
+    #[test]
+    fn no_unlocks_draw_no_chart() {
+        let t = Timeline::new(&[], Utc::now());
+        assert!(t.months.is_empty() && t.bars.is_empty());
+        assert_eq!(t.summary(), "No dated unlocks yet.");
+    }
+
+    #[test]
+    fn axis_maxima_are_round_numbers() {
+        assert_eq!(nice_ceiling(1), 1);
+        assert_eq!(nice_ceiling(7), 7);
+        assert_eq!(nice_ceiling(180), 200);
+        assert_eq!(nice_ceiling(240), 250);
+        assert_eq!(nice_ceiling(1234), 1500);
+    }
 }

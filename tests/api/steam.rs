@@ -300,8 +300,17 @@ async fn the_stats_page_sums_the_library_and_draws_the_timeline() {
     assert_eq!(text_of(&doc, "#stat-perfect").as_deref(), Some("1"));
     // (2/3 + 2/2) / 2 over the started games.
     assert_eq!(text_of(&doc, "#stat-average").as_deref(), Some("83.3%"));
+    // A true time axis: every month from the first unlock (2020-09) to
+    // this one, empty months kept.
     let sel = scraper::Selector::parse("#timeline rect").unwrap();
-    assert_eq!(doc.select(&sel).count(), 2, "two months with unlocks");
+    let now = chrono::Utc::now();
+    use chrono::Datelike;
+    let months = (now.year() - 2020) * 12 + now.month() as i32 - 9 + 1;
+    assert_eq!(doc.select(&sel).count() as i32, months);
+    let sel = scraper::Selector::parse("#months-table tbody tr").unwrap();
+    let rows: Vec<String> = doc.select(&sel).map(|r| r.text().collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(rows[0], "2020-09 2");
+    assert_eq!(rows[1], "2020-10 0");
 
     // Cached until the next sync, which makes the old entry unreachable.
     {

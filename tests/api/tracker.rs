@@ -14,7 +14,7 @@ fn alice_id(app: &TestApp) -> i64 {
 
 fn texts(doc: &scraper::Html, selector: &str) -> Vec<String> {
     let sel = scraper::Selector::parse(selector).unwrap();
-    doc.select(&sel).map(|e| e.text().collect::<String>().split_whitespace().collect::<Vec<_>>().join(" ")).collect()
+    doc.select(&sel).map(|e| e.text().flat_map(str::split_whitespace).collect::<Vec<_>>().join(" ")).collect()
 }
 
 // Portal: A1 80.5 % (165 points), A2 20 % (1286), SECRET 3.5 % (locked);
@@ -102,4 +102,44 @@ async fn admins_change_the_rarity_thresholds_and_nonsense_is_refused_with_nothin
 
     let page = bob.get(app.url("/admin/rarity")).send().await.unwrap();
     assert_eq!(page.status(), 404, "not for users");
+}
+
+#[actix_web::test]
+async fn the_stats_page_tells_the_history_streaks_spread_rarity_and_perfect_games() {
+    let (app, _fake) = synced_alice().await;
+    let doc = html(app.get("/stats").await).await;
+    assert_eq!(text_of(&doc, "#stat-points").unwrap().trim(), ALICE_POINTS.to_string());
+    // Unlock days: 2020-09-13, 2020-09-14 and 2022-04-15.
+    assert!(text_of(&doc, "#stat-longest").unwrap().contains("2 days"));
+    assert!(text_of(&doc, "#stat-longest").unwrap().contains("ended 2020-09-14"));
+    assert_eq!(text_of(&doc, "#stat-streak").unwrap().trim(), "0 days");
+    let years = texts(&doc, "#per-year tbody tr");
+    assert_eq!(&years[..3], ["2020 2", "2021 0", "2022 2"], "empty years kept");
+    let spread = texts(&doc, "#spread tbody tr");
+    assert_eq!(spread, ["Not started (0 %) 0", "1–24 % 0", "25–49 % 0", "50–74 % 1", "75–99 % 0", "Perfect (100 %) 1"]);
+    assert!(text_of(&doc, "#spread").unwrap().contains("1 game(s) without achievements"));
+    let tiers = texts(&doc, "#by-tier tbody tr");
+    assert_eq!(tiers.len(), 4);
+    assert!(tiers.iter().all(|t| t.ends_with(" 1")), "one unlock in each tier: {tiers:?}");
+    let rarest = texts(&doc, "#rarest li strong");
+    assert_eq!(rarest, ["B2 title", "A2 title", "B1 title", "A1 title"]);
+    let perfect = texts(&doc, "#perfect-games li");
+    assert_eq!(perfect, ["Portal 2 2 achievements · perfected 2022-04-15"]);
+    let recent = texts(&doc, "#recent-feed li strong");
+    assert_eq!(recent[0], "B2 title");
+    let summary = text_of(&doc, "#timeline-summary").unwrap();
+    assert!(summary.contains("from 2020-09"), "{summary}");
+}
+
+#[actix_web::test]
+async fn a_new_user_sees_empty_stats_that_say_what_comes_next() {
+    let app = crate::helpers::spawn_app().await;
+    app.register_verified("carol", "carol@example.com", crate::steam::PASSWORD).await;
+    app.login_with(&app.client, "carol", crate::steam::PASSWORD).await;
+    let res = app.get("/stats").await;
+    assert_eq!(res.status(), 200);
+    let doc = html(res).await;
+    assert!(text_of(&doc, "#no-history").unwrap().contains("No dated unlocks yet"));
+    assert_eq!(text_of(&doc, "#stat-points").unwrap().trim(), "0");
+    assert!(text_of(&doc, "#perfect-games").unwrap().contains("No perfect game yet"));
 }

@@ -1,0 +1,219 @@
+//! Read-only views of a user's unlock history for the stats page: spread,
+//! streaks, rarity, rarest unlocks and perfect games. Each is one query.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Date, Double, Nullable, Text, Timestamptz};
+use serde::{Deserialize, Serialize};
+
+/// How many games sit in each completion band.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, QueryableByName)]
+pub struct Spread {
+    /// Games with achievements and none unlocked.
+    #[diesel(sql_type = BigInt)]
+    pub none: i64,
+    #[diesel(sql_type = BigInt)]
+    pub under_25: i64,
+    #[diesel(sql_type = BigInt)]
+    pub under_50: i64,
+    #[diesel(sql_type = BigInt)]
+    pub under_75: i64,
+    #[diesel(sql_type = BigInt)]
+    pub under_100: i64,
+    #[diesel(sql_type = BigInt)]
+    pub perfect: i64,
+    /// Games without achievements, left out of the bands.
+    #[diesel(sql_type = BigInt)]
+    pub without: i64,
+}
+
+/// The user's games by completion band.
+pub fn completion_spread(conn: &mut PgConnection, user_id: i64) -> QueryResult<Spread> {
+    diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE c = 0)::int8 AS none,
+                count(*) FILTER (WHERE c > 0 AND c < 0.25)::int8 AS under_25,
+                count(*) FILTER (WHERE c >= 0.25 AND c < 0.5)::int8 AS under_50,
+                count(*) FILTER (WHERE c >= 0.5 AND c < 0.75)::int8 AS under_75,
+                count(*) FILTER (WHERE c >= 0.75 AND c < 1)::int8 AS under_100,
+                count(*) FILTER (WHERE c >= 1)::int8 AS perfect,
+                count(*) FILTER (WHERE c IS NULL)::int8 AS without
+         FROM (SELECT le.unlocked_count::float8 / NULLIF(g.achievement_count, 0) AS c
+               FROM library_entries le JOIN games g ON g.appid = le.appid WHERE le.user_id = $1) t",
+    )
+    .bind::<BigInt, _>(user_id)
+    .get_result(conn)
+}
+
+/// Runs of consecutive days (UTC) with at least one unlock.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, QueryableByName)]
+pub struct Streaks {
+    #[diesel(sql_type = BigInt)]
+    pub longest: i64,
+    #[diesel(sql_type = Nullable<Date>)]
+    pub longest_end: Option<NaiveDate>,
+    /// The most recent run, and the day it ended: it is the current streak
+    /// while that day is today or yesterday.
+    #[diesel(sql_type = BigInt)]
+    pub latest: i64,
+    #[diesel(sql_type = Nullable<Date>)]
+    pub latest_end: Option<NaiveDate>,
+}
+
+impl Streaks {
+    /// The streak still running on `today`: the latest run, if its last day
+    /// is today or yesterday (today may still bring an unlock).
+    pub fn current(&self, today: NaiveDate) -> i64 {
+        match self.latest_end {
+            Some(end) if (today - end).num_days() <= 1 => self.latest,
+            _ => 0,
+        }
+    }
+}
+
+/// The user's longest and latest streaks of days with an unlock.
+pub fn streaks(conn: &mut PgConnection, user_id: i64) -> QueryResult<Streaks> {
+    diesel::sql_query(
+        "WITH days AS (
+             SELECT DISTINCT (unlocked_at AT TIME ZONE 'UTC')::date AS d
+             FROM user_achievements WHERE user_id = $1 AND unlocked_at IS NOT NULL
+         ), runs AS (
+             SELECT max(d) AS last_day, count(*)::int8 AS len
+             FROM (SELECT d, d - (row_number() OVER (ORDER BY d))::int AS grp FROM days) t
+             GROUP BY grp
+         )
+         SELECT coalesce((SELECT len FROM runs ORDER BY len DESC, last_day DESC LIMIT 1), 0) AS longest,
+                (SELECT last_day FROM runs ORDER BY len DESC, last_day DESC LIMIT 1) AS longest_end,
+                coalesce((SELECT len FROM runs ORDER BY last_day DESC LIMIT 1), 0) AS latest,
+                (SELECT last_day FROM runs ORDER BY last_day DESC LIMIT 1) AS latest_end",
+    )
+    .bind::<BigInt, _>(user_id)
+    .get_result(conn)
+}
+
+/// The user's unlocks per rarity tier, by the instance's thresholds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, QueryableByName)]
+pub struct TierCounts {
+    #[diesel(sql_type = BigInt)]
+    pub ultra_rare: i64,
+    #[diesel(sql_type = BigInt)]
+    pub rare: i64,
+    #[diesel(sql_type = BigInt)]
+    pub uncommon: i64,
+    #[diesel(sql_type = BigInt)]
+    pub common: i64,
+    #[diesel(sql_type = BigInt)]
+    pub unknown: i64,
+}
+
+/// Counts the user's unlocks in each tier; `bounds` are the upper bounds
+/// of ultra rare, rare and uncommon.
+pub fn tier_counts(conn: &mut PgConnection, user_id: i64, bounds: [f64; 3]) -> QueryResult<TierCounts> {
+    diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE p <= $2)::int8 AS ultra_rare,
+                count(*) FILTER (WHERE p > $2 AND p <= $3)::int8 AS rare,
+                count(*) FILTER (WHERE p > $3 AND p <= $4)::int8 AS uncommon,
+                count(*) FILTER (WHERE p > $4)::int8 AS common,
+                count(*) FILTER (WHERE p IS NULL)::int8 AS unknown
+         FROM (SELECT ga.global_percent AS p FROM user_achievements ua
+               JOIN game_achievements ga ON ga.id = ua.achievement_id WHERE ua.user_id = $1) t",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<Double, _>(bounds[0])
+    .bind::<Double, _>(bounds[1])
+    .bind::<Double, _>(bounds[2])
+    .get_result(conn)
+}
+
+/// One unlock in a list (rarest unlocks, the recent feed).
+#[derive(Debug, Clone, Serialize, Deserialize, QueryableByName)]
+pub struct UnlockItem {
+    #[diesel(sql_type = BigInt)]
+    pub appid: i64,
+    #[diesel(sql_type = Text)]
+    pub game: String,
+    #[diesel(sql_type = Text)]
+    pub achievement: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub icon_url: Option<String>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub global_percent: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub points: i32,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub unlocked_at: Option<DateTime<Utc>>,
+}
+
+/// The user's rarest unlocks, rarest first.
+pub fn rarest_unlocks(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<Vec<UnlockItem>> {
+    diesel::sql_query(
+        "SELECT g.appid, g.name AS game, ga.display_name AS achievement, ga.icon_url, ga.global_percent, ga.points,
+                ua.unlocked_at
+         FROM user_achievements ua
+         JOIN game_achievements ga ON ga.id = ua.achievement_id
+         JOIN games g ON g.appid = ga.appid
+         WHERE ua.user_id = $1 AND ga.global_percent IS NOT NULL
+         ORDER BY ga.global_percent ASC, ua.unlocked_at DESC NULLS LAST, ga.id LIMIT $2",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+}
+
+/// The user's newest unlocks, newest first.
+pub fn recent_unlocks(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<Vec<UnlockItem>> {
+    diesel::sql_query(
+        "SELECT g.appid, g.name AS game, ga.display_name AS achievement, ga.icon_url, ga.global_percent, ga.points,
+                ua.unlocked_at
+         FROM user_achievements ua
+         JOIN game_achievements ga ON ga.id = ua.achievement_id
+         JOIN games g ON g.appid = ga.appid
+         WHERE ua.user_id = $1 AND ua.unlocked_at IS NOT NULL
+         ORDER BY ua.unlocked_at DESC, ga.id DESC LIMIT $2",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+}
+
+/// A perfect game and when its last achievement was unlocked.
+#[derive(Debug, Clone, Serialize, Deserialize, QueryableByName)]
+pub struct PerfectGame {
+    #[diesel(sql_type = BigInt)]
+    pub appid: i64,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub icon_hash: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub achievement_count: i32,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub perfected_at: Option<DateTime<Utc>>,
+}
+
+/// The user's perfect games, most recently perfected first.
+pub fn perfect_games(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<Vec<PerfectGame>> {
+    diesel::sql_query(
+        "SELECT g.appid, g.name, g.icon_hash, g.achievement_count, le.last_unlock_at AS perfected_at
+         FROM library_entries le JOIN games g ON g.appid = le.appid
+         WHERE le.user_id = $1 AND g.achievement_count > 0 AND le.unlocked_count >= g.achievement_count
+         ORDER BY le.last_unlock_at DESC NULLS LAST, lower(g.name) LIMIT $2",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streak_is_current_until_a_whole_day_passes_without_an_unlock() {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        let s = Streaks { longest: 9, longest_end: Some(day(1)), latest: 3, latest_end: Some(day(5)) };
+        assert_eq!(s.current(day(5)), 3);
+        assert_eq!(s.current(day(6)), 3, "today may still bring one");
+        assert_eq!(s.current(day(7)), 0);
+        assert_eq!(Streaks::default().current(day(7)), 0);
+    }
+}
