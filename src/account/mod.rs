@@ -1,6 +1,8 @@
 //! The signed-in user's own pages: overview, sessions, sign-in activity.
 
 pub mod activity;
+pub mod data;
+pub mod export;
 pub mod overview;
 pub mod security;
 pub mod service;
@@ -13,4 +15,5 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     sessions::routes(cfg);
     activity::routes(cfg);
     security::routes(cfg);
+    data::routes(cfg);
 }

@@ -11,7 +11,7 @@ use crate::auth::session::UserSession;
 use crate::auth::totp;
 use crate::crypto::Cipher;
 use crate::db::{self, PgPool};
-use crate::email::messages::{AddressInUse, EmailChangeNotice, PasswordChanged};
+use crate::email::messages::{AccountDeleted, AddressInUse, EmailChangeNotice, PasswordChanged};
 use crate::error::AppError;
 use crate::models::user::User;
 use crate::ratelimit::{self, PerIp};
@@ -207,4 +207,50 @@ pub async fn request_email_change(
     .await?;
     state.jobs.notify();
     Ok(())
+}
+
+/// What deleting an account did.
+pub struct Deleted {
+    /// Shared achievements that stay in the community, by a deleted user.
+    pub shared_kept: i64,
+}
+
+/// Deletes the user's own account with everything it owns (library,
+/// unlocks, Steam link, goals, images, sessions), in one transaction with
+/// its audit entry and the confirmation mail; shared achievements stay,
+/// shown as by a deleted user. Image files nobody uses any more go after.
+pub async fn delete_account(state: &AppState, user: &User, meta: &RequestMeta) -> Result<Deleted, AppError> {
+    let (user, meta, storage) = (user.clone(), meta.clone(), state.storage.clone());
+    let deleted = db::run(&state.pool, move |conn| {
+        let deleted = conn.transaction(|conn| {
+            let shared_kept = crate::community::model::count_by_creator(conn, user.id)?;
+            if let Some(email) = &user.email {
+                AccountDeleted { username: user.username.clone(), shared_kept }.queue(conn, email)?;
+            }
+            User::delete(conn, user.id)?;
+            // The entry outlives the account: no actor id to point at.
+            AuditEvent::new("account", "delete_self", &meta).target_text(user.username.clone()).record(conn)?;
+            Ok::<_, AppError>(Deleted { shared_kept })
+        })?;
+        crate::images::model::sweep_orphans(conn, storage.as_ref(), None);
+        Ok(deleted)
+    })
+    .await?;
+    state.jobs.notify();
+    Ok(deleted)
+}
+
+/// Packs everything of the user's into a ZIP (see [`super::export`]).
+pub async fn export_data(
+    state: &AppState,
+    user: &User,
+    meta: &RequestMeta,
+) -> Result<super::export::Archive, AppError> {
+    let (user, meta, storage) = (user.clone(), meta.clone(), state.storage.clone());
+    db::run(&state.pool, move |conn| {
+        let archive = super::export::build(conn, storage.as_ref(), &user)?;
+        AuditEvent::new("account", "export", &meta).actor(user.id).target_user(user.id, &user.username).record(conn)?;
+        Ok(archive)
+    })
+    .await
 }

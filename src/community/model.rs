@@ -397,3 +397,12 @@ pub fn delete_imported(conn: &mut PgConnection, run_id: i64) -> QueryResult<(usi
         .execute(conn)?;
     Ok((n, images))
 }
+
+/// How many shared achievements a user created that are still listed.
+pub fn count_by_creator(conn: &mut PgConnection, creator_id: i64) -> QueryResult<i64> {
+    community_achievements::table
+        .filter(community_achievements::creator_id.eq(creator_id))
+        .filter(community_achievements::is_active.eq(true))
+        .count()
+        .get_result(conn)
+}

@@ -90,3 +90,10 @@ message!(
     { username: String, attempt: String },
     |_: &AddressInUse| "Someone tried to use your email address on Questline".to_owned()
 );
+
+message!(
+    /// Confirms that the owner deleted their account.
+    AccountDeleted, AccountDeletedText, AccountDeletedHtml, "email/account_deleted.txt", "email/account_deleted.html",
+    { username: String, shared_kept: i64 },
+    |_: &AccountDeleted| "Your Questline account is deleted".to_owned()
+);

@@ -68,6 +68,28 @@ impl StoredImage {
     }
 }
 
+/// One of a user's own images, as the data export copies it.
+#[derive(Debug, QueryableByName)]
+pub struct OwnedFile {
+    #[diesel(sql_type = Text)]
+    pub public_id: String,
+    #[diesel(sql_type = Text)]
+    pub content_type: String,
+    #[diesel(sql_type = Text)]
+    pub storage_key: String,
+}
+
+/// The images a user owns (uploaded, or copied with an imported goal).
+pub fn owned_files(conn: &mut PgConnection, owner_id: i64) -> QueryResult<Vec<OwnedFile>> {
+    diesel::sql_query(
+        "SELECT i.public_id, b.content_type, b.storage_key
+         FROM images i JOIN image_blobs b ON b.sha256 = i.sha256
+         WHERE i.owner_id = $1 ORDER BY i.id",
+    )
+    .bind::<BigInt, _>(owner_id)
+    .load(conn)
+}
+
 /// What one upload stored, for the audit log.
 #[derive(Debug, Clone)]
 pub struct UploadRecord {

@@ -203,6 +203,73 @@ pub fn perfect_games(conn: &mut PgConnection, user_id: i64, limit: i64) -> Query
     .load(conn)
 }
 
+/// A library entry as the data export writes it.
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+pub struct ExportedEntry {
+    #[diesel(sql_type = BigInt)]
+    pub appid: i64,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub playtime_minutes: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub unlocked: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub achievements: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub points: i32,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub last_played_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub last_unlock_at: Option<DateTime<Utc>>,
+}
+
+/// The user's whole library, by name.
+pub fn export_library(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<ExportedEntry>> {
+    diesel::sql_query(
+        "SELECT g.appid, g.name, le.playtime_minutes, le.unlocked_count AS unlocked,
+                g.achievement_count AS achievements, le.points, le.last_played_at, le.last_unlock_at
+         FROM library_entries le JOIN games g ON g.appid = le.appid
+         WHERE le.user_id = $1 ORDER BY lower(g.name), g.appid",
+    )
+    .bind::<BigInt, _>(user_id)
+    .load(conn)
+}
+
+/// An unlock as the data export writes it.
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+pub struct ExportedUnlock {
+    #[diesel(sql_type = BigInt)]
+    pub appid: i64,
+    #[diesel(sql_type = Text)]
+    pub game: String,
+    #[diesel(sql_type = Text)]
+    pub api_name: String,
+    #[diesel(sql_type = Text)]
+    pub achievement: String,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub unlocked_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub global_percent: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub points: i32,
+}
+
+/// Every unlock of the user, oldest first.
+pub fn export_unlocks(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<ExportedUnlock>> {
+    diesel::sql_query(
+        "SELECT g.appid, g.name AS game, ga.api_name, ga.display_name AS achievement, ua.unlocked_at,
+                ga.global_percent, ga.points
+         FROM user_achievements ua
+         JOIN game_achievements ga ON ga.id = ua.achievement_id
+         JOIN games g ON g.appid = ga.appid
+         WHERE ua.user_id = $1
+         ORDER BY ua.unlocked_at NULLS FIRST, g.appid, ga.api_name",
+    )
+    .bind::<BigInt, _>(user_id)
+    .load(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,3 +35,4 @@ mod structure;
 mod sync_convergence;
 mod tracker;
 mod two_factor;
+mod your_data;
