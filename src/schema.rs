@@ -284,6 +284,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    user_preferences (user_id) {
+        user_id -> Int8,
+        profile_public -> Bool,
+        show_stats -> Bool,
+        show_perfect -> Bool,
+        show_library -> Bool,
+        show_goals -> Bool,
+        on_leaderboard -> Bool,
+        weekly_digest -> Bool,
+        unsubscribe_token -> Text,
+        digest_sent_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(game_achievements -> games (appid));
 diesel::table! {
     import_game_counts (run_id, appid) {
@@ -304,6 +320,7 @@ diesel::joinable!(email_tokens -> users (user_id));
 diesel::joinable!(backup_codes -> users (user_id));
 diesel::joinable!(steam_accounts -> users (user_id));
 diesel::joinable!(user_scores -> users (user_id));
+diesel::joinable!(user_preferences -> users (user_id));
 diesel::joinable!(jobs -> users (user_id));
 diesel::joinable!(images -> image_blobs (sha256));
 diesel::joinable!(custom_achievements -> images (image_id));
@@ -330,4 +347,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     import_runs,
     user_scores,
     instance_settings,
+    user_preferences,
 );

@@ -50,6 +50,11 @@ pub fn housekeeping() -> Vec<Task> {
             run: |_, conn| Ok(crate::jobs::enqueue_daily_resyncs(conn)?),
         },
         Task {
+            name: "queue weekly digests",
+            every: Duration::from_secs(3600),
+            run: |state, conn| crate::profiles::digest::queue_due(conn, &state.settings, chrono::Utc::now()),
+        },
+        Task {
             name: "purge old audit entries",
             every: Duration::from_secs(3600),
             run: |state, conn| Ok(crate::audit::purge_older_than(conn, state.settings.audit_retention_days)?),
@@ -218,6 +223,7 @@ fn run(
             .configure(crate::images::routes)
             .configure(crate::admin::routes)
             .configure(crate::rarity::routes::routes)
+            .configure(crate::profiles::routes::routes)
             .configure(crate::metrics::routes::routes)
             .configure(|cfg| {
                 if development {

@@ -91,6 +91,16 @@ pub fn list_for(conn: &mut PgConnection, owner_id: i64) -> QueryResult<Vec<Achie
         .load(conn)
 }
 
+/// The names of the user's goals met after `since`, earliest first.
+pub fn met_since(conn: &mut PgConnection, owner_id: i64, since: DateTime<Utc>) -> QueryResult<Vec<String>> {
+    custom_achievements::table
+        .filter(custom_achievements::owner_id.eq(owner_id))
+        .filter(custom_achievements::met_at.gt(since))
+        .order(custom_achievements::met_at.asc())
+        .select(custom_achievements::name)
+        .load(conn)
+}
+
 /// The user's goals not met yet, closest to being met first.
 pub fn closest_to_met(conn: &mut PgConnection, owner_id: i64, limit: i64) -> QueryResult<Vec<AchievementRow>> {
     diesel::sql_query(format!(

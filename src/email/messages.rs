@@ -97,3 +97,11 @@ message!(
     { username: String, shared_kept: i64 },
     |_: &AccountDeleted| "Your Questline account is deleted".to_owned()
 );
+
+message!(
+    /// The weekly digest a user asked for: unlocks, goals met, games
+    /// perfected, with a link that turns it off.
+    WeeklyDigest, WeeklyDigestText, WeeklyDigestHtml, "email/weekly_digest.txt", "email/weekly_digest.html",
+    { username: String, unlocked: i64, highlights: Vec<String>, goals: Vec<String>, perfected: Vec<String>, stats_link: String, unsubscribe_link: String },
+    |m: &WeeklyDigest| format!("Your week on Questline: {} unlock(s)", m.unlocked)
+);

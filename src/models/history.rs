@@ -203,6 +203,52 @@ pub fn perfect_games(conn: &mut PgConnection, user_id: i64, limit: i64) -> Query
     .load(conn)
 }
 
+/// How many unlocks the user has since `since`, and the rarest few.
+pub fn unlocks_since(
+    conn: &mut PgConnection,
+    user_id: i64,
+    since: DateTime<Utc>,
+    top: i64,
+) -> QueryResult<(i64, Vec<UnlockItem>)> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let n: N = diesel::sql_query("SELECT count(*) AS n FROM user_achievements WHERE user_id = $1 AND unlocked_at > $2")
+        .bind::<BigInt, _>(user_id)
+        .bind::<Timestamptz, _>(since)
+        .get_result(conn)?;
+    let rarest = diesel::sql_query(
+        "SELECT g.appid, g.name AS game, ga.display_name AS achievement, ga.icon_url, ga.global_percent, ga.points,
+                ua.unlocked_at
+         FROM user_achievements ua
+         JOIN game_achievements ga ON ga.id = ua.achievement_id
+         JOIN games g ON g.appid = ga.appid
+         WHERE ua.user_id = $1 AND ua.unlocked_at > $2
+         ORDER BY ga.global_percent ASC NULLS LAST, ua.unlocked_at DESC LIMIT $3",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<Timestamptz, _>(since)
+    .bind::<BigInt, _>(top)
+    .load(conn)?;
+    Ok((n.n, rarest))
+}
+
+/// Games the user perfected after `since` (their last unlock came then).
+pub fn perfected_since(conn: &mut PgConnection, user_id: i64, since: DateTime<Utc>) -> QueryResult<Vec<PerfectGame>> {
+    diesel::sql_query(
+        "SELECT g.appid, g.name, g.icon_hash, g.achievement_count, le.last_unlock_at AS perfected_at
+         FROM library_entries le JOIN games g ON g.appid = le.appid
+         WHERE le.user_id = $1 AND g.achievement_count > 0 AND le.unlocked_count >= g.achievement_count
+           AND le.last_unlock_at > $2
+         ORDER BY le.last_unlock_at DESC",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<Timestamptz, _>(since)
+    .load(conn)
+}
+
 /// A library entry as the data export writes it.
 #[derive(Debug, Clone, Serialize, QueryableByName)]
 pub struct ExportedEntry {
@@ -268,6 +314,63 @@ pub fn export_unlocks(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<
     )
     .bind::<BigInt, _>(user_id)
     .load(conn)
+}
+
+/// A game two users both own, side by side.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct CommonGame {
+    #[diesel(sql_type = BigInt)]
+    pub appid: i64,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub icon_hash: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub achievement_count: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub mine_minutes: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub mine_unlocked: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub mine_points: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub theirs_minutes: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub theirs_unlocked: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub theirs_points: i32,
+}
+
+/// The games `me` and `them` both own, most played together first, at most
+/// `limit`; and how many there are in all.
+pub fn common_games(conn: &mut PgConnection, me: i64, them: i64, limit: i64) -> QueryResult<(Vec<CommonGame>, i64)> {
+    let rows = diesel::sql_query(
+        "SELECT g.appid, g.name, g.icon_hash, g.achievement_count,
+                a.playtime_minutes AS mine_minutes, a.unlocked_count AS mine_unlocked, a.points AS mine_points,
+                b.playtime_minutes AS theirs_minutes, b.unlocked_count AS theirs_unlocked, b.points AS theirs_points
+         FROM library_entries a
+         JOIN library_entries b ON b.user_id = $2 AND b.appid = a.appid
+         JOIN games g ON g.appid = a.appid
+         WHERE a.user_id = $1
+         ORDER BY a.playtime_minutes + b.playtime_minutes DESC, lower(g.name) LIMIT $3",
+    )
+    .bind::<BigInt, _>(me)
+    .bind::<BigInt, _>(them)
+    .bind::<BigInt, _>(limit)
+    .load(conn)?;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let n: N = diesel::sql_query(
+        "SELECT count(*) AS n FROM library_entries a JOIN library_entries b ON b.user_id = $2 AND b.appid = a.appid
+         WHERE a.user_id = $1",
+    )
+    .bind::<BigInt, _>(me)
+    .bind::<BigInt, _>(them)
+    .get_result(conn)?;
+    Ok((rows, n.n))
 }
 
 #[cfg(test)]

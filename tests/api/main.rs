@@ -25,6 +25,7 @@ mod login;
 mod outages;
 mod outbox;
 mod pages;
+mod profiles;
 mod register;
 mod reset;
 mod schema;

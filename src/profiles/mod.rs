@@ -1,0 +1,69 @@
+//! Public profiles (`/u/{username}`), private until the owner turns them
+//! on and picks what shows; leaderboards for users who opt in; comparing
+//! libraries with a public profile; and the weekly digest's preferences
+//! and one-click unsubscribe.
+
+pub mod digest;
+pub mod model;
+pub mod routes;
+
+use diesel::PgConnection;
+
+use crate::achievements::model::AchievementRow;
+use crate::error::AppError;
+use crate::models::history::{self, CommonGame, PerfectGame};
+use crate::models::library::{self, LibraryQuery, LibraryRow, Totals};
+use crate::models::score::{self, Score};
+use model::PublicUser;
+
+/// A profile as a viewer may see it: only the parts its owner shares.
+pub struct Profile {
+    pub user: PublicUser,
+    pub score: Option<Score>,
+    pub totals: Option<Totals>,
+    pub perfect: Option<Vec<PerfectGame>>,
+    pub library: Option<Vec<LibraryRow>>,
+    pub goals: Option<Vec<AchievementRow>>,
+    /// The owner looking at their own private profile.
+    pub preview: bool,
+}
+
+/// Games on a profile, most played first.
+const PROFILE_GAMES: i64 = 50;
+
+/// The profile of `username` as `viewer` may see it; not found when it is
+/// private (unless it is the viewer's own) or does not exist, alike.
+pub fn view(conn: &mut PgConnection, username: &str, viewer: Option<i64>) -> Result<Profile, AppError> {
+    let user = model::find_profile(conn, username)?.ok_or(AppError::NotFound)?;
+    let own = viewer == Some(user.id);
+    if !user.profile_public && !own {
+        return Err(AppError::NotFound);
+    }
+    let id = user.id;
+    let score = if user.show_stats { Some(score::of(conn, id)?) } else { None };
+    let totals = if user.show_stats { Some(library::totals(conn, id)?) } else { None };
+    let perfect = if user.show_perfect { Some(history::perfect_games(conn, id, 100)?) } else { None };
+    let library = if user.show_library {
+        let q = LibraryQuery { sort: Some("playtime".into()), ..LibraryQuery::default() };
+        Some(library::library_page(conn, id, &q)?.0.into_iter().take(PROFILE_GAMES as usize).collect())
+    } else {
+        None
+    };
+    let goals = if user.show_goals { Some(crate::achievements::model::list_for(conn, id)?) } else { None };
+    Ok(Profile { preview: !user.profile_public, user, score, totals, perfect, library, goals })
+}
+
+/// Games `viewer` and the owner of a public profile that shares its library
+/// both own; not found when that profile or its library is not shared.
+pub fn compare(
+    conn: &mut PgConnection,
+    username: &str,
+    viewer: i64,
+) -> Result<(PublicUser, Vec<CommonGame>, i64), AppError> {
+    let user = model::find_profile(conn, username)?.ok_or(AppError::NotFound)?;
+    if !(user.profile_public && user.show_library) {
+        return Err(AppError::NotFound);
+    }
+    let (games, total) = history::common_games(conn, viewer, user.id, 200)?;
+    Ok((user, games, total))
+}
