@@ -1,6 +1,8 @@
-//! The five condition types of a custom achievement, in the legacy JSON
-//! shape (FORMAT.md), parsed strictly so that evaluation in SQL can trust
-//! every stored condition that is not marked as needing an edit.
+//! The condition types of a custom achievement: the five of the legacy JSON
+//! shape (FORMAT.md), plus two of Questline's own (rare achievements, and
+//! conditions combined with all / any / N of), parsed strictly so that
+//! evaluation in SQL can trust every stored condition that is not marked
+//! as needing an edit.
 
 use serde_json::{json, Map, Value};
 
@@ -8,23 +10,61 @@ use serde_json::{json, Map, Value};
 pub const MAX_GAMES: usize = 100;
 pub const MAX_ACHIEVEMENTS: usize = 200;
 
+/// Parts of a combined condition at most.
+pub const MAX_PARTS: usize = 10;
+
 /// The condition types, in the order the form lists them.
-pub const TYPES: [(&str, &str); 5] = [
+pub const TYPES: [(&str, &str); 7] = [
     ("complete_games", "Complete games (every achievement)"),
     ("playtime", "Hours played"),
     ("achievement_count", "Number of achievements"),
     ("specific_achievements", "Specific achievements"),
     ("completion_rate", "Completion rate"),
+    ("rare_achievements", "Rare achievements (a number of unlocks rarer than a percentage)"),
+    ("combined", "Combine goals (all, any, or a number of them)"),
 ];
+
+/// How a combined condition counts its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    All,
+    Any,
+    /// At least this many parts.
+    AtLeast(usize),
+}
 
 /// A checked condition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
-    CompleteGames { games: Vec<i64> },
-    Playtime { hours: f64, games: Option<Vec<i64>> },
-    AchievementCount { count: i64, games: Option<Vec<i64>> },
-    SpecificAchievements { achievements: Vec<(i64, String)> },
-    CompletionRate { percent: f64, games: Option<Vec<i64>> },
+    CompleteGames {
+        games: Vec<i64>,
+    },
+    Playtime {
+        hours: f64,
+        games: Option<Vec<i64>>,
+    },
+    AchievementCount {
+        count: i64,
+        games: Option<Vec<i64>>,
+    },
+    SpecificAchievements {
+        achievements: Vec<(i64, String)>,
+    },
+    CompletionRate {
+        percent: f64,
+        games: Option<Vec<i64>>,
+    },
+    /// `count` unlocks of achievements fewer than `percent` % of players have.
+    RareAchievements {
+        count: i64,
+        percent: f64,
+        games: Option<Vec<i64>>,
+    },
+    /// Other conditions (none of them combined), met by `mode`.
+    Combined {
+        mode: Mode,
+        parts: Vec<Condition>,
+    },
 }
 
 fn appid(v: &Value) -> Result<i64, String> {
@@ -81,6 +121,47 @@ impl Condition {
                 percent: number(data, "percent", 0.1, 100.0)?,
                 games: games(data, false)?,
             }),
+            "rare_achievements" => {
+                let count = number(data, "count", 1.0, 1_000_000.0)?;
+                if count.fract() != 0.0 {
+                    return Err("`count` must be a whole number".into());
+                }
+                Ok(Condition::RareAchievements {
+                    count: count as i64,
+                    percent: number(data, "percent", 0.01, 100.0)?,
+                    games: games(data, false)?,
+                })
+            }
+            "combined" => {
+                let list = match data.get("conditions") {
+                    Some(Value::Array(l)) if l.len() >= 2 && l.len() <= MAX_PARTS => l,
+                    _ => return Err(format!("combine from 2 to {MAX_PARTS} conditions")),
+                };
+                let parts = list
+                    .iter()
+                    .map(|part| {
+                        let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
+                        if kind == "combined" {
+                            return Err("a combined condition cannot hold another".to_owned());
+                        }
+                        let data = part.get("data").unwrap_or(&Value::Null);
+                        Condition::parse(kind, data)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mode = match data.get("mode").and_then(Value::as_str) {
+                    Some("all") => Mode::All,
+                    Some("any") => Mode::Any,
+                    Some("at_least") => {
+                        let n = number(data, "n", 1.0, parts.len() as f64)?;
+                        if n.fract() != 0.0 {
+                            return Err("`n` must be a whole number".into());
+                        }
+                        Mode::AtLeast(n as usize)
+                    }
+                    _ => return Err("`mode` must be all, any or at_least".into()),
+                };
+                Ok(Condition::Combined { mode, parts })
+            }
             "specific_achievements" => {
                 let list = match data.get("achievements") {
                     Some(Value::Array(l)) if !l.is_empty() && l.len() <= MAX_ACHIEVEMENTS => l,
@@ -111,6 +192,8 @@ impl Condition {
             Condition::AchievementCount { .. } => "achievement_count",
             Condition::SpecificAchievements { .. } => "specific_achievements",
             Condition::CompletionRate { .. } => "completion_rate",
+            Condition::RareAchievements { .. } => "rare_achievements",
+            Condition::Combined { .. } => "combined",
         }
     }
 
@@ -133,6 +216,65 @@ impl Condition {
                     .map(|(a, n)| json!({ "appid": a.to_string(), "api_name": n }))
                     .collect::<Vec<_>>()
             }),
+            Condition::RareAchievements { count, percent, games } => {
+                with_games(json!({ "count": count, "percent": percent }), games)
+            }
+            Condition::Combined { mode, parts } => {
+                let mut v = json!({
+                    "conditions": parts.iter().map(|p| json!({ "type": p.kind(), "data": p.to_json() })).collect::<Vec<_>>(),
+                });
+                match mode {
+                    Mode::All => v["mode"] = json!("all"),
+                    Mode::Any => v["mode"] = json!("any"),
+                    Mode::AtLeast(n) => {
+                        v["mode"] = json!("at_least");
+                        v["n"] = json!(n);
+                    }
+                }
+                v
+            }
+        }
+    }
+
+    /// The condition in one sentence: "Play 100 hours in 1 game".
+    pub fn describe(&self) -> String {
+        let scope = |g: &Option<Vec<i64>>| match g {
+            Some(g) if g.len() == 1 => " in 1 game".to_owned(),
+            Some(g) => format!(" in {} games", g.len()),
+            None => " over all games".to_owned(),
+        };
+        match self {
+            Condition::CompleteGames { games } if games.len() == 1 => "Complete every achievement of 1 game".into(),
+            Condition::CompleteGames { games } => format!("Complete every achievement of {} games", games.len()),
+            Condition::Playtime { hours, games } => format!("Play {} hours{}", trim(*hours), scope(games)),
+            Condition::AchievementCount { count, games } => format!("Unlock {count} achievements{}", scope(games)),
+            Condition::SpecificAchievements { achievements } => {
+                format!("Unlock {} chosen achievement(s)", achievements.len())
+            }
+            Condition::CompletionRate { percent, games } => {
+                format!("Reach {}% completion{}", trim(*percent), scope(games))
+            }
+            Condition::RareAchievements { count, percent, games } => {
+                format!("Unlock {count} achievements rarer than {}%{}", trim(*percent), scope(games))
+            }
+            Condition::Combined { mode, parts } => {
+                let head = match mode {
+                    Mode::All => "All of".to_owned(),
+                    Mode::Any => "Any of".to_owned(),
+                    Mode::AtLeast(n) => format!("At least {n} of"),
+                };
+                let list: Vec<String> = parts.iter().map(|p| p.describe().to_lowercase()).collect();
+                format!("{head}: {}", list.join("; "))
+            }
+        }
+    }
+
+    /// Every achievement the condition names, by game and API name.
+    pub fn achievements(&self) -> Vec<(i64, String)> {
+        match self {
+            Condition::SpecificAchievements { achievements } => achievements.clone(),
+            Condition::Combined { parts, .. } => parts.iter().flat_map(Condition::achievements).collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -142,8 +284,10 @@ impl Condition {
             Condition::CompleteGames { games } => games.clone(),
             Condition::Playtime { games, .. }
             | Condition::AchievementCount { games, .. }
-            | Condition::CompletionRate { games, .. } => games.clone().unwrap_or_default(),
+            | Condition::CompletionRate { games, .. }
+            | Condition::RareAchievements { games, .. } => games.clone().unwrap_or_default(),
             Condition::SpecificAchievements { achievements } => achievements.iter().map(|(a, _)| *a).collect(),
+            Condition::Combined { parts, .. } => parts.iter().flat_map(Condition::appids).collect(),
         };
         ids.sort_unstable();
         ids.dedup();
@@ -159,6 +303,8 @@ pub fn describe_progress(kind: &str, current: f64, target: f64) -> String {
     match kind {
         "playtime" => format!("{} of {} hours", trim(current.floor()), trim(target)),
         "completion_rate" => format!("{}% of {}%", trim((current * 10.0).floor() / 10.0), trim(target)),
+        "rare_achievements" => format!("{}/{} rare achievements", current as i64, target as i64),
+        "combined" => format!("{} of {} conditions met", current as i64, target as i64),
         _ => format!("{}/{} achievements", current as i64, target as i64),
     }
 }
@@ -202,6 +348,22 @@ mod tests {
             ("achievement_count", json!({"count": 80, "games": ["400"]})),
             ("specific_achievements", json!({"achievements": [{"appid": "400", "api_name": "PORTAL_BEAT_GAME"}]})),
             ("completion_rate", json!({"percent": 60})),
+            ("rare_achievements", json!({"count": 10, "percent": 5})),
+            ("rare_achievements", json!({"count": 1, "percent": 0.5, "games": ["400"]})),
+            (
+                "combined",
+                json!({"mode": "at_least", "n": 2, "conditions": [
+                    {"type": "playtime", "data": {"hours": 100, "games": ["570"]}},
+                    {"type": "complete_games", "data": {"games": ["400", "620"]}},
+                    {"type": "rare_achievements", "data": {"count": 10, "percent": 5}},
+                ]}),
+            ),
+            (
+                "combined",
+                json!({"mode": "any", "conditions": [
+                    {"type": "playtime", "data": {"hours": 1}}, {"type": "completion_rate", "data": {"percent": 50}},
+                ]}),
+            ),
         ];
         for (kind, data) in cases {
             let c = Condition::parse(kind, &data).unwrap_or_else(|e| panic!("{kind} {data}: {e}"));
@@ -223,6 +385,19 @@ mod tests {
             ("specific_achievements", json!({"achievements": [{"appid": "400"}]})),
             ("speedrun", json!({"minutes": 5})),
             ("playtime", json!(["hours", 5])),
+            ("rare_achievements", json!({"count": 3})),
+            ("combined", json!({"mode": "all", "conditions": [{"type": "playtime", "data": {"hours": 1}}]})),
+            (
+                "combined",
+                json!({"mode": "at_least", "n": 3, "conditions": [
+                {"type": "playtime", "data": {"hours": 1}}, {"type": "playtime", "data": {"hours": 2}}]}),
+            ),
+            (
+                "combined",
+                json!({"mode": "all", "conditions": [
+                {"type": "playtime", "data": {"hours": 1}},
+                {"type": "combined", "data": {"mode": "any", "conditions": []}}]}),
+            ),
         ];
         for (kind, data) in bad {
             assert!(Condition::parse(kind, &data).is_err(), "{kind} {data} should be refused");

@@ -29,6 +29,11 @@ pub struct AchievementForm {
     pub hours: Option<Text<String>>,
     pub count: Option<Text<String>>,
     pub percent: Option<Text<String>>,
+    pub rarer_than: Option<Text<String>>,
+    pub combine_mode: Option<Text<String>>,
+    pub combine_n: Option<Text<String>>,
+    #[multipart(rename = "parts")]
+    pub parts: Vec<Text<String>>,
     #[multipart(rename = "achievements")]
     pub achievements: Vec<Text<String>>,
     /// Read up to the body limit, so a file over 5 MB gets the form back
@@ -49,6 +54,17 @@ pub struct FormValues {
     pub count: String,
     pub percent: String,
     pub achievements: Vec<String>,
+    /// Rare achievements: the percentage they must be rarer than.
+    pub rarer_than: String,
+    /// Combined: `all`, `any` or `at_least`, with `n`, over the user's goals
+    /// picked in `parts`.
+    pub combine_mode: String,
+    pub combine_n: String,
+    pub parts: Vec<i64>,
+    /// The picked goals' conditions (`{type, data}`), loaded by the service
+    /// before [`FormValues::parse`]; a combined goal keeps copies, so it
+    /// stands alone when exported or shared.
+    pub part_conditions: Vec<Value>,
 }
 
 fn text(t: Option<Text<String>>) -> String {
@@ -69,6 +85,11 @@ impl FormValues {
             count: text(form.count).trim().to_owned(),
             percent: text(form.percent).trim().to_owned(),
             achievements: form.achievements.into_iter().map(|a| a.into_inner()).collect(),
+            rarer_than: text(form.rarer_than).trim().to_owned(),
+            combine_mode: text(form.combine_mode),
+            combine_n: text(form.combine_n).trim().to_owned(),
+            parts: form.parts.into_iter().filter_map(|g| g.into_inner().trim().parse().ok()).collect(),
+            part_conditions: Vec::new(),
         };
         (values, image, form.remove_image.is_some())
     }
@@ -90,6 +111,10 @@ impl FormValues {
                 "count" => v.count = val,
                 "percent" => v.percent = val,
                 "achievements" => v.achievements.push(val),
+                "rarer_than" => v.rarer_than = val,
+                "combine_mode" => v.combine_mode = val,
+                "combine_n" => v.combine_n = val,
+                "parts" => v.parts.extend(val.trim().parse::<i64>().ok()),
                 _ => {}
             }
         }
@@ -122,6 +147,7 @@ impl FormValues {
         games.extend(achievements.iter().filter_map(|a| a.split_once(':').and_then(|(g, _)| g.parse::<i64>().ok())));
         games.sort_unstable();
         games.dedup();
+        let rare = row.condition_type == "rare_achievements";
         FormValues {
             name: row.name.clone(),
             description: row.description.clone(),
@@ -129,8 +155,14 @@ impl FormValues {
             games,
             hours: num("hours"),
             count: num("count"),
-            percent: num("percent"),
+            percent: if rare { String::new() } else { num("percent") },
             achievements,
+            rarer_than: if rare { num("percent") } else { String::new() },
+            combine_mode: c.get("mode").and_then(Value::as_str).unwrap_or("").to_owned(),
+            combine_n: num("n"),
+            // The parts are copies: editing picks goals afresh.
+            parts: Vec::new(),
+            part_conditions: Vec::new(),
         }
     }
 
@@ -175,6 +207,32 @@ impl FormValues {
             "completion_rate" => {
                 if let Some(v) = number(&self.percent, "percentage", &mut errors) {
                     data.insert("percent".into(), v);
+                }
+            }
+            "rare_achievements" => {
+                if let Some(v) = number(&self.count, "number of achievements", &mut errors) {
+                    data.insert("count".into(), v);
+                }
+                if let Some(v) = number(&self.rarer_than, "rarity percentage", &mut errors) {
+                    data.insert("percent".into(), v);
+                }
+            }
+            "combined" => {
+                data.remove("games");
+                if self.part_conditions.len() < 2 {
+                    errors.push("Pick at least two of your goals to combine.".to_owned());
+                    return Err(errors);
+                }
+                data.insert("conditions".into(), Value::from(self.part_conditions.clone()));
+                let mode = match self.combine_mode.as_str() {
+                    "any" | "at_least" => self.combine_mode.as_str(),
+                    _ => "all",
+                };
+                data.insert("mode".into(), json!(mode));
+                if mode == "at_least" {
+                    if let Some(v) = number(&self.combine_n, "number of goals to meet", &mut errors) {
+                        data.insert("n".into(), v);
+                    }
                 }
             }
             "specific_achievements" => {
@@ -283,7 +341,8 @@ pub fn check_ownership(conn: &mut PgConnection, user_id: i64, condition: &Condit
     if wanted.iter().any(|a| !owned.contains(a)) {
         errors.push("Pick games from your synced library.".to_owned());
     }
-    if let Condition::SpecificAchievements { achievements } = condition {
+    let achievements = condition.achievements();
+    if !achievements.is_empty() {
         let known: HashSet<(i64, String)> =
             achievement_options(conn, user_id, &wanted)?.into_iter().map(|o| (o.appid, o.api_name)).collect();
         if achievements.iter().any(|a| !known.contains(a)) {

@@ -91,6 +91,31 @@ pub fn list_for(conn: &mut PgConnection, owner_id: i64) -> QueryResult<Vec<Achie
         .load(conn)
 }
 
+/// The conditions of these goals of the user, as `{type, data}` parts of a
+/// combined goal: only goals that are sound and not combined themselves.
+pub fn conditions_of(conn: &mut PgConnection, owner_id: i64, ids: &[i64]) -> QueryResult<Vec<Value>> {
+    let rows: Vec<(String, Value)> = custom_achievements::table
+        .filter(custom_achievements::owner_id.eq(owner_id))
+        .filter(custom_achievements::id.eq_any(ids))
+        .filter(custom_achievements::needs_edit.eq(false))
+        .filter(custom_achievements::condition_type.ne("combined"))
+        .order(custom_achievements::id)
+        .select((custom_achievements::condition_type, custom_achievements::condition))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(kind, data)| serde_json::json!({ "type": kind, "data": data })).collect())
+}
+
+/// The user's goals that can be parts of a combined goal, for the form.
+pub fn combinable(conn: &mut PgConnection, owner_id: i64) -> QueryResult<Vec<(i64, String)>> {
+    custom_achievements::table
+        .filter(custom_achievements::owner_id.eq(owner_id))
+        .filter(custom_achievements::needs_edit.eq(false))
+        .filter(custom_achievements::condition_type.ne("combined"))
+        .order(custom_achievements::name)
+        .select((custom_achievements::id, custom_achievements::name))
+        .load(conn)
+}
+
 /// The names of the user's goals met after `since`, earliest first.
 pub fn met_since(conn: &mut PgConnection, owner_id: i64, since: DateTime<Utc>) -> QueryResult<Vec<String>> {
     custom_achievements::table
@@ -269,35 +294,46 @@ pub fn evaluate(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<Evalua
 }
 
 const EVALUATE_SQL: &str = r#"
-WITH cond AS (
+WITH goals AS (
     SELECT id, owner_id, condition_type, condition
     FROM custom_achievements
     WHERE owner_id = ANY($1) AND NOT needs_edit
 ),
+-- Each goal's parts: a combined goal's conditions, numbered, or the goal
+-- itself as part 0. Every branch below works per part.
+cond AS (
+    SELECT g.id, 0::int8 AS part, g.owner_id, g.condition_type, g.condition
+    FROM goals g WHERE g.condition_type <> 'combined'
+    UNION ALL
+    SELECT g.id, p.ord AS part, g.owner_id, p.value ->> 'type', p.value -> 'data'
+    FROM goals g
+    CROSS JOIN LATERAL jsonb_array_elements(g.condition -> 'conditions') WITH ORDINALITY AS p(value, ord)
+    WHERE g.condition_type = 'combined'
+),
 listed AS (
-    SELECT c.id, g.value::bigint AS appid
+    SELECT c.id, c.part, g.value::bigint AS appid
     FROM cond c
     CROSS JOIN LATERAL jsonb_array_elements_text(
         CASE WHEN jsonb_typeof(c.condition -> 'games') = 'array' THEN c.condition -> 'games' ELSE '[]'::jsonb END
     ) AS g(value)
-    WHERE c.condition_type <> 'specific_achievements'
+    WHERE c.condition_type NOT IN ('specific_achievements', 'rare_achievements')
 ),
--- Sums over the listed games, per achievement.
+-- Sums over the listed games, per part.
 listed_sums AS (
-    SELECT l.id,
+    SELECT l.id, l.part,
            sum(COALESCE(le.playtime_minutes, 0)) AS minutes,
            sum(COALESCE(le.unlocked_count, 0)) AS unlocked,
            sum(LEAST(COALESCE(le.unlocked_count, 0), COALESCE(gm.achievement_count, 0))) AS done,
            sum(COALESCE(gm.achievement_count, 0)) AS total,
            max(le.last_unlock_at) AS last_unlock
     FROM listed l
-    JOIN cond c ON c.id = l.id
+    JOIN cond c ON c.id = l.id AND c.part = l.part
     LEFT JOIN library_entries le ON le.user_id = c.owner_id AND le.appid = l.appid
     LEFT JOIN games gm ON gm.appid = l.appid
-    GROUP BY l.id
+    GROUP BY l.id, l.part
 ),
 -- Sums over each user's whole library, computed once per user and shared
--- by every achievement that names no games.
+-- by every part that names no games.
 user_sums AS (
     SELECT le.user_id,
            sum(le.playtime_minutes) AS minutes,
@@ -313,20 +349,20 @@ user_sums AS (
     GROUP BY le.user_id
 ),
 sums AS (
-    SELECT c.id, c.condition_type, c.condition,
+    SELECT c.id, c.part, c.condition_type, c.condition,
            COALESCE(ls.minutes, us.minutes, 0) AS minutes,
            COALESCE(ls.unlocked, us.unlocked, 0) AS unlocked,
            COALESCE(ls.done, us.done, 0) AS done,
            COALESCE(ls.total, us.total, 0) AS total,
            COALESCE(ls.last_unlock, us.last_unlock) AS last_unlock
     FROM cond c
-    LEFT JOIN listed_sums ls ON ls.id = c.id
+    LEFT JOIN listed_sums ls ON ls.id = c.id AND ls.part = c.part
     LEFT JOIN user_sums us ON us.user_id = c.owner_id AND NOT (c.condition ? 'games')
         AND c.condition_type IN ('playtime', 'achievement_count', 'completion_rate')
-    WHERE c.condition_type <> 'specific_achievements'
+    WHERE c.condition_type NOT IN ('specific_achievements', 'rare_achievements')
 ),
 progress AS (
-    SELECT s.id,
+    SELECT s.id, s.part,
         (CASE s.condition_type
             WHEN 'playtime' THEN s.minutes / 60.0
             WHEN 'achievement_count' THEN s.unlocked
@@ -344,13 +380,49 @@ progress AS (
         CASE WHEN s.condition_type = 'playtime' THEN NULL ELSE s.last_unlock END AS met_time
     FROM sums s
     UNION ALL
-    SELECT c.id, count(ua.user_id)::float8, count(*)::float8, max(ua.unlocked_at)
+    SELECT c.id, c.part, count(ua.user_id)::float8, count(*)::float8, max(ua.unlocked_at)
     FROM cond c
     CROSS JOIN LATERAL jsonb_array_elements(c.condition -> 'achievements') AS a(value)
     LEFT JOIN game_achievements ga ON ga.appid = (a.value ->> 'appid')::bigint AND ga.api_name = a.value ->> 'api_name'
     LEFT JOIN user_achievements ua ON ua.user_id = c.owner_id AND ua.achievement_id = ga.id
     WHERE c.condition_type = 'specific_achievements'
-    GROUP BY c.id
+    GROUP BY c.id, c.part
+    UNION ALL
+    -- Unlocks rarer than the percentage; met when the count-th of them
+    -- (by unlock time) came.
+    SELECT c.id, c.part, count(r.ok)::float8, (c.condition ->> 'count')::float8,
+           (array_agg(r.at ORDER BY r.at NULLS LAST) FILTER (WHERE r.ok))[(c.condition ->> 'count')::int]
+    FROM cond c
+    LEFT JOIN LATERAL (
+        SELECT TRUE AS ok, ua.unlocked_at AS at
+        FROM user_achievements ua JOIN game_achievements ga ON ga.id = ua.achievement_id
+        WHERE ua.user_id = c.owner_id AND ga.global_percent < (c.condition ->> 'percent')::float8
+          AND (NOT (c.condition ? 'games')
+               OR ga.appid IN (SELECT jsonb_array_elements_text(c.condition -> 'games')::bigint))
+    ) r ON TRUE
+    WHERE c.condition_type = 'rare_achievements'
+    GROUP BY c.id, c.part, c.condition
+),
+-- Parts back into goals. A combined goal counts its parts met; it was met
+-- when the k-th part was (k: all of them, 1, or n).
+total AS (
+    SELECT g.id,
+        CASE WHEN g.condition_type = 'combined'
+             THEN (count(*) FILTER (WHERE p.target > 0 AND p.current >= p.target))::float8
+             ELSE max(p.current) END AS current,
+        CASE WHEN g.condition_type <> 'combined' THEN max(p.target)
+             WHEN g.condition ->> 'mode' = 'all' THEN count(*)::float8
+             WHEN g.condition ->> 'mode' = 'any' THEN 1::float8
+             ELSE (g.condition ->> 'n')::float8 END AS target,
+        CASE WHEN g.condition_type <> 'combined' THEN max(p.met_time)
+             ELSE (array_agg(COALESCE(p.met_time, now()) ORDER BY COALESCE(p.met_time, now()))
+                       FILTER (WHERE p.target > 0 AND p.current >= p.target))[
+                  CASE WHEN g.condition ->> 'mode' = 'all' THEN count(*)::int
+                       WHEN g.condition ->> 'mode' = 'any' THEN 1
+                       ELSE (g.condition ->> 'n')::int END]
+        END AS met_time
+    FROM progress p JOIN goals g ON g.id = p.id
+    GROUP BY g.id, g.condition_type, g.condition
 ),
 upd AS (
     UPDATE custom_achievements ca
@@ -359,7 +431,7 @@ upd AS (
         met_at = CASE WHEN ca.met_at IS NULL AND p.target > 0 AND p.current >= p.target
                       THEN LEAST(COALESCE(p.met_time, now()), now()) ELSE ca.met_at END,
         evaluated_at = now()
-    FROM progress p
+    FROM total p
     JOIN custom_achievements prev ON prev.id = p.id
     WHERE ca.id = p.id
     RETURNING ca.imported_from, (prev.met_at IS NULL AND ca.met_at IS NOT NULL) AS newly

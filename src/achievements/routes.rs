@@ -43,10 +43,15 @@ struct FormPage {
     values: FormValues,
     games: Vec<GameOption>,
     achievement_options: Vec<AchievementOption>,
+    /// The user's goals that a combined goal may use (not the one edited).
+    combinable: Vec<(i64, String)>,
     errors: Vec<String>,
 }
 
 impl FormPage {
+    fn part_selected(&self, id: &i64) -> bool {
+        self.values.parts.contains(id)
+    }
     fn types(&self) -> &'static [(&'static str, &'static str)] {
         &TYPES
     }
@@ -76,11 +81,17 @@ async fn form_page(
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     let picked = values.games.clone();
-    let (games, achievement_options) = db::run(pool, move |conn| {
-        Ok((form::game_options(conn, user_id)?, form::achievement_options(conn, user_id, &picked)?))
+    let editing_id = editing.as_ref().map(|e| e.id);
+    let (games, achievement_options, mut combinable) = db::run(pool, move |conn| {
+        Ok((
+            form::game_options(conn, user_id)?,
+            form::achievement_options(conn, user_id, &picked)?,
+            super::model::combinable(conn, user_id)?,
+        ))
     })
     .await?;
-    render_status(status, &FormPage { ctx, editing, values, games, achievement_options, errors })
+    combinable.retain(|(id, _)| Some(*id) != editing_id);
+    render_status(status, &FormPage { ctx, editing, values, games, achievement_options, combinable, errors })
 }
 
 /// The new page; its "Show achievements" button comes back here by GET with

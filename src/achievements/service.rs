@@ -179,6 +179,12 @@ async fn check(
     values: &FormValues,
     image: Option<Vec<u8>>,
 ) -> Result<Result<(AchievementInput, Option<Processed>), Vec<String>>, AppError> {
+    let mut values = values.clone();
+    if values.condition_type == "combined" {
+        let picked = values.parts.clone();
+        values.part_conditions =
+            db::run(pool, move |conn| Ok(super::model::conditions_of(conn, user_id, &picked)?)).await?;
+    }
     let input = match values.parse() {
         Ok(input) => input,
         Err(mut errors) => {

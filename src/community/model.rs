@@ -175,6 +175,8 @@ impl SharedRow {
                 .unwrap_or_default(),
             "achievement_count" => format!("Unlock {} achievements", self.target as i64),
             "complete_games" => "Complete every achievement of the listed games".into(),
+            "rare_achievements" => format!("Unlock {} rare achievements", self.target as i64),
+            "combined" => format!("Meet {} of its combined conditions", self.target as i64),
             _ => "Unlock the listed achievements".into(),
         }
     }

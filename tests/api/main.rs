@@ -11,6 +11,7 @@ mod community;
 mod csrf;
 mod dev_mailbox;
 mod errors;
+mod goals;
 mod hardening;
 mod headers;
 mod health;
