@@ -16,6 +16,7 @@ use crate::layout::PageContext;
 use crate::models::history::{self, UnlockItem};
 use crate::models::library::{self, LibraryRow};
 use crate::models::score::{self, Score};
+use crate::pins::PinnedAchievement;
 use crate::rarity::{self, Tiers};
 use crate::response::render;
 use crate::state::AppState;
@@ -30,6 +31,8 @@ struct Overview {
     goals: Vec<AchievementRow>,
     score: Score,
     tiers: Tiers,
+    pinned_achievements: Vec<PinnedAchievement>,
+    pinned_goals: Vec<AchievementRow>,
 }
 
 fn load(conn: &mut diesel::PgConnection, user_id: i64) -> diesel::QueryResult<Overview> {
@@ -41,6 +44,8 @@ fn load(conn: &mut diesel::PgConnection, user_id: i64) -> diesel::QueryResult<Ov
         goals: goals::closest_to_met(conn, user_id, 5)?,
         score: score::of(conn, user_id)?,
         tiers: rarity::model::tiers(conn)?.0,
+        pinned_achievements: crate::pins::pinned_achievements(conn, user_id)?,
+        pinned_goals: goals::pinned_for(conn, user_id)?,
     })
 }
 

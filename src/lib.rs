@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod models;
 pub mod pagination;
+pub mod pins;
 pub mod profiles;
 pub mod rarity;
 pub mod ratelimit;

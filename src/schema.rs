@@ -300,6 +300,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    pins (id) {
+        id -> Int8,
+        user_id -> Int8,
+        achievement_id -> Nullable<Int8>,
+        goal_id -> Nullable<Int8>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(game_achievements -> games (appid));
 diesel::table! {
     import_game_counts (run_id, appid) {
@@ -348,4 +358,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_scores,
     instance_settings,
     user_preferences,
+    pins,
 );

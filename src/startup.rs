@@ -224,6 +224,7 @@ fn run(
             .configure(crate::admin::routes)
             .configure(crate::rarity::routes::routes)
             .configure(crate::profiles::routes::routes)
+            .configure(crate::pins::routes::routes)
             .configure(crate::metrics::routes::routes)
             .configure(|cfg| {
                 if development {

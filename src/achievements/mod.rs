@@ -6,10 +6,13 @@ pub mod form;
 pub mod model;
 pub mod routes;
 pub mod service;
+pub mod transfer;
 
 pub use condition::Condition;
 pub use model::{evaluate, AchievementRow};
 
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
+    // Before `/achievements/{id}`: "import" is no id.
+    transfer::routes(cfg);
     routes::routes(cfg);
 }

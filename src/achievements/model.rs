@@ -126,6 +126,72 @@ pub fn met_since(conn: &mut PgConnection, owner_id: i64, since: DateTime<Utc>) -
         .load(conn)
 }
 
+/// What `owner`'s progress on a condition would be, without keeping it:
+/// a copy is stored and evaluated by the very statement that evaluates
+/// real goals, then the transaction is rolled back. Returns (current,
+/// target, met).
+pub fn preview_progress(
+    conn: &mut PgConnection,
+    owner: i64,
+    kind: &str,
+    condition: &Value,
+) -> QueryResult<(f64, f64, bool)> {
+    #[derive(Debug)]
+    enum Outcome {
+        Preview(f64, f64, bool),
+        Db(diesel::result::Error),
+    }
+    impl From<diesel::result::Error> for Outcome {
+        fn from(e: diesel::result::Error) -> Self {
+            Outcome::Db(e)
+        }
+    }
+    let result = conn.transaction::<(), Outcome, _>(|conn| {
+        let id = insert(
+            conn,
+            &NewCustomAchievement {
+                owner_id: owner,
+                name: "preview",
+                description: "",
+                condition_type: kind,
+                condition,
+                needs_edit: false,
+                image_id: None,
+                imported_from: None,
+                created_at: None,
+                legacy_id: None,
+                import_run_id: None,
+            },
+        )?;
+        evaluate(conn, &[owner])?;
+        let (current, target, met): (f64, f64, Option<DateTime<Utc>>) = custom_achievements::table
+            .find(id)
+            .select((
+                custom_achievements::progress_current,
+                custom_achievements::progress_target,
+                custom_achievements::met_at,
+            ))
+            .first(conn)?;
+        // Never kept: the error rolls everything back.
+        Err(Outcome::Preview(current, target, met.is_some()))
+    });
+    match result {
+        Err(Outcome::Preview(c, t, m)) => Ok((c, t, m)),
+        Err(Outcome::Db(e)) => Err(e),
+        Ok(()) => unreachable!("the preview transaction always rolls back"),
+    }
+}
+
+/// The goals the user pinned, newest pin first.
+pub fn pinned_for(conn: &mut PgConnection, owner_id: i64) -> QueryResult<Vec<AchievementRow>> {
+    diesel::sql_query(format!(
+        "{ROW_SELECT} JOIN pins p ON p.goal_id = ca.id AND p.user_id = ca.owner_id
+         WHERE ca.owner_id = $1 ORDER BY p.created_at DESC, ca.id"
+    ))
+    .bind::<BigInt, _>(owner_id)
+    .load(conn)
+}
+
 /// The user's goals not met yet, closest to being met first.
 pub fn closest_to_met(conn: &mut PgConnection, owner_id: i64, limit: i64) -> QueryResult<Vec<AchievementRow>> {
     diesel::sql_query(format!(

@@ -24,14 +24,24 @@ struct ListPage {
     ctx: PageContext,
     rows: Vec<AchievementRow>,
     can_share: bool,
+    /// The ids of the goals the user pinned.
+    pinned: Vec<i64>,
+}
+
+impl ListPage {
+    fn is_pinned(&self, id: &i64) -> bool {
+        self.pinned.contains(id)
+    }
 }
 
 async fn list(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let pool = &state.pool;
     let user_id = current.user.id;
-    let rows = db::run(pool, move |conn| Ok(model::list_for(conn, user_id)?)).await?;
+    let (rows, (_, pinned)) =
+        db::run(pool, move |conn| Ok((model::list_for(conn, user_id)?, crate::pins::pinned_ids(conn, user_id)?)))
+            .await?;
     let can_share = current.user.email_verified_at.is_some();
-    render(&ListPage { ctx, rows, can_share })
+    render(&ListPage { ctx, rows, can_share, pinned })
 }
 
 #[derive(Template)]

@@ -408,3 +408,37 @@ pub fn count_by_creator(conn: &mut PgConnection, creator_id: i64) -> QueryResult
         .count()
         .get_result(conn)
 }
+
+/// A visible shared achievement with its condition, for its own page.
+#[derive(Debug, Clone)]
+pub struct SharedDetail {
+    pub row: SharedRow,
+    pub condition: serde_json::Value,
+    pub needs_edit: bool,
+}
+
+/// A visible shared achievement, as `viewer` sees it.
+pub fn find_visible(conn: &mut PgConnection, id: i64, viewer_id: Option<i64>) -> QueryResult<Option<SharedDetail>> {
+    let row: Option<SharedRow> = diesel::sql_query(
+        "SELECT c.id, c.name, c.description, c.condition_type, u.username AS creator, c.creator_id,
+                i.public_id AS image_public_id, c.tries_count, c.completions_count, c.shared_at,
+                EXISTS (SELECT 1 FROM custom_achievements m WHERE m.owner_id = $1 AND m.imported_from = c.id) AS imported,
+                1::int8 AS total_rows,
+                COALESCE((c.condition ->> 'hours')::float8, (c.condition ->> 'count')::float8,
+                         (c.condition ->> 'percent')::float8, 0) AS target
+         FROM community_achievements c
+         LEFT JOIN users u ON u.id = c.creator_id
+         LEFT JOIN images i ON i.id = c.image_id
+         WHERE c.id = $2 AND c.is_active AND c.hidden_at IS NULL",
+    )
+    .bind::<diesel::sql_types::Nullable<BigInt>, _>(viewer_id)
+    .bind::<BigInt, _>(id)
+    .get_result(conn)
+    .optional()?;
+    let Some(row) = row else { return Ok(None) };
+    let (condition, needs_edit) = community_achievements::table
+        .find(id)
+        .select((community_achievements::condition, community_achievements::needs_edit))
+        .first(conn)?;
+    Ok(Some(SharedDetail { row, condition, needs_edit }))
+}

@@ -153,8 +153,67 @@ async fn unshare(
     Ok(see_other("/achievements"))
 }
 
+#[derive(Template)]
+#[template(path = "community/detail.html")]
+struct DetailPage {
+    ctx: PageContext,
+    d: service::Detail,
+    signed_in: bool,
+    /// The viewer shared it.
+    own: bool,
+    media: url::Url,
+    tiers: crate::rarity::Tiers,
+}
+
+impl DetailPage {
+    fn describe(&self) -> String {
+        self.d
+            .condition
+            .as_ref()
+            .map(|c| c.describe())
+            .unwrap_or_else(|| "This goal's condition cannot be read.".into())
+    }
+    fn progress_words(&self) -> Option<String> {
+        self.d
+            .progress
+            .map(|(c, t, _)| crate::achievements::condition::describe_progress(&self.d.share.row.condition_type, c, t))
+    }
+    fn progress_percent(&self) -> u32 {
+        self.d.progress.map(|(c, t, _)| crate::achievements::condition::percent_done(c, t)).unwrap_or(0)
+    }
+    fn icon(&self, g: &crate::models::game::NamedGame) -> Option<String> {
+        g.icon_hash.as_ref().map(|h| crate::models::library::icon_url(&self.media, g.appid, h))
+    }
+    fn game_name(&self, appid: &i64) -> String {
+        self.d
+            .games
+            .iter()
+            .find(|g| g.appid == *appid)
+            .map(|g| g.name.clone())
+            .unwrap_or_else(|| format!("App {appid}"))
+    }
+}
+
+/// A shared goal's own page.
+async fn detail(
+    ctx: PageContext,
+    viewer: crate::auth::extractors::MaybeUser,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let (id, viewer_id) = (id.into_inner(), viewer.0.as_ref().map(|v| v.user.id));
+    let (d, (tiers, _)) = db::run(&state.pool, move |conn| {
+        Ok((service::detail(conn, id, viewer_id)?, crate::rarity::model::tiers(conn)?))
+    })
+    .await?;
+    let own = viewer_id.is_some() && d.share.row.creator_id == viewer_id;
+    let media = state.settings.steam_media_url.clone();
+    render(&DetailPage { ctx, d, signed_in: viewer_id.is_some(), own, media, tiers })
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/community").route(web::get().to(browse)))
+        .service(web::resource("/community/{id}").route(web::get().to(detail)))
         .service(web::resource("/community/{id}/import").route(web::post().to(import)))
         .service(web::resource("/achievements/{id}/share").route(web::post().to(share)))
         .service(web::resource("/achievements/{id}/unshare").route(web::post().to(unshare)));

@@ -77,3 +77,35 @@ fn copy(conn: &mut PgConnection, community_id: i64, user_id: i64) -> QueryResult
     model::count_try(conn, community_id)?;
     Ok(ImportOutcome::Imported(id))
 }
+
+/// A shared goal's page: what it asks, the games and achievements it names,
+/// and where the viewer would stand if they added it.
+pub struct Detail {
+    pub share: model::SharedDetail,
+    /// `None` when the stored condition cannot be read.
+    pub condition: Option<crate::achievements::Condition>,
+    pub games: Vec<crate::models::game::NamedGame>,
+    pub achievements: Vec<crate::models::game::NamedAchievement>,
+    /// The viewer's progress before adding it: (current, target, met).
+    pub progress: Option<(f64, f64, bool)>,
+}
+
+/// The page of shared goal `id` for `viewer` (a visitor sees no progress).
+pub fn detail(conn: &mut PgConnection, id: i64, viewer: Option<i64>) -> Result<Detail, AppError> {
+    let share = model::find_visible(conn, id, viewer)?.ok_or(AppError::NotFound)?;
+    let condition = (!share.needs_edit)
+        .then(|| crate::achievements::Condition::parse(&share.row.condition_type, &share.condition).ok())
+        .flatten();
+    let (games, achievements) = match &condition {
+        Some(c) => (
+            crate::models::game::named_games(conn, &c.appids())?,
+            crate::models::game::named_achievements(conn, &c.achievements())?,
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let progress = match (viewer, &condition) {
+        (Some(v), Some(c)) => Some(custom::preview_progress(conn, v, c.kind(), &c.to_json())?),
+        _ => None,
+    };
+    Ok(Detail { share, condition, games, achievements, progress })
+}

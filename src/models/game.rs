@@ -5,6 +5,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 use diesel::upsert::excluded;
+use std::collections::HashMap;
 
 use crate::schema::{game_achievements, games, library_entries, user_achievements};
 
@@ -281,4 +282,77 @@ impl GameAchievement {
         .bind::<BigInt, _>(run_id)
         .execute(conn)
     }
+}
+
+/// A game or achievement name for the goal export, or `None` when this
+/// instance does not know it.
+pub fn game_names(conn: &mut PgConnection, appids: &[i64]) -> QueryResult<HashMap<i64, String>> {
+    Ok(games::table
+        .filter(games::appid.eq_any(appids))
+        .select((games::appid, games::name))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// The display names of these achievements that this instance knows.
+pub fn achievement_names(
+    conn: &mut PgConnection,
+    wanted: &[(i64, String)],
+) -> QueryResult<HashMap<(i64, String), String>> {
+    let appids: Vec<i64> = wanted.iter().map(|(a, _)| *a).collect();
+    Ok(game_achievements::table
+        .filter(game_achievements::appid.eq_any(&appids))
+        .select((game_achievements::appid, game_achievements::api_name, game_achievements::display_name))
+        .load::<(i64, String, String)>(conn)?
+        .into_iter()
+        .filter(|(a, n, _)| wanted.iter().any(|(wa, wn)| wa == a && wn == n))
+        .map(|(a, n, d)| ((a, n), d))
+        .collect())
+}
+
+/// A game as a goal's page lists it.
+#[derive(Debug, Clone, Queryable)]
+pub struct NamedGame {
+    pub appid: i64,
+    pub name: String,
+    pub icon_hash: Option<String>,
+}
+
+/// The games this instance knows among `appids`, by name.
+pub fn named_games(conn: &mut PgConnection, appids: &[i64]) -> QueryResult<Vec<NamedGame>> {
+    games::table
+        .filter(games::appid.eq_any(appids))
+        .order(games::name)
+        .select((games::appid, games::name, games::icon_hash))
+        .load(conn)
+}
+
+/// An achievement as a goal's page lists it.
+#[derive(Debug, Clone, Queryable)]
+pub struct NamedAchievement {
+    pub appid: i64,
+    pub api_name: String,
+    pub name: String,
+    pub hidden: bool,
+    pub icon_url: Option<String>,
+    pub global_percent: Option<f64>,
+}
+
+/// The achievements this instance knows among `wanted`.
+pub fn named_achievements(conn: &mut PgConnection, wanted: &[(i64, String)]) -> QueryResult<Vec<NamedAchievement>> {
+    let appids: Vec<i64> = wanted.iter().map(|(a, _)| *a).collect();
+    let rows: Vec<NamedAchievement> = game_achievements::table
+        .filter(game_achievements::appid.eq_any(&appids))
+        .order((game_achievements::appid, game_achievements::id))
+        .select((
+            game_achievements::appid,
+            game_achievements::api_name,
+            game_achievements::display_name,
+            game_achievements::hidden,
+            game_achievements::icon_url,
+            game_achievements::global_percent,
+        ))
+        .load(conn)?;
+    Ok(rows.into_iter().filter(|r| wanted.iter().any(|(a, n)| *a == r.appid && *n == r.api_name)).collect())
 }

@@ -149,6 +149,8 @@ pub fn count_for(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64> {
 /// One achievement as the game page shows it.
 #[derive(Debug, QueryableByName)]
 pub struct AchievementRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
     #[diesel(sql_type = Text)]
     pub display_name: String,
     #[diesel(sql_type = Nullable<Text>)]
@@ -223,7 +225,7 @@ pub fn game_achievements(
         _ => "(ua.user_id IS NULL), ua.unlocked_at DESC NULLS LAST",
     };
     diesel::sql_query(format!(
-        "SELECT ga.display_name, ga.description, ga.hidden, ga.icon_url, ga.icon_gray_url, ga.global_percent,
+        "SELECT ga.id, ga.display_name, ga.description, ga.hidden, ga.icon_url, ga.icon_gray_url, ga.global_percent,
                 ga.points, (ua.user_id IS NOT NULL) AS unlocked, ua.unlocked_at
          FROM game_achievements ga
          LEFT JOIN user_achievements ua ON ua.achievement_id = ga.id AND ua.user_id = $1

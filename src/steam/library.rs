@@ -87,6 +87,17 @@ struct GamePage {
     points: i32,
     points_possible: i64,
     tiers: Tiers,
+    /// The ids of the achievements the user pinned.
+    pinned: Vec<i64>,
+}
+
+impl GamePage {
+    fn is_pinned(&self, id: &i64) -> bool {
+        self.pinned.contains(id)
+    }
+    fn here(&self) -> String {
+        format!("/library/{}?sort={}", self.appid, self.sort)
+    }
 }
 
 #[derive(Deserialize)]
@@ -105,9 +116,14 @@ async fn game(
     let (user_id, appid) = (current.user.id, appid.into_inner());
     let sort = query.into_inner().sort.unwrap_or_else(|| "unlocked".into());
     let sort_key = sort.clone();
-    let (header, achievements, (tiers, _)) = db::run(pool, move |conn| {
+    let (header, achievements, (tiers, _), (pinned, _)) = db::run(pool, move |conn| {
         let header = library::game_header(conn, user_id, appid)?.ok_or(AppError::NotFound)?;
-        Ok((header, library::game_achievements(conn, user_id, appid, &sort_key)?, rarity::model::tiers(conn)?))
+        Ok((
+            header,
+            library::game_achievements(conn, user_id, appid, &sort_key)?,
+            rarity::model::tiers(conn)?,
+            crate::pins::pinned_ids(conn, user_id)?,
+        ))
     })
     .await?;
     let points_possible = achievements.iter().map(|a| i64::from(a.points)).sum();
@@ -123,6 +139,7 @@ async fn game(
         points: header.points,
         points_possible,
         tiers,
+        pinned,
     })
 }
 

@@ -19,7 +19,7 @@ async fn save_preferences(app: &TestApp, client: &reqwest::Client, ticked: &[&st
 }
 
 /// Bob, signed in on his own client, who owns Portal with one unlock.
-async fn bob_with_portal(app: &TestApp) -> reqwest::Client {
+pub(crate) async fn bob_with_portal(app: &TestApp) -> reqwest::Client {
     let bob = new_client();
     app.register_verified_with(&bob, "bob", "bob@example.com", PASSWORD).await;
     app.login_with(&bob, "bob", PASSWORD).await;

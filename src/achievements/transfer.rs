@@ -1,0 +1,272 @@
+//! A goal as a file, to carry it to another Questline instance: export as
+//! versioned JSON (the condition plus the names of the games and
+//! achievements it names, for a human and for the importer), and import,
+//! checked strictly and against what this instance knows.
+
+use actix_multipart::form::bytes::Bytes as FileField;
+use actix_multipart::form::text::Text;
+use actix_multipart::form::MultipartForm;
+use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use actix_web_flash_messages::FlashMessage;
+use askama::Template;
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::condition::Condition;
+use super::form::{DESCRIPTION_MAX, NAME_MAX};
+use super::model::{self, NewCustomAchievement};
+use crate::audit::{AuditEvent, RequestMeta};
+use crate::auth::extractors::CurrentUser;
+use crate::db;
+use crate::error::AppError;
+use crate::layout::PageContext;
+use crate::models::game;
+use crate::response::{render, render_status, see_other};
+use crate::state::AppState;
+
+/// `format` of a goal file.
+pub const FORMAT: &str = "questline-goal";
+/// Raised when a field changes meaning; older files stay readable.
+pub const VERSION: u64 = 1;
+/// Goal files larger than this are refused.
+const MAX_BYTES: usize = 256 * 1024;
+
+/// The goal `id` of `owner` as a goal file.
+pub fn export(conn: &mut diesel::PgConnection, owner: i64, id: i64, source: &str) -> Result<(String, Value), AppError> {
+    let row = model::find_owned(conn, id, owner)?.ok_or(AppError::NotFound)?;
+    let condition =
+        row.parsed().ok_or_else(|| AppError::BadRequest("Fix this goal's condition before exporting it.".into()))?;
+    let names = game::game_names(conn, &condition.appids())?;
+    let achievements = condition.achievements();
+    let ach_names = game::achievement_names(conn, &achievements)?;
+    let doc = json!({
+        "format": FORMAT,
+        "version": VERSION,
+        "exported_at": Utc::now(),
+        "source": source,
+        "name": row.name,
+        "description": row.description,
+        "condition_type": condition.kind(),
+        "condition": condition.to_json(),
+        "games": condition.appids().iter().map(|a| json!({ "appid": a, "name": names.get(a) })).collect::<Vec<_>>(),
+        "achievements": achievements.iter().map(|(a, n)| json!({
+            "appid": a, "api_name": n, "name": ach_names.get(&(*a, n.clone())),
+        })).collect::<Vec<_>>(),
+    });
+    let slug: String = row
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    Ok((format!("{}.questline-goal.json", if slug.is_empty() { "goal" } else { &slug }), doc))
+}
+
+/// A goal file read and checked, before it is stored.
+#[derive(Debug)]
+pub struct Incoming {
+    pub name: String,
+    pub description: String,
+    pub condition: Condition,
+}
+
+/// Reads a goal file; the error says what is wrong with it.
+pub fn read(bytes: &[u8]) -> Result<Incoming, String> {
+    if bytes.len() > MAX_BYTES {
+        return Err(format!("The file is larger than {} KB: it is not a goal file.", MAX_BYTES / 1024));
+    }
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("The file is not valid JSON ({e})."))?;
+    if doc.get("format").and_then(Value::as_str) != Some(FORMAT) {
+        return Err("This is not a Questline goal file (its `format` is not \"questline-goal\").".into());
+    }
+    match doc.get("version").and_then(Value::as_u64) {
+        Some(v) if (1..=VERSION).contains(&v) => {}
+        Some(v) => return Err(format!("This goal file is version {v}; this Questline reads up to version {VERSION}.")),
+        None => return Err("The goal file has no `version`.".into()),
+    }
+    let name = doc.get("name").and_then(Value::as_str).unwrap_or("").trim().to_owned();
+    if name.is_empty() || name.chars().count() > NAME_MAX {
+        return Err(format!("The goal needs a name of 1 to {NAME_MAX} characters."));
+    }
+    let description = doc.get("description").and_then(Value::as_str).unwrap_or("").trim().to_owned();
+    if description.chars().count() > DESCRIPTION_MAX {
+        return Err(format!("The description is longer than {DESCRIPTION_MAX} characters."));
+    }
+    let kind = doc.get("condition_type").and_then(Value::as_str).unwrap_or("");
+    let condition = Condition::parse(kind, doc.get("condition").unwrap_or(&Value::Null))
+        .map_err(|e| format!("The goal's condition cannot be used: {e}."))?;
+    Ok(Incoming { name, description, condition })
+}
+
+/// What importing found about the games and achievements the goal names.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub id: i64,
+    /// Games this instance has never seen (no one here owns them yet).
+    pub unknown_games: Vec<i64>,
+    /// Achievements this instance does not know, as `appid/api_name`.
+    pub unknown_achievements: Vec<String>,
+}
+
+/// Stores an imported goal for `owner` and evaluates it.
+pub fn store(conn: &mut diesel::PgConnection, owner: i64, incoming: &Incoming) -> Result<Checked, AppError> {
+    use diesel::Connection;
+    conn.transaction(|conn| {
+        let appids = incoming.condition.appids();
+        let known_games = game::game_names(conn, &appids)?;
+        let achievements = incoming.condition.achievements();
+        let known_achievements = game::achievement_names(conn, &achievements)?;
+        let condition = incoming.condition.to_json();
+        let id = model::insert(
+            conn,
+            &NewCustomAchievement {
+                owner_id: owner,
+                name: &incoming.name,
+                description: &incoming.description,
+                condition_type: incoming.condition.kind(),
+                condition: &condition,
+                needs_edit: false,
+                image_id: None,
+                imported_from: None,
+                created_at: None,
+                legacy_id: None,
+                import_run_id: None,
+            },
+        )?;
+        model::evaluate(conn, &[owner])?;
+        Ok(Checked {
+            id,
+            unknown_games: appids.into_iter().filter(|a| !known_games.contains_key(a)).collect(),
+            unknown_achievements: achievements
+                .into_iter()
+                .filter(|k| !known_achievements.contains_key(k))
+                .map(|(a, n)| format!("{a}/{n}"))
+                .collect(),
+        })
+    })
+}
+
+async fn download(
+    current: CurrentUser,
+    id: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let (owner, id) = (current.user.id, id.into_inner());
+    let source = state.settings.public_base_url.to_string();
+    let (filename, doc) = db::run(&state.pool, move |conn| export(conn, owner, id, &source)).await?;
+    let body = serde_json::to_vec_pretty(&doc).map_err(|e| AppError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(ContentDisposition {
+            disposition: DispositionType::Attachment,
+            parameters: vec![DispositionParam::Filename(filename)],
+        })
+        .body(body))
+}
+
+#[derive(Template)]
+#[template(path = "achievements/import.html")]
+struct ImportPage {
+    ctx: PageContext,
+    error: Option<String>,
+    pasted: String,
+}
+
+async fn import_page(ctx: PageContext, _current: CurrentUser) -> Result<HttpResponse, AppError> {
+    render(&ImportPage { ctx, error: None, pasted: String::new() })
+}
+
+/// A goal file, uploaded or pasted.
+#[derive(MultipartForm)]
+struct ImportForm {
+    #[multipart(limit = "1 MiB")]
+    file: Option<FileField>,
+    json: Option<Text<String>>,
+}
+
+async fn import(
+    ctx: PageContext,
+    current: CurrentUser,
+    form: MultipartForm<ImportForm>,
+    meta: RequestMeta,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let pasted = form.json.map(|t| t.into_inner()).unwrap_or_default();
+    let bytes = match form.file.filter(|f| !f.data.is_empty()) {
+        Some(f) => f.data.to_vec(),
+        None => pasted.clone().into_bytes(),
+    };
+    let refuse = |error: String, pasted: String| {
+        render_status(StatusCode::UNPROCESSABLE_ENTITY, &ImportPage { ctx: ctx.clone(), error: Some(error), pasted })
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return refuse("Choose a goal file or paste its contents.".into(), pasted);
+    }
+    let incoming = match read(&bytes) {
+        Ok(i) => i,
+        Err(e) => return refuse(e, pasted),
+    };
+    let owner = current.user.id;
+    let checked = db::run(&state.pool, move |conn| {
+        let checked = store(conn, owner, &incoming)?;
+        AuditEvent::new("achievement", "import_file", &meta)
+            .actor(owner)
+            .target_text(checked.id.to_string())
+            .record(conn)?;
+        Ok(checked)
+    })
+    .await?;
+    let mut msg = "Goal imported.".to_owned();
+    if !checked.unknown_games.is_empty() || !checked.unknown_achievements.is_empty() {
+        msg.push_str(&format!(
+            " This instance does not know {} game(s) and {} achievement(s) it names yet; they count once a sync brings them.",
+            checked.unknown_games.len(),
+            checked.unknown_achievements.len()
+        ));
+    }
+    FlashMessage::success(msg).send();
+    Ok(see_other("/achievements"))
+}
+
+/// Registers the routes of this module.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/achievements/{id}/export").route(web::get().to(download)))
+        .service(web::resource("/achievements/import").route(web::get().to(import_page)).route(web::post().to(import)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goal_files_are_read_strictly_with_a_reason_for_each_refusal() {
+        let ok = json!({"format": "questline-goal", "version": 1, "name": "Both Portals",
+            "condition_type": "complete_games", "condition": {"games": ["400", "620"]}});
+        let read_ok = read(ok.to_string().as_bytes()).unwrap();
+        assert_eq!(read_ok.condition.appids(), [400, 620]);
+        let cases = [
+            (b"not json".to_vec(), "not valid JSON"),
+            (json!({"format": "other"}).to_string().into_bytes(), "not a Questline goal file"),
+            (json!({"format": "questline-goal", "version": 9}).to_string().into_bytes(), "version 9"),
+            (json!({"format": "questline-goal", "version": 1, "name": ""}).to_string().into_bytes(), "needs a name"),
+            (
+                json!({"format": "questline-goal", "version": 1, "name": "x", "condition_type": "playtime",
+                       "condition": {"hours": -5}})
+                .to_string()
+                .into_bytes(),
+                "cannot be used",
+            ),
+            (vec![b' '; MAX_BYTES + 1], "larger than"),
+        ];
+        for (bytes, why) in cases {
+            let e = read(&bytes).unwrap_err();
+            assert!(e.contains(why), "{e} should say {why}");
+        }
+    }
+}
