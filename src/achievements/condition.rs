@@ -247,7 +247,7 @@ impl Condition {
             Condition::CompleteGames { games } if games.len() == 1 => "Complete every achievement of 1 game".into(),
             Condition::CompleteGames { games } => format!("Complete every achievement of {} games", games.len()),
             Condition::Playtime { hours, games } => format!("Play {} hours{}", trim(*hours), scope(games)),
-            Condition::AchievementCount { count, games } => format!("Unlock {count} achievements{}", scope(games)),
+            Condition::AchievementCount { count, games } => format!("Unlock {}{}", plural(*count), scope(games)),
             Condition::SpecificAchievements { achievements } => {
                 format!("Unlock {} chosen achievement(s)", achievements.len())
             }
@@ -255,7 +255,7 @@ impl Condition {
                 format!("Reach {}% completion{}", trim(*percent), scope(games))
             }
             Condition::RareAchievements { count, percent, games } => {
-                format!("Unlock {count} achievements rarer than {}%{}", trim(*percent), scope(games))
+                format!("Unlock {} rarer than {}%{}", plural(*count), trim(*percent), scope(games))
             }
             Condition::Combined { mode, parts } => {
                 let head = match mode {
@@ -315,6 +315,15 @@ pub fn percent_done(current: f64, target: f64) -> u32 {
         0
     } else {
         ((current / target) * 100.0).clamp(0.0, 100.0).floor() as u32
+    }
+}
+
+/// "1 achievement", "10 achievements".
+fn plural(n: i64) -> String {
+    if n == 1 {
+        "1 achievement".to_owned()
+    } else {
+        format!("{n} achievements")
     }
 }
 

@@ -56,6 +56,8 @@ impl AchievementRow {
         let t = self.met_at?;
         Some(if self.condition_type == "playtime" {
             format!("Achieved by the sync of {} (when Questline first saw it met)", t.format("%Y-%m-%d"))
+        } else if self.condition_type == "combined" {
+            format!("Achieved {} (when enough of its parts were met)", t.format("%Y-%m-%d"))
         } else {
             format!("Achieved {} (your last unlock it needed)", t.format("%Y-%m-%d"))
         })

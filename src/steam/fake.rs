@@ -102,6 +102,7 @@ impl FakeSteam {
                 .app_data(data.clone())
                 .app_data(own.clone())
                 .route("/steamcommunity/public/images/apps/{appid}/{file}", web::get().to(icon))
+                .route("/avatars/{file}", web::get().to(avatar))
                 .route("/IPlayerService/GetOwnedGames/v1/", web::get().to(owned_games))
                 .route("/ISteamUserStats/GetPlayerAchievements/v1/", web::get().to(player_achievements))
                 .route("/ISteamUserStats/GetSchemaForGame/v2/", web::get().to(schema))
@@ -145,6 +146,12 @@ async fn icon(path: web::Path<(i64, String)>) -> HttpResponse {
         .content_type("image/png")
         .insert_header(("cache-control", "max-age=86400"))
         .body(png.into_inner())
+}
+
+/// A player's avatar, in the shape of Steam's avatar host's URLs; it stands
+/// in for `avatars.steamstatic.com`, which tests cannot reach.
+async fn avatar(file: web::Path<String>) -> HttpResponse {
+    icon(web::Path::from((0, file.into_inner()))).await
 }
 
 #[derive(Deserialize)]
@@ -336,7 +343,7 @@ async fn global(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> Htt
     HttpResponse::Ok().json(json!({"achievementpercentages": {"achievements": achievements}}))
 }
 
-async fn summaries(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> HttpResponse {
+async fn summaries(state: web::Data<Mutex<FakeState>>, own: web::Data<FakeBase>, q: web::Query<Query>) -> HttpResponse {
     if let Err(r) = gate(&state, "GetPlayerSummaries", &q).await {
         return r;
     }
@@ -351,7 +358,7 @@ async fn summaries(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> 
             json!({
                 "steamid": id.to_string(), "personaname": p.persona,
                 "communityvisibilitystate": if p.public { 3 } else { 1 },
-                "avatarfull": "https://avatars.steamstatic.com/fef49e7fa7e1997310d705b2a6158ff8dc1cdfeb_full.jpg",
+                "avatarfull": format!("{}/avatars/fef49e7fa7e1997310d705b2a6158ff8dc1cdfeb_full.jpg", own.0),
             })
         })
         .into_iter()

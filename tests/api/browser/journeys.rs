@@ -224,6 +224,7 @@ async fn an_admin_runs_the_console() {
         ("/admin/security".to_owned(), "admin-security"),
         ("/admin/jobs".to_owned(), "admin-jobs"),
         ("/admin/community".to_owned(), "admin-community"),
+        ("/admin/rarity".to_owned(), "admin-rarity"),
     ] {
         b.goto(&path).await;
         b.check(name).await;
@@ -294,5 +295,133 @@ async fn the_demo_account_syncs_its_realistic_library_and_every_page_reads_well(
     b.goto("/settings/steam").await;
     assert!(b.text("#unsynced-games").await.contains("1 game(s) not synced"), "the private game is named");
     b.check("demo-steam").await;
+    b.finish().await;
+}
+
+#[actix_web::test]
+async fn a_user_tracks_rarity_points_and_goals_shares_a_profile_and_takes_their_data() {
+    let (app, _fake) = steam_app().await;
+    let mut b = Browser::start(&app).await;
+    sign_in(&b, "alice", PASSWORD).await;
+    link_steam(&b).await;
+    assert_eq!(sync_finished(&app).await, "done");
+
+    b.goto("/help/points").await;
+    b.check("help-points").await;
+    // Pin an achievement from its game's page.
+    b.goto("/library/400?sort=rarity").await;
+    b.click("#achievements form.pin-form button[value=pin]").await;
+    assert!(b.text("main").await.contains("Pinned"), "{}", b.text("main").await);
+
+    // A rarity goal, then a goal combining it with another.
+    b.goto("/achievements/new").await;
+    b.fill("input[name=name]", "A rare one").await;
+    b.click("input[name=condition_type][value=rare_achievements]").await;
+    b.fill("input[name=count]", "1").await;
+    b.fill("input[name=rarer_than]", "5").await;
+    b.click("#save-achievement").await;
+    b.goto("/achievements/new").await;
+    b.fill("input[name=name]", "Centurion").await;
+    b.click("input[name=condition_type][value=playtime]").await;
+    b.fill("input[name=hours]", "100").await;
+    b.click("#save-achievement").await;
+    b.goto("/achievements/new").await;
+    b.fill("input[name=name]", "Rare and devoted").await;
+    b.click("input[name=condition_type][value=combined]").await;
+    let parts: Vec<String> = {
+        let mut conn = app.pool.get().unwrap();
+        questline::schema::custom_achievements::table
+            .select(questline::schema::custom_achievements::id)
+            .load::<i64>(&mut conn)
+            .unwrap()
+            .iter()
+            .map(i64::to_string)
+            .collect()
+    };
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    b.select_all("#combine-parts", &parts).await;
+    b.check("achievement-new-combined").await;
+    b.click("#save-achievement").await;
+    assert_eq!(b.path().await, "/achievements");
+    assert!(b.text("#achievements").await.contains("conditions met"), "{}", b.text("#achievements").await);
+    b.click("#achievements li:first-child form.share button[value=pin]").await;
+    b.check("achievements-with-pins").await;
+    b.goto("/dashboard").await;
+    assert!(b.text("#pinned").await.contains("Rare and devoted"));
+    b.check("dashboard-pinned").await;
+    b.goto("/achievements/import").await;
+    b.fill("textarea[name=json]", "{ not a goal").await;
+    b.click("#import-form button[type=submit]").await;
+    assert!(b.text("#import-error").await.contains("not valid JSON"));
+    b.check("achievement-import-refused").await;
+
+    // Share the profile and join the leaderboards.
+    b.goto("/settings/profile").await;
+    b.check("settings-profile").await;
+    b.click("input[name=profile_public]").await;
+    b.click("input[name=show_library]").await;
+    b.click("input[name=show_goals]").await;
+    b.click("input[name=on_leaderboard]").await;
+    b.click("#profile-settings button[type=submit]").await;
+    b.goto("/u/alice").await;
+    b.check("profile").await;
+    b.goto("/leaderboards").await;
+    assert!(b.text("#own-rank").await.contains("#1"));
+    b.check("leaderboards").await;
+    b.goto("/achievements").await;
+    b.click("#achievements li:last-child form.share button").await;
+    sign_out(&b).await;
+
+    // Bob compares his library with Alice's and looks at her shared goal.
+    let bob = crate::helpers::new_client();
+    app.register_verified_with(&bob, "bob", "bob@example.com", PASSWORD).await;
+    {
+        use questline::schema::{library_entries, users};
+        let mut conn = app.pool.get().unwrap();
+        let id: i64 = users::table.filter(users::username.eq("bob")).select(users::id).first(&mut conn).unwrap();
+        diesel::insert_into(library_entries::table)
+            .values((
+                library_entries::user_id.eq(id),
+                library_entries::appid.eq(620),
+                library_entries::playtime_minutes.eq(30),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    sign_in(&b, "bob", PASSWORD).await;
+    b.goto("/u/alice").await;
+    b.click("#compare-link").await;
+    assert!(b.text("#common-count").await.contains("1 game in common"));
+    b.check("compare").await;
+    b.goto("/community").await;
+    b.click(".achievement-name a").await;
+    assert!(b.text("#your-progress").await.contains("Where you stand"));
+    b.check("community-goal").await;
+
+    // Bob takes his data, then leaves.
+    b.goto("/account/data").await;
+    b.check("your-data").await;
+    b.fill("input[name=confirm]", "bob").await;
+    b.click("#delete button[type=submit]").await;
+    assert!(b.path().await.starts_with("/account/reauth"), "{}", b.path().await);
+    b.fill("input[name=password]", PASSWORD).await;
+    b.click("form.auth-form button[type=submit]").await;
+    b.fill("input[name=confirm]", "bob").await;
+    b.click("#delete button[type=submit]").await;
+    assert_eq!(b.path().await, "/");
+    assert!(b.text("main").await.contains("Your account is deleted"), "{}", b.text("main").await);
+    b.check("account-deleted").await;
+
+    // The digest's unsubscribe page, opened from a mail by someone signed out.
+    let token: String = {
+        use questline::schema::user_preferences;
+        let mut conn = app.pool.get().unwrap();
+        user_preferences::table.select(user_preferences::unsubscribe_token).first(&mut conn).unwrap()
+    };
+    b.goto(&format!("/unsubscribe/{token}")).await;
+    b.check("unsubscribe").await;
+    b.click("#unsubscribe-button").await;
+    assert!(b.text("#unsubscribed").await.contains("alice"));
+    b.check("unsubscribed").await;
     b.finish().await;
 }
