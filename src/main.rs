@@ -69,6 +69,13 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Work out points again: every user's from scratch, or with --games
+    /// (`all`, or app ids separated by commas) every owner's in those games,
+    /// as after their global percentages changed. Prints the time it took.
+    Rescore {
+        #[arg(long)]
+        games: Option<String>,
+    },
     /// Creates the demo account, linked to the fake Steam's demo player, and
     /// queues its first sync (once; a second run changes nothing).
     SeedDemo,
@@ -120,6 +127,7 @@ fn main() -> ExitCode {
             }
         }
         Command::SeedDemo => seed_demo(&settings),
+        Command::Rescore { games } => rescore(&settings, games.as_deref()),
         Command::GenerateSecrets | Command::FakeSteam { .. } => unreachable!("handled above"),
     };
     match result {
@@ -197,6 +205,18 @@ fn create_admin(settings: &Settings, username: &str, email: &str) -> anyhow::Res
         AdminOutcome::Created => println!("created admin {username}; sign in and enrol 2FA to reach the admin pages"),
         AdminOutcome::Promoted => println!("{username} already existed and is now an admin"),
         AdminOutcome::AlreadyAdmin => println!("{username} is already an admin; nothing changed"),
+    }
+    Ok(())
+}
+
+fn rescore(settings: &Settings, games: Option<&str>) -> anyhow::Result<()> {
+    let pool = db::build_pool(settings);
+    let mut conn = pool.get().context("connecting to PostgreSQL (DATABASE_URL)")?;
+    let done = questline::rarity::rescore_command(&mut conn, games)?;
+    if done.games > 0 {
+        println!("rescored {} game(s): {} user total(s) moved, in {:.2} s", done.games, done.moved, done.seconds);
+    } else {
+        println!("rescored {} user(s) from scratch in {:.2} s", done.users, done.seconds);
     }
     Ok(())
 }

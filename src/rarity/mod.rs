@@ -135,6 +135,53 @@ pub fn rescore_games(conn: &mut PgConnection, appids: &[i64]) -> QueryResult<usi
     score::add_points(conn, &deltas)
 }
 
+/// What [`rescore_command`] did.
+#[derive(Debug)]
+pub struct Rescored {
+    pub users: usize,
+    pub games: usize,
+    /// Users whose totals moved (game mode only).
+    pub moved: usize,
+    pub seconds: f64,
+}
+
+/// Users per statement when every library is worked out again.
+const USERS_PER_BATCH: usize = 250;
+/// Games per statement when games' percentages changed.
+const GAMES_PER_BATCH: usize = 100;
+
+/// The `questline rescore` command: every user's points from scratch
+/// (`games` is `None`), or every owner's in these games (`all`, or app ids
+/// separated by commas) after their global percentages changed. Each batch
+/// is its own transaction.
+pub fn rescore_command(conn: &mut PgConnection, games: Option<&str>) -> anyhow::Result<Rescored> {
+    use crate::schema::{games as games_table, users};
+    let started = std::time::Instant::now();
+    match games {
+        None => {
+            let ids: Vec<i64> = users::table.select(users::id).order(users::id).load(conn)?;
+            for chunk in ids.chunks(USERS_PER_BATCH) {
+                conn.transaction(|conn| rescore_users(conn, chunk))?;
+            }
+            Ok(Rescored { users: ids.len(), games: 0, moved: 0, seconds: started.elapsed().as_secs_f64() })
+        }
+        Some(list) => {
+            let appids: Vec<i64> = if list.trim() == "all" {
+                games_table::table.select(games_table::appid).order(games_table::appid).load(conn)?
+            } else {
+                list.split(',')
+                    .map(|s| s.trim().parse::<i64>().map_err(|_| anyhow::anyhow!("{s:?} is not an app id")))
+                    .collect::<Result<_, _>>()?
+            };
+            let mut moved = 0;
+            for chunk in appids.chunks(GAMES_PER_BATCH) {
+                moved += conn.transaction(|conn| rescore_games(conn, chunk))?;
+            }
+            Ok(Rescored { users: 0, games: appids.len(), moved, seconds: started.elapsed().as_secs_f64() })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
