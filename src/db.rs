@@ -48,7 +48,14 @@ impl diesel::r2d2::ManageConnection for CheckedManager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<PgConnection, Self::Error> {
-        self.0.connect()
+        let mut conn = self.0.connect()?;
+        // PostgreSQL compiles plans that its estimate calls costly (a heavy
+        // library's join passes the threshold) to machine code first: for
+        // the app's queries, which run in milliseconds, that compilation
+        // cost a second or more each time (measured by
+        // ./scripts/bench points). Off for the app's connections.
+        diesel::sql_query("SET jit = off").execute(&mut conn).map_err(diesel::r2d2::Error::QueryError)?;
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut PgConnection) -> Result<(), Self::Error> {

@@ -143,17 +143,21 @@ pub struct UnlockItem {
     pub unlocked_at: Option<DateTime<Utc>>,
 }
 
+/// The columns of an [`UnlockItem`] over the user's (`$1`) unlocks.
+const UNLOCK_ITEMS: &str =
+    "SELECT g.appid, g.name AS game, ga.display_name AS achievement, ga.icon_url, ga.global_percent, ga.points,
+            ua.unlocked_at
+     FROM user_achievements ua
+     JOIN game_achievements ga ON ga.id = ua.achievement_id
+     JOIN games g ON g.appid = ga.appid
+     WHERE ua.user_id = $1";
+
 /// The user's rarest unlocks, rarest first.
 pub fn rarest_unlocks(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<Vec<UnlockItem>> {
-    diesel::sql_query(
-        "SELECT g.appid, g.name AS game, ga.display_name AS achievement, ga.icon_url, ga.global_percent, ga.points,
-                ua.unlocked_at
-         FROM user_achievements ua
-         JOIN game_achievements ga ON ga.id = ua.achievement_id
-         JOIN games g ON g.appid = ga.appid
-         WHERE ua.user_id = $1 AND ga.global_percent IS NOT NULL
-         ORDER BY ga.global_percent ASC, ua.unlocked_at DESC NULLS LAST, ga.id LIMIT $2",
-    )
+    diesel::sql_query(format!(
+        "{UNLOCK_ITEMS} AND ga.global_percent IS NOT NULL
+         ORDER BY ga.global_percent ASC, ua.unlocked_at DESC NULLS LAST, ga.id LIMIT $2"
+    ))
     .bind::<BigInt, _>(user_id)
     .bind::<BigInt, _>(limit)
     .load(conn)
@@ -161,15 +165,9 @@ pub fn rarest_unlocks(conn: &mut PgConnection, user_id: i64, limit: i64) -> Quer
 
 /// The user's newest unlocks, newest first.
 pub fn recent_unlocks(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<Vec<UnlockItem>> {
-    diesel::sql_query(
-        "SELECT g.appid, g.name AS game, ga.display_name AS achievement, ga.icon_url, ga.global_percent, ga.points,
-                ua.unlocked_at
-         FROM user_achievements ua
-         JOIN game_achievements ga ON ga.id = ua.achievement_id
-         JOIN games g ON g.appid = ga.appid
-         WHERE ua.user_id = $1 AND ua.unlocked_at IS NOT NULL
-         ORDER BY ua.unlocked_at DESC, ga.id DESC LIMIT $2",
-    )
+    diesel::sql_query(format!(
+        "{UNLOCK_ITEMS} AND ua.unlocked_at IS NOT NULL ORDER BY ua.unlocked_at DESC, ga.id DESC LIMIT $2"
+    ))
     .bind::<BigInt, _>(user_id)
     .bind::<BigInt, _>(limit)
     .load(conn)
@@ -190,17 +188,18 @@ pub struct PerfectGame {
     pub perfected_at: Option<DateTime<Utc>>,
 }
 
+/// The columns of a [`PerfectGame`] over the user's (`$1`) perfect games.
+const PERFECT_GAMES: &str =
+    "SELECT g.appid, g.name, g.icon_hash, g.achievement_count, le.last_unlock_at AS perfected_at
+     FROM library_entries le JOIN games g ON g.appid = le.appid
+     WHERE le.user_id = $1 AND g.achievement_count > 0 AND le.unlocked_count >= g.achievement_count";
+
 /// The user's perfect games, most recently perfected first.
 pub fn perfect_games(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<Vec<PerfectGame>> {
-    diesel::sql_query(
-        "SELECT g.appid, g.name, g.icon_hash, g.achievement_count, le.last_unlock_at AS perfected_at
-         FROM library_entries le JOIN games g ON g.appid = le.appid
-         WHERE le.user_id = $1 AND g.achievement_count > 0 AND le.unlocked_count >= g.achievement_count
-         ORDER BY le.last_unlock_at DESC NULLS LAST, lower(g.name) LIMIT $2",
-    )
-    .bind::<BigInt, _>(user_id)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
+    diesel::sql_query(format!("{PERFECT_GAMES} ORDER BY le.last_unlock_at DESC NULLS LAST, lower(g.name) LIMIT $2"))
+        .bind::<BigInt, _>(user_id)
+        .bind::<BigInt, _>(limit)
+        .load(conn)
 }
 
 /// How many unlocks the user has since `since`, and the rarest few.
@@ -219,15 +218,9 @@ pub fn unlocks_since(
         .bind::<BigInt, _>(user_id)
         .bind::<Timestamptz, _>(since)
         .get_result(conn)?;
-    let rarest = diesel::sql_query(
-        "SELECT g.appid, g.name AS game, ga.display_name AS achievement, ga.icon_url, ga.global_percent, ga.points,
-                ua.unlocked_at
-         FROM user_achievements ua
-         JOIN game_achievements ga ON ga.id = ua.achievement_id
-         JOIN games g ON g.appid = ga.appid
-         WHERE ua.user_id = $1 AND ua.unlocked_at > $2
-         ORDER BY ga.global_percent ASC NULLS LAST, ua.unlocked_at DESC LIMIT $3",
-    )
+    let rarest = diesel::sql_query(format!(
+        "{UNLOCK_ITEMS} AND ua.unlocked_at > $2 ORDER BY ga.global_percent ASC NULLS LAST, ua.unlocked_at DESC LIMIT $3"
+    ))
     .bind::<BigInt, _>(user_id)
     .bind::<Timestamptz, _>(since)
     .bind::<BigInt, _>(top)
@@ -237,16 +230,10 @@ pub fn unlocks_since(
 
 /// Games the user perfected after `since` (their last unlock came then).
 pub fn perfected_since(conn: &mut PgConnection, user_id: i64, since: DateTime<Utc>) -> QueryResult<Vec<PerfectGame>> {
-    diesel::sql_query(
-        "SELECT g.appid, g.name, g.icon_hash, g.achievement_count, le.last_unlock_at AS perfected_at
-         FROM library_entries le JOIN games g ON g.appid = le.appid
-         WHERE le.user_id = $1 AND g.achievement_count > 0 AND le.unlocked_count >= g.achievement_count
-           AND le.last_unlock_at > $2
-         ORDER BY le.last_unlock_at DESC",
-    )
-    .bind::<BigInt, _>(user_id)
-    .bind::<Timestamptz, _>(since)
-    .load(conn)
+    diesel::sql_query(format!("{PERFECT_GAMES} AND le.last_unlock_at > $2 ORDER BY le.last_unlock_at DESC"))
+        .bind::<BigInt, _>(user_id)
+        .bind::<Timestamptz, _>(since)
+        .load(conn)
 }
 
 /// A library entry as the data export writes it.
