@@ -43,7 +43,10 @@ pub struct LibraryRow {
     /// The points of the user's unlocks in this game.
     #[diesel(sql_type = Integer)]
     pub points: i32,
-    /// The user's rarest unlock in this game, and its global percentage.
+    /// The user's rarest unlock in this game, and its name and global
+    /// percentage (filled in for the page's rows only).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub rarest_achievement_id: Option<i64>,
     #[diesel(sql_type = Nullable<Text>)]
     pub rarest_name: Option<String>,
     #[diesel(sql_type = Nullable<Double>)]
@@ -109,9 +112,9 @@ pub fn library_page(
     // ordered index scan stops after the page. The total is its own query.
     let rows: Vec<LibraryRow> = diesel::sql_query(format!(
         "SELECT g.appid, g.name, g.icon_hash, le.playtime_minutes, le.unlocked_count, g.achievement_count,
-                le.last_unlock_at, le.points, r.display_name AS rarest_name, r.global_percent AS rarest_percent
+                le.last_unlock_at, le.points, le.rarest_achievement_id,
+                NULL::text AS rarest_name, NULL::float8 AS rarest_percent
          FROM library_entries le JOIN games g ON g.appid = le.appid
-         LEFT JOIN game_achievements r ON r.id = le.rarest_achievement_id
          WHERE le.user_id = $1 AND ($2 = '' OR g.name ILIKE $3) {filter}
          ORDER BY {order}, g.appid
          LIMIT $4 OFFSET $5"
@@ -122,6 +125,10 @@ pub fn library_page(
     .bind::<BigInt, _>(PAGE_SIZE)
     .bind::<BigInt, _>(crate::pagination::offset(page, PAGE_SIZE))
     .load(conn)?;
+    // The rarest unlocks' names for this page's rows only: joined in the
+    // query above, PostgreSQL joined every game of the library first.
+    let mut rows = rows;
+    name_rarest(conn, &mut rows)?;
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]
@@ -139,6 +146,28 @@ pub fn library_page(
     .bind::<Text, _>(&pattern)
     .get_result(conn)?;
     Ok((rows, count.n))
+}
+
+/// Fills in the name and percentage of each row's rarest unlock.
+fn name_rarest(conn: &mut PgConnection, rows: &mut [LibraryRow]) -> QueryResult<()> {
+    let ids: Vec<i64> = rows.iter().filter_map(|r| r.rarest_achievement_id).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let names: HashMap<i64, (String, Option<f64>)> = game_achievements::table
+        .filter(game_achievements::id.eq_any(&ids))
+        .select((game_achievements::id, game_achievements::display_name, game_achievements::global_percent))
+        .load::<(i64, String, Option<f64>)>(conn)?
+        .into_iter()
+        .map(|(id, name, pct)| (id, (name, pct)))
+        .collect();
+    for r in rows.iter_mut() {
+        if let Some((name, pct)) = r.rarest_achievement_id.and_then(|id| names.get(&id)) {
+            r.rarest_name = Some(name.clone());
+            r.rarest_percent = *pct;
+        }
+    }
+    Ok(())
 }
 
 /// How many games the user's library holds (an index-only count).
@@ -671,7 +700,8 @@ pub fn totals_of(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<Vec<L
 pub fn closest_to_perfect(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<Vec<LibraryRow>> {
     diesel::sql_query(
         "SELECT g.appid, g.name, g.icon_hash, le.playtime_minutes, le.unlocked_count, g.achievement_count,
-                le.last_unlock_at, le.points, NULL::text AS rarest_name, NULL::float8 AS rarest_percent
+                le.last_unlock_at, le.points, NULL::int8 AS rarest_achievement_id,
+                NULL::text AS rarest_name, NULL::float8 AS rarest_percent
          FROM library_entries le JOIN games g ON g.appid = le.appid
          WHERE le.user_id = $1 AND le.unlocked_count > 0 AND le.unlocked_count < g.achievement_count
          ORDER BY le.unlocked_count::float8 / g.achievement_count DESC, g.achievement_count - le.unlocked_count, g.appid
