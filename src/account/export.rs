@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use zip::write::SimpleFileOptions;
 
 use crate::error::AppError;
+use crate::images::model::OwnedFile;
 use crate::images::storage::Storage;
 use crate::models::history::{self, ExportedEntry, ExportedUnlock};
 use crate::models::score;
@@ -40,6 +41,11 @@ fn extension(content_type: &str) -> &'static str {
     }
 }
 
+/// Where an image goes in the archive.
+fn archive_path(f: &OwnedFile) -> String {
+    format!("images/{}.{}", f.public_id, extension(&f.content_type))
+}
+
 fn internal(e: impl std::fmt::Display) -> AppError {
     AppError::Internal(anyhow::anyhow!("building the data export: {e}"))
 }
@@ -61,12 +67,7 @@ pub fn build(conn: &mut PgConnection, storage: &dyn Storage, user: &User) -> Res
     let goals = crate::achievements::model::list_for(conn, user.id)?;
     let files = crate::images::model::owned_files(conn, user.id)?;
 
-    let file_name = |public_id: &str| {
-        files
-            .iter()
-            .find(|f| f.public_id == public_id)
-            .map(|f| format!("images/{}.{}", f.public_id, extension(&f.content_type)))
-    };
+    let file_name = |public_id: &str| files.iter().find(|f| f.public_id == public_id).map(archive_path);
     let goals_json: Vec<Value> = goals
         .iter()
         .map(|g| {
@@ -116,7 +117,7 @@ pub fn build(conn: &mut PgConnection, storage: &dyn Storage, user: &User) -> Res
         "unlocks": unlocks,
         "goals": goals_json,
         "images": files.iter().map(|f| json!({
-            "file": format!("images/{}.{}", f.public_id, extension(&f.content_type)),
+            "file": archive_path(f),
             "content_type": f.content_type,
         })).collect::<Vec<_>>(),
     });
@@ -134,7 +135,7 @@ pub fn build(conn: &mut PgConnection, storage: &dyn Storage, user: &User) -> Res
         // A file missing from storage is left out rather than failing the
         // whole export; the JSON still lists it.
         match storage.get(&f.storage_key) {
-            Ok(bytes) => add(&format!("images/{}.{}", f.public_id, extension(&f.content_type)), &bytes, &mut zip)?,
+            Ok(bytes) => add(&archive_path(f), &bytes, &mut zip)?,
             Err(e) => tracing::warn!(error = %e, image = %f.public_id, "an image is missing from storage"),
         }
     }

@@ -251,7 +251,7 @@ pub struct DigestRecipient {
     pub email: String,
     #[diesel(sql_type = Text)]
     pub unsubscribe_token: String,
-    /// The digest covers what happened since then (a week ago at most).
+    /// The digest covers the week before the run.
     #[diesel(sql_type = Timestamptz)]
     pub since: DateTime<Utc>,
 }
@@ -261,7 +261,7 @@ pub struct DigestRecipient {
 pub fn due_digests(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> QueryResult<Vec<DigestRecipient>> {
     diesel::sql_query(
         "SELECT u.id AS user_id, u.username, u.email, p.unsubscribe_token,
-                greatest(coalesce(p.digest_sent_at, $1 - interval '7 days'), $1 - interval '7 days') AS since
+                $1 - interval '7 days' AS since
          FROM user_preferences p JOIN users u ON u.id = p.user_id
          WHERE p.weekly_digest AND u.status = 'active' AND u.email IS NOT NULL AND u.email_verified_at IS NOT NULL
            AND (p.digest_sent_at IS NULL OR p.digest_sent_at <= $1 - interval '7 days')

@@ -50,10 +50,10 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn compute(conn: &mut PgConnection, user_id: i64, tiers: Tiers) -> QueryResult<Stats> {
+    fn compute(conn: &mut PgConnection, user_id: i64, tiers: Tiers, points: i64) -> QueryResult<Stats> {
         Ok(Stats {
             totals: library::totals(conn, user_id)?,
-            points: score::of(conn, user_id)?.points,
+            points,
             months: library::unlocks_by_month(conn, user_id)?,
             spread: history::completion_spread(conn, user_id)?,
             streaks: history::streaks(conn, user_id)?,
@@ -69,8 +69,9 @@ impl Stats {
 /// The user's stats, from the cache when nothing changed since they were
 /// computed.
 pub async fn stats_for(pool: &PgPool, redis: &Redis, user_id: i64) -> Result<Stats, AppError> {
-    let (scored_at, (tiers, tiers_at)) =
-        db::run(pool, move |conn| Ok((score::of(conn, user_id)?.computed_at, rarity::model::tiers(conn)?))).await?;
+    let (score, (tiers, tiers_at)) =
+        db::run(pool, move |conn| Ok((score::of(conn, user_id)?, rarity::model::tiers(conn)?))).await?;
+    let (scored_at, points) = (score.computed_at, score.points);
     let key = redis.key(&format!("stats:{user_id}:{}:{}", scored_at.timestamp_micros(), tiers_at.timestamp_micros()));
     // The cache is an optimisation: if Redis fails, compute.
     let k = key.clone();
@@ -82,7 +83,7 @@ pub async fn stats_for(pool: &PgPool, redis: &Redis, user_id: i64) -> Result<Sta
         }
     }
     redis.record_lookup(false).await;
-    let stats = db::run(pool, move |conn| Ok(Stats::compute(conn, user_id, tiers)?)).await?;
+    let stats = db::run(pool, move |conn| Ok(Stats::compute(conn, user_id, tiers, points)?)).await?;
     if let Ok(raw) = serde_json::to_string(&stats) {
         let _ = redis.call(|mut c| async move { c.set_ex::<_, _, ()>(&key, raw, CACHE_TTL_SECS).await }).await;
     }
@@ -256,19 +257,12 @@ pub struct Row {
     pub class: &'static str,
 }
 
-fn rows(items: Vec<(String, i64, &'static str)>) -> Vec<Row> {
-    let max = items.iter().map(|i| i.1).max().unwrap_or(0).max(1);
+/// Bars for `(label, note, count, class)` items, scaled to the largest.
+fn rows(items: Vec<(String, String, i64, &'static str)>) -> Vec<Row> {
+    let max = items.iter().map(|i| i.2).max().unwrap_or(0).max(1);
     items
         .into_iter()
-        .map(|(label, count, class)| {
-            let (label, note) = match label.split_once(" (") {
-                Some((l, n)) if !class.is_empty() && class.starts_with("tier") => {
-                    (l.to_owned(), n.trim_end_matches(')').to_owned())
-                }
-                _ => (label, String::new()),
-            };
-            Row { label, note, count, percent: count * 100 / max, class }
-        })
+        .map(|(label, note, count, class)| Row { label, note, count, percent: count * 100 / max, class })
         .collect()
 }
 
@@ -316,24 +310,25 @@ async fn show(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>
     let stats = stats_for(&state.pool, &state.redis, current.user.id).await?;
     let now = Utc::now();
     let timeline = Timeline::new(&stats.months, now);
-    let years = rows(timeline.years().into_iter().map(|(y, n)| (y, n, "")).collect());
+    let years = rows(timeline.years().into_iter().map(|(y, n)| (y, String::new(), n, "")).collect());
     let s = &stats.spread;
+    let band = |label: &str, n: i64, class| (label.to_owned(), String::new(), n, class);
     let spread = rows(vec![
-        ("Not started (0 %)".into(), s.none, ""),
-        ("1–24 %".into(), s.under_25, ""),
-        ("25–49 %".into(), s.under_50, ""),
-        ("50–74 %".into(), s.under_75, ""),
-        ("75–99 %".into(), s.under_100, ""),
-        ("Perfect (100 %)".into(), s.perfect, "complete"),
+        band("Not started (0 %)", s.none, ""),
+        band("1–24 %", s.under_25, ""),
+        band("25–49 %", s.under_50, ""),
+        band("50–74 %", s.under_75, ""),
+        band("75–99 %", s.under_100, ""),
+        band("Perfect (100 %)", s.perfect, "complete"),
     ]);
     let t = &stats.tier_counts;
-    let mut tier_items: Vec<(String, i64, &'static str)> = Tier::ALL
+    let mut tier_items: Vec<(String, String, i64, &'static str)> = Tier::ALL
         .iter()
         .zip([t.ultra_rare, t.rare, t.uncommon, t.common])
-        .map(|(tier, n)| (format!("{} ({})", tier.label(), stats.tiers.range(*tier)), n, tier.class()))
+        .map(|(tier, n)| (tier.label().to_owned(), stats.tiers.range(*tier), n, tier.class()))
         .collect();
     if t.unknown > 0 {
-        tier_items.push(("Rarity unknown".into(), t.unknown, ""));
+        tier_items.push(("Rarity unknown".into(), String::new(), t.unknown, ""));
     }
     let tiers = rows(tier_items);
     let today = Utc.from_utc_datetime(&now.naive_utc()).date_naive();
