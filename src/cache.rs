@@ -192,60 +192,6 @@ impl Redis {
             }
         }
     }
-
-    /// Counts a cache look-up, for the admin dashboard's hit rate. Best
-    /// effort: a failure to count never fails the request.
-    pub async fn record_lookup(&self, hit: bool) {
-        let key = self.key(if hit { "cache:hits" } else { "cache:misses" });
-        let _ = self.call(|mut c| async move { redis::cmd("INCR").arg(&key).query_async::<i64>(&mut c).await }).await;
-    }
-
-    /// Cache hits and misses since counting began; `None` without Redis.
-    pub async fn lookups(&self) -> Option<(u64, u64)> {
-        let (hits_key, misses_key) = (self.key("cache:hits"), self.key("cache:misses"));
-        let (hits, misses): (Option<u64>, Option<u64>) = self
-            .call(|mut c| async move { redis::cmd("MGET").arg(hits_key).arg(misses_key).query_async(&mut c).await })
-            .await
-            .ok()?;
-        Some((hits.unwrap_or(0), misses.unwrap_or(0)))
-    }
-
-    /// Share of cache look-ups that were hits, or `None` before the first
-    /// look-up or without Redis.
-    pub async fn hit_rate(&self) -> Option<f64> {
-        let (hits, misses) = self.lookups().await?;
-        (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64)
-    }
-
-    /// Deletes every cached value (`stats:*`) and the hit counters; returns
-    /// how many keys went. Sessions, limits and switches are not cache.
-    pub async fn clear_cache(&self) -> redis::RedisResult<usize> {
-        let mut conn = self.conn();
-        let pattern = self.key("stats:*");
-        let mut cursor: u64 = 0;
-        let mut removed = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut conn)
-                .await?;
-            if !keys.is_empty() {
-                let n: usize = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
-                removed += n;
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        let _: usize =
-            redis::cmd("DEL").arg(self.key("cache:hits")).arg(self.key("cache:misses")).query_async(&mut conn).await?;
-        Ok(removed)
-    }
 }
 
 /// Errors that mean "no connection" rather than "the command was wrong".

@@ -8,7 +8,6 @@ use askama::Template;
 
 use crate::achievements::model::{self as goals, AchievementRow};
 use crate::auth::extractors::CurrentUser;
-use crate::db;
 use crate::error::AppError;
 use crate::jobs::model::{self as jobs, Job};
 use crate::jobs::STEAM_SYNC;
@@ -21,8 +20,10 @@ use crate::rarity::{self, Tiers};
 use crate::response::render;
 use crate::state::AppState;
 use crate::steam::account::SteamAccount;
+use crate::views::ViewKey;
 
 /// Everything the dashboard shows.
+#[derive(Clone)]
 struct Overview {
     account: Option<SteamAccount>,
     job: Option<Job>,
@@ -97,7 +98,8 @@ impl DashboardPage {
 
 async fn show(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let user_id = current.user.id;
-    let o = db::run(&state.pool, move |conn| Ok(load(conn, user_id)?)).await?;
+    let key = ViewKey::new("dashboard", user_id, current.versions, "");
+    let o = state.views.load(&state.pool, key, move |conn| Ok(load(conn, user_id)?)).await?;
     let media = state.settings.steam_media_url.clone();
     render(&DashboardPage { ctx, username: current.user.username, o, media })
 }

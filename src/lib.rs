@@ -39,6 +39,7 @@ pub mod startup;
 pub mod state;
 pub mod steam;
 pub mod telemetry;
+pub mod views;
 
 pub use error::AppError;
 pub use settings::Settings;

@@ -281,6 +281,14 @@ diesel::table! {
         uncommon_max -> Float8,
         updated_at -> Timestamptz,
         updated_by -> Nullable<Int8>,
+        cache_epoch -> Int8,
+    }
+}
+
+diesel::table! {
+    user_versions (user_id) {
+        user_id -> Int8,
+        version -> Int8,
     }
 }
 
@@ -359,4 +367,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     instance_settings,
     user_preferences,
     pins,
+    user_versions,
 );

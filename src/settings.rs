@@ -41,6 +41,9 @@ pub struct Settings {
     pub public_base_url: Url,
     pub database_url: SecretString,
     pub database_pool_size: u32,
+    /// How many computed pages (a library page, a user's stats…) each
+    /// process keeps in memory; 0 turns the page cache off.
+    pub page_cache_entries: u64,
     /// Apply pending migrations when `serve` starts.
     pub run_migrations: bool,
     /// Run the job and email workers inside `serve` (off when dedicated
@@ -96,6 +99,7 @@ impl fmt::Debug for Settings {
             .field("bind_address", &self.bind_address)
             .field("public_base_url", &self.public_base_url.as_str())
             .field("database_pool_size", &self.database_pool_size)
+            .field("page_cache_entries", &self.page_cache_entries)
             .field("run_migrations", &self.run_migrations)
             .field("redis_namespace", &self.redis_namespace)
             .field("master_key_id", &self.master_key_id)
@@ -164,6 +168,11 @@ impl Settings {
                 Ok(n) if (1..=200).contains(&n) => Ok(n),
                 _ => Err("must be a whole number from 1 to 200".into()),
             });
+        let page_cache_entries =
+            parse_or(&get, "PAGE_CACHE_ENTRIES", "2000", &mut problems, |v| match v.parse::<u64>() {
+                Ok(n) if n <= 1_000_000 => Ok(n),
+                _ => Err("must be a whole number from 0 to 1000000".into()),
+            });
         let run_migrations = parse_or(&get, "RUN_MIGRATIONS", "true", &mut problems, parse_bool);
         let run_worker = parse_or(&get, "RUN_WORKER", "true", &mut problems, parse_bool);
         let max_body_bytes = parse_or(&get, "MAX_BODY_BYTES", "6291456", &mut problems, |v| match v.parse::<usize>() {
@@ -223,6 +232,7 @@ impl Settings {
             public_base_url: public_base_url.expect("checked above"),
             database_url: database_url.expect("checked above"),
             database_pool_size: database_pool_size.expect("checked above"),
+            page_cache_entries: page_cache_entries.expect("checked above"),
             run_migrations: run_migrations.expect("checked above"),
             run_worker: run_worker.expect("checked above"),
             redis_url: redis_url.expect("checked above"),

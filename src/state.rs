@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::steam::client::{KeyBudget, RetryPolicy, SteamClient};
 use crate::steam::streams::StreamCounter;
+use crate::views::Views;
 
 /// Everything a request, a middleware or a worker may need.
 pub struct AppState {
@@ -45,6 +46,8 @@ pub struct AppState {
     pub maintenance: MaintenanceCache,
     /// Prometheus counters of this process.
     pub metrics: Metrics,
+    /// Pages' data computed for users, kept while it is current.
+    pub views: Views,
 }
 
 impl AppState {
@@ -66,6 +69,7 @@ impl AppState {
             streams: StreamCounter::default(),
             maintenance: MaintenanceCache::default(),
             metrics: Metrics::new(),
+            views: Views::new(settings.page_cache_entries),
             settings,
             pool,
             redis,

@@ -245,7 +245,7 @@ async fn change_password(
 ) -> Result<HttpResponse, AppError> {
     require_recent_auth(&req)?;
     let form = form.into_inner();
-    let CurrentUser { user, session_id } = current;
+    let CurrentUser { user, session_id, .. } = current;
     let mut error =
         password::check_new_password(form.password.expose_secret(), &user.username, user.email.as_deref()).err();
     if error.is_none() && form.password.expose_secret() != form.password_confirmation.expose_secret() {

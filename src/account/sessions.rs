@@ -84,7 +84,7 @@ async fn revoke_others(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let pool = &state.pool;
-    let CurrentUser { user, session_id } = current;
+    let CurrentUser { user, session_id, .. } = current;
     let ended = db::run(pool, move |conn| {
         let ended = UserSession::revoke_all_except(conn, user.id, Some(&session_id))?;
         AuditEvent::new("session", "revoke_others", &meta)

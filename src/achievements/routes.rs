@@ -35,11 +35,14 @@ impl ListPage {
 }
 
 async fn list(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
     let user_id = current.user.id;
-    let (rows, (_, pinned)) =
-        db::run(pool, move |conn| Ok((model::list_for(conn, user_id)?, crate::pins::pinned_ids(conn, user_id)?)))
-            .await?;
+    let key = crate::views::ViewKey::new("achievements", user_id, current.versions, "");
+    let (rows, (_, pinned)) = state
+        .views
+        .load(&state.pool, key, move |conn| {
+            Ok((model::list_for(conn, user_id)?, crate::pins::pinned_ids(conn, user_id)?))
+        })
+        .await?;
     let can_share = current.user.email_verified_at.is_some();
     render(&ListPage { ctx, rows, can_share, pinned })
 }

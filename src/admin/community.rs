@@ -48,6 +48,9 @@ async fn set_hidden(
             if !community::model::set_hidden(conn, id, hide.then_some(actor))? {
                 return Err(AppError::NotFound);
             }
+            // Every viewer's cached community pages go at once, not within
+            // the cache's minute: hidden means hidden now.
+            crate::rarity::model::clear_cached_pages(conn)?;
             AuditEvent::new("admin", if hide { "hide_shared" } else { "restore_shared" }, &meta)
                 .actor(actor)
                 .target_text(id.to_string())

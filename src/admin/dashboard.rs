@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
 use askama::Template;
+use diesel::Connection;
 
 use crate::auth::extractors::AdminUser;
 use crate::db::{self};
@@ -35,6 +36,7 @@ impl DashboardPage {
 async fn dashboard(ctx: PageContext, _admin: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let pool = &state.pool;
     let redis = &state.redis;
+    let views = &state.views;
     let state = pool.state();
     let (n, query_ms) = db::run(pool, |conn| {
         let started = Instant::now();
@@ -45,7 +47,7 @@ async fn dashboard(ctx: PageContext, _admin: AdminUser, state: web::Data<AppStat
     .await?;
     let started = Instant::now();
     let redis_ms = redis.ping().await.ok().map(|_| started.elapsed().as_secs_f64() * 1000.0);
-    let cache_hit_rate = redis.hit_rate().await;
+    let cache_hit_rate = views.hit_rate();
     let maintenance = super::maintenance_switch::read(redis).await.unwrap_or(false);
     render(&DashboardPage {
         ctx,
@@ -59,27 +61,30 @@ async fn dashboard(ctx: PageContext, _admin: AdminUser, state: web::Data<AppStat
     })
 }
 
-/// Empties the app's cache (stats pages) on every instance and resets the
-/// hit counters; a sensitive action, so it needs a fresh password.
+/// Empties the page cache on every instance (the cache epoch every request
+/// reads moves) and resets this instance's hit counters; a sensitive
+/// action, so it needs a fresh password.
 async fn clear_cache(
     req: actix_web::HttpRequest,
     admin: AdminUser,
     meta: crate::audit::RequestMeta,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let redis = &state.redis;
     crate::auth::reauth::require_recent_auth(&req, "/admin")?;
-    let removed = redis.clear_cache().await.map_err(|e| AppError::Unavailable(e.into()))?;
     let actor = admin.0.user.id;
-    db::run(pool, move |conn| {
-        Ok(crate::audit::AuditEvent::new("admin", "clear_cache", &meta)
-            .actor(actor)
-            .details(serde_json::json!({ "keys": removed }))
-            .record(conn)?)
+    db::run(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            crate::rarity::model::clear_cached_pages(conn)?;
+            crate::audit::AuditEvent::new("admin", "clear_cache", &meta).actor(actor).record(conn)
+        })
+        .map_err(AppError::from)
     })
     .await?;
-    actix_web_flash_messages::FlashMessage::success(format!("Cache cleared ({removed} entries).")).send();
+    let removed = state.views.clear();
+    actix_web_flash_messages::FlashMessage::success(format!(
+        "Cached pages cleared on every instance ({removed} were kept by this one)."
+    ))
+    .send();
     Ok(crate::response::see_other("/admin"))
 }
 

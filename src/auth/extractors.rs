@@ -23,6 +23,8 @@ use crate::state::AppState;
 pub struct CurrentUser {
     pub user: User,
     pub session_id: String,
+    /// What the user's cached pages are valid under, read with the session.
+    pub versions: crate::views::Versions,
 }
 
 /// Cached in the request so the layout and the handler share one look-up.
@@ -44,7 +46,7 @@ pub async fn resolve(req: &HttpRequest) -> Result<Option<CurrentUser>, AppError>
             let pool = AppState::of(req).pool.clone();
             db::run(&pool, move |conn| Ok(super::session::load_live(conn, user_id, &sid)?))
                 .await?
-                .map(|(s, user)| CurrentUser { user, session_id: s.id })
+                .map(|(s, user, versions)| CurrentUser { user, session_id: s.id, versions })
         }
         _ => None,
     };
@@ -104,6 +106,22 @@ impl FromRequest for CurrentUser {
 
 /// The signed-in user, if any.
 pub struct MaybeUser(pub Option<CurrentUser>);
+
+impl MaybeUser {
+    /// What this viewer's cached pages are kept under: read with the
+    /// session for a user; one small query for a visitor.
+    pub async fn versions(&self, state: &AppState) -> Result<crate::views::Versions, AppError> {
+        match &self.0 {
+            Some(current) => Ok(current.versions),
+            None => db::run(&state.pool, |conn| Ok(super::session::visitor_versions(conn)?)).await,
+        }
+    }
+
+    /// The signed-in user's id.
+    pub fn id(&self) -> Option<i64> {
+        self.0.as_ref().map(|c| c.user.id)
+    }
+}
 
 impl FromRequest for MaybeUser {
     type Error = AppError;

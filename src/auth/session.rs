@@ -8,7 +8,8 @@ use rand::RngCore;
 
 use crate::audit::RequestMeta;
 use crate::models::user::{Status, User};
-use crate::schema::{known_devices, user_sessions, users};
+use crate::schema::{instance_settings, known_devices, user_sessions, user_versions, users};
+use crate::views::Versions;
 
 /// A session without "remember me" ends after this long without a request.
 pub const IDLE_TIMEOUT: Duration = Duration::minutes(30);
@@ -138,20 +139,59 @@ pub fn remember_device(conn: &mut PgConnection, user_id: i64, user_agent: Option
     Ok(inserted == 1)
 }
 
+#[diesel::declare_sql_function]
+extern "SQL" {
+    /// The number every change to what many users see together moves
+    /// (a sequence; see the `user_versions` migration).
+    fn shared_version() -> diesel::sql_types::BigInt;
+}
+
+/// What a visitor's cached pages are kept under: the instance's numbers,
+/// with no user of their own.
+pub fn visitor_versions(conn: &mut PgConnection) -> QueryResult<Versions> {
+    let (tiers_at, epoch, shared): (Option<DateTime<Utc>>, Option<i64>, i64) = diesel::select((
+        instance_settings::table.select(instance_settings::updated_at).single_value(),
+        instance_settings::table.select(instance_settings::cache_epoch).single_value(),
+        shared_version(),
+    ))
+    .get_result(conn)?;
+    Ok(Versions { user: 0, shared, tiers_at: tiers_at.map_or(0, |t| t.timestamp_micros()), epoch: epoch.unwrap_or(0) })
+}
+
 /// The user of a live session: `None` when it is revoked, expired, idle
 /// or its account is no longer active (then it is revoked now). Its
-/// last-seen time is refreshed at most once a minute.
-pub fn load_live(conn: &mut PgConnection, user_id: i64, sid: &str) -> QueryResult<Option<(UserSession, User)>> {
+/// last-seen time is refreshed at most once a minute. The same statement
+/// reads the versions the user's cached pages are kept under.
+pub fn load_live(
+    conn: &mut PgConnection,
+    user_id: i64,
+    sid: &str,
+) -> QueryResult<Option<(UserSession, User, Versions)>> {
     let now = Utc::now();
-    let row: Option<(UserSession, User)> = user_sessions::table
+    type Row = (UserSession, User, Option<i64>, Option<DateTime<Utc>>, Option<i64>, i64);
+    let row: Option<Row> = user_sessions::table
         .inner_join(users::table)
+        .left_join(user_versions::table.on(user_versions::user_id.eq(user_sessions::user_id)))
         .filter(user_sessions::id.eq(sid))
         .filter(user_sessions::user_id.eq(user_id))
         .filter(user_sessions::revoked_at.is_null())
-        .select((UserSession::as_select(), User::as_select()))
+        .select((
+            UserSession::as_select(),
+            User::as_select(),
+            user_versions::version.nullable(),
+            instance_settings::table.select(instance_settings::updated_at).single_value(),
+            instance_settings::table.select(instance_settings::cache_epoch).single_value(),
+            shared_version(),
+        ))
         .first(conn)
         .optional()?;
-    let Some((s, user)) = row else { return Ok(None) };
+    let Some((s, user, version, tiers_at, epoch, shared)) = row else { return Ok(None) };
+    let versions = Versions {
+        user: version.unwrap_or(0),
+        shared,
+        tiers_at: tiers_at.map_or(0, |t| t.timestamp_micros()),
+        epoch: epoch.unwrap_or(0),
+    };
     if s.expires_at <= now || s.is_idle(now) || user.status != Status::Active {
         UserSession::revoke(conn, user_id, sid)?;
         return Ok(None);
@@ -159,5 +199,5 @@ pub fn load_live(conn: &mut PgConnection, user_id: i64, sid: &str) -> QueryResul
     if now - s.last_seen_at > TOUCH_EVERY {
         diesel::update(user_sessions::table.find(sid)).set(user_sessions::last_seen_at.eq(now)).execute(conn)?;
     }
-    Ok(Some((s, user)))
+    Ok(Some((s, user, versions)))
 }

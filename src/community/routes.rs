@@ -54,7 +54,6 @@ async fn browse(
     query: web::Query<BrowseQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
     let query = query.into_inner();
     let q: String = query.q.unwrap_or_default().trim().chars().take(200).collect();
     let sort = match query.sort.as_deref() {
@@ -62,9 +61,13 @@ async fn browse(
         _ => "newest".to_owned(),
     };
     let page = crate::pagination::page_number(query.page);
-    let viewer_id = viewer.0.map(|c| c.user.id);
+    let viewer_id = viewer.id();
     let (q2, sort2) = (q.clone(), sort.clone());
-    let rows = db::run(pool, move |conn| Ok(model::browse(conn, viewer_id, &q2, &sort2, page)?)).await?;
+    let versions = viewer.versions(&state).await?;
+    let key =
+        crate::views::ViewKey::for_viewer("community", viewer_id, versions, format!("{q}\u{1f}{sort}\u{1f}{page}"));
+    let rows =
+        state.views.load(&state.pool, key, move |conn| Ok(model::browse(conn, viewer_id, &q2, &sort2, page)?)).await?;
     let total = rows.first().map(|r| r.total_rows).unwrap_or(0);
     let pages = crate::pagination::page_count(total, PAGE_SIZE);
     render(&BrowsePage { ctx, viewer_id, rows, q, sort, page, pages, total })

@@ -52,7 +52,7 @@ async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     let metrics = &state.metrics;
     let settings = &state.settings;
     let pool = &state.pool;
-    let redis = &state.redis;
+    let views = &state.views;
     if !allowed(&req, settings) {
         return Err(AppError::NotFound);
     }
@@ -70,10 +70,9 @@ async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
         metrics.queue.with_label_values(&[queue, label]).set(v);
     }
     metrics.users.set(n.users);
-    if let Some((hits, misses)) = redis.lookups().await {
-        metrics.cache.with_label_values(&["hit"]).set(hits as i64);
-        metrics.cache.with_label_values(&["miss"]).set(misses as i64);
-    }
+    let (hits, misses) = views.lookups();
+    metrics.cache.with_label_values(&["hit"]).set(hits as i64);
+    metrics.cache.with_label_values(&["miss"]).set(misses as i64);
     let mut out = Vec::new();
     TextEncoder::new().encode(&metrics.registry.gather(), &mut out).map_err(|e| AppError::Internal(e.into()))?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out))

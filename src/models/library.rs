@@ -24,7 +24,7 @@ pub fn icon_url(media: &url::Url, appid: i64, hash: &str) -> String {
 pub const PAGE_SIZE: i64 = 50;
 
 /// One row of the library table.
-#[derive(Debug, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName)]
 pub struct LibraryRow {
     #[diesel(sql_type = BigInt)]
     pub appid: i64,
@@ -80,6 +80,20 @@ pub struct LibraryQuery {
     pub filter: Option<String>,
     pub sort: Option<String>,
     pub page: Option<i64>,
+}
+
+impl LibraryQuery {
+    /// The query as a cache key's part: equal for queries that give the
+    /// same page.
+    pub fn cache_params(&self) -> String {
+        format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            self.q.as_deref().unwrap_or("").trim(),
+            self.filter.as_deref().unwrap_or(""),
+            self.sort.as_deref().unwrap_or(""),
+            crate::pagination::page_number(self.page)
+        )
+    }
 }
 
 /// One page of a user's library, with how many games match in all.
@@ -176,7 +190,7 @@ pub fn count_for(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64> {
 }
 
 /// One achievement as the game page shows it.
-#[derive(Debug, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName)]
 pub struct AchievementRow {
     #[diesel(sql_type = BigInt)]
     pub id: i64,
@@ -211,7 +225,7 @@ impl AchievementRow {
 }
 
 /// A game as its page's header shows it, for one user.
-#[derive(Debug, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName)]
 pub struct GameHeader {
     #[diesel(sql_type = Text)]
     pub name: String,

@@ -141,9 +141,13 @@ async fn leaderboards(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let board = Board::parse(query.by.as_deref());
-    let viewer_id = viewer.0.as_ref().map(|v| v.user.id);
-    let (top, own) =
-        db::run(&state.pool, move |conn| Ok(model::leaderboard(conn, board, BOARD_SIZE, viewer_id)?)).await?;
+    let viewer_id = viewer.id();
+    let versions = viewer.versions(&state).await?;
+    let key = crate::views::ViewKey::for_viewer("leaderboards", viewer_id, versions, board.key());
+    let (top, own) = state
+        .views
+        .load(&state.pool, key, move |conn| Ok(model::leaderboard(conn, board, BOARD_SIZE, viewer_id)?))
+        .await?;
     render(&LeaderboardPage {
         ctx,
         board,

@@ -46,3 +46,12 @@ pub fn set_tiers(conn: &mut PgConnection, tiers: Tiers, admin_id: i64) -> QueryR
         .execute(conn)
         .map(|_| ())
 }
+
+/// Moves the cache epoch: every process's cached pages stop being used,
+/// since every request reads the epoch with its session.
+pub fn clear_cached_pages(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::update(instance_settings::table)
+        .set(instance_settings::cache_epoch.eq(instance_settings::cache_epoch + 1))
+        .execute(conn)
+        .map(|_| ())
+}

@@ -7,13 +7,13 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::extractors::CurrentUser;
-use crate::db::{self};
 use crate::error::AppError;
 use crate::layout::PageContext;
 use crate::models::library::{self, AchievementRow, LibraryQuery, LibraryRow, PAGE_SIZE};
 use crate::rarity::{self, Tiers};
 use crate::response::render;
 use crate::state::AppState;
+use crate::views::ViewKey;
 
 #[derive(Template)]
 #[template(path = "steam/library.html")]
@@ -61,11 +61,15 @@ async fn library(
     query: web::Query<LibraryQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
     let query = query.into_inner();
     let (user_id, q) = (current.user.id, query.clone());
-    let ((rows, total), (tiers, _)) =
-        db::run(pool, move |conn| Ok((library::library_page(conn, user_id, &q)?, rarity::model::tiers(conn)?))).await?;
+    let key = ViewKey::new("library", user_id, current.versions, query.cache_params());
+    let ((rows, total), (tiers, _)) = state
+        .views
+        .load(&state.pool, key, move |conn| {
+            Ok((library::library_page(conn, user_id, &q)?, rarity::model::tiers(conn)?))
+        })
+        .await?;
     let pages = crate::pagination::page_count(total, PAGE_SIZE);
     let page = crate::pagination::page_number(query.page);
     let media = state.settings.steam_media_url.clone();
@@ -112,20 +116,22 @@ async fn game(
     query: web::Query<GameQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
     let (user_id, appid) = (current.user.id, appid.into_inner());
     let sort = query.into_inner().sort.unwrap_or_else(|| "unlocked".into());
     let sort_key = sort.clone();
-    let (header, achievements, (tiers, _), (pinned, _)) = db::run(pool, move |conn| {
-        let header = library::game_header(conn, user_id, appid)?.ok_or(AppError::NotFound)?;
-        Ok((
-            header,
-            library::game_achievements(conn, user_id, appid, &sort_key)?,
-            rarity::model::tiers(conn)?,
-            crate::pins::pinned_ids(conn, user_id)?,
-        ))
-    })
-    .await?;
+    let key = ViewKey::new("game", user_id, current.versions, format!("{appid}:{sort}"));
+    let (header, achievements, (tiers, _), (pinned, _)) = state
+        .views
+        .load(&state.pool, key, move |conn| {
+            let header = library::game_header(conn, user_id, appid)?.ok_or(AppError::NotFound)?;
+            Ok((
+                header,
+                library::game_achievements(conn, user_id, appid, &sort_key)?,
+                rarity::model::tiers(conn)?,
+                crate::pins::pinned_ids(conn, user_id)?,
+            ))
+        })
+        .await?;
     let points_possible = achievements.iter().map(|a| i64::from(a.points)).sum();
     render(&GamePage {
         ctx,

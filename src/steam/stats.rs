@@ -3,21 +3,17 @@
 //! of completion, streaks, the rarest unlocks, perfect games and the
 //! newest unlocks.
 //!
-//! Computed once per change: cached in Redis under a key that holds the
-//! time the user's totals were last worked out (every sync, import and
-//! percentage change moves it) and the time the rarity thresholds changed,
-//! so any of them makes the old entry unreachable.
+//! Computed once per change: kept in the page cache (`crate::views`) under
+//! the user's version, which every sync, import and percentage change
+//! moves, and the time the rarity thresholds changed.
 
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use diesel::prelude::*;
-use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::extractors::CurrentUser;
-use crate::cache::Redis;
-use crate::db::{self, PgPool};
 use crate::error::AppError;
 use crate::layout::PageContext;
 use crate::models::history::{self, PerfectGame, Spread, Streaks, TierCounts, UnlockItem};
@@ -26,9 +22,8 @@ use crate::models::score;
 use crate::rarity::{self, Tier, Tiers};
 use crate::response::render;
 use crate::state::AppState;
+use crate::views::ViewKey;
 
-/// Cached for a day at most; a change makes the key unreachable long before.
-const CACHE_TTL_SECS: u64 = 86_400;
 /// Lists on the page: rarest unlocks, perfect games, newest unlocks.
 const RAREST: i64 = 10;
 const PERFECT: i64 = 50;
@@ -66,28 +61,19 @@ impl Stats {
     }
 }
 
-/// The user's stats, from the cache when nothing changed since they were
-/// computed.
-pub async fn stats_for(pool: &PgPool, redis: &Redis, user_id: i64) -> Result<Stats, AppError> {
-    let (score, (tiers, tiers_at)) =
-        db::run(pool, move |conn| Ok((score::of(conn, user_id)?, rarity::model::tiers(conn)?))).await?;
-    let (scored_at, points) = (score.computed_at, score.points);
-    let key = redis.key(&format!("stats:{user_id}:{}:{}", scored_at.timestamp_micros(), tiers_at.timestamp_micros()));
-    // The cache is an optimisation: if Redis fails, compute.
-    let k = key.clone();
-    let cached = redis.call(|mut c| async move { c.get::<_, Option<String>>(&k).await }).await;
-    if let Ok(Some(raw)) = cached {
-        if let Ok(stats) = serde_json::from_str::<Stats>(&raw) {
-            redis.record_lookup(true).await;
-            return Ok(stats);
-        }
-    }
-    redis.record_lookup(false).await;
-    let stats = db::run(pool, move |conn| Ok(Stats::compute(conn, user_id, tiers, points)?)).await?;
-    if let Ok(raw) = serde_json::to_string(&stats) {
-        let _ = redis.call(|mut c| async move { c.set_ex::<_, _, ()>(&key, raw, CACHE_TTL_SECS).await }).await;
-    }
-    Ok(stats)
+/// The user's stats, from the page cache when nothing changed since they
+/// were computed.
+pub async fn stats_for(state: &AppState, current: &CurrentUser) -> Result<Stats, AppError> {
+    let user_id = current.user.id;
+    let key = ViewKey::new("stats", user_id, current.versions, "");
+    state
+        .views
+        .load(&state.pool, key, move |conn| {
+            let points = score::of(conn, user_id)?.points;
+            let (tiers, _) = rarity::model::tiers(conn)?;
+            Ok(Stats::compute(conn, user_id, tiers, points)?)
+        })
+        .await
 }
 
 /// The month chart's geometry, in SVG user units.
@@ -307,7 +293,7 @@ impl StatsPage {
 }
 
 async fn show(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let stats = stats_for(&state.pool, &state.redis, current.user.id).await?;
+    let stats = stats_for(&state, &current).await?;
     let now = Utc::now();
     let timeline = Timeline::new(&stats.months, now);
     let years = rows(timeline.years().into_iter().map(|(y, n)| (y, String::new(), n, "")).collect());

@@ -25,6 +25,7 @@ mod jobs;
 mod login;
 mod outages;
 mod outbox;
+mod page_cache;
 mod pages;
 mod profiles;
 mod register;
