@@ -20,7 +20,12 @@ CREATE TABLE user_versions (
 -- reader can take the new number before the rows only in the instant
 -- before a commit lands, and then keeps stale data at most a minute.
 CREATE SEQUENCE shared_version;
-CREATE FUNCTION shared_version() RETURNS INT8 LANGUAGE sql STABLE AS $$ SELECT last_value FROM shared_version $$;
+-- PL/pgSQL keeps the plan of its statement for the session; a SQL function
+-- would parse its body again on every request's session check.
+CREATE FUNCTION shared_version() RETURNS INT8 LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT last_value FROM shared_version);
+END $$;
 
 CREATE FUNCTION bump_shared_version() RETURNS TRIGGER LANGUAGE plpgsql AS $$
 BEGIN

@@ -3,9 +3,9 @@
 //! of completion, streaks, the rarest unlocks, perfect games and the
 //! newest unlocks.
 //!
-//! Computed once per change: kept in the page cache (`crate::views`) under
-//! the user's version, which every sync, import and percentage change
-//! moves, and the time the rarity thresholds changed.
+//! Rendered once per change and day: the body is kept in the page cache
+//! (`crate::views`) under the user's version, which every sync, import and
+//! percentage change moves, and the time the rarity thresholds changed.
 
 use actix_web::{web, HttpResponse};
 use askama::Template;
@@ -14,6 +14,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::extractors::CurrentUser;
+use crate::db;
 use crate::error::AppError;
 use crate::layout::PageContext;
 use crate::models::history::{self, PerfectGame, Spread, Streaks, TierCounts, UnlockItem};
@@ -61,19 +62,14 @@ impl Stats {
     }
 }
 
-/// The user's stats, from the page cache when nothing changed since they
-/// were computed.
-pub async fn stats_for(state: &AppState, current: &CurrentUser) -> Result<Stats, AppError> {
-    let user_id = current.user.id;
-    let key = ViewKey::new("stats", user_id, current.versions, "");
-    state
-        .views
-        .load(&state.pool, key, move |conn| {
-            let points = score::of(conn, user_id)?.points;
-            let (tiers, _) = rarity::model::tiers(conn)?;
-            Ok(Stats::compute(conn, user_id, tiers, points)?)
-        })
-        .await
+/// The user's stats, worked out from their library and unlocks.
+pub async fn stats_for(state: &AppState, user_id: i64) -> Result<Stats, AppError> {
+    db::run(&state.pool, move |conn| {
+        let points = score::of(conn, user_id)?.points;
+        let (tiers, _) = rarity::model::tiers(conn)?;
+        Ok(Stats::compute(conn, user_id, tiers, points)?)
+    })
+    .await
 }
 
 /// The month chart's geometry, in SVG user units.
@@ -253,9 +249,8 @@ fn rows(items: Vec<(String, String, i64, &'static str)>) -> Vec<Row> {
 }
 
 #[derive(Template)]
-#[template(path = "steam/stats.html")]
-struct StatsPage {
-    ctx: PageContext,
+#[template(path = "steam/stats_body.html")]
+struct StatsBody {
     stats: Stats,
     timeline: Timeline,
     years: Vec<Row>,
@@ -267,7 +262,7 @@ struct StatsPage {
     chart_h: i64,
 }
 
-impl StatsPage {
+impl StatsBody {
     fn hours(&self) -> String {
         format!("{:.0}", self.stats.totals.minutes as f64 / 60.0)
     }
@@ -292,9 +287,32 @@ impl StatsPage {
     }
 }
 
+/// The page around its body, which is kept rendered: the chart and tables
+/// of a long history cost more to write out than everything else a request
+/// does (a profile of /stats under load).
+#[derive(Template)]
+#[template(path = "steam/stats.html")]
+struct StatsPage {
+    ctx: PageContext,
+    body: String,
+}
+
 async fn show(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let stats = stats_for(&state, &current).await?;
     let now = Utc::now();
+    // The body counts up to this month and today's streak.
+    let key = ViewKey::new("stats-page", current.user.id, current.versions, now.date_naive().to_string());
+    let media = state.settings.steam_media_url.clone();
+    let body = state
+        .views
+        .get_or(key, || async {
+            let stats = stats_for(&state, current.user.id).await?;
+            body(stats, now, media).render().map_err(|e| AppError::Internal(e.into()))
+        })
+        .await?;
+    render(&StatsPage { ctx, body })
+}
+
+fn body(stats: Stats, now: DateTime<Utc>, media: url::Url) -> StatsBody {
     let timeline = Timeline::new(&stats.months, now);
     let years = rows(timeline.years().into_iter().map(|(y, n)| (y, String::new(), n, "")).collect());
     let s = &stats.spread;
@@ -319,19 +337,7 @@ async fn show(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>
     let tiers = rows(tier_items);
     let today = Utc.from_utc_datetime(&now.naive_utc()).date_naive();
     let current_streak = stats.streaks.current(today);
-    let media = state.settings.steam_media_url.clone();
-    render(&StatsPage {
-        ctx,
-        stats,
-        timeline,
-        years,
-        spread,
-        tiers,
-        current_streak,
-        media,
-        chart_w: CHART_W,
-        chart_h: CHART_H,
-    })
+    StatsBody { stats, timeline, years, spread, tiers, current_streak, media, chart_w: CHART_W, chart_h: CHART_H }
 }
 
 /// Registers the routes of this module.
