@@ -169,7 +169,7 @@ impl Settings {
                 _ => Err("must be a whole number from 1 to 200".into()),
             });
         let page_cache_entries =
-            parse_or(&get, "PAGE_CACHE_ENTRIES", "2000", &mut problems, |v| match v.parse::<u64>() {
+            parse_or(&get, "PAGE_CACHE_ENTRIES", "1000", &mut problems, |v| match v.parse::<u64>() {
                 Ok(n) if n <= 1_000_000 => Ok(n),
                 _ => Err("must be a whole number from 0 to 1000000".into()),
             });
