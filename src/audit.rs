@@ -1,8 +1,6 @@
 //! The audit log: who did what to whom, from where, and whether it worked.
 //! Nothing secret goes in: no passwords, tokens or keys, in `details` either.
 
-use std::net::IpAddr;
-
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest};
@@ -23,23 +21,17 @@ pub struct RequestMeta {
 }
 
 impl RequestMeta {
-    /// The peer address. Forwarded headers are ignored on purpose: anyone can
-    /// send them, and per-IP limits keyed on them would be trivial to dodge.
+    /// The client's address: the peer's, or what a trusted proxy reported
+    /// (`crate::client_ip`). Anyone can send forwarded headers, so they are
+    /// believed only from `TRUSTED_PROXIES`.
     pub fn from_request(req: &HttpRequest) -> Self {
-        let ip = req.peer_addr().map(|a| normalise_ip(a.ip()).to_string());
+        let ip = crate::client_ip::of_request(req).map(|ip| ip.to_string());
         let user_agent = req
             .headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect());
         RequestMeta { ip, user_agent }
-    }
-}
-
-fn normalise_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod cache;
+pub mod client_ip;
 pub mod community;
 pub mod crypto;
 pub mod dashboard;

@@ -81,6 +81,9 @@ pub struct Settings {
     pub audit_retention_days: u32,
     /// Bearer token for `/metrics` from other hosts (loopback needs none).
     pub metrics_token: Option<SecretString>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see
+    /// `crate::client_ip`); empty, the peer address is the client's.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Bytes of stored images (originals and thumbnails) each user may hold.
     pub upload_quota_bytes: u64,
     pub static_dir: PathBuf,
@@ -201,6 +204,7 @@ impl Settings {
                 Ok(n) if (1..=36_500).contains(&n) => Ok(n),
                 _ => Err("must be a whole number of days from 1 to 36500".to_owned()),
             });
+        let trusted_proxies = parse_or(&get, "TRUSTED_PROXIES", "", &mut problems, crate::client_ip::parse_trusted);
         let metrics_token = get("METRICS_TOKEN").filter(|t| !t.is_empty()).map(SecretString::from);
         let log_format = parse_or(&get, "LOG_FORMAT", "json", &mut problems, |v| match v {
             "json" => Ok(LogFormat::Json),
@@ -253,6 +257,7 @@ impl Settings {
             upload_quota_bytes: upload_quota_bytes.expect("checked above"),
             audit_retention_days: audit_retention_days.expect("checked above"),
             metrics_token,
+            trusted_proxies: trusted_proxies.expect("checked above"),
             static_dir,
             max_body_bytes: max_body_bytes.expect("checked above"),
             log_format: log_format.expect("checked above"),

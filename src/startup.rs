@@ -173,6 +173,7 @@ fn run(
     let static_dir = settings.static_dir.clone();
     let body_limit = settings.max_body_bytes;
     let development = settings.environment == Environment::Development;
+    let trusted_proxies = web::Data::new(crate::client_ip::TrustedProxies(settings.trusted_proxies.clone()));
     actix_web::rt::spawn(state.maintenance.clone().refresh_forever(state.redis.clone()));
 
     let server = HttpServer::new(move || {
@@ -196,6 +197,7 @@ fn run(
 
         App::new()
             .app_data(state.clone())
+            .app_data(trusted_proxies.clone())
             .app_data(
                 MultipartFormConfig::default()
                     .total_limit(body_limit)

@@ -27,7 +27,7 @@ pub fn init(format: LogFormat) {
 /// The root span of every request: like tracing-actix-web's default, but the
 /// path of a route that carries a secret (`{token}`) is logged as its
 /// pattern, the query string is left out, and the client IP is the peer
-/// address rather than a header anyone can set.
+/// address, or what a trusted proxy reported (never a header anyone can set).
 pub struct RedactingRootSpan;
 
 impl tracing_actix_web::RootSpanBuilder for RedactingRootSpan {
@@ -37,7 +37,7 @@ impl tracing_actix_web::RootSpanBuilder for RedactingRootSpan {
             request.extensions().get::<tracing_actix_web::RequestId>().map(|id| id.to_string()).unwrap_or_default();
         let route = request.match_pattern().unwrap_or_else(|| "default".to_owned());
         let target = loggable_target(request.path(), &route);
-        let client_ip = request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+        let client_ip = crate::client_ip::of_request(request.request()).map(|a| a.to_string()).unwrap_or_default();
         let user_agent =
             request.headers().get(actix_web::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
         tracing::info_span!(

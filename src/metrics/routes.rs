@@ -36,12 +36,12 @@ pub async fn track(
     Ok(res)
 }
 
-/// With a token configured, only the token opens it (behind a reverse proxy
-/// on the same host every request comes from loopback); without one, only
-/// loopback does.
+/// With a token configured, only the token opens it; without one, only a
+/// client on loopback does (behind a reverse proxy on the same host, list it
+/// in `TRUSTED_PROXIES`, or every request would look local).
 fn allowed(req: &HttpRequest, settings: &Settings) -> bool {
     let Some(token) = &settings.metrics_token else {
-        return req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+        return crate::client_ip::of_request(req).is_some_and(|ip| ip.is_loopback());
     };
     let given =
         req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));

@@ -28,6 +28,7 @@ mod outbox;
 mod page_cache;
 mod pages;
 mod profiles;
+mod proxies;
 mod register;
 mod reset;
 mod schema;
