@@ -7,8 +7,10 @@
 //! and the instance's (the rarity thresholds' time and the admin's cache
 //! epoch). A page's data is kept under those numbers, so a hit costs no
 //! query and can never show what a committed write has since changed, on
-//! any node. What other users change (a game's name, a new shared goal, the
-//! leaderboard) shows within [`TTL`].
+//! any node. Pages showing many users are also kept under a shared version
+//! (a sequence moved at commit); what other users change in the catalogue
+//! (a game's name, new global percentages) shows once the data is older
+//! than [`TTL`] and the next request works it out again.
 
 use std::any::Any;
 use std::future::Future;
@@ -55,12 +57,6 @@ impl ViewKey {
     /// The key of `page` for `user_id` with these parameters.
     pub fn new(page: &'static str, user_id: i64, versions: Versions, params: impl Into<String>) -> Self {
         ViewKey { page, user_id, versions, params: params.into() }
-    }
-
-    /// The key of a page anyone may see, as `viewer` (a signed-in user's id)
-    /// or a visitor (user 0) sees it.
-    pub fn for_viewer(page: &'static str, viewer: Option<i64>, versions: Versions, params: impl Into<String>) -> Self {
-        Self::new(page, viewer.unwrap_or(0), versions, params)
     }
 }
 

@@ -108,13 +108,20 @@ impl FromRequest for CurrentUser {
 pub struct MaybeUser(pub Option<CurrentUser>);
 
 impl MaybeUser {
-    /// What this viewer's cached pages are kept under: read with the
-    /// session for a user; one small query for a visitor.
-    pub async fn versions(&self, state: &AppState) -> Result<crate::views::Versions, AppError> {
-        match &self.0 {
-            Some(current) => Ok(current.versions),
-            None => db::run(&state.pool, |conn| Ok(super::session::visitor_versions(conn)?)).await,
-        }
+    /// The key of a cached page anyone may see, as this viewer sees it: a
+    /// user's versions come with the session; a visitor (user 0) costs one
+    /// small query.
+    pub async fn view_key(
+        &self,
+        state: &AppState,
+        page: &'static str,
+        params: impl Into<String>,
+    ) -> Result<crate::views::ViewKey, AppError> {
+        let (user_id, versions) = match &self.0 {
+            Some(current) => (current.user.id, current.versions),
+            None => (0, db::run(&state.pool, |conn| Ok(super::session::visitor_versions(conn)?)).await?),
+        };
+        Ok(crate::views::ViewKey::new(page, user_id, versions, params))
     }
 
     /// The signed-in user's id.

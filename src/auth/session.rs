@@ -146,16 +146,33 @@ extern "SQL" {
     fn shared_version() -> diesel::sql_types::BigInt;
 }
 
-/// What a visitor's cached pages are kept under: the instance's numbers,
-/// with no user of their own.
-pub fn visitor_versions(conn: &mut PgConnection) -> QueryResult<Versions> {
-    let (tiers_at, epoch, shared): (Option<DateTime<Utc>>, Option<i64>, i64) = diesel::select((
+/// The instance's numbers every cached page is kept under: when the rarity
+/// thresholds changed, the cache epoch and the shared version.
+#[diesel::dsl::auto_type]
+fn instance_versions() -> _ {
+    (
         instance_settings::table.select(instance_settings::updated_at).single_value(),
         instance_settings::table.select(instance_settings::cache_epoch).single_value(),
         shared_version(),
-    ))
-    .get_result(conn)?;
-    Ok(Versions { user: 0, shared, tiers_at: tiers_at.map_or(0, |t| t.timestamp_micros()), epoch: epoch.unwrap_or(0) })
+    )
+}
+
+/// What [`instance_versions`] reads.
+type InstanceVersions = (Option<DateTime<Utc>>, Option<i64>, i64);
+
+fn versions(user: Option<i64>, (tiers_at, epoch, shared): InstanceVersions) -> Versions {
+    Versions {
+        user: user.unwrap_or(0),
+        shared,
+        tiers_at: tiers_at.map_or(0, |t| t.timestamp_micros()),
+        epoch: epoch.unwrap_or(0),
+    }
+}
+
+/// What a visitor's cached pages are kept under: the instance's numbers,
+/// with no user of their own.
+pub fn visitor_versions(conn: &mut PgConnection) -> QueryResult<Versions> {
+    Ok(versions(None, diesel::select(instance_versions()).get_result(conn)?))
 }
 
 /// The user of a live session: `None` when it is revoked, expired, idle
@@ -168,30 +185,17 @@ pub fn load_live(
     sid: &str,
 ) -> QueryResult<Option<(UserSession, User, Versions)>> {
     let now = Utc::now();
-    type Row = (UserSession, User, Option<i64>, Option<DateTime<Utc>>, Option<i64>, i64);
-    let row: Option<Row> = user_sessions::table
+    let row: Option<(UserSession, User, Option<i64>, InstanceVersions)> = user_sessions::table
         .inner_join(users::table)
         .left_join(user_versions::table.on(user_versions::user_id.eq(user_sessions::user_id)))
         .filter(user_sessions::id.eq(sid))
         .filter(user_sessions::user_id.eq(user_id))
         .filter(user_sessions::revoked_at.is_null())
-        .select((
-            UserSession::as_select(),
-            User::as_select(),
-            user_versions::version.nullable(),
-            instance_settings::table.select(instance_settings::updated_at).single_value(),
-            instance_settings::table.select(instance_settings::cache_epoch).single_value(),
-            shared_version(),
-        ))
+        .select((UserSession::as_select(), User::as_select(), user_versions::version.nullable(), instance_versions()))
         .first(conn)
         .optional()?;
-    let Some((s, user, version, tiers_at, epoch, shared)) = row else { return Ok(None) };
-    let versions = Versions {
-        user: version.unwrap_or(0),
-        shared,
-        tiers_at: tiers_at.map_or(0, |t| t.timestamp_micros()),
-        epoch: epoch.unwrap_or(0),
-    };
+    let Some((s, user, version, instance)) = row else { return Ok(None) };
+    let versions = versions(version, instance);
     if s.expires_at <= now || s.is_idle(now) || user.status != Status::Active {
         UserSession::revoke(conn, user_id, sid)?;
         return Ok(None);

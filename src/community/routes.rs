@@ -63,9 +63,7 @@ async fn browse(
     let page = crate::pagination::page_number(query.page);
     let viewer_id = viewer.id();
     let (q2, sort2) = (q.clone(), sort.clone());
-    let versions = viewer.versions(&state).await?;
-    let key =
-        crate::views::ViewKey::for_viewer("community", viewer_id, versions, format!("{q}\u{1f}{sort}\u{1f}{page}"));
+    let key = viewer.view_key(&state, "community", format!("{q}\u{1f}{sort}\u{1f}{page}")).await?;
     let rows =
         state.views.load(&state.pool, key, move |conn| Ok(model::browse(conn, viewer_id, &q2, &sort2, page)?)).await?;
     let total = rows.first().map(|r| r.total_rows).unwrap_or(0);

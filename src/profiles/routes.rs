@@ -142,8 +142,7 @@ async fn leaderboards(
 ) -> Result<HttpResponse, AppError> {
     let board = Board::parse(query.by.as_deref());
     let viewer_id = viewer.id();
-    let versions = viewer.versions(&state).await?;
-    let key = crate::views::ViewKey::for_viewer("leaderboards", viewer_id, versions, board.key());
+    let key = viewer.view_key(&state, "leaderboards", board.key()).await?;
     let (top, own) = state
         .views
         .load(&state.pool, key, move |conn| Ok(model::leaderboard(conn, board, BOARD_SIZE, viewer_id)?))
