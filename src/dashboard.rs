@@ -99,7 +99,7 @@ impl DashboardPage {
 async fn show(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let user_id = current.user.id;
     let key = ViewKey::new("dashboard", user_id, current.versions, "");
-    let o = state.views.load(&state.pool, key, move |conn| Ok(load(conn, user_id)?)).await?;
+    let o = state.views.load(&state.reads, key, move |conn| Ok(load(conn, user_id)?)).await?;
     let media = state.settings.steam_media_url.clone();
     render(&DashboardPage { ctx, username: current.user.username, o, media })
 }

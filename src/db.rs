@@ -82,12 +82,24 @@ const MIGRATION_LOCK_KEY: i64 = 0x5155_4553_544c_494e; // "QUESTLIN"
 /// Builds the pool without connecting, so a server can start (and report
 /// "not ready") while PostgreSQL is still coming up.
 pub fn build_pool(settings: &Settings) -> PgPool {
-    let manager = CheckedManager(ConnectionManager::<PgConnection>::new(settings.database_url.expose_secret()));
+    // A request waits at most a second for a connection: with PostgreSQL
+    // down it gets the 503 page at once, not after a stall.
+    pool_for(settings.database_url.expose_secret(), settings.database_pool_size, Duration::from_secs(1))
+}
+
+/// The replica's pool, when `DATABASE_REPLICA_URL` is set. A read waits
+/// only a quarter second for one of its connections: the primary can
+/// answer instead.
+pub fn build_replica_pool(settings: &Settings) -> Option<PgPool> {
+    let url = settings.database_replica_url.as_ref()?;
+    Some(pool_for(url.expose_secret(), settings.database_pool_size, Duration::from_millis(250)))
+}
+
+fn pool_for(url: &str, size: u32, wait: Duration) -> PgPool {
+    let manager = CheckedManager(ConnectionManager::<PgConnection>::new(url));
     Pool::builder()
-        .max_size(settings.database_pool_size)
-        // A request waits at most a second for a connection: with
-        // PostgreSQL down it gets the 503 page at once, not after a stall.
-        .connection_timeout(Duration::from_secs(1))
+        .max_size(size)
+        .connection_timeout(wait)
         // Checked on checkout only right after a lost connection (see
         // `CheckedManager`): a `SELECT 1` before every checkout doubled the
         // statements of every page.

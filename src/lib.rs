@@ -32,6 +32,7 @@ pub mod pins;
 pub mod profiles;
 pub mod rarity;
 pub mod ratelimit;
+pub mod replica;
 pub mod response;
 pub mod rotate;
 pub mod schema;
@@ -40,6 +41,7 @@ pub mod startup;
 pub mod state;
 pub mod steam;
 pub mod telemetry;
+pub mod versions;
 pub mod views;
 
 pub use error::AppError;

@@ -41,6 +41,12 @@ pub struct Settings {
     pub public_base_url: Url,
     pub database_url: SecretString,
     pub database_pool_size: u32,
+    /// A streaming replica that pages which only read use while it is
+    /// current (`DATABASE_REPLICA_URL`); none by default.
+    pub database_replica_url: Option<SecretString>,
+    /// How far behind the primary the replica may fall before every read
+    /// goes to the primary (`REPLICA_MAX_LAG_SECONDS`).
+    pub replica_max_lag: std::time::Duration,
     /// How many computed pages (a library page, a user's stats…) each
     /// process keeps in memory; 0 turns the page cache off.
     pub page_cache_entries: u64,
@@ -102,6 +108,8 @@ impl fmt::Debug for Settings {
             .field("bind_address", &self.bind_address)
             .field("public_base_url", &self.public_base_url.as_str())
             .field("database_pool_size", &self.database_pool_size)
+            .field("database_replica", &self.database_replica_url.as_ref().map(|_| "configured"))
+            .field("replica_max_lag", &self.replica_max_lag)
             .field("page_cache_entries", &self.page_cache_entries)
             .field("run_migrations", &self.run_migrations)
             .field("redis_namespace", &self.redis_namespace)
@@ -171,6 +179,12 @@ impl Settings {
                 Ok(n) if (1..=200).contains(&n) => Ok(n),
                 _ => Err("must be a whole number from 1 to 200".into()),
             });
+        let database_replica_url = get("DATABASE_REPLICA_URL").map(SecretString::from);
+        let replica_max_lag =
+            parse_or(&get, "REPLICA_MAX_LAG_SECONDS", "5", &mut problems, |v| match v.parse::<u64>() {
+                Ok(n) if (1..=3600).contains(&n) => Ok(std::time::Duration::from_secs(n)),
+                _ => Err("must be a whole number of seconds from 1 to 3600".into()),
+            });
         let page_cache_entries =
             parse_or(&get, "PAGE_CACHE_ENTRIES", "1000", &mut problems, |v| match v.parse::<u64>() {
                 Ok(n) if n <= 1_000_000 => Ok(n),
@@ -237,6 +251,8 @@ impl Settings {
             database_url: database_url.expect("checked above"),
             database_pool_size: database_pool_size.expect("checked above"),
             page_cache_entries: page_cache_entries.expect("checked above"),
+            database_replica_url,
+            replica_max_lag: replica_max_lag.expect("checked above"),
             run_migrations: run_migrations.expect("checked above"),
             run_worker: run_worker.expect("checked above"),
             redis_url: redis_url.expect("checked above"),

@@ -122,6 +122,7 @@ impl Application {
         // Fails before anything starts when the mail settings are unusable.
         job_kinds(&settings)?;
         let state = web::Data::new(AppState::new(settings, pool.clone(), redis));
+        state.reads.spawn_probe(state.settings.replica_max_lag);
         if state.settings.run_worker {
             spawn_workers(&state)?;
         }

@@ -17,6 +17,7 @@ use crate::db::PgPool;
 use crate::images::storage::{LocalStorage, SharedStorage};
 use crate::jobs::signal::JobSignal;
 use crate::metrics::Metrics;
+use crate::replica::Reads;
 use crate::settings::Settings;
 use crate::steam::client::{KeyBudget, RetryPolicy, SteamClient};
 use crate::steam::streams::StreamCounter;
@@ -26,8 +27,11 @@ use crate::views::Views;
 pub struct AppState {
     /// The configuration read at start-up.
     pub settings: Settings,
-    /// The PostgreSQL pool.
+    /// The PostgreSQL pool (the primary).
     pub pool: PgPool,
+    /// Where pages that only read read from: a replica while it is
+    /// current, else the primary.
+    pub reads: Reads,
     /// Redis: sessions, rate limits, the maintenance switch.
     pub redis: Redis,
     /// Argon2 hashing on a bounded set of threads.
@@ -54,6 +58,10 @@ impl AppState {
     /// Builds the services around a pool and a Redis client that are
     /// already connected.
     pub fn new(settings: Settings, pool: PgPool, redis: Redis) -> Self {
+        let reads = match crate::db::build_replica_pool(&settings) {
+            Some(replica) => Reads::with_replica(pool.clone(), replica),
+            None => Reads::primary_only(pool.clone()),
+        };
         let steam = SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default())
             .with_budget(KeyBudget { redis: redis.clone(), per_day: settings.steam_daily_call_budget });
         AppState {
@@ -72,6 +80,7 @@ impl AppState {
             views: Views::new(settings.page_cache_entries),
             settings,
             pool,
+            reads,
             redis,
         }
     }

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use diesel::PgConnection;
 
-use crate::db::{self, PgPool};
 use crate::error::AppError;
+use crate::replica::Reads;
 
 /// How long a page's data is used as it is; after that, the next request
 /// works it out again (while others keep getting the old data meanwhile).
@@ -29,19 +29,7 @@ pub const TTL: Duration = Duration::from_secs(60);
 /// How long data nobody asks for stays in memory.
 const KEEP_UNUSED: Duration = Duration::from_secs(600);
 
-/// The numbers a user's cached pages are valid under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Versions {
-    /// Moves with every committed change to the user's own data.
-    pub user: i64,
-    /// Moves with every committed change to what many users see together
-    /// (shared goals, totals, profile settings).
-    pub shared: i64,
-    /// When the rarity thresholds last changed (microseconds).
-    pub tiers_at: i64,
-    /// Moved by an admin clearing the cached pages.
-    pub epoch: i64,
-}
+pub use crate::versions::Versions;
 
 /// One page's data: which page, for whom, under which versions, and the
 /// page's own parameters (sort, filter, page number…).
@@ -154,14 +142,16 @@ impl Views {
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a cached page holds another type")))
     }
 
-    /// [`Views::get_or`] for data read from PostgreSQL by `read`, on the
-    /// blocking pool like [`db::run`].
-    pub async fn load<T, F>(&self, pool: &PgPool, key: ViewKey, read: F) -> Result<T, AppError>
+    /// [`Views::get_or`] for data read from PostgreSQL by `read`: on the
+    /// read replica when it holds everything the key's versions name, else
+    /// on the primary (see [`Reads::run`]).
+    pub async fn load<T, F>(&self, reads: &Reads, key: ViewKey, read: F) -> Result<T, AppError>
     where
         T: Clone + Send + Sync + 'static,
-        F: FnOnce(&mut PgConnection) -> Result<T, AppError> + Send + 'static,
+        F: Fn(&mut PgConnection) -> Result<T, AppError> + Send + Sync + 'static,
     {
-        self.get_or(key, || db::run(pool, read)).await
+        let (user_id, versions) = (key.user_id, key.versions);
+        self.get_or(key, || reads.run(user_id, versions, read)).await
     }
 
     /// Hits and misses since this process started.

@@ -39,7 +39,7 @@ async fn list(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>
     let key = crate::views::ViewKey::new("achievements", user_id, current.versions, "");
     let (rows, (_, pinned)) = state
         .views
-        .load(&state.pool, key, move |conn| {
+        .load(&state.reads, key, move |conn| {
             Ok((model::list_for(conn, user_id)?, crate::pins::pinned_ids(conn, user_id)?))
         })
         .await?;

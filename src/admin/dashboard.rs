@@ -24,6 +24,8 @@ struct DashboardPage {
     query_ms: f64,
     redis_ms: Option<f64>,
     cache_hit_rate: Option<f64>,
+    /// The read replica as this instance sees it, when one is configured.
+    replica: Option<crate::replica::ReplicaStatus>,
     maintenance: bool,
 }
 
@@ -31,12 +33,21 @@ impl DashboardPage {
     fn fmt_ms(&self, ms: &f64) -> String {
         format!("{ms:.1} ms")
     }
+
+    /// "up, 0.2 s behind, 1200 reads (35 from the primary)".
+    fn replica_summary(&self, r: &crate::replica::ReplicaStatus) -> String {
+        let state = if r.usable { "in use" } else { "not in use: reads go to the primary" };
+        let lag = r.lag.map_or_else(|| "lag unknown".to_owned(), |l| format!("{:.1} s behind", l.as_secs_f64()));
+        let fell_back: u64 = r.fallbacks.iter().map(|(_, n)| n).sum();
+        format!("{state}, {lag}; {} reads on it, {fell_back} on the primary instead", r.reads)
+    }
 }
 
 async fn dashboard(ctx: PageContext, _admin: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let pool = &state.pool;
     let redis = &state.redis;
     let views = &state.views;
+    let reads = &state.reads;
     let state = pool.state();
     let (n, query_ms) = db::run(pool, |conn| {
         let started = Instant::now();
@@ -48,6 +59,7 @@ async fn dashboard(ctx: PageContext, _admin: AdminUser, state: web::Data<AppStat
     let started = Instant::now();
     let redis_ms = redis.ping().await.ok().map(|_| started.elapsed().as_secs_f64() * 1000.0);
     let cache_hit_rate = views.hit_rate();
+    let replica = reads.status();
     let maintenance = super::maintenance_switch::read(redis).await.unwrap_or(false);
     render(&DashboardPage {
         ctx,
@@ -57,6 +69,7 @@ async fn dashboard(ctx: PageContext, _admin: AdminUser, state: web::Data<AppStat
         query_ms,
         redis_ms,
         cache_hit_rate,
+        replica,
         maintenance,
     })
 }

@@ -119,7 +119,7 @@ impl MaybeUser {
     ) -> Result<crate::views::ViewKey, AppError> {
         let (user_id, versions) = match &self.0 {
             Some(current) => (current.user.id, current.versions),
-            None => (0, db::run(&state.pool, |conn| Ok(super::session::visitor_versions(conn)?)).await?),
+            None => (0, db::run(&state.pool, |conn| Ok(crate::versions::visitor_versions(conn)?)).await?),
         };
         Ok(crate::views::ViewKey::new(page, user_id, versions, params))
     }

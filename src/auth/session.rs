@@ -8,8 +8,8 @@ use rand::RngCore;
 
 use crate::audit::RequestMeta;
 use crate::models::user::{Status, User};
-use crate::schema::{instance_settings, known_devices, user_sessions, user_versions, users};
-use crate::views::Versions;
+use crate::schema::{known_devices, user_sessions, user_versions, users};
+use crate::versions::{instance_versions, versions, InstanceVersions, Versions};
 
 /// A session without "remember me" ends after this long without a request.
 pub const IDLE_TIMEOUT: Duration = Duration::minutes(30);
@@ -137,42 +137,6 @@ pub fn remember_device(conn: &mut PgConnection, user_id: i64, user_agent: Option
             .execute(conn)?;
     }
     Ok(inserted == 1)
-}
-
-#[diesel::declare_sql_function]
-extern "SQL" {
-    /// The number every change to what many users see together moves
-    /// (a sequence; see the `user_versions` migration).
-    fn shared_version() -> diesel::sql_types::BigInt;
-}
-
-/// The instance's numbers every cached page is kept under: when the rarity
-/// thresholds changed, the cache epoch and the shared version.
-#[diesel::dsl::auto_type]
-fn instance_versions() -> _ {
-    (
-        instance_settings::table.select(instance_settings::updated_at).single_value(),
-        instance_settings::table.select(instance_settings::cache_epoch).single_value(),
-        shared_version(),
-    )
-}
-
-/// What [`instance_versions`] reads.
-type InstanceVersions = (Option<DateTime<Utc>>, Option<i64>, i64);
-
-fn versions(user: Option<i64>, (tiers_at, epoch, shared): InstanceVersions) -> Versions {
-    Versions {
-        user: user.unwrap_or(0),
-        shared,
-        tiers_at: tiers_at.map_or(0, |t| t.timestamp_micros()),
-        epoch: epoch.unwrap_or(0),
-    }
-}
-
-/// What a visitor's cached pages are kept under: the instance's numbers,
-/// with no user of their own.
-pub fn visitor_versions(conn: &mut PgConnection) -> QueryResult<Versions> {
-    Ok(versions(None, diesel::select(instance_versions()).get_result(conn)?))
 }
 
 /// The user of a live session: `None` when it is revoked, expired, idle

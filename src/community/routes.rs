@@ -65,7 +65,7 @@ async fn browse(
     let (q2, sort2) = (q.clone(), sort.clone());
     let key = viewer.view_key(&state, "community", format!("{q}\u{1f}{sort}\u{1f}{page}")).await?;
     let rows =
-        state.views.load(&state.pool, key, move |conn| Ok(model::browse(conn, viewer_id, &q2, &sort2, page)?)).await?;
+        state.views.load(&state.reads, key, move |conn| Ok(model::browse(conn, viewer_id, &q2, &sort2, page)?)).await?;
     let total = rows.first().map(|r| r.total_rows).unwrap_or(0);
     let pages = crate::pagination::page_count(total, PAGE_SIZE);
     render(&BrowsePage { ctx, viewer_id, rows, q, sort, page, pages, total })

@@ -15,6 +15,9 @@ pub struct Metrics {
     queue: IntGaugeVec,
     cache: IntGaugeVec,
     users: IntGauge,
+    replica_reads: IntGaugeVec,
+    replica_lag: prometheus::Gauge,
+    replica_usable: IntGauge,
 }
 
 impl Metrics {
@@ -41,6 +44,19 @@ impl Metrics {
         let cache = IntGaugeVec::new(Opts::new("cache_lookups", "Cache look-ups since counting began"), &["result"])
             .expect("valid");
         let users = IntGauge::new("users", "Registered accounts").expect("valid metric");
+        let replica_reads = IntGaugeVec::new(
+            Opts::new(
+                "replica_reads",
+                "Reads of read-only pages since this process started: served by the replica, or by the primary instead and why",
+            ),
+            &["served_by", "reason"],
+        )
+        .expect("valid metric");
+        let replica_lag =
+            prometheus::Gauge::new("replica_lag_seconds", "The read replica's lag as last measured (-1: unknown)")
+                .expect("valid metric");
+        let replica_usable =
+            IntGauge::new("replica_usable", "1 while read-only pages may read from the replica").expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -49,10 +65,25 @@ impl Metrics {
             Box::new(queue.clone()),
             Box::new(cache.clone()),
             Box::new(users.clone()),
+            Box::new(replica_reads.clone()),
+            Box::new(replica_lag.clone()),
+            Box::new(replica_usable.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
-        Metrics { registry, requests, latency, logins, pool, queue, cache, users }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            logins,
+            pool,
+            queue,
+            cache,
+            users,
+            replica_reads,
+            replica_lag,
+            replica_usable,
+        }
     }
 
     /// Counts a sign-in attempt (`success`, `failure`, `second_factor`…).

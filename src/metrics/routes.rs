@@ -53,6 +53,7 @@ async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     let settings = &state.settings;
     let pool = &state.pool;
     let views = &state.views;
+    let reads = &state.reads;
     if !allowed(&req, settings) {
         return Err(AppError::NotFound);
     }
@@ -70,6 +71,14 @@ async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
         metrics.queue.with_label_values(&[queue, label]).set(v);
     }
     metrics.users.set(n.users);
+    if let Some(r) = reads.status() {
+        metrics.replica_reads.with_label_values(&["replica", ""]).set(r.reads as i64);
+        for (why, n) in r.fallbacks {
+            metrics.replica_reads.with_label_values(&["primary", why.label()]).set(n as i64);
+        }
+        metrics.replica_lag.set(r.lag.map_or(-1.0, |l| l.as_secs_f64()));
+        metrics.replica_usable.set(i64::from(r.usable));
+    }
     let (hits, misses) = views.lookups();
     metrics.cache.with_label_values(&["hit"]).set(hits as i64);
     metrics.cache.with_label_values(&["miss"]).set(misses as i64);

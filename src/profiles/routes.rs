@@ -145,7 +145,7 @@ async fn leaderboards(
     let key = viewer.view_key(&state, "leaderboards", board.key()).await?;
     let (top, own) = state
         .views
-        .load(&state.pool, key, move |conn| Ok(model::leaderboard(conn, board, BOARD_SIZE, viewer_id)?))
+        .load(&state.reads, key, move |conn| Ok(model::leaderboard(conn, board, BOARD_SIZE, viewer_id)?))
         .await?;
     render(&LeaderboardPage {
         ctx,

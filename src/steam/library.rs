@@ -66,7 +66,7 @@ async fn library(
     let key = ViewKey::new("library", user_id, current.versions, query.cache_params());
     let ((rows, total), (tiers, _)) = state
         .views
-        .load(&state.pool, key, move |conn| {
+        .load(&state.reads, key, move |conn| {
             Ok((library::library_page(conn, user_id, &q)?, rarity::model::tiers(conn)?))
         })
         .await?;
@@ -122,7 +122,7 @@ async fn game(
     let key = ViewKey::new("game", user_id, current.versions, format!("{appid}:{sort}"));
     let (header, achievements, (tiers, _), (pinned, _)) = state
         .views
-        .load(&state.pool, key, move |conn| {
+        .load(&state.reads, key, move |conn| {
             let header = library::game_header(conn, user_id, appid)?.ok_or(AppError::NotFound)?;
             Ok((
                 header,

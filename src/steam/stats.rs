@@ -14,7 +14,6 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::extractors::CurrentUser;
-use crate::db;
 use crate::error::AppError;
 use crate::layout::PageContext;
 use crate::models::history::{self, PerfectGame, Spread, Streaks, TierCounts, UnlockItem};
@@ -23,7 +22,7 @@ use crate::models::score;
 use crate::rarity::{self, Tier, Tiers};
 use crate::response::render;
 use crate::state::AppState;
-use crate::views::ViewKey;
+use crate::views::{Versions, ViewKey};
 
 /// Lists on the page: rarest unlocks, perfect games, newest unlocks.
 const RAREST: i64 = 10;
@@ -63,13 +62,15 @@ impl Stats {
 }
 
 /// The user's stats, worked out from their library and unlocks.
-pub async fn stats_for(state: &AppState, user_id: i64) -> Result<Stats, AppError> {
-    db::run(&state.pool, move |conn| {
-        let points = score::of(conn, user_id)?.points;
-        let (tiers, _) = rarity::model::tiers(conn)?;
-        Ok(Stats::compute(conn, user_id, tiers, points)?)
-    })
-    .await
+pub async fn stats_for(state: &AppState, user_id: i64, versions: Versions) -> Result<Stats, AppError> {
+    state
+        .reads
+        .run(user_id, versions, move |conn| {
+            let points = score::of(conn, user_id)?.points;
+            let (tiers, _) = rarity::model::tiers(conn)?;
+            Ok(Stats::compute(conn, user_id, tiers, points)?)
+        })
+        .await
 }
 
 /// The month chart's geometry, in SVG user units.
@@ -305,7 +306,7 @@ async fn show(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>
     let body = state
         .views
         .get_or(key, || async {
-            let stats = stats_for(&state, current.user.id).await?;
+            let stats = stats_for(&state, current.user.id, current.versions).await?;
             body(stats, now, media).render().map_err(|e| AppError::Internal(e.into()))
         })
         .await?;

@@ -20,7 +20,7 @@ fn server_url() -> Url {
     Url::parse(&raw).expect("DATABASE_URL is a URL")
 }
 
-fn database_url(name: &str) -> String {
+pub fn database_url(name: &str) -> String {
     let mut url = server_url();
     url.set_path(name);
     // Loopback needs no TLS, and OpenSSL's exit-time clean-up racing the
@@ -106,7 +106,7 @@ fn database_exists(conn: &mut PgConnection, name: &str) -> bool {
 }
 
 /// A fresh database cloned from the migrated template.
-fn create_test_database() -> String {
+pub fn create_test_database() -> String {
     let template = ensure_template();
     let name = format!("questline_test_{}", uuid::Uuid::new_v4().simple());
     let mut admin = PgConnection::establish(&database_url("postgres")).unwrap();

@@ -30,6 +30,7 @@ mod pages;
 mod profiles;
 mod proxies;
 mod register;
+mod replica;
 mod reset;
 mod schema;
 mod session_lifetime;
