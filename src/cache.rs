@@ -15,7 +15,12 @@ use crate::settings::Settings;
 /// The longest any request waits for one Redis call.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(300);
 /// How often a Redis known to be down is asked whether it is back.
-const RECHECK_EVERY: Duration = Duration::from_millis(250);
+const RECHECK_EVERY: Duration = Duration::from_millis(100);
+/// For this long after an outage begins, a call waits for Redis to answer
+/// again instead of failing: a restart (about a second with the append-only
+/// file) then costs requests a short wait, not a 503 page. Past it, calls
+/// fail at once until Redis is back, so a long outage never holds requests.
+pub const RIDE_THROUGH: Duration = Duration::from_secs(3);
 
 /// Redis is down (or too slow); the caller decides what still works.
 #[derive(Debug, thiserror::Error)]
@@ -133,21 +138,47 @@ impl Redis {
         !self.health.down.load(Ordering::SeqCst)
     }
 
+    /// Waits while the current outage is younger than [`RIDE_THROUGH`] and
+    /// Redis has not answered again; true when it is up.
+    async fn ride_through(&self) -> bool {
+        loop {
+            if self.is_up() {
+                return true;
+            }
+            let since = *self.health.since.lock().unwrap_or_else(|p| p.into_inner());
+            if since.is_none_or(|t| t.elapsed() >= RIDE_THROUGH) {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Runs one Redis call (a command or a pipeline on the connection it is
-    /// given) within [`CALL_TIMEOUT`]; fails at once while Redis is known to
-    /// be down, and marks it down when the call fails or times out.
+    /// given) within [`CALL_TIMEOUT`]. Early in an outage it waits for Redis
+    /// to come back (see [`RIDE_THROUGH`]) and tries a call that found no
+    /// connection once more; later in one it fails at once. Marks Redis down
+    /// when a call fails or times out.
     pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, RedisDown>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        if !self.is_up() {
+        if !self.ride_through().await {
             return Err(RedisDown);
         }
         match tokio::time::timeout(CALL_TIMEOUT, f(self.conn.clone())).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) if is_connection_error(&e) => {
                 self.health.mark_down(&e.to_string());
+                // Refused or dropped: the server is restarting or gone. Once
+                // it answers again the call is made again; a command that
+                // did reach the old server is one the app may repeat (reads,
+                // TTLs, counters, a session written under the same key).
+                if self.ride_through().await {
+                    if let Ok(Ok(v)) = tokio::time::timeout(CALL_TIMEOUT, f(self.conn.clone())).await {
+                        return Ok(v);
+                    }
+                }
                 Err(RedisDown)
             }
             Ok(Err(e)) => {

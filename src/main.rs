@@ -68,6 +68,10 @@ enum Command {
         bind: std::net::SocketAddr,
         #[arg(long)]
         demo: bool,
+        /// With --demo: this many more players (ids after the demo
+        /// player's), for `seed-demo --players`.
+        #[arg(long, default_value_t = 0)]
+        players: u32,
     },
     /// Work out points again: every user's from scratch, or with --games
     /// (`all`, or app ids separated by commas) every owner's in those games,
@@ -78,7 +82,12 @@ enum Command {
     },
     /// Creates the demo account, linked to the fake Steam's demo player, and
     /// queues its first sync (once; a second run changes nothing).
-    SeedDemo,
+    SeedDemo {
+        /// Also this many linked accounts, `player1` and on, with the demo
+        /// password (for load and fault tests; see `fake-steam --players`).
+        #[arg(long, default_value_t = 0)]
+        players: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -87,8 +96,8 @@ fn main() -> ExitCode {
         print!("{}", settings::generate_secrets());
         return ExitCode::SUCCESS;
     }
-    if let Command::FakeSteam { bind, demo } = cli.command {
-        return match fake_steam(bind, demo) {
+    if let Command::FakeSteam { bind, demo, players } = cli.command {
+        return match fake_steam(bind, demo, players) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("questline: {e:#}");
@@ -126,7 +135,7 @@ fn main() -> ExitCode {
                 Err(anyhow::anyhow!("restore replaces everything in the database: run again with --yes"))
             }
         }
-        Command::SeedDemo => seed_demo(&settings),
+        Command::SeedDemo { players } => seed_demo(&settings, players),
         Command::Rescore { games } => rescore(&settings, games.as_deref()),
         Command::GenerateSecrets | Command::FakeSteam { .. } => unreachable!("handled above"),
     };
@@ -140,10 +149,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn fake_steam(bind: std::net::SocketAddr, demo: bool) -> anyhow::Result<()> {
+fn fake_steam(bind: std::net::SocketAddr, demo: bool, players: u32) -> anyhow::Result<()> {
     use questline::steam::{demo as d, fake};
     actix_web::rt::System::new().block_on(async move {
-        let state = if demo { d::demo_state() } else { fake::FakeState::default() };
+        let state = if demo { d::demo_state_with_players(players) } else { fake::FakeState::default() };
         let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
         fake::FakeSteam::start_on(state, listener)?;
         println!("fake Steam on http://{bind} (demo key {}); Ctrl-C to stop", d::DEMO_KEY);
@@ -152,7 +161,7 @@ fn fake_steam(bind: std::net::SocketAddr, demo: bool) -> anyhow::Result<()> {
     })
 }
 
-fn seed_demo(settings: &Settings) -> anyhow::Result<()> {
+fn seed_demo(settings: &Settings, players: u32) -> anyhow::Result<()> {
     use questline::steam::demo;
     let pool = db::build_pool(settings);
     let mut conn = pool.get().context("connecting to PostgreSQL (DATABASE_URL)")?;
@@ -161,6 +170,10 @@ fn seed_demo(settings: &Settings) -> anyhow::Result<()> {
         println!("demo account created: sign in as `{}` with `{}`", demo::DEMO_USER, demo::DEMO_PASSWORD);
     } else {
         println!("the demo account exists: sign in as `{}` with `{}`", demo::DEMO_USER, demo::DEMO_PASSWORD);
+    }
+    if players > 0 {
+        let made = demo::seed_players(&mut conn, &cipher, players)?;
+        println!("{made} player account(s) created (player1 to player{players}, same password)");
     }
     Ok(())
 }

@@ -45,18 +45,27 @@ impl MaintenanceCache {
 /// The switch as Redis holds it.
 pub async fn read(redis: &Redis) -> Result<bool, RedisDown> {
     let key = redis.key(KEY);
-    redis.call(|mut c| async move { c.get::<_, Option<String>>(key).await }).await.map(|v| v.is_some())
+    redis
+        .call(|mut c| {
+            let key = key.clone();
+            async move { c.get::<_, Option<String>>(key).await }
+        })
+        .await
+        .map(|v| v.is_some())
 }
 
 /// Flips the switch for every instance.
 pub async fn write(redis: &Redis, on: bool) -> Result<(), RedisDown> {
     let key = redis.key(KEY);
     redis
-        .call(|mut c| async move {
-            if on {
-                c.set::<_, _, ()>(key, "1").await
-            } else {
-                c.del::<_, ()>(key).await
+        .call(|mut c| {
+            let key = key.clone();
+            async move {
+                if on {
+                    c.set::<_, _, ()>(key, "1").await
+                } else {
+                    c.del::<_, ()>(key).await
+                }
             }
         })
         .await

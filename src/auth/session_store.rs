@@ -61,15 +61,18 @@ impl NamespacedSessionStore {
         let (key, secs) = (self.key(key), Self::seconds(Self::ttl_for(state, ttl)));
         let written: Option<String> = self
             .redis
-            .call(|mut c| async move {
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(body)
-                    .arg("EX")
-                    .arg(secs)
-                    .arg(if only_new { "NX" } else { "XX" })
-                    .query_async(&mut c)
-                    .await
+            .call(|mut c| {
+                let (key, body) = (key.clone(), body.clone());
+                async move {
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(body)
+                        .arg("EX")
+                        .arg(secs)
+                        .arg(if only_new { "NX" } else { "XX" })
+                        .query_async(&mut c)
+                        .await
+                }
             })
             .await?;
         Ok(written.is_some())
@@ -79,7 +82,14 @@ impl NamespacedSessionStore {
 impl SessionStore for NamespacedSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
         let key = self.key(session_key.as_ref());
-        match self.redis.call(|mut c| async move { c.get::<_, Option<String>>(key).await }).await {
+        match self
+            .redis
+            .call(|mut c| {
+                let key = key.clone();
+                async move { c.get::<_, Option<String>>(key).await }
+            })
+            .await
+        {
             Ok(Some(raw)) => {
                 serde_json::from_str(&raw).map(Some).map_err(|e| LoadError::Deserialization(anyhow::Error::new(e)))
             }
@@ -119,13 +129,23 @@ impl SessionStore for NamespacedSessionStore {
         // this app does not use; the state is unknown here, so keep the
         // shorter life.
         let (key, secs) = (self.key(session_key.as_ref()), Self::seconds((*ttl).min(ANONYMOUS_TTL)));
-        self.redis.call(|mut c| async move { c.expire::<_, ()>(key, secs as i64).await }).await?;
+        self.redis
+            .call(|mut c| {
+                let key = key.clone();
+                async move { c.expire::<_, ()>(key, secs as i64).await }
+            })
+            .await?;
         Ok(())
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
         let key = self.key(session_key.as_ref());
-        self.redis.call(|mut c| async move { c.del::<_, ()>(key).await }).await?;
+        self.redis
+            .call(|mut c| {
+                let key = key.clone();
+                async move { c.del::<_, ()>(key).await }
+            })
+            .await?;
         Ok(())
     }
 }

@@ -62,14 +62,17 @@ impl KeyBudget {
         let redis_key = self.redis.key(&format!("steam_budget:{id}:{day}"));
         let (count,): (u64,) = self
             .redis
-            .call(|mut c| async move {
-                redis::pipe()
-                    .atomic()
-                    .incr(&redis_key, 1)
-                    .expire(&redis_key, 2 * 86_400)
-                    .ignore()
-                    .query_async(&mut c)
-                    .await
+            .call(|mut c| {
+                let redis_key = redis_key.clone();
+                async move {
+                    redis::pipe()
+                        .atomic()
+                        .incr(&redis_key, 1)
+                        .expire(&redis_key, 2 * 86_400)
+                        .ignore()
+                        .query_async(&mut c)
+                        .await
+                }
             })
             .await
             // Without Redis the budget cannot be checked; Steam's own 429

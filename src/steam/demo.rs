@@ -139,6 +139,71 @@ pub fn demo_state() -> FakeState {
     s
 }
 
+/// The SteamID64 of extra demo player `n` (1-based).
+pub fn player_steam_id(n: u32) -> u64 {
+    DEMO_STEAM_ID + u64::from(n)
+}
+
+/// The account name of extra demo player `n`.
+pub fn player_name(n: u32) -> String {
+    format!("player{n}")
+}
+
+/// [`demo_state`] with `players` more players, for load and fault tests
+/// with many accounts: each owns 25 of the demo's games, with some of
+/// their achievements unlocked, and is reached with the demo key.
+pub fn demo_state_with_players(players: u32) -> FakeState {
+    let mut s = demo_state();
+    let mut appids: Vec<i64> = s.games.keys().copied().collect();
+    appids.sort_unstable();
+    let mut rng = Lcg(7);
+    for n in 1..=players {
+        let start = (n as usize * 7) % appids.len();
+        let games = (0..25)
+            .map(|k| {
+                let appid = appids[(start + k * 3) % appids.len()];
+                let achievements = &s.games[&appid].achievements;
+                let unlocked_n = rng.below(achievements.len() as u64 + 1) as usize;
+                let unlocked = achievements
+                    .iter()
+                    .take(unlocked_n)
+                    .enumerate()
+                    .map(|(j, a)| (a.api_name.clone(), 1_700_000_000 + n as i64 * 86_400 + j as i64 * 3_600))
+                    .collect();
+                FakeOwned { appid, playtime_minutes: 60 + rng.below(6_000) as i32, unlocked }
+            })
+            .collect();
+        s.players.insert(player_steam_id(n), FakePlayer { persona: format!("Demo Player {n}"), public: true, games });
+    }
+    s
+}
+
+/// Creates the accounts of extra demo players 1 to `players` (those not
+/// there yet), each verified and linked to its fake player with the demo
+/// key and password, without a sync queued. Returns how many were made.
+pub fn seed_players(conn: &mut PgConnection, cipher: &Cipher, players: u32) -> anyhow::Result<u32> {
+    let hash = password::hash_now(DEMO_PASSWORD)?;
+    let mut made = 0;
+    for n in 1..=players {
+        let name = player_name(n);
+        if User::find_by_login(conn, &name)?.is_some() {
+            continue;
+        }
+        let email = format!("{name}@questline.invalid");
+        conn.transaction(|conn| -> anyhow::Result<()> {
+            let user = User::insert(
+                conn,
+                &NewUser { username: &name, email: Some(&email), password_hash: Some(&hash), role: Role::User },
+            )?;
+            User::mark_email_verified(conn, user.id)?;
+            SteamAccount::link(conn, cipher, user.id, player_steam_id(n), DEMO_KEY, &format!("Demo Player {n}"), None)?;
+            Ok(())
+        })?;
+        made += 1;
+    }
+    Ok(made)
+}
+
 /// Creates the demo account (once) linked to the demo player, and queues
 /// its first sync. True when the account was created now.
 pub fn seed(conn: &mut PgConnection, cipher: &Cipher) -> anyhow::Result<bool> {

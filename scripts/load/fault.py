@@ -1,0 +1,415 @@
+#!/usr/bin/env python3
+"""The fault test: a bounded load through nginx while parts of the cluster fail.
+
+Run by `./scripts/cluster fault` (which starts the cluster first). Each demo
+player is one browser, on its own loopback address (127.0.0.N), so nginx and
+the nodes see separate clients as they would in production. Every player
+signs in, views pages, creates and edits goals and starts a Steam sync,
+with a short pause between requests. Meanwhile node 2 is killed (SIGKILL)
+and started again, the replica is stopped and started, and Redis is
+restarted. At the end every acknowledged write is looked for in the
+primary, and the figures are printed. Exits 1 when a target is missed:
+a lost acknowledged write, a 5xx other than one in flight on the killed
+node, or a user signed out by the node kill.
+
+Only the standard library is used.
+"""
+
+import argparse
+import http.client
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import Counter, defaultdict
+
+PASSWORD = "questline demo password"
+PAGES = ["/dashboard", "/library", "/library?sort=playtime", "/achievements", "/stats", "/leaderboards", "/community"]
+CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
+
+
+class Browser:
+    """One user's browser: its own source address, cookies and connection."""
+
+    def __init__(self, host, port, source_ip, log):
+        self.host, self.port, self.source_ip, self.log = host, port, source_ip, log
+        self.cookies = {}
+        self.conn = None
+
+    def _connection(self):
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=15, source_address=(self.source_ip, 0))
+        return self.conn
+
+    def request(self, method, path, body=None, content_type=None, kind="page"):
+        headers = {"Host": f"{self.host}:{self.port}"}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/x-www-form-urlencoded"
+        started = time.monotonic()
+        try:
+            conn = self._connection()
+            conn.request(method, path, body=body, headers=headers)
+            res = conn.getresponse()
+            text = res.read().decode("utf-8", "replace")
+            status, location, upstream = res.status, res.getheader("Location", ""), res.getheader("X-Upstream", "")
+            for raw in res.msg.get_all("Set-Cookie") or []:
+                pair, _, attrs = raw.partition(";")
+                name, _, value = pair.strip().partition("=")
+                if "max-age=0" in attrs.lower().replace(" ", "") or not value:
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = value
+            if res.getheader("Connection", "").lower() == "close":
+                self.close()
+        except (OSError, http.client.HTTPException) as e:
+            self.close()
+            status, location, upstream, text = 0, "", "", str(e)
+        self.log.append((started, time.monotonic(), method, path, status, upstream, kind))
+        return status, location, text
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def multipart(fields):
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n')
+    parts.append(f"--{boundary}--\r\n")
+    return "".join(parts).encode(), f"multipart/form-data; boundary={boundary}"
+
+
+class Player(threading.Thread):
+    def __init__(self, n, args, stop, shared):
+        super().__init__(daemon=True)
+        url = urllib.parse.urlparse(args.base)
+        self.n, self.name = n, f"player{n}"
+        self.log = []
+        self.browser = Browser(url.hostname, url.port, f"127.0.0.{10 + n}", self.log)
+        self.stop, self.shared = stop, shared
+        self.rng = random.Random(n)
+        self.seq = 0
+        self.goals = {}  # id -> last acknowledged name
+        self.maybe = defaultdict(set)  # id or None -> names sent but not acknowledged
+        self.created_acked = []  # (name, id when found in the list)
+        self.acked_writes = 0
+        self.signed_in = False
+        self.signed_out_at = []  # times a signed-in page found the session gone
+        self.sign_ins = 0
+        self.synced = False
+
+    def token(self, page):
+        status, _, text = self.browser.request("GET", page, kind="form")
+        m = CSRF.search(text) if status == 200 else None
+        return m.group(1) if m else None
+
+    def sign_in(self):
+        token = self.token("/login")
+        if token is None:
+            return False
+        body = urllib.parse.urlencode({"login": self.name, "password": PASSWORD, "csrf_token": token})
+        status, location, _ = self.browser.request("POST", "/login", body, kind="sign-in")
+        if status == 429:
+            # As a person would: wait, then try again.
+            time.sleep(5)
+        self.signed_in = status == 303 and "/login" not in location
+        self.sign_ins += self.signed_in
+        return self.signed_in
+
+    def sign_out(self):
+        token = self.token("/dashboard")
+        if token is None:
+            return
+        self.browser.request("POST", "/logout", urllib.parse.urlencode({"csrf_token": token}), kind="sign-out")
+        self.signed_in = False
+
+    def view(self):
+        status, location, _ = self.browser.request("GET", self.rng.choice(PAGES))
+        if status == 303 and "/login" in location:
+            self.signed_out_at.append(time.monotonic())
+            self.signed_in = False
+
+    def save_goal(self):
+        self.seq += 1
+        name = f"fault {self.name} {self.seq}"
+        fields = [("name", name), ("condition_type", "playtime"), ("hours", str(self.rng.randint(1, 500)))]
+        if len(self.goals) < 3:
+            token = self.token("/achievements/new")
+            if token is None:
+                return
+            body, ctype = multipart([("csrf_token", token)] + fields)
+            status, location, _ = self.browser.request("POST", "/achievements", body, ctype, kind="write")
+            if status == 303 and location.startswith("/achievements"):
+                self.acked_writes += 1
+                _, _, text = self.browser.request("GET", "/achievements", kind="form")
+                gid = None
+                for found_id, found in re.findall(r'data-id="(\d+)".*?class="achievement-name">([^<]*)<', text, re.S):
+                    if found == name:
+                        gid = int(found_id)
+                        self.goals[gid] = name
+                self.created_acked.append((name, gid))
+            else:
+                self.maybe[None].add(name)
+        else:
+            gid = self.rng.choice(list(self.goals))
+            token = self.token(f"/achievements/{gid}/edit")
+            if token is None:
+                return
+            body, ctype = multipart([("csrf_token", token)] + fields)
+            status, location, _ = self.browser.request("POST", f"/achievements/{gid}", body, ctype, kind="write")
+            if status == 303 and location.startswith("/achievements"):
+                self.acked_writes += 1
+                self.goals[gid] = name
+                self.maybe[gid].clear()
+            else:
+                self.maybe[gid].add(name)
+
+    def sync(self):
+        token = self.token("/settings/steam")
+        if token is None:
+            return
+        status, _, _ = self.browser.request(
+            "POST", "/settings/steam/sync", urllib.parse.urlencode({"csrf_token": token}), kind="write"
+        )
+        self.synced = status == 303
+
+    def run(self):
+        # People arrive over the first seconds, not in one instant.
+        time.sleep(self.n * 0.2)
+        while not self.stop.is_set():
+            try:
+                if not self.signed_in:
+                    if not self.sign_in():
+                        time.sleep(0.2)
+                        continue
+                r = self.rng.random()
+                if not self.synced and r < 0.1:
+                    self.sync()
+                elif r < 0.65:
+                    self.view()
+                elif r < 0.995:
+                    self.save_goal()
+                else:
+                    self.sign_out()
+            except Exception as e:  # a bug in this script must not look like a pass
+                self.shared["errors"].append(f"{self.name}: {e!r}")
+                time.sleep(0.2)
+            time.sleep(self.rng.uniform(0.02, 0.08))
+        self.browser.close()
+
+
+def get(url, timeout=3):
+    u = urllib.parse.urlparse(url)
+    try:
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        c.request("GET", u.path or "/")
+        r = c.getresponse()
+        body = r.read().decode("utf-8", "replace")
+        c.close()
+        return r.status, body
+    except OSError:
+        return 0, ""
+
+
+def until(check, limit=120):
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > limit:
+            return None
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def psql(url, sql):
+    out = subprocess.run(["psql", url, "-tAF", "\t", "-c", sql], check=True, capture_output=True, text=True)
+    return [line.split("\t") for line in out.stdout.splitlines() if line]
+
+
+def cluster(args, *what):
+    subprocess.run([args.cluster, *what], check=True, stdout=subprocess.DEVNULL)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--base", required=True)
+    p.add_argument("--cluster", required=True)
+    p.add_argument("--players", type=int, default=30)
+    p.add_argument("--nodes", required=True)
+    p.add_argument("--primary", required=True)
+    p.add_argument("--replica-port", type=int, required=True)
+    p.add_argument("--duration", type=float, default=75)
+    args = p.parse_args()
+    nodes = [int(x) for x in args.nodes.split()]
+    node_url = lambda port: f"http://127.0.0.1:{port}"  # noqa: E731
+
+    stop = threading.Event()
+    shared = {"errors": []}
+    players = [Player(n, args, stop, shared) for n in range(1, args.players + 1)]
+    t0 = time.monotonic()
+    for pl in players:
+        pl.start()
+
+    faults = []  # (name, started, healed or None, node port or None)
+
+    def at(offset):
+        delay = t0 + offset - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    def replica_used_everywhere():
+        return all("questline_replica_usable 1" in get(node_url(port) + "/metrics")[1] for port in nodes)
+
+    # Every node must be reading from the replica before the replica fault.
+    until(replica_used_everywhere, 30)
+
+    at(args.duration * 0.12)
+    killed = nodes[1]
+    started = time.monotonic()
+    cluster(args, "kill-node", "2")
+    at(args.duration * 0.12 + 3)
+    cluster(args, "start-node", "2")
+    # Healed when nginx sends requests to the node again.
+    healed = until(lambda: any(e[0] > started and e[5].endswith(f":{killed}") and e[4] < 500
+                               for pl in players for e in list(pl.log)[-50:]), 60)
+    faults.append(("kill node 2 (SIGKILL), start it 3 s later", started, healed, killed))
+
+    at(args.duration * 0.38)
+    started = time.monotonic()
+    cluster(args, "stop-replica")
+    at(args.duration * 0.38 + 5)
+    cluster(args, "start-replica")
+    healed = until(replica_used_everywhere, 60)
+    faults.append(("stop the replica, start it 5 s later", started, healed, None))
+
+    at(args.duration * 0.64)
+    started = time.monotonic()
+    cluster(args, "restart-redis")
+    healed = until(lambda: all(get(node_url(port) + "/readyz")[0] == 200 for port in nodes), 60)
+    faults.append(("restart Redis", started, healed, None))
+
+    at(args.duration)
+    stop.set()
+    for pl in players:
+        pl.join(30)
+    ended = time.monotonic()
+
+    # Syncs acknowledged during the run finish on the worker.
+    synced = [pl for pl in players if pl.synced]
+    names = ",".join(f"'{pl.name}'" for pl in synced) or "''"
+    until(lambda: not psql(args.primary, f"SELECT 1 FROM jobs j JOIN users u ON u.id = j.user_id "
+                                         f"WHERE u.username IN ({names}) AND j.kind = 'steam_sync' "
+                                         f"AND j.status IN ('queued', 'running') AND j.run_after <= now() LIMIT 1"), 180)
+    owned = dict((u, int(c)) for u, c in psql(
+        args.primary, f"SELECT u.username, count(l.*) FROM users u LEFT JOIN library_entries l ON l.user_id = u.id "
+                      f"WHERE u.username IN ({names}) GROUP BY u.username"))
+
+    # Every acknowledged write must be in the primary.
+    rows = psql(args.primary, "SELECT c.id, u.username, c.name FROM custom_achievements c "
+                              "JOIN users u ON u.id = c.owner_id WHERE u.username LIKE 'player%'")
+    stored = defaultdict(dict)
+    for gid, user, name in rows:
+        stored[user][int(gid)] = name
+    lost = []
+    acked = sum(pl.acked_writes for pl in players)
+    for pl in players:
+        mine = stored[pl.name]
+        for name, gid in pl.created_acked:
+            # A goal found in the list is checked below under its latest name.
+            if gid is None and name not in mine.values():
+                lost.append(f"{pl.name}: created {name!r}")
+        for gid, name in pl.goals.items():
+            if mine.get(gid) != name and mine.get(gid) not in pl.maybe[gid]:
+                lost.append(f"{pl.name}: goal {gid} is {mine.get(gid)!r}, acknowledged {name!r}")
+    lost_syncs = [pl.name for pl in synced if owned.get(pl.name, 0) != 25]
+
+    log = sorted(e for pl in players for e in pl.log)
+    by_status = Counter(e[4] for e in log)
+    by_kind = Counter(e[6] for e in log)
+    kill = faults[0]
+
+    def in_flight_on_killed(e):
+        # Sent before the kill and answered after it, by the killed node.
+        return kill[1] - 0.5 <= e[1] and e[0] <= kill[1] + 0.5 and f":{kill[3]}" in e[5]
+
+    fivexx = [e for e in log if e[4] >= 500 or e[4] == 0]
+    excused = [e for e in fivexx if in_flight_on_killed(e)]
+    other = [e for e in fivexx if not in_flight_on_killed(e)]
+
+    def window(e_time):
+        for name, s, h, _ in faults:
+            if s <= e_time <= (h or ended) + 2:
+                return name
+        return "outside the faults"
+
+    signed_out = Counter()
+    for pl in players:
+        for t in pl.signed_out_at:
+            signed_out[window(t)] += 1
+    users_signed_out = sum(1 for pl in players if pl.signed_out_at)
+
+    span = ended - t0
+    print()
+    print(f"load: {args.players} users through nginx for {span:.0f} s, each on its own address")
+    print(f"requests sent: {len(log)} ({len(log) / span:.0f}/s): "
+          + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())))
+    print(f"sign-ins: {sum(pl.sign_ins for pl in players)}; syncs acknowledged: {len(synced)}, "
+          f"finished with the whole library: {len(synced) - len(lost_syncs)}")
+    print("answers by status: " + ", ".join(f"{'no answer' if s == 0 else s}: {n}" for s, n in sorted(by_status.items())))
+    print(f"failed (5xx or no answer): {len(fivexx)}; in flight on the killed node: {len(excused)}; other: {len(other)}")
+    for e in other[:10]:
+        print(f"  other failure at {e[0] - t0:.1f} s: {e[2]} {e[3]} -> {e[4] or 'no answer'} via {e[5] or '-'} "
+              f"({window(e[0])})")
+    print(f"acknowledged writes: {acked}; lost: {len(lost)}")
+    for line in lost[:10]:
+        print(f"  lost: {line}")
+    print(f"users signed out: {users_signed_out}" + "".join(f"; {k}: {v}" for k, v in signed_out.items()))
+    print(f"{'fault':46} {'heal':>8} {'5xx during':>11}")
+    for name, s, h, _ in faults:
+        during = sum(1 for e in fivexx if s <= e[1] <= (h or ended) + 2)
+        heal = f"{h - s:.1f} s" if h else "never"
+        print(f"{name:46} {heal:>8} {during:>11}")
+    served = Counter(e[5].split(",")[-1].strip() for e in log if e[5])
+    print("answered by node: " + ", ".join(f"{k} {v}" for k, v in sorted(served.items())))
+    replica = Counter()
+    for port in nodes:
+        for line in get(node_url(port) + "/metrics")[1].splitlines():
+            m = re.match(r'questline_replica_reads\{reason="([^"]*)",served_by="(\w+)"\} (\d+)', line)
+            if m:
+                replica["by the replica" if m[2] == "replica" else f"by the primary ({m[1]})"] += int(m[3])
+    print("page reads since each node started: " + ", ".join(f"{k} {v}" for k, v in sorted(replica.items())))
+    for err in shared["errors"][:5]:
+        print(f"driver error: {err}")
+
+    missed = []
+    if lost:
+        missed.append(f"{len(lost)} acknowledged write(s) lost")
+    if lost_syncs:
+        missed.append(f"{len(lost_syncs)} acknowledged sync(s) did not finish: {', '.join(lost_syncs[:5])}")
+    if other:
+        missed.append(f"{len(other)} failure(s) not in flight on the killed node")
+    if signed_out.get(kill[0]):
+        missed.append("users were signed out by the node kill")
+    if any(h is None for _, _, h, _ in faults):
+        missed.append("a fault never healed")
+    if shared["errors"]:
+        missed.append("the driver itself failed")
+    if len(log) < 200:
+        missed.append("too little load to judge")
+    if missed:
+        print("targets missed: " + "; ".join(missed))
+        sys.exit(1)
+    print("targets met: no acknowledged write lost, no 5xx but in flight on the killed node, "
+          "nobody signed out by the node kill")
+
+
+if __name__ == "__main__":
+    main()
