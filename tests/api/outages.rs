@@ -66,6 +66,12 @@ async fn when_redis_stops_public_pages_serve_signed_in_pages_say_503_and_all_rec
     .await;
     record(&format!("redis stopped: /readyz said 503 after {} ms", detected.as_millis()));
 
+    // For its first seconds, requests wait for a restarting Redis (see the
+    // next test); after that, failing is fast.
+    poll_until(&app, &app.client, "/library", "the fast 503 after the ride-through", |s, body| {
+        s == 503 && body.contains("Signing in is briefly unavailable")
+    })
+    .await;
     // Pages that need no session keep serving, for visitors and for Alice.
     let visitor = new_client();
     for client in [&visitor, &app.client] {
@@ -106,6 +112,32 @@ async fn when_redis_stops_public_pages_serve_signed_in_pages_say_503_and_all_rec
     assert_eq!(app.login_with(&app.client, "alice", PASSWORD).await.status(), 303);
     assert_eq!(app.get("/library").await.status(), 200);
     record(&format!("redis back: signed in and served within {} ms of the restart", restarted.elapsed().as_millis()));
+}
+
+#[actix_web::test]
+async fn a_request_made_while_redis_restarts_waits_for_it_instead_of_failing() {
+    let mut redis = RedisServer::start();
+    let port = redis.port;
+    let url = redis.url();
+    let app = spawn_app_with(|env| {
+        env.insert("REDIS_URL".into(), url);
+    })
+    .await;
+    app.register_verified("alice", "alice@example.com", PASSWORD).await;
+    app.login_with(&app.client, "alice", PASSWORD).await;
+    assert_eq!(app.get("/library").await.status(), 200);
+
+    redis.stop();
+    poll_until(&app, &new_client(), "/readyz", "the outage to be noticed", |s, _| s == 503).await;
+    // Sent while Redis is down, answered once the restarted one is up.
+    let client = app.client.clone();
+    let url = app.url("/library");
+    let waiting = tokio::spawn(async move { client.get(url).send().await.map(|r| r.status().as_u16()) });
+    let _redis = RedisServer::start_on(port);
+    let status = waiting.await.unwrap().expect("an answer");
+    // This Redis keeps nothing on disk, so the session is gone: the page
+    // asks Alice to sign in again rather than saying the site is down.
+    assert_eq!(status, 303, "the request waited for Redis rather than failing");
 }
 
 #[actix_web::test]
