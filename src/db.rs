@@ -84,7 +84,7 @@ const MIGRATION_LOCK_KEY: i64 = 0x5155_4553_544c_494e; // "QUESTLIN"
 pub fn build_pool(settings: &Settings) -> PgPool {
     // A request waits at most a second for a connection: with PostgreSQL
     // down it gets the 503 page at once, not after a stall.
-    pool_for(settings.database_url.expose_secret(), settings.database_pool_size, Duration::from_secs(1))
+    pool_for(settings.database_url.expose_secret(), settings.database_pool_size, Duration::from_secs(1), None)
 }
 
 /// The replica's pool, when `DATABASE_REPLICA_URL` is set. A read waits
@@ -92,13 +92,17 @@ pub fn build_pool(settings: &Settings) -> PgPool {
 /// answer instead.
 pub fn build_replica_pool(settings: &Settings) -> Option<PgPool> {
     let url = settings.database_replica_url.as_ref()?;
-    Some(pool_for(url.expose_secret(), settings.database_pool_size, Duration::from_millis(250)))
+    let pool = pool_for(url.expose_secret(), settings.database_pool_size, Duration::from_millis(250), Some(0));
+    // Opened as pages need them, not all at start: a worker process,
+    // which reads no pages, then holds none on the replica.
+    Some(pool)
 }
 
-fn pool_for(url: &str, size: u32, wait: Duration) -> PgPool {
+fn pool_for(url: &str, size: u32, wait: Duration, min_idle: Option<u32>) -> PgPool {
     let manager = CheckedManager(ConnectionManager::<PgConnection>::new(url));
     Pool::builder()
         .max_size(size)
+        .min_idle(min_idle)
         .connection_timeout(wait)
         // Checked on checkout only right after a lost connection (see
         // `CheckedManager`): a `SELECT 1` before every checkout doubled the

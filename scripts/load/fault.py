@@ -260,6 +260,23 @@ def main():
 
     faults = []  # (name, started, healed or None, node port or None)
 
+    # Connections each server holds (client backends, less this query's own).
+    peak = Counter()
+    replica_url = args.primary.replace(urllib.parse.urlparse(args.primary).netloc.split("@")[1],
+                                       f"127.0.0.1:{args.replica_port}")
+
+    def sample():
+        while not stop.is_set():
+            for name, url in (("primary", args.primary), ("replica", replica_url)):
+                try:
+                    n = int(psql(url, "SELECT count(*) - 1 FROM pg_stat_activity WHERE backend_type = 'client backend'")[0][0])
+                    peak[name] = max(peak[name], n)
+                except (subprocess.CalledProcessError, IndexError, ValueError):
+                    pass
+            stop.wait(1)
+
+    threading.Thread(target=sample, daemon=True).start()
+
     def at(offset):
         delay = t0 + offset - time.monotonic()
         if delay > 0:
@@ -386,6 +403,8 @@ def main():
             if m:
                 replica["by the replica" if m[2] == "replica" else f"by the primary ({m[1]})"] += int(m[3])
     print("page reads since each node started: " + ", ".join(f"{k} {v}" for k, v in sorted(replica.items())))
+    print(f"PostgreSQL connections at most: primary {peak['primary']}, replica {peak['replica']} "
+          f"({len(nodes)} nodes and a worker)")
     for err in shared["errors"][:5]:
         print(f"driver error: {err}")
 
