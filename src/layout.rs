@@ -86,13 +86,16 @@ impl PageContext {
 
     pub fn csrf_token(&self) -> String {
         let Some(session) = &self.session else { return String::new() };
+        let session = AppSession::from_session(session.clone());
         if self.sessions_down {
             // Storing a token would write a session while Redis is down (and
-            // could replace the browser's cookie); the form's post gets the
-            // "briefly unavailable" page instead.
-            return String::new();
+            // could replace the browser's cookie). A session loaded before
+            // the outage keeps its token, so a form shown as Redis restarts
+            // still posts once it is back; without one, the form's post gets
+            // the "briefly unavailable" page.
+            return session.csrf_token().unwrap_or_default();
         }
-        AppSession::from_session(session.clone()).csrf_token_or_create().unwrap_or_else(|e| {
+        session.csrf_token_or_create().unwrap_or_else(|e| {
             // The form will then fail its CSRF check with a clear page.
             tracing::error!(error = %e, "cannot store a CSRF token");
             String::new()

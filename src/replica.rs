@@ -46,11 +46,14 @@ pub enum Fallback {
     /// The read failed on the replica (a query cancelled by a conflict
     /// with recovery, say) and was tried again on the primary.
     Failed,
+    /// Every connection to the replica was in use.
+    Busy,
 }
 
 impl Fallback {
     /// Every reason, for the metrics.
-    pub const ALL: [Fallback; 4] = [Fallback::Down, Fallback::Lagging, Fallback::Behind, Fallback::Failed];
+    pub const ALL: [Fallback; 5] =
+        [Fallback::Down, Fallback::Lagging, Fallback::Behind, Fallback::Failed, Fallback::Busy];
 
     /// The reason's label on `/metrics`.
     pub fn label(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Fallback {
             Fallback::Lagging => "lagging",
             Fallback::Behind => "behind",
             Fallback::Failed => "failed",
+            Fallback::Busy => "busy",
         }
     }
 }
@@ -73,7 +77,7 @@ struct Health {
     /// The replica's lag in milliseconds as last measured; -1 when unknown.
     lag_ms: AtomicI64,
     replica_reads: AtomicU64,
-    fallbacks: [AtomicU64; 4],
+    fallbacks: [AtomicU64; 5],
 }
 
 impl Health {
@@ -107,7 +111,7 @@ pub struct ReplicaStatus {
     /// Reads served by it since this process started.
     pub reads: u64,
     /// Reads that went to the primary instead, by reason.
-    pub fallbacks: [(Fallback, u64); 4],
+    pub fallbacks: [(Fallback, u64); 5],
 }
 
 #[derive(Clone)]
@@ -130,6 +134,7 @@ enum OnReplica<T> {
     Behind,
     Lost(AppError),
     Failed(AppError),
+    Busy,
 }
 
 impl Reads {
@@ -179,6 +184,11 @@ impl Reads {
             let _entered = span.enter();
             let mut conn = match pool.get() {
                 Ok(c) => c,
+                // Every connection open and in use: the replica answers,
+                // this process just asks more of it than its pool holds.
+                Err(_) if pool.state().idle_connections == 0 && pool.state().connections >= pool.max_size() => {
+                    return OnReplica::Busy
+                }
                 Err(e) => return OnReplica::Lost(AppError::database_unavailable(e)),
             };
             read_on_replica(&mut conn, user_id, versions, &*on_replica)
@@ -191,6 +201,7 @@ impl Reads {
                 result
             }
             OnReplica::Behind => self.fall_back(health, Fallback::Behind, move |c| read(c)).await,
+            OnReplica::Busy => self.fall_back(health, Fallback::Busy, move |c| read(c)).await,
             OnReplica::Failed(e) => {
                 tracing::warn!(error = %e, "a read failed on the replica; it is tried again on the primary");
                 self.fall_back(health, Fallback::Failed, move |c| read(c)).await

@@ -46,10 +46,9 @@ async fn status_of(client: &reqwest::Client, app: &TestApp, path: &str) -> (u16,
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
-#[actix_web::test]
-async fn when_redis_stops_public_pages_serve_signed_in_pages_say_503_and_all_recovers_without_a_restart() {
-    let mut redis = RedisServer::start();
-    let port = redis.port;
+/// The app on a Redis of the test's own, with Alice signed in.
+async fn alice_on_her_own_redis() -> (RedisServer, TestApp) {
+    let redis = RedisServer::start();
     let url = redis.url();
     let app = spawn_app_with(|env| {
         env.insert("REDIS_URL".into(), url);
@@ -58,6 +57,13 @@ async fn when_redis_stops_public_pages_serve_signed_in_pages_say_503_and_all_rec
     app.register_verified("alice", "alice@example.com", PASSWORD).await;
     app.login_with(&app.client, "alice", PASSWORD).await;
     assert_eq!(app.get("/library").await.status(), 200);
+    (redis, app)
+}
+
+#[actix_web::test]
+async fn when_redis_stops_public_pages_serve_signed_in_pages_say_503_and_all_recovers_without_a_restart() {
+    let (mut redis, app) = alice_on_her_own_redis().await;
+    let port = redis.port;
 
     redis.stop();
     let detected = poll_until(&app, &new_client(), "/readyz", "readiness to name Redis", |s, body| {
@@ -116,16 +122,8 @@ async fn when_redis_stops_public_pages_serve_signed_in_pages_say_503_and_all_rec
 
 #[actix_web::test]
 async fn a_request_made_while_redis_restarts_waits_for_it_instead_of_failing() {
-    let mut redis = RedisServer::start();
+    let (mut redis, app) = alice_on_her_own_redis().await;
     let port = redis.port;
-    let url = redis.url();
-    let app = spawn_app_with(|env| {
-        env.insert("REDIS_URL".into(), url);
-    })
-    .await;
-    app.register_verified("alice", "alice@example.com", PASSWORD).await;
-    app.login_with(&app.client, "alice", PASSWORD).await;
-    assert_eq!(app.get("/library").await.status(), 200);
 
     redis.stop();
     poll_until(&app, &new_client(), "/readyz", "the outage to be noticed", |s, _| s == 503).await;
