@@ -253,10 +253,18 @@ fn run(
             .wrap(from_fn(crate::metrics::routes::track))
             .wrap(TracingLogger::<crate::telemetry::RedactingRootSpan>::new())
     })
+    .keep_alive(KEEP_ALIVE)
     .listen(listener)?
     .run();
     Ok(server)
 }
+
+/// How long an idle keep-alive connection stays open. Longer than a
+/// reverse proxy's own idle limit (nginx's upstream `keepalive_timeout`,
+/// 60 s), so the proxy always closes first: when the node closed first
+/// (actix's default is 5 s), a request the proxy sent at that instant got
+/// a 502 that nginx may not retry for a POST (seen in the fault test).
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
 
 fn form_error(err: actix_web::error::UrlencodedError) -> AppError {
     use actix_web::error::UrlencodedError;

@@ -288,26 +288,34 @@ def main():
     # Every node must be reading from the replica before the replica fault.
     until(replica_used_everywhere, 30)
 
-    at(args.duration * 0.12)
+    at(args.duration * 0.10)
     killed = nodes[1]
     started = time.monotonic()
     cluster(args, "kill-node", "2")
-    at(args.duration * 0.12 + 3)
+    at(args.duration * 0.10 + 3)
     cluster(args, "start-node", "2")
     # Healed when nginx sends requests to the node again.
     healed = until(lambda: any(e[0] > started and e[5].endswith(f":{killed}") and e[4] < 500
                                for pl in players for e in list(pl.log)[-50:]), 60)
     faults.append(("kill node 2 (SIGKILL), start it 3 s later", started, healed, killed))
 
-    at(args.duration * 0.38)
+    at(args.duration * 0.28)
     started = time.monotonic()
     cluster(args, "stop-replica")
-    at(args.duration * 0.38 + 5)
+    at(args.duration * 0.28 + 5)
     cluster(args, "start-replica")
     healed = until(replica_used_everywhere, 60)
     faults.append(("stop the replica, start it 5 s later", started, healed, None))
 
-    at(args.duration * 0.64)
+    at(args.duration * 0.45)
+    started = time.monotonic()
+    cluster(args, "pause-replay")
+    at(args.duration * 0.45 + 10)
+    cluster(args, "resume-replay")
+    healed = until(replica_used_everywhere, 60)
+    faults.append(("pause the replica's replay for 10 s", started, healed, None))
+
+    at(args.duration * 0.68)
     started = time.monotonic()
     cluster(args, "restart-redis")
     healed = until(lambda: all(get(node_url(port) + "/readyz")[0] == 200 for port in nodes), 60)
@@ -390,6 +398,8 @@ def main():
         print(f"  lost: {line}")
     print(f"users signed out: {users_signed_out}" + "".join(f"; {k}: {v}" for k, v in signed_out.items()))
     print(f"{'fault':46} {'heal':>8} {'5xx during':>11}")
+    # Heal: the killed node answers through nginx again; every node reads
+    # from the replica again; every node's /readyz says Redis is back.
     for name, s, h, _ in faults:
         during = sum(1 for e in fivexx if s <= e[1] <= (h or ended) + 2)
         heal = f"{h - s:.1f} s" if h else "never"

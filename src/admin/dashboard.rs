@@ -34,12 +34,18 @@ impl DashboardPage {
         format!("{ms:.1} ms")
     }
 
-    /// "up, 0.2 s behind, 1200 reads (35 from the primary)".
+    /// "in use · 0.2 s behind · this instance: 1200 page reads on it, 35
+    /// page reads on the primary instead".
     fn replica_summary(&self, r: &crate::replica::ReplicaStatus) -> String {
         let state = if r.usable { "in use" } else { "not in use: reads go to the primary" };
         let lag = r.lag.map_or_else(|| "lag unknown".to_owned(), |l| format!("{:.1} s behind", l.as_secs_f64()));
         let fell_back: u64 = r.fallbacks.iter().map(|(_, n)| n).sum();
-        format!("{state}, {lag}; {} reads on it, {fell_back} on the primary instead", r.reads)
+        let reads = |n: u64| if n == 1 { "1 page read".to_owned() } else { format!("{n} page reads") };
+        format!(
+            "{state} · {lag} · this instance: {} on it, {} on the primary instead",
+            reads(r.reads),
+            reads(fell_back)
+        )
     }
 }
 
