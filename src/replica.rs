@@ -240,11 +240,10 @@ impl Reads {
             // The primary is down: nothing to compare with, and the session
             // check fails anyway; the replica's state is left as it was.
             (Err(_), Ok(_)) => {}
-            (Ok(written), Ok(Replay { standby: false, .. })) => {
+            (Ok(_), Ok(Replay { standby: false, .. })) => {
                 // A server that is not a streaming standby (a promoted one,
                 // a logical copy) has no replay position to compare; the
                 // per-read version check alone keeps reads current.
-                let _ = written;
                 health.lag_ms.store(-1, Ordering::Relaxed);
                 health.set(true, Fallback::Lagging);
             }
