@@ -288,38 +288,28 @@ def main():
     # Every node must be reading from the replica before the replica fault.
     until(replica_used_everywhere, 30)
 
-    at(args.duration * 0.10)
+    def inject(name, share, begin, end, after, healed_when, node=None):
+        """At `share` of the run, `begin` the fault, `end` it `after` seconds
+        later (if any), and time until `healed_when` holds."""
+        at(args.duration * share)
+        started = time.monotonic()
+        cluster(args, *begin)
+        if end:
+            at(args.duration * share + after)
+            cluster(args, *end)
+        faults.append((name, started, until(lambda: healed_when(started), 60), node))
+
     killed = nodes[1]
-    started = time.monotonic()
-    cluster(args, "kill-node", "2")
-    at(args.duration * 0.10 + 3)
-    cluster(args, "start-node", "2")
     # Healed when nginx sends requests to the node again.
-    healed = until(lambda: any(e[0] > started and e[5].endswith(f":{killed}") and e[4] < 500
-                               for pl in players for e in list(pl.log)[-50:]), 60)
-    faults.append(("kill node 2 (SIGKILL), start it 3 s later", started, healed, killed))
-
-    at(args.duration * 0.28)
-    started = time.monotonic()
-    cluster(args, "stop-replica")
-    at(args.duration * 0.28 + 5)
-    cluster(args, "start-replica")
-    healed = until(replica_used_everywhere, 60)
-    faults.append(("stop the replica, start it 5 s later", started, healed, None))
-
-    at(args.duration * 0.45)
-    started = time.monotonic()
-    cluster(args, "pause-replay")
-    at(args.duration * 0.45 + 10)
-    cluster(args, "resume-replay")
-    healed = until(replica_used_everywhere, 60)
-    faults.append(("pause the replica's replay for 10 s", started, healed, None))
-
-    at(args.duration * 0.68)
-    started = time.monotonic()
-    cluster(args, "restart-redis")
-    healed = until(lambda: all(get(node_url(port) + "/readyz")[0] == 200 for port in nodes), 60)
-    faults.append(("restart Redis", started, healed, None))
+    inject("kill node 2 (SIGKILL), start it 3 s later", 0.10, ["kill-node", "2"], ["start-node", "2"], 3,
+           lambda started: any(e[0] > started and e[5].endswith(f":{killed}") and e[4] < 500
+                               for pl in players for e in list(pl.log)[-50:]), killed)
+    inject("stop the replica, start it 5 s later", 0.28, ["stop-replica"], ["start-replica"], 5,
+           lambda _: replica_used_everywhere())
+    inject("pause the replica's replay for 10 s", 0.45, ["pause-replay"], ["resume-replay"], 10,
+           lambda _: replica_used_everywhere())
+    inject("restart Redis", 0.68, ["restart-redis"], None, 0,
+           lambda _: all(get(node_url(port) + "/readyz")[0] == 200 for port in nodes))
 
     at(args.duration)
     stop.set()
