@@ -69,8 +69,8 @@ enum Command {
         #[arg(long)]
         demo: bool,
         /// With --demo: this many more players (ids after the demo
-        /// player's), for `seed-demo --players`.
-        #[arg(long, default_value_t = 0)]
+        /// player's), for `seed-demo --players`; at most 10000.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
         players: u32,
     },
     /// Work out points again: every user's from scratch, or with --games
@@ -84,8 +84,9 @@ enum Command {
     /// queues its first sync (once; a second run changes nothing).
     SeedDemo {
         /// Also this many linked accounts, `player1` and on, with the demo
-        /// password (for load and fault tests; see `fake-steam --players`).
-        #[arg(long, default_value_t = 0)]
+        /// password (for load and fault tests; see `fake-steam --players`);
+        /// at most 10000.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
         players: u32,
     },
 }

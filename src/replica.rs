@@ -195,23 +195,24 @@ impl Reads {
         })
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("blocking pool: {e}")))?;
-        match outcome {
+        let why = match outcome {
             OnReplica::Read(result) => {
                 health.replica_reads.fetch_add(1, Ordering::Relaxed);
-                result
+                return result;
             }
-            OnReplica::Behind => self.fall_back(health, Fallback::Behind, move |c| read(c)).await,
-            OnReplica::Busy => self.fall_back(health, Fallback::Busy, move |c| read(c)).await,
+            OnReplica::Behind => Fallback::Behind,
+            OnReplica::Busy => Fallback::Busy,
             OnReplica::Failed(e) => {
                 tracing::warn!(error = %e, "a read failed on the replica; it is tried again on the primary");
-                self.fall_back(health, Fallback::Failed, move |c| read(c)).await
+                Fallback::Failed
             }
             OnReplica::Lost(e) => {
-                tracing::warn!(error = %e, "a read on the replica failed; it is retried on the primary");
+                tracing::warn!(error = %e, "the replica was lost during a read; it is tried again on the primary");
                 health.set(false, Fallback::Down);
-                self.fall_back(health, Fallback::Down, move |c| read(c)).await
+                Fallback::Down
             }
-        }
+        };
+        self.fall_back(health, why, move |c| read(c)).await
     }
 
     async fn fall_back<T, F>(&self, health: &Health, why: Fallback, read: F) -> Result<T, AppError>

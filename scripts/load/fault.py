@@ -99,7 +99,7 @@ class Player(threading.Thread):
         self.rng = random.Random(n)
         self.seq = 0
         self.goals = {}  # id -> last acknowledged name
-        self.maybe = defaultdict(set)  # id or None -> names sent but not acknowledged
+        self.maybe = defaultdict(set)  # goal id -> edits sent but not acknowledged
         self.created_acked = []  # (name, id when found in the list)
         self.acked_writes = 0
         self.signed_in = False
@@ -157,8 +157,6 @@ class Player(threading.Thread):
                         gid = int(found_id)
                         self.goals[gid] = name
                 self.created_acked.append((name, gid))
-            else:
-                self.maybe[None].add(name)
         else:
             gid = self.rng.choice(list(self.goals))
             token = self.token(f"/achievements/{gid}/edit")
