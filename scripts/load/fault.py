@@ -16,7 +16,10 @@ Only the standard library is used.
 """
 
 import argparse
+import glob
 import http.client
+import json
+import os
 import random
 import re
 import subprocess
@@ -236,6 +239,25 @@ def cluster(args, *what):
     subprocess.run([args.cluster, *what], check=True, stdout=subprocess.DEVNULL)
 
 
+def print_node_errors(logs):
+    """What the nodes logged for the requests they failed (error pages log
+    one warning or error each), counted by route and first line."""
+    seen = Counter()
+    for path in sorted(glob.glob(os.path.join(logs, "node*.log"))):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("message") in ("dependency unavailable", "internal error"):
+                    route = entry.get("span", {}).get("http.route", "-")
+                    first = str(entry.get("error", "")).splitlines()[0][:100] if entry.get("error") else "-"
+                    seen[(os.path.basename(path), route, entry["message"], first)] += 1
+    for (node, route, message, first), n in seen.most_common(10):
+        print(f"  {node} logged {n} x {message} on {route}: {first}")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--base", required=True)
@@ -245,6 +267,7 @@ def main():
     p.add_argument("--primary", required=True)
     p.add_argument("--replica-port", type=int, required=True)
     p.add_argument("--duration", type=float, default=75)
+    p.add_argument("--logs", help="the nodes' JSON logs, to say why a request failed")
     args = p.parse_args()
     nodes = [int(x) for x in args.nodes.split()]
     node_url = lambda port: f"http://127.0.0.1:{port}"  # noqa: E731
@@ -376,6 +399,11 @@ def main():
           + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())))
     print(f"sign-ins: {sum(pl.sign_ins for pl in players)}; syncs acknowledged: {len(synced)}, "
           f"finished with the whole library: {len(synced) - len(lost_syncs)}")
+    sign_in_ms = sorted((e[1] - e[0]) * 1000 for e in log if e[6] == "sign-in" and e[4] != 429)
+    if sign_in_ms:
+        print(f"sign-in time: p50 {sign_in_ms[len(sign_in_ms) // 2]:.0f} ms, "
+              f"p99 {sign_in_ms[min(len(sign_in_ms) - 1, len(sign_in_ms) * 99 // 100)]:.0f} ms, "
+              f"slowest {sign_in_ms[-1]:.0f} ms")
     print("answers by status: " + ", ".join(f"{'no answer' if s == 0 else s}: {n}" for s, n in sorted(by_status.items())))
     print(f"failed (5xx or no answer): {len(fivexx)}; in flight on the killed node: {len(excused)}; other: {len(other)}")
     for e in other[:10]:
@@ -422,6 +450,8 @@ def main():
     if len(log) < 200:
         missed.append("too little load to judge")
     if missed:
+        if other and args.logs:
+            print_node_errors(args.logs)
         print("targets missed: " + "; ".join(missed))
         sys.exit(1)
     print("targets met: no acknowledged write lost, no 5xx but in flight on the killed node, "
