@@ -180,6 +180,11 @@ impl Settings {
                 _ => Err("must be a whole number from 1 to 200".into()),
             });
         let database_replica_url = get("DATABASE_REPLICA_URL").map(SecretString::from);
+        for (key, url) in [("DATABASE_URL", &database_url), ("DATABASE_REPLICA_URL", &database_replica_url)] {
+            if let Some(Err(e)) = url.as_ref().map(|u| check_postgres_url(u.expose_secret())) {
+                problems.push(format!("{key} is invalid: {e}"));
+            }
+        }
         let replica_max_lag =
             parse_or(&get, "REPLICA_MAX_LAG_SECONDS", "5", &mut problems, |v| match v.parse::<u64>() {
                 Ok(n) if (1..=3600).contains(&n) => Ok(std::time::Duration::from_secs(n)),
@@ -303,6 +308,23 @@ fn parse_http_url(v: &str) -> Result<Url, String> {
         return Err("must be an http:// or https:// URL with a host".into());
     }
     Ok(url)
+}
+
+/// A PostgreSQL connection string: a `postgres://` URL or libpq's
+/// `key=value` pairs. The value itself is never echoed: it may hold a
+/// password.
+fn check_postgres_url(v: &str) -> Result<(), String> {
+    if !v.contains("://") {
+        if v.contains('=') {
+            return Ok(());
+        }
+        return Err("must be a postgres:// URL or libpq `key=value` pairs".into());
+    }
+    match Url::parse(v) {
+        Ok(url) if matches!(url.scheme(), "postgres" | "postgresql") => Ok(()),
+        Ok(url) => Err(format!("must be a postgres:// URL, not {}://", url.scheme())),
+        Err(e) => Err(format!("is not a valid URL ({e})")),
+    }
 }
 
 fn parse_bool(v: &str) -> Result<bool, String> {
@@ -458,6 +480,30 @@ mod tests {
         assert!(!shown.contains(&map["SESSION_SECRET"]));
         assert!(!shown.contains(&map["MASTER_KEY"]));
         assert!(!shown.contains("postgres://"));
+    }
+
+    #[test]
+    fn a_replica_url_that_is_not_postgres_is_refused_without_echoing_it() {
+        let mut map = base();
+        map.insert("DATABASE_REPLICA_URL".into(), "redis://:hunter2hunter2@replica:6379".into());
+        let err = load(&map).unwrap_err().to_string();
+        assert!(err.contains("DATABASE_REPLICA_URL is invalid: must be a postgres:// URL, not redis://"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        map.insert("DATABASE_REPLICA_URL".into(), "replica.internal".into());
+        assert!(load(&map).unwrap_err().to_string().contains("DATABASE_REPLICA_URL is invalid"));
+    }
+
+    #[test]
+    fn postgres_urls_and_libpq_pairs_are_accepted() {
+        let mut map = base();
+        for url in [
+            "postgresql://q:pw@replica:5432/questline",
+            "postgres:///questline?host=/run/postgresql",
+            "host=replica dbname=questline",
+        ] {
+            map.insert("DATABASE_REPLICA_URL".into(), url.into());
+            assert!(load(&map).is_ok(), "{url}");
+        }
     }
 
     #[test]
