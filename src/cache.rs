@@ -139,8 +139,10 @@ impl Redis {
     }
 
     /// Waits while the current outage is younger than [`RIDE_THROUGH`] and
-    /// Redis has not answered again; true when it is up.
-    async fn ride_through(&self) -> bool {
+    /// Redis has not answered again; true when it is up. Callers that would
+    /// otherwise decide "sessions are down" from [`Redis::is_up`] wait here
+    /// first, so a restart costs them a short wait like any call.
+    pub async fn ride_through(&self) -> bool {
         loop {
             if self.is_up() {
                 return true;

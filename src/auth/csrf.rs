@@ -42,7 +42,7 @@ pub async fn verify(
         .map(str::to_owned)
         .or_else(|| req.extensions().get::<FormToken>().map(|t| t.0.clone()));
     let valid = matches!((&expected, &provided), (Some(e), Some(p)) if crate::crypto::secrets_equal(p, e));
-    if !valid && expected.is_none() && super::extractors::sessions_down(req.request()) {
+    if !valid && expected.is_none() && super::extractors::sessions_down(req.request()).await {
         // The token lives in the session, in Redis, which is down: not the
         // form's fault.
         let res = AppError::SessionsUnavailable.error_response();

@@ -68,9 +68,16 @@ pub fn sign_in(req: &HttpRequest, user_id: i64, session_id: &str) -> Result<(), 
     Ok(())
 }
 
-/// Redis, where sessions live, is known to be down.
-pub fn sessions_down(req: &HttpRequest) -> bool {
-    req.app_data::<web::Data<AppState>>().is_some_and(|s| !s.redis.is_up())
+/// Redis, where sessions live, is down, and not merely restarting: early
+/// in an outage this waits for it to answer (see `cache::RIDE_THROUGH`),
+/// as a session read would. A browser with no session cookie reads no
+/// session, and would otherwise get a form with no CSRF token, whose post
+/// then fails, for a restart of a second.
+pub async fn sessions_down(req: &HttpRequest) -> bool {
+    match req.app_data::<web::Data<AppState>>() {
+        Some(state) => !state.redis.ride_through().await,
+        None => false,
+    }
 }
 
 /// The registry id of this browser's session, if signed in.
@@ -89,7 +96,7 @@ impl FromRequest for CurrentUser {
                 Some(u) => Ok(u),
                 // A browser that came with a session while Redis is down is
                 // probably signed in: "back soon", not "sign in".
-                None if sessions_down(&req) && req.cookie(SESSION_COOKIE).is_some() => {
+                None if req.cookie(SESSION_COOKIE).is_some() && sessions_down(&req).await => {
                     Err(AppError::SessionsUnavailable)
                 }
                 None => {
@@ -183,7 +190,8 @@ pub async fn load_viewer(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if !needs_no_user(req.path()) {
         if let Ok(found) = resolve(req.request()).await {
-            let viewer = Viewer { user: found.map(|c| nav_user(&c.user)), sessions_down: sessions_down(req.request()) };
+            let sessions_down = sessions_down(req.request()).await;
+            let viewer = Viewer { user: found.map(|c| nav_user(&c.user)), sessions_down };
             req.extensions_mut().insert(viewer);
         }
     }

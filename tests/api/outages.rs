@@ -139,6 +139,33 @@ async fn a_request_made_while_redis_restarts_waits_for_it_instead_of_failing() {
 }
 
 #[actix_web::test]
+async fn a_visitor_who_opens_the_sign_in_form_while_redis_restarts_gets_a_token_that_signs_in() {
+    let (mut redis, app) = alice_on_her_own_redis().await;
+    let port = redis.port;
+
+    redis.stop();
+    poll_until(&app, &new_client(), "/readyz", "the outage to be noticed", |s, _| s == 503).await;
+    // A browser with no session cookie reads no session, so only the page
+    // itself can wait for Redis; without that wait its form had no token
+    // and the sign-in after it got 503 (the cluster's fault test saw it).
+    let visitor = new_client();
+    let (client, url) = (visitor.clone(), app.url("/login"));
+    let form = tokio::spawn(async move { client.get(url).send().await.unwrap().text().await.unwrap() });
+    let _redis = RedisServer::start_on(port);
+    let form = form.await.unwrap();
+    let token = crate::helpers::csrf_token(&scraper::Html::parse_document(&form)).unwrap_or_default();
+    assert!(!token.is_empty(), "the sign-in form has a CSRF token");
+    let res = visitor
+        .post(app.url("/login"))
+        .form(&[("login", "alice"), ("password", PASSWORD), ("csrf_token", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "signed in with the form shown during the restart");
+    assert_eq!(status_of(&visitor, &app, "/library").await.0, 200);
+}
+
+#[actix_web::test]
 async fn when_postgresql_stops_pages_answer_a_fast_503_and_recover_with_sessions_intact() {
     let pg = PostgresServer::start();
     let database = pg.url("questline");
