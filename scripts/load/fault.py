@@ -331,6 +331,12 @@ def main():
            lambda _: replica_used_everywhere())
     inject("restart Redis", 0.68, ["restart-redis"], None, 0,
            lambda _: all(get(node_url(port) + "/readyz")[0] == 200 for port in nodes))
+    # A deploy: node 3 is stopped the way systemd stops it and started again.
+    # Nothing may fail, not even a POST.
+    restarted = nodes[2]
+    inject("stop node 3 (SIGTERM), start it 2 s later", 0.82, ["stop-node", "3"], ["start-node", "3"], 2,
+           lambda started: any(e[0] > started and e[5].endswith(f":{restarted}") and e[4] < 500
+                               for pl in players for e in list(pl.log)[-50:]))
 
     at(args.duration)
     stop.set()
