@@ -120,39 +120,42 @@ async fn when_redis_stops_public_pages_serve_signed_in_pages_say_503_and_all_rec
     record(&format!("redis back: signed in and served within {} ms of the restart", restarted.elapsed().as_millis()));
 }
 
+/// Stops `redis`, waits until the app notices, then sends `request` and
+/// starts Redis again on the same port while it waits; the request's
+/// result and the new server (kept running while the caller holds it).
+async fn sent_while_redis_restarts<T: Send + 'static>(
+    app: &TestApp,
+    mut redis: RedisServer,
+    request: impl std::future::Future<Output = T> + Send + 'static,
+) -> (T, RedisServer) {
+    let port = redis.port;
+    redis.stop();
+    poll_until(app, &new_client(), "/readyz", "the outage to be noticed", |s, _| s == 503).await;
+    let waiting = tokio::spawn(request);
+    let restarted = RedisServer::start_on(port);
+    (waiting.await.unwrap(), restarted)
+}
+
 #[actix_web::test]
 async fn a_request_made_while_redis_restarts_waits_for_it_instead_of_failing() {
-    let (mut redis, app) = alice_on_her_own_redis().await;
-    let port = redis.port;
-
-    redis.stop();
-    poll_until(&app, &new_client(), "/readyz", "the outage to be noticed", |s, _| s == 503).await;
-    // Sent while Redis is down, answered once the restarted one is up.
-    let client = app.client.clone();
-    let url = app.url("/library");
-    let waiting = tokio::spawn(async move { client.get(url).send().await.map(|r| r.status().as_u16()) });
-    let _redis = RedisServer::start_on(port);
-    let status = waiting.await.unwrap().expect("an answer");
+    let (redis, app) = alice_on_her_own_redis().await;
+    let request = app.client.get(app.url("/library")).send();
+    let (res, _redis) = sent_while_redis_restarts(&app, redis, request).await;
     // This Redis keeps nothing on disk, so the session is gone: the page
     // asks Alice to sign in again rather than saying the site is down.
-    assert_eq!(status, 303, "the request waited for Redis rather than failing");
+    assert_eq!(res.expect("an answer").status(), 303, "the request waited for Redis rather than failing");
 }
 
 #[actix_web::test]
 async fn a_visitor_who_opens_the_sign_in_form_while_redis_restarts_gets_a_token_that_signs_in() {
-    let (mut redis, app) = alice_on_her_own_redis().await;
-    let port = redis.port;
-
-    redis.stop();
-    poll_until(&app, &new_client(), "/readyz", "the outage to be noticed", |s, _| s == 503).await;
+    let (redis, app) = alice_on_her_own_redis().await;
     // A browser with no session cookie reads no session, so only the page
     // itself can wait for Redis; without that wait its form had no token
     // and the sign-in after it got 503 (the cluster's fault test saw it).
     let visitor = new_client();
-    let (client, url) = (visitor.clone(), app.url("/login"));
-    let form = tokio::spawn(async move { client.get(url).send().await.unwrap().text().await.unwrap() });
-    let _redis = RedisServer::start_on(port);
-    let form = form.await.unwrap();
+    let request = visitor.get(app.url("/login")).send();
+    let (res, _redis) = sent_while_redis_restarts(&app, redis, request).await;
+    let form = res.expect("an answer").text().await.unwrap();
     let token = crate::helpers::csrf_token(&scraper::Html::parse_document(&form)).unwrap_or_default();
     assert!(!token.is_empty(), "the sign-in form has a CSRF token");
     let res = visitor
