@@ -37,6 +37,7 @@ pub mod response;
 pub mod rotate;
 pub mod schema;
 pub mod settings;
+pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod steam;

@@ -240,9 +240,13 @@ fn worker(settings: Settings) -> anyhow::Result<()> {
         let pool = db::build_pool(&settings);
         let redis = questline::cache::Redis::connect(&settings).await.context("connecting to Redis (REDIS_URL)")?;
         let state = actix_web::web::Data::new(questline::state::AppState::new(settings, pool, redis));
-        questline::startup::spawn_workers(&state)?;
-        tracing::info!("workers running; Ctrl-C to stop");
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        let workers = questline::startup::spawn_workers(&state)?;
+        tracing::info!("workers running; Ctrl-C or SIGTERM to stop");
+        questline::shutdown::requested().await;
+        let grace = state.settings.shutdown_grace;
+        tracing::info!(grace_seconds = grace.as_secs(), "stopping: finishing jobs in flight");
+        let handed_back = workers.shut_down(grace).await;
+        tracing::info!(jobs_handed_back = handed_back, "stopped");
         Ok(())
     })
 }

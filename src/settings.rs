@@ -47,6 +47,9 @@ pub struct Settings {
     /// How far behind the primary the replica may fall before every read
     /// goes to the primary (`REPLICA_MAX_LAG_SECONDS`).
     pub replica_max_lag: std::time::Duration,
+    /// On SIGTERM, how long requests and jobs in flight get to finish
+    /// before jobs still running go back to the queue.
+    pub shutdown_grace: std::time::Duration,
     /// How many computed pages (a library page, a user's stats…) each
     /// process keeps in memory; 0 turns the page cache off.
     pub page_cache_entries: u64,
@@ -110,6 +113,7 @@ impl fmt::Debug for Settings {
             .field("database_pool_size", &self.database_pool_size)
             .field("database_replica", &self.database_replica_url.as_ref().map(|_| "configured"))
             .field("replica_max_lag", &self.replica_max_lag)
+            .field("shutdown_grace", &self.shutdown_grace)
             .field("page_cache_entries", &self.page_cache_entries)
             .field("run_migrations", &self.run_migrations)
             .field("redis_namespace", &self.redis_namespace)
@@ -190,6 +194,10 @@ impl Settings {
                 Ok(n) if (1..=3600).contains(&n) => Ok(std::time::Duration::from_secs(n)),
                 _ => Err("must be a whole number of seconds from 1 to 3600".into()),
             });
+        let shutdown_grace = parse_or(&get, "SHUTDOWN_GRACE_SECONDS", "8", &mut problems, |v| match v.parse::<u64>() {
+            Ok(n) if n <= 3600 => Ok(std::time::Duration::from_secs(n)),
+            _ => Err("must be a whole number of seconds from 0 to 3600".into()),
+        });
         let page_cache_entries =
             parse_or(&get, "PAGE_CACHE_ENTRIES", "1000", &mut problems, |v| match v.parse::<u64>() {
                 Ok(n) if n <= 1_000_000 => Ok(n),
@@ -258,6 +266,7 @@ impl Settings {
             page_cache_entries: page_cache_entries.expect("checked above"),
             database_replica_url,
             replica_max_lag: replica_max_lag.expect("checked above"),
+            shutdown_grace: shutdown_grace.expect("checked above"),
             run_migrations: run_migrations.expect("checked above"),
             run_worker: run_worker.expect("checked above"),
             redis_url: redis_url.expect("checked above"),

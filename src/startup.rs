@@ -24,6 +24,7 @@ use crate::email::Mailer;
 use crate::error::{render_error_page, AppError};
 use crate::jobs::kind::Registry;
 use crate::jobs::schedule::Task;
+use crate::jobs::worker::Workers;
 use crate::middleware::{self as mw, FORM_LIMIT_BYTES};
 use crate::settings::Environment;
 use crate::settings::Settings;
@@ -78,12 +79,12 @@ pub fn housekeeping() -> Vec<Task> {
 /// Starts the job worker (one loop per kind) and the scheduler on the
 /// current runtime; they stop with it. `serve` runs them beside the web
 /// server unless `RUN_WORKER=false`; `worker` runs them alone.
-pub fn spawn_workers(state: &web::Data<AppState>) -> anyhow::Result<()> {
+pub fn spawn_workers(state: &web::Data<AppState>) -> anyhow::Result<Workers> {
     let registry = job_kinds(&state.settings)?;
     let state = state.clone().into_inner();
-    crate::jobs::worker::spawn(state.clone(), &registry);
+    let workers = crate::jobs::worker::spawn(state.clone(), &registry);
     actix_web::rt::spawn(crate::jobs::schedule::run(state, housekeeping()));
-    Ok(())
+    Ok(workers)
 }
 
 /// A bound, ready-to-run server.
@@ -91,6 +92,9 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: PgPool,
+    /// This process's job loops, when it runs them (`RUN_WORKER`).
+    workers: Option<Workers>,
+    shutdown_grace: Duration,
 }
 
 impl Application {
@@ -123,13 +127,12 @@ impl Application {
         job_kinds(&settings)?;
         let state = web::Data::new(AppState::new(settings, pool.clone(), redis));
         state.reads.spawn_probe(state.settings.replica_max_lag);
-        if state.settings.run_worker {
-            spawn_workers(&state)?;
-        }
+        let workers = if state.settings.run_worker { Some(spawn_workers(&state)?) } else { None };
 
         let port = listener.local_addr()?.port();
+        let shutdown_grace = state.settings.shutdown_grace;
         let server = run(listener, state, session_store)?;
-        Ok(Application { port, server, pool })
+        Ok(Application { port, server, pool, workers, shutdown_grace })
     }
 
     /// The port actually bound.
@@ -142,9 +145,30 @@ impl Application {
         &self.pool
     }
 
-    /// Serves until SIGINT/SIGTERM, finishing in-flight requests first.
+    /// Serves until SIGTERM or SIGINT, then stops as a deploy needs: it
+    /// takes no new connection, and requests and jobs in flight get
+    /// `SHUTDOWN_GRACE_SECONDS` to finish, together; jobs still running then
+    /// go back to the queue for another worker.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Application { server, workers, shutdown_grace, .. } = self;
+        let handle = server.handle();
+        let stopping = async move {
+            crate::shutdown::requested().await;
+            tracing::info!(grace_seconds = shutdown_grace.as_secs(), "stopping: finishing requests and jobs in flight");
+            let jobs = async move {
+                match workers {
+                    Some(workers) => workers.shut_down(shutdown_grace).await,
+                    None => 0,
+                }
+            };
+            let ((), handed_back) = tokio::join!(handle.stop(true), jobs);
+            tracing::info!(jobs_handed_back = handed_back, "stopped");
+        };
+        tokio::pin!(server);
+        tokio::select! {
+            served = &mut server => served,
+            () = stopping => server.await,
+        }
     }
 }
 
@@ -174,6 +198,7 @@ fn run(
     let static_dir = settings.static_dir.clone();
     let body_limit = settings.max_body_bytes;
     let development = settings.environment == Environment::Development;
+    let shutdown_grace = settings.shutdown_grace.as_secs();
     let trusted_proxies = web::Data::new(crate::client_ip::TrustedProxies(settings.trusted_proxies.clone()));
     actix_web::rt::spawn(state.maintenance.clone().refresh_forever(state.redis.clone()));
 
@@ -254,6 +279,10 @@ fn run(
             .wrap(TracingLogger::<crate::telemetry::RedactingRootSpan>::new())
     })
     .keep_alive(KEEP_ALIVE)
+    // Signals are handled in `run_until_stopped`, which stops the job loops
+    // alongside the server.
+    .disable_signals()
+    .shutdown_timeout(shutdown_grace)
     .listen(listener)?
     .run();
     Ok(server)

@@ -157,6 +157,21 @@ pub fn fail(conn: &mut PgConnection, id: i64, error: &str, retry_in: Option<i64>
     .map(|_| ())
 }
 
+/// Puts a running job back in the queue, due at once, because its process
+/// is stopping: the attempt did not fail, so it is not counted. Only while
+/// this claim still holds it (a job whose lease ran out may be another
+/// worker's now).
+pub fn hand_back(conn: &mut PgConnection, id: i64) -> QueryResult<bool> {
+    let n = diesel::sql_query(
+        "UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), run_after = now(),
+                locked_until = NULL
+         WHERE id = $1 AND status = 'running' AND locked_until > now()",
+    )
+    .bind::<BigInt, _>(id)
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
 /// Puts a failed job back in the queue with its attempts reset (an
 /// admin's retry). False when it is not failed, or when a newer job of the
 /// same kind already waits for the same user (that one is the retry).

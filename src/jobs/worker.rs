@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::Connection;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::kind::{JobKind, Registry};
 use super::model::{self, Job};
@@ -16,45 +18,121 @@ use crate::state::AppState;
 /// or whose backoff has passed) without being woken.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Starts one loop per kind on the current runtime; they stop with it.
-pub fn spawn(state: Arc<AppState>, registry: &Registry) {
-    for kind in registry.kinds() {
-        actix_web::rt::spawn(run_kind(state.clone(), kind.clone()));
+/// Where the job loops of a process are in its life. Ordered: each phase
+/// follows the one before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Running,
+    /// Claim nothing more; let the jobs running finish.
+    Draining,
+    /// The grace is over: jobs still running go back to the queue.
+    HandBack,
+}
+
+/// The job loops of one process, to stop them the way a deploy needs.
+pub struct Workers {
+    phase: watch::Sender<Phase>,
+    loops: Vec<JoinHandle<bool>>,
+}
+
+/// Starts one loop per kind on the current runtime. They run until
+/// [`Workers::shut_down`] or until the runtime stops.
+pub fn spawn(state: Arc<AppState>, registry: &Registry) -> Workers {
+    let (phase, _) = watch::channel(Phase::Running);
+    let loops = registry
+        .kinds()
+        .map(|kind| actix_web::rt::spawn(run_kind(state.clone(), kind.clone(), phase.subscribe())))
+        .collect();
+    Workers { phase, loops }
+}
+
+impl Workers {
+    /// Stops claiming jobs and gives those running `grace` to finish. Any
+    /// still running then goes back to the queue, due at once, so another
+    /// worker starts it within its next look (two seconds) rather than
+    /// when the five-minute lease runs out. Returns how many went back.
+    pub async fn shut_down(self, grace: Duration) -> usize {
+        self.phase.send_replace(Phase::Draining);
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut handed_back = 0;
+        let mut still_running = Vec::new();
+        for mut job_loop in self.loops {
+            match tokio::time::timeout_at(deadline, &mut job_loop).await {
+                Ok(ended) => handed_back += usize::from(ended.unwrap_or(false)),
+                Err(_) => still_running.push(job_loop),
+            }
+        }
+        if !still_running.is_empty() {
+            self.phase.send_replace(Phase::HandBack);
+            for job_loop in still_running {
+                handed_back += usize::from(job_loop.await.unwrap_or(false));
+            }
+        }
+        handed_back
     }
 }
 
-/// Claims and runs jobs of one kind until the runtime stops.
-async fn run_kind(state: Arc<AppState>, kind: Arc<dyn JobKind>) {
+/// Resolves once the loops are told to reach `phase`; never when nobody
+/// can tell them any more (the [`Workers`] handle was dropped).
+async fn reached(phase: &mut watch::Receiver<Phase>, at: Phase) {
+    if phase.wait_for(|p| *p >= at).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Claims and runs jobs of one kind until told to stop; true when it
+/// handed a job back unfinished.
+async fn run_kind(state: Arc<AppState>, kind: Arc<dyn JobKind>, mut phase: watch::Receiver<Phase>) -> bool {
     let mut wake = state.jobs.subscribe();
     let mut outage = crate::db::OutageLog::new("job worker");
     let name = kind.name();
     loop {
+        if *phase.borrow() != Phase::Running {
+            return false;
+        }
         // Marked seen before the claim: a job queued during it rings again.
         wake.borrow_and_update();
         match blocking(&state.pool, move |conn| model::claim(conn, name)).await {
             Ok(Some(job)) => {
                 outage.succeeded();
-                execute(&state, kind.as_ref(), job).await;
+                if !execute(&state, kind.as_ref(), job, &mut phase).await {
+                    return true;
+                }
                 continue;
             }
             Ok(None) => outage.succeeded(),
             Err(e) => {
-                tokio::time::sleep(outage.failed(&e)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(outage.failed(&e)) => {}
+                    _ = reached(&mut phase, Phase::Draining) => {}
+                }
                 continue;
             }
         }
         tokio::select! {
             _ = wake.changed() => {}
             _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            _ = reached(&mut phase, Phase::Draining) => {}
         }
     }
 }
 
-/// Runs one attempt and records its outcome.
-async fn execute(state: &AppState, kind: &dyn JobKind, job: Job) {
+/// Runs one attempt and records its outcome; false when the process is
+/// stopping and the job went back to the queue unfinished.
+async fn execute(state: &AppState, kind: &dyn JobKind, job: Job, phase: &mut watch::Receiver<Phase>) -> bool {
     let id = job.id;
     tracing::info!(job_id = id, kind = %job.kind, attempt = job.attempts, "job started");
-    let outcome = kind.run(state, &job).await;
+    let outcome = tokio::select! {
+        outcome = kind.run(state, &job) => outcome,
+        _ = reached(phase, Phase::HandBack) => {
+            // What the attempt stored stays: a sync picks up from there.
+            match blocking(&state.pool, move |conn| model::hand_back(conn, id)).await {
+                Ok(_) => tracing::warn!(job_id = id, kind = %job.kind, "stopping: the job goes back to the queue unfinished"),
+                Err(e) => tracing::error!(job_id = id, error = %e, "stopping: cannot hand the job back; its lease will"),
+            }
+            return false;
+        }
+    };
     let keep_payload = kind.keeps_payload();
     let record = match outcome {
         Ok(done) => {
@@ -80,4 +158,5 @@ async fn execute(state: &AppState, kind: &dyn JobKind, job: Job) {
     if let Err(e) = record {
         tracing::error!(job_id = id, error = %e, "cannot record the job outcome");
     }
+    true
 }

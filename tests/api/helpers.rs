@@ -544,6 +544,21 @@ impl WorkerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// SIGTERM, as a deploy or `systemctl stop` sends; the exit status once
+    /// the process has ended (fails after a minute).
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(sent.success(), "SIGTERM sent");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the worker's status") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the worker did not exit within a minute of SIGTERM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for WorkerProcess {

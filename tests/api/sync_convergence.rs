@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use questline::schema::{game_achievements, jobs, library_entries, user_achievements};
 use questline::steam::fake::{generated_player, FakeOwned, FakeState, FakeSteam, GameFault};
 
-use crate::helpers::{html, location, spawn_app_with, text_of, TestApp};
+use crate::helpers::{html, location, spawn_app_with, text_of, TestApp, WorkerProcess};
 use crate::steam::{app_with_steam, link, portal_state, sync_finished, KEY, PASSWORD, STEAM_ID};
 
 /// What Steam says, per game: playtime and unlocks (api name, unix time),
@@ -233,28 +233,27 @@ async fn linking_a_steam_id_that_no_account_has_says_no_profile_matches() {
     assert!(error.contains("No Steam profile matches"), "{error}");
 }
 
-#[actix_web::test]
-async fn a_sync_killed_mid_way_is_finished_exactly_by_the_next_one() {
-    // The web app queues; separate `questline worker` processes sync, so
-    // one can be killed for real.
+/// Alice's 40-game sync under way on a separate `questline worker` process
+/// (the web app only queues), with some games stored and some not: Steam
+/// answers slowly. `grace` is the worker's `SHUTDOWN_GRACE_SECONDS`.
+async fn sync_under_way_on_a_worker_process(grace: &str) -> (TestApp, FakeSteam, WorkerProcess, i64) {
     let mut state = portal_state();
     state.players.clear();
     generated_player(&mut state, STEAM_ID, 40, 6);
-    // Slow answers, so the kill lands with some games stored and some not.
     state.latency = std::time::Duration::from_millis(40);
     let fake = FakeSteam::start(state).unwrap();
     let base = fake.base_url();
     let app = spawn_app_with(|env| {
         env.insert("STEAM_API_BASE_URL".into(), base);
         env.insert("RUN_WORKER".into(), "false".into());
+        env.insert("SHUTDOWN_GRACE_SECONDS".into(), grace.into());
     })
     .await;
-    // The first worker also delivers the confirmation mail.
-    let mut first = app.spawn_worker_process();
+    // The worker also delivers the confirmation mail.
+    let worker = app.spawn_worker_process();
     app.register_verified("alice", "alice@example.com", PASSWORD).await;
     app.login_with(&app.client, "alice", PASSWORD).await;
     assert_eq!(location(&link(&app, &STEAM_ID.to_string(), KEY).await), "/settings/steam");
-
     let synced_so_far = app
         .wait_for("some games stored", |conn| {
             let n: i64 = library_entries::table
@@ -265,6 +264,53 @@ async fn a_sync_killed_mid_way_is_finished_exactly_by_the_next_one() {
             (n >= 5).then_some(n)
         })
         .await;
+    (app, fake, worker, synced_so_far)
+}
+
+/// The sync job's status, attempts and lease.
+fn sync_job(app: &TestApp) -> (String, i32, Option<DateTime<Utc>>) {
+    jobs::table
+        .filter(jobs::kind.eq("steam_sync"))
+        .select((jobs::status, jobs::attempts, jobs::locked_until))
+        .first(&mut app.pool.get().unwrap())
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn a_worker_stopped_by_sigterm_first_finishes_the_sync_it_is_running() {
+    let (app, fake, mut worker, _) = sync_under_way_on_a_worker_process("60").await;
+    let exit = worker.terminate().await;
+    assert!(exit.success(), "the worker stopped cleanly: {exit}");
+    // Recorded before the process ended: nothing is left for another worker.
+    assert_eq!(sync_job(&app).0, "done");
+    assert_eq!(stored(&app), steam_truth(&fake));
+}
+
+#[actix_web::test]
+async fn a_worker_stopped_by_sigterm_past_its_grace_hands_the_sync_back_for_the_next_worker_at_once() {
+    let (app, fake, mut first, _) = sync_under_way_on_a_worker_process("0").await;
+    let exit = first.terminate().await;
+    assert!(exit.success(), "the worker stopped cleanly: {exit}");
+    let (status, attempts, lease) = sync_job(&app);
+    assert_eq!(status, "queued", "handed back, not left running until its lease runs out");
+    assert_eq!(attempts, 0, "the stopped attempt does not count against the job");
+    assert_eq!(lease, None);
+    let stored_games: i64 = library_entries::table
+        .filter(library_entries::achievements_synced_at.is_not_null())
+        .count()
+        .get_result(&mut app.pool.get().unwrap())
+        .unwrap();
+    assert!(stored_games < 40, "stopped mid-sync: {stored_games} of 40 games stored");
+    // No lease to wait out (the killed worker's test has to expire it).
+    let _second = app.spawn_worker_process();
+    assert_eq!(sync_finished(&app).await, "done");
+    assert_eq!(stored(&app), steam_truth(&fake), "the database is exactly what Steam says");
+}
+
+#[actix_web::test]
+async fn a_sync_killed_mid_way_is_finished_exactly_by_the_next_one() {
+    // A separate worker process, so it can be killed for real.
+    let (app, fake, mut first, synced_so_far) = sync_under_way_on_a_worker_process("8").await;
     first.kill();
     let mut conn = app.pool.get().unwrap();
     let (status, stored_games): (String, i64) = (
