@@ -56,9 +56,21 @@ class Browser:
             headers["Content-Type"] = content_type or "application/x-www-form-urlencoded"
         started = time.monotonic()
         try:
+            reused = self.conn is not None
             conn = self._connection()
-            conn.request(method, path, body=body, headers=headers)
-            res = conn.getresponse()
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                res = conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # As browsers do: a kept-alive connection that closed before
+                # any answer (nginx's old worker after a reload) never
+                # delivered the request, so it is sent again on a new one.
+                if not reused:
+                    raise
+                self.close()
+                conn = self._connection()
+                conn.request(method, path, body=body, headers=headers)
+                res = conn.getresponse()
             text = res.read().decode("utf-8", "replace")
             status, location, upstream = res.status, res.getheader("Location", ""), res.getheader("X-Upstream", "")
             for raw in res.msg.get_all("Set-Cookie") or []:
@@ -320,6 +332,17 @@ def main():
             cluster(args, *end)
         faults.append((name, started, until(lambda: healed_when(started), 60), node))
 
+    # A deploy of the worker while the first syncs run: each must finish,
+    # on this worker before it exits or on the next one (checked at the
+    # end). Healed when the new worker takes jobs: one claimed since the
+    # SIGTERM (the old worker claims nothing after it), or none waiting.
+    def worker_takes_jobs(started):
+        since = time.time() - (time.monotonic() - started)
+        return bool(psql(args.primary, f"SELECT 1 WHERE EXISTS (SELECT 1 FROM jobs WHERE started_at > to_timestamp({since})) "
+                                       "OR NOT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND run_after <= now())"))
+    inject("stop the worker (SIGTERM), start it 1 s later", 0.03, ["stop-worker"], ["start-worker"], 1,
+           worker_takes_jobs)
+
     killed = nodes[1]
     # Healed when nginx sends requests to the node again.
     inject("kill node 2 (SIGKILL), start it 3 s later", 0.10, ["kill-node", "2"], ["start-node", "2"], 3,
@@ -376,7 +399,7 @@ def main():
     log = sorted(e for pl in players for e in pl.log)
     by_status = Counter(e[4] for e in log)
     by_kind = Counter(e[6] for e in log)
-    kill = faults[0]
+    kill = next(f for f in faults if f[3] is not None)
 
     def in_flight_on_killed(e):
         # Sent before the kill and answered after it, by the killed node.
