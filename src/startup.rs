@@ -152,23 +152,24 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Application { server, workers, shutdown_grace, .. } = self;
         let handle = server.handle();
-        let stopping = async move {
-            crate::shutdown::requested().await;
-            tracing::info!(grace_seconds = shutdown_grace.as_secs(), "stopping: finishing requests and jobs in flight");
-            let jobs = async move {
-                match workers {
-                    Some(workers) => workers.shut_down(shutdown_grace).await,
-                    None => 0,
-                }
-            };
-            let ((), handed_back) = tokio::join!(handle.stop(true), jobs);
-            tracing::info!(jobs_handed_back = handed_back, "stopped");
-        };
         tokio::pin!(server);
         tokio::select! {
-            served = &mut server => served,
-            () = stopping => server.await,
+            served = &mut server => return served,
+            () = crate::shutdown::requested() => {}
         }
+        // Joined, not raced: the server is done once its requests are, and
+        // must not cut short the jobs still finishing beside it (and the
+        // server future itself must be polled for the stop to proceed).
+        tracing::info!(grace_seconds = shutdown_grace.as_secs(), "stopping: finishing requests and jobs in flight");
+        let jobs = async move {
+            match workers {
+                Some(workers) => workers.shut_down(shutdown_grace).await,
+                None => 0,
+            }
+        };
+        let (served, (), handed_back) = tokio::join!(&mut server, handle.stop(true), jobs);
+        tracing::info!(jobs_handed_back = handed_back, "stopped");
+        served
     }
 }
 

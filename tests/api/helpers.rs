@@ -280,14 +280,24 @@ impl TestApp {
     /// Starts `questline worker` as a separate process on this app's
     /// database, Redis and secrets (killed when the handle drops).
     pub fn spawn_worker_process(&self) -> WorkerProcess {
-        let log = if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() };
+        self.spawn_process("worker")
+    }
+
+    /// Starts `questline <command>` (`worker`, or `serve` on a free port
+    /// running its job loops) as a separate process with this app's
+    /// environment (killed when the handle drops).
+    pub fn spawn_process(&self, command: &str) -> WorkerProcess {
+        let shown = std::env::var("TEST_LOG").is_ok();
+        let log = || if shown { Stdio::inherit() } else { Stdio::null() };
         let child = Command::new(env!("CARGO_BIN_EXE_questline"))
-            .arg("worker")
+            .arg(command)
             .env_clear()
             .envs(&self.env)
+            .env("BIND_ADDRESS", "127.0.0.1:0")
+            .env("RUN_WORKER", "true")
             .env("LOG_FORMAT", "pretty")
-            .stdout(Stdio::null())
-            .stderr(log)
+            .stdout(log())
+            .stderr(log())
             .spawn()
             .expect("the questline binary starts");
         WorkerProcess { child }

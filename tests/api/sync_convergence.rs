@@ -237,6 +237,11 @@ async fn linking_a_steam_id_that_no_account_has_says_no_profile_matches() {
 /// (the web app only queues), with some games stored and some not: Steam
 /// answers slowly. `grace` is the worker's `SHUTDOWN_GRACE_SECONDS`.
 async fn sync_under_way_on_a_worker_process(grace: &str) -> (TestApp, FakeSteam, WorkerProcess, i64) {
+    sync_under_way_on_a_process("worker", grace).await
+}
+
+/// The same on a separate `questline <command>` process.
+async fn sync_under_way_on_a_process(command: &str, grace: &str) -> (TestApp, FakeSteam, WorkerProcess, i64) {
     let mut state = portal_state();
     state.players.clear();
     generated_player(&mut state, STEAM_ID, 40, 6);
@@ -250,7 +255,7 @@ async fn sync_under_way_on_a_worker_process(grace: &str) -> (TestApp, FakeSteam,
     })
     .await;
     // The worker also delivers the confirmation mail.
-    let worker = app.spawn_worker_process();
+    let worker = app.spawn_process(command);
     app.register_verified("alice", "alice@example.com", PASSWORD).await;
     app.login_with(&app.client, "alice", PASSWORD).await;
     assert_eq!(location(&link(&app, &STEAM_ID.to_string(), KEY).await), "/settings/steam");
@@ -305,6 +310,20 @@ async fn a_worker_stopped_by_sigterm_past_its_grace_hands_the_sync_back_for_the_
     let _second = app.spawn_worker_process();
     assert_eq!(sync_finished(&app).await, "done");
     assert_eq!(stored(&app), steam_truth(&fake), "the database is exactly what Steam says");
+}
+
+#[actix_web::test]
+async fn a_server_stopped_by_sigterm_past_its_grace_hands_back_the_sync_its_worker_runs() {
+    // `serve` with its own job loops (RUN_WORKER), as a single-machine
+    // install runs: the web server and the jobs stop together.
+    let (app, fake, mut server, _) = sync_under_way_on_a_process("serve", "0").await;
+    let exit = server.terminate().await;
+    assert!(exit.success(), "the server stopped cleanly: {exit}");
+    let (status, attempts, lease) = sync_job(&app);
+    assert_eq!((status.as_str(), attempts, lease), ("queued", 0, None), "handed back for the next worker");
+    let _worker = app.spawn_worker_process();
+    assert_eq!(sync_finished(&app).await, "done");
+    assert_eq!(stored(&app), steam_truth(&fake));
 }
 
 #[actix_web::test]
