@@ -340,7 +340,7 @@ def main():
         since = time.time() - (time.monotonic() - started)
         return bool(psql(args.primary, f"SELECT 1 WHERE EXISTS (SELECT 1 FROM jobs WHERE started_at > to_timestamp({since})) "
                                        "OR NOT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND run_after <= now())"))
-    inject("stop the worker (SIGTERM), start it 1 s later", 0.03, ["stop-worker"], ["start-worker"], 1,
+    inject("deploy the worker: SIGTERM, start it 1 s later", 0.03, ["stop-worker"], ["start-worker"], 1,
            worker_takes_jobs)
 
     killed = nodes[1]
@@ -357,7 +357,7 @@ def main():
     # A deploy: node 3 is stopped the way systemd stops it and started again.
     # Nothing may fail, not even a POST.
     restarted = nodes[2]
-    inject("stop node 3 (SIGTERM), start it 2 s later", 0.82, ["stop-node", "3"], ["start-node", "3"], 2,
+    inject("deploy node 3: out of nginx, SIGTERM, restart", 0.82, ["stop-node", "3"], ["start-node", "3"], 2,
            lambda started: any(e[0] > started and e[5].endswith(f":{restarted}") and e[4] < 500
                                for pl in players for e in list(pl.log)[-50:]))
 
