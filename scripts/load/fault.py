@@ -56,21 +56,21 @@ class Browser:
             headers["Content-Type"] = content_type or "application/x-www-form-urlencoded"
         started = time.monotonic()
         try:
-            reused = self.conn is not None
-            conn = self._connection()
-            try:
-                conn.request(method, path, body=body, headers=headers)
-                res = conn.getresponse()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                # As browsers do: a kept-alive connection that closed before
-                # any answer (nginx's old worker after a reload) never
-                # delivered the request, so it is sent again on a new one.
-                if not reused:
-                    raise
-                self.close()
-                conn = self._connection()
-                conn.request(method, path, body=body, headers=headers)
-                res = conn.getresponse()
+            while True:
+                reused = self.conn is not None
+                try:
+                    conn = self._connection()
+                    conn.request(method, path, body=body, headers=headers)
+                    res = conn.getresponse()
+                    break
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    # As browsers do: a kept-alive connection that closed
+                    # before any answer (nginx's old worker after a reload)
+                    # never delivered the request, so it is sent again, once,
+                    # on a new one.
+                    if not reused:
+                        raise
+                    self.close()
             text = res.read().decode("utf-8", "replace")
             status, location, upstream = res.status, res.getheader("Location", ""), res.getheader("X-Upstream", "")
             for raw in res.msg.get_all("Set-Cookie") or []:
@@ -343,11 +343,14 @@ def main():
     inject("deploy the worker: SIGTERM, start it 1 s later", 0.03, ["stop-worker"], ["start-worker"], 1,
            worker_takes_jobs)
 
+    def answers_again(port):
+        """Healed when nginx sends requests to the node again."""
+        return lambda started: any(e[0] > started and e[5].endswith(f":{port}") and e[4] < 500
+                                   for pl in players for e in list(pl.log)[-50:])
+
     killed = nodes[1]
-    # Healed when nginx sends requests to the node again.
     inject("kill node 2 (SIGKILL), start it 3 s later", 0.10, ["kill-node", "2"], ["start-node", "2"], 3,
-           lambda started: any(e[0] > started and e[5].endswith(f":{killed}") and e[4] < 500
-                               for pl in players for e in list(pl.log)[-50:]), killed)
+           answers_again(killed), killed)
     inject("stop the replica, start it 5 s later", 0.28, ["stop-replica"], ["start-replica"], 5,
            lambda _: replica_used_everywhere())
     inject("pause the replica's replay for 10 s", 0.45, ["pause-replay"], ["resume-replay"], 10,
@@ -356,10 +359,8 @@ def main():
            lambda _: all(get(node_url(port) + "/readyz")[0] == 200 for port in nodes))
     # A deploy: node 3 is stopped the way systemd stops it and started again.
     # Nothing may fail, not even a POST.
-    restarted = nodes[2]
     inject("deploy node 3: out of nginx, SIGTERM, restart", 0.82, ["stop-node", "3"], ["start-node", "3"], 2,
-           lambda started: any(e[0] > started and e[5].endswith(f":{restarted}") and e[4] < 500
-                               for pl in players for e in list(pl.log)[-50:]))
+           answers_again(nodes[2]))
 
     at(args.duration)
     stop.set()
