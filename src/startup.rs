@@ -77,8 +77,9 @@ pub fn housekeeping() -> Vec<Task> {
 }
 
 /// Starts the job worker (one loop per kind) and the scheduler on the
-/// current runtime; they stop with it. `serve` runs them beside the web
-/// server unless `RUN_WORKER=false`; `worker` runs them alone.
+/// current runtime; the job loops stop through the returned handle (or with
+/// the runtime). `serve` runs them beside the web server unless
+/// `RUN_WORKER=false`; `worker` runs them alone.
 pub fn spawn_workers(state: &web::Data<AppState>) -> anyhow::Result<Workers> {
     let registry = job_kinds(&state.settings)?;
     let state = state.clone().into_inner();
