@@ -503,6 +503,21 @@ mod tests {
     }
 
     #[test]
+    fn a_shutdown_grace_that_is_not_a_small_whole_number_of_seconds_is_refused() {
+        let mut map = base();
+        for bad in ["-1", "8s", "3601", "99999999999999999999999", "1\u{7}"] {
+            map.insert("SHUTDOWN_GRACE_SECONDS".into(), bad.into());
+            let err = load(&map).unwrap_err().to_string();
+            assert!(
+                err.contains("SHUTDOWN_GRACE_SECONDS is invalid: must be a whole number of seconds from 0 to 3600"),
+                "{bad}: {err}"
+            );
+        }
+        map.insert("SHUTDOWN_GRACE_SECONDS".into(), "0".into());
+        assert_eq!(load(&map).unwrap().shutdown_grace, std::time::Duration::ZERO);
+    }
+
+    #[test]
     fn postgres_urls_and_libpq_pairs_are_accepted() {
         let mut map = base();
         for url in [
