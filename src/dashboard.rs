@@ -6,7 +6,7 @@
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
-use crate::achievements::model::{self as goals, AchievementRow};
+use crate::achievements::model::{self as goals, GoalCard};
 use crate::auth::extractors::CurrentUser;
 use crate::error::AppError;
 use crate::jobs::model::{self as jobs, Job};
@@ -23,17 +23,17 @@ use crate::steam::account::SteamAccount;
 use crate::views::ViewKey;
 
 /// Everything the dashboard shows.
-#[derive(Clone)]
+#[derive(Clone, get_size2::GetSize)]
 struct Overview {
     account: Option<SteamAccount>,
     job: Option<Job>,
     recent: Vec<UnlockItem>,
     closest: Vec<LibraryRow>,
-    goals: Vec<AchievementRow>,
+    goals: Vec<GoalCard>,
     score: Score,
     tiers: Tiers,
     pinned_achievements: Vec<PinnedAchievement>,
-    pinned_goals: Vec<AchievementRow>,
+    pinned_goals: Vec<GoalCard>,
 }
 
 fn load(conn: &mut diesel::PgConnection, user_id: i64) -> diesel::QueryResult<Overview> {

@@ -41,34 +41,47 @@ pub fn note_lost_connection() {
 /// the half minute after one was found lost: normally a page pays for no
 /// `SELECT 1`, and after an outage no request meets a dead connection.
 #[derive(Debug)]
-pub struct CheckedManager(ConnectionManager<PgConnection>);
+pub struct CheckedManager {
+    inner: ConnectionManager<PgConnection>,
+    /// The longest one statement may run on these connections, when they
+    /// serve requests (see [`build_request_pool`]).
+    statement_timeout: Option<Duration>,
+}
 
 impl diesel::r2d2::ManageConnection for CheckedManager {
     type Connection = PgConnection;
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<PgConnection, Self::Error> {
-        let mut conn = self.0.connect()?;
+        use diesel::connection::SimpleConnection;
+        let mut conn = self.inner.connect()?;
         // PostgreSQL compiles plans that its estimate calls costly (a heavy
         // library's join passes the threshold) to machine code first: for
         // the app's queries, which run in milliseconds, that compilation
         // cost a second or more each time (measured by
         // ./scripts/bench points). Off for the app's connections.
-        diesel::sql_query("SET jit = off").execute(&mut conn).map_err(diesel::r2d2::Error::QueryError)?;
+        let mut setup = "SET jit = off;".to_owned();
+        // A request never holds a connection (and a worker thread) past its
+        // budget, whatever it asked for: PostgreSQL cancels the statement
+        // and the visitor gets a "took too long" page.
+        if let Some(limit) = self.statement_timeout {
+            setup.push_str(&format!(" SET statement_timeout = {};", limit.as_millis()));
+        }
+        conn.batch_execute(&setup).map_err(diesel::r2d2::Error::QueryError)?;
         Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut PgConnection) -> Result<(), Self::Error> {
         let since = now_ms() - LAST_LOST_CONNECTION_MS.load(std::sync::atomic::Ordering::Relaxed);
         if since < CHECK_AFTER_LOSS_MS {
-            self.0.is_valid(conn)
+            self.inner.is_valid(conn)
         } else {
             Ok(())
         }
     }
 
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
-        self.0.has_broken(conn)
+        self.inner.has_broken(conn)
     }
 }
 
@@ -80,26 +93,46 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 const MIGRATION_LOCK_KEY: i64 = 0x5155_4553_544c_494e; // "QUESTLIN"
 
 /// Builds the pool without connecting, so a server can start (and report
-/// "not ready") while PostgreSQL is still coming up.
+/// "not ready") while PostgreSQL is still coming up. Its statements have
+/// no time limit: the commands (an import, a backup) and the background
+/// workers use it.
 pub fn build_pool(settings: &Settings) -> PgPool {
     // A request waits at most a second for a connection: with PostgreSQL
     // down it gets the 503 page at once, not after a stall.
-    pool_for(settings.database_url.expose_secret(), settings.database_pool_size, Duration::from_secs(1), None)
+    pool_for(settings.database_url.expose_secret(), settings.database_pool_size, Duration::from_secs(1), None, None)
+}
+
+/// The pool requests use: like [`build_pool`], but each statement is
+/// cancelled past `REQUEST_STATEMENT_TIMEOUT_MS`.
+pub fn build_request_pool(settings: &Settings) -> PgPool {
+    let url = settings.database_url.expose_secret();
+    let limit = Some(settings.request_statement_timeout);
+    pool_for(url, settings.database_pool_size, Duration::from_secs(1), None, limit)
+}
+
+/// The background workers' pool: no statement limit (a sync of a large
+/// library is no visitor's wait), opened only as jobs need connections.
+pub fn build_background_pool(settings: &Settings) -> PgPool {
+    let url = settings.database_url.expose_secret();
+    pool_for(url, settings.database_pool_size, Duration::from_secs(1), Some(0), None)
 }
 
 /// The replica's pool, when `DATABASE_REPLICA_URL` is set. A read waits
 /// only a quarter second for one of its connections: the primary can
-/// answer instead.
+/// answer instead. Only pages read there, so its statements have the
+/// requests' time limit.
 pub fn build_replica_pool(settings: &Settings) -> Option<PgPool> {
     let url = settings.database_replica_url.as_ref()?;
-    let pool = pool_for(url.expose_secret(), settings.database_pool_size, Duration::from_millis(250), Some(0));
+    let limit = Some(settings.request_statement_timeout);
+    let pool = pool_for(url.expose_secret(), settings.database_pool_size, Duration::from_millis(250), Some(0), limit);
     // Opened as pages need them, not all at start: a worker process,
     // which reads no pages, then holds none on the replica.
     Some(pool)
 }
 
-fn pool_for(url: &str, size: u32, wait: Duration, min_idle: Option<u32>) -> PgPool {
-    let manager = CheckedManager(ConnectionManager::<PgConnection>::new(url));
+fn pool_for(url: &str, size: u32, wait: Duration, min_idle: Option<u32>, limit: Option<Duration>) -> PgPool {
+    let manager =
+        CheckedManager { inner: ConnectionManager::<PgConnection>::new(url), statement_timeout: limit };
     Pool::builder()
         .max_size(size)
         .min_idle(min_idle)
@@ -203,6 +236,32 @@ pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&mut PgConnection) -> diesel::QueryResult<T> + Send + 'static,
 ) -> anyhow::Result<T> {
     run(pool, move |conn| f(conn).map_err(AppError::from)).await.map_err(anyhow::Error::from)
+}
+
+/// What a per-user lock (see [`lock_for_user`]) guards: one kind of
+/// capped list of one user.
+#[derive(Debug, Clone, Copy)]
+pub enum UserLock {
+    /// The goals an account keeps (`GOALS_PER_ACCOUNT`).
+    Goals = 1,
+    /// The pins on the dashboard (`pins::MAX_PINS`).
+    Pins = 2,
+}
+
+/// Waits for, then holds until the transaction ends, the lock on `what` of
+/// user `user_id`: writers that count a capped list before adding to it
+/// take it first, so parallel requests cannot all pass the same count.
+/// An advisory lock, because a cap counts rows that may not exist yet (a
+/// row lock on the first pin locks nothing when there is none).
+pub fn lock_for_user(conn: &mut PgConnection, what: UserLock, user_id: i64) -> diesel::QueryResult<()> {
+    // The two-key form has a key space of its own, apart from the
+    // migration lock's single key; ids past 2^31 share a key with another
+    // user's, which costs a wait, never a wrong count.
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1, ($2 % 2147483647)::int4)")
+        .bind::<diesel::sql_types::Integer, _>(what as i32)
+        .bind::<diesel::sql_types::BigInt, _>(user_id)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Refreshes the planner's statistics of these tables: after a bulk load

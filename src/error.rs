@@ -71,6 +71,9 @@ pub enum AppError {
     /// A dependency (database, Redis) is down or saturated.
     #[error("service unavailable: {0}")]
     Unavailable(#[source] anyhow::Error),
+    /// A statement ran past the requests' time limit and was cancelled.
+    #[error("took too long: {0}")]
+    TooSlow(#[source] anyhow::Error),
     /// The site is in maintenance mode (admins still get in).
     #[error("maintenance mode")]
     Maintenance,
@@ -97,6 +100,13 @@ impl From<diesel::result::Error> for AppError {
             // PostgreSQL went away under a pooled connection: the "back
             // soon" page, not the one for a bug.
             e if is_lost_connection(&e) => AppError::Unavailable(anyhow::Error::new(e).context("database connection")),
+            e if is_statement_timeout(&e) => AppError::TooSlow(anyhow::Error::new(e)),
+            // Text PostgreSQL cannot store (a NUL that reached a query, an
+            // escape jsonb refuses) is the sender's mistake, not a bug.
+            e if is_unstorable_text(&e) => {
+                tracing::warn!(error = %e, "refused text PostgreSQL cannot store");
+                AppError::BadRequest("The text sent contains a character that cannot be stored (a NUL byte).".into())
+            }
             other => AppError::Internal(anyhow::Error::new(other)),
         }
     }
@@ -131,6 +141,20 @@ pub fn is_lost_connection(e: &diesel::result::Error) -> bool {
     }
 }
 
+/// Whether PostgreSQL cancelled the statement for running past
+/// `statement_timeout` (SQLSTATE 57014 reads the same for a cancel).
+fn is_statement_timeout(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().contains("statement timeout"))
+}
+
+/// Whether PostgreSQL refused text it cannot store: a NUL byte, or the
+/// `\u0000` escape inside JSON.
+fn is_unstorable_text(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info)
+        if info.message().contains("invalid byte sequence for encoding")
+            || info.message().contains("unsupported Unicode escape sequence"))
+}
+
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -140,7 +164,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable(_) | AppError::SessionsUnavailable | AppError::Maintenance => {
+            AppError::Unavailable(_) | AppError::SessionsUnavailable | AppError::Maintenance | AppError::TooSlow(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -151,6 +175,7 @@ impl ResponseError for AppError {
         match self {
             AppError::Internal(e) => tracing::error!(error = ?e, "internal error"),
             AppError::Unavailable(e) => tracing::warn!(error = ?e, "dependency unavailable"),
+            AppError::TooSlow(e) => tracing::warn!(error = %e, "a request ran past its time limit"),
             _ => {}
         }
         let status = self.status_code();
@@ -168,6 +193,11 @@ impl ResponseError for AppError {
             AppError::Csrf => {
                 Some("The form has expired or was sent from another site. Reload the page and try again.".to_owned())
             }
+            AppError::TooSlow(_) => Some(
+                "This page took longer than its time limit to work out, so it was stopped. \
+                 Try again in a moment; if it keeps happening, tell the instance's admin."
+                    .to_owned(),
+            ),
             AppError::SessionsUnavailable => Some(
                 "Signing in is briefly unavailable. Nothing is lost: reload the page in a minute and carry on."
                     .to_owned(),

@@ -50,9 +50,15 @@ pub struct Settings {
     /// On SIGTERM, how long requests and jobs in flight get to finish
     /// before jobs still running go back to the queue.
     pub shutdown_grace: std::time::Duration,
-    /// How many computed pages (a library page, a user's stats…) each
-    /// process keeps in memory; 0 turns the page cache off.
-    pub page_cache_entries: u64,
+    /// Bytes of computed pages (a library page, a user's stats…) each
+    /// process keeps in memory, weighed as they are kept; 0 turns the page
+    /// cache off.
+    pub page_cache_bytes: u64,
+    /// Goals one account may keep (its own, imported and taken up alike).
+    pub goals_per_account: i64,
+    /// The longest one statement of a request may run before it is
+    /// cancelled and the visitor gets a "took too long" page.
+    pub request_statement_timeout: std::time::Duration,
     /// Apply pending migrations when `serve` starts.
     pub run_migrations: bool,
     /// Run the job and email workers inside `serve` (off when dedicated
@@ -114,7 +120,9 @@ impl fmt::Debug for Settings {
             .field("database_replica", &self.database_replica_url.as_ref().map(|_| "configured"))
             .field("replica_max_lag", &self.replica_max_lag)
             .field("shutdown_grace", &self.shutdown_grace)
-            .field("page_cache_entries", &self.page_cache_entries)
+            .field("page_cache_bytes", &self.page_cache_bytes)
+            .field("goals_per_account", &self.goals_per_account)
+            .field("request_statement_timeout", &self.request_statement_timeout)
             .field("run_migrations", &self.run_migrations)
             .field("redis_namespace", &self.redis_namespace)
             .field("master_key_id", &self.master_key_id)
@@ -198,10 +206,19 @@ impl Settings {
             Ok(n) if n <= 3600 => Ok(std::time::Duration::from_secs(n)),
             _ => Err("must be a whole number of seconds from 0 to 3600".into()),
         });
-        let page_cache_entries =
-            parse_or(&get, "PAGE_CACHE_ENTRIES", "1000", &mut problems, |v| match v.parse::<u64>() {
-                Ok(n) if n <= 1_000_000 => Ok(n),
-                _ => Err("must be a whole number from 0 to 1000000".into()),
+        let page_cache_bytes = parse_or(&get, "PAGE_CACHE_MB", "64", &mut problems, |v| match v.parse::<u64>() {
+            Ok(n) if n <= 65_536 => Ok(n * 1024 * 1024),
+            _ => Err("must be a whole number of megabytes from 0 to 65536".into()),
+        });
+        let goals_per_account =
+            parse_or(&get, "GOALS_PER_ACCOUNT", "200", &mut problems, |v| match v.parse::<i64>() {
+                Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+                _ => Err("must be a whole number from 1 to 10000".into()),
+            });
+        let request_statement_timeout =
+            parse_or(&get, "REQUEST_STATEMENT_TIMEOUT_MS", "10000", &mut problems, |v| match v.parse::<u64>() {
+                Ok(n) if (100..=600_000).contains(&n) => Ok(std::time::Duration::from_millis(n)),
+                _ => Err("must be a whole number of milliseconds from 100 to 600000".into()),
             });
         let run_migrations = parse_or(&get, "RUN_MIGRATIONS", "true", &mut problems, parse_bool);
         let run_worker = parse_or(&get, "RUN_WORKER", "true", &mut problems, parse_bool);
@@ -263,7 +280,9 @@ impl Settings {
             public_base_url: public_base_url.expect("checked above"),
             database_url: database_url.expect("checked above"),
             database_pool_size: database_pool_size.expect("checked above"),
-            page_cache_entries: page_cache_entries.expect("checked above"),
+            page_cache_bytes: page_cache_bytes.expect("checked above"),
+            goals_per_account: goals_per_account.expect("checked above"),
+            request_statement_timeout: request_statement_timeout.expect("checked above"),
             database_replica_url,
             replica_max_lag: replica_max_lag.expect("checked above"),
             shutdown_grace: shutdown_grace.expect("checked above"),

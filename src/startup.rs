@@ -110,7 +110,7 @@ impl Application {
     /// Like [`Application::build`] on a listener the caller already bound, so
     /// tests can put the real port into `PUBLIC_BASE_URL` before start.
     pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
-        let pool = db::build_pool(&settings);
+        let pool = db::build_request_pool(&settings);
         if settings.run_migrations {
             let pool = pool.clone();
             let applied = web::block(move || -> anyhow::Result<Vec<String>> {

@@ -27,8 +27,12 @@ use crate::views::Views;
 pub struct AppState {
     /// The configuration read at start-up.
     pub settings: Settings,
-    /// The PostgreSQL pool (the primary).
+    /// The PostgreSQL pool (the primary) requests use: each statement has
+    /// the requests' time limit.
     pub pool: PgPool,
+    /// The primary again, for the background workers (syncs, mail,
+    /// housekeeping): no time limit, connections opened as jobs need them.
+    pub background: PgPool,
     /// Where pages that only read read from: a replica while it is
     /// current, else the primary.
     pub reads: Reads,
@@ -65,6 +69,7 @@ impl AppState {
         let steam = SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default())
             .with_budget(KeyBudget { redis: redis.clone(), per_day: settings.steam_daily_call_budget });
         AppState {
+            background: crate::db::build_background_pool(&settings),
             // Half the cores at most: a flood of sign-ins then slows sign-in,
             // not every other page.
             hasher: PasswordHasher::new(
@@ -77,7 +82,7 @@ impl AppState {
             streams: StreamCounter::default(),
             maintenance: MaintenanceCache::default(),
             metrics: Metrics::new(),
-            views: Views::new(settings.page_cache_entries),
+            views: Views::new(settings.page_cache_bytes),
             settings,
             pool,
             reads,

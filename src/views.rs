@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::PgConnection;
+use get_size2::GetSize;
+use moka::ops::compute::{CompResult, Op};
 
 use crate::error::AppError;
 use crate::replica::Reads;
@@ -28,6 +30,10 @@ use crate::replica::Reads;
 pub const TTL: Duration = Duration::from_secs(60);
 /// How long data nobody asks for stays in memory.
 const KEEP_UNUSED: Duration = Duration::from_secs(600);
+/// No one page may take more than this share of the budget: a page that
+/// weighs more is served but not kept, so one account's data can never
+/// push everybody else's out.
+const LARGEST_SHARE: u64 = 32;
 
 pub use crate::versions::Versions;
 
@@ -46,20 +52,62 @@ impl ViewKey {
     pub fn new(page: &'static str, user_id: i64, versions: Versions, params: impl Into<String>) -> Self {
         ViewKey { page, user_id, versions, params: params.into() }
     }
+
+    /// Where the page is kept: one place per page, user and parameters, so
+    /// the data of a version that has moved on is replaced at once by the
+    /// new one instead of lingering beside it.
+    fn slot(&self) -> Slot {
+        Slot { page: self.page, user_id: self.user_id, params: self.params.clone() }
+    }
 }
 
-/// One page's data, when it was worked out, and whether a request is
-/// working it out again.
+/// A [`ViewKey`] without its versions: the versions live in the entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Slot {
+    page: &'static str,
+    user_id: i64,
+    params: String,
+}
+
+/// One page's data, the versions it was read under, its weight, when it
+/// was worked out, and whether a request is working it out again.
 struct Kept {
     value: Arc<dyn Any + Send + Sync>,
+    versions: Versions,
+    /// Bytes it holds, as the budget counts them.
+    bytes: u64,
     made: Instant,
     refreshing: AtomicBool,
 }
 
 type Entry = Arc<Kept>;
 
-fn keep<T: Send + Sync + 'static>(value: T) -> Entry {
-    Arc::new(Kept { value: Arc::new(value), made: Instant::now(), refreshing: AtomicBool::new(false) })
+/// Bytes one kept page costs: the value (stack and heap), the key and the
+/// entry's own bookkeeping.
+fn weigh<T: GetSize>(value: &T, slot: &Slot) -> u64 {
+    let own = std::mem::size_of::<Kept>() + std::mem::size_of::<Slot>() + slot.params.len();
+    (value.get_size() + own) as u64
+}
+
+fn keep<T: GetSize + Send + Sync + 'static>(value: T, versions: Versions, slot: &Slot) -> Entry {
+    let bytes = weigh(&value, slot);
+    Arc::new(Kept { value: Arc::new(value), versions, bytes, made: Instant::now(), refreshing: AtomicBool::new(false) })
+}
+
+/// Heap bytes a JSON value holds, for cached values that carry one (a job's
+/// payload): strings, and each array slot and object entry with its key.
+pub fn json_heap_size(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    let slot = std::mem::size_of::<Value>();
+    match value {
+        Value::String(s) => s.capacity(),
+        Value::Array(items) => items.capacity() * slot + items.iter().map(json_heap_size).sum::<usize>(),
+        // A map entry: its key, its value's slot, and the map's own links.
+        Value::Object(map) => {
+            map.iter().map(|(k, v)| k.capacity() + slot + 3 * std::mem::size_of::<usize>() + json_heap_size(v)).sum()
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+    }
 }
 
 struct ClearOnDrop<'a>(&'a AtomicBool);
@@ -72,41 +120,62 @@ impl Drop for ClearOnDrop<'_> {
 
 /// The page cache of this process.
 pub struct Views {
-    cache: Option<moka::future::Cache<ViewKey, Entry>>,
+    cache: Option<moka::future::Cache<Slot, Entry>>,
+    /// The heaviest page kept; heavier ones are served, not kept.
+    largest: u64,
     fresh_for: Duration,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Pages worked out but too heavy to keep.
+    too_heavy: AtomicU64,
 }
 
 impl Views {
-    /// A cache of at most `entries` pages (none when 0), each used as it is
-    /// for [`TTL`].
-    pub fn new(entries: u64) -> Self {
-        Self::fresh_for(entries, TTL)
+    /// A cache of at most `budget` bytes of pages (none when 0), each used
+    /// as it is for [`TTL`].
+    pub fn new(budget: u64) -> Self {
+        Self::fresh_for(budget, TTL)
     }
 
-    fn fresh_for(entries: u64, fresh_for: Duration) -> Self {
-        let cache = (entries > 0)
-            .then(|| moka::future::Cache::builder().max_capacity(entries).time_to_idle(KEEP_UNUSED).build());
-        Views { cache, fresh_for, hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
+    fn fresh_for(budget: u64, fresh_for: Duration) -> Self {
+        let cache = (budget > 0).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(budget)
+                .weigher(|_: &Slot, kept: &Entry| u32::try_from(kept.bytes).unwrap_or(u32::MAX))
+                .time_to_idle(KEEP_UNUSED)
+                .build()
+        });
+        Views {
+            cache,
+            largest: (budget / LARGEST_SHARE).max(1),
+            fresh_for,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            too_heavy: AtomicU64::new(0),
+        }
     }
 
-    /// The data under `key`, or what `compute` gives (then kept). Requests
-    /// that miss the same key together wait for one computation rather than
-    /// each running it (64 computations of a heavy user's stats at once
-    /// took the page's p99 to 0.4 s). Data older than [`TTL`] is worked
-    /// out again by the one request that finds it so, while the others get
-    /// the old data meanwhile: under load, 64 requests waiting on that one
-    /// put a spike of 50-90 ms in the library's p99 every minute. Errors
-    /// are never kept; a failed refresh serves the old data.
+    /// The data under `key`, or what `compute` gives (then kept, if it
+    /// weighs no more than a share of the budget). Requests that miss the
+    /// same page together wait for one computation rather than each running
+    /// it (64 computations of a heavy user's stats at once took the page's
+    /// p99 to 0.4 s). Data older than [`TTL`] is worked out again by the
+    /// one request that finds it so, while the others get the old data
+    /// meanwhile: under load, 64 requests waiting on that one put a spike
+    /// of 50-90 ms in the library's p99 every minute. Data read under
+    /// other versions is never served: it is replaced. Errors are never
+    /// kept; a failed refresh serves the old data.
     pub async fn get_or<T, F, Fut>(&self, key: ViewKey, compute: F) -> Result<T, AppError>
     where
-        T: Clone + Send + Sync + 'static,
+        T: Clone + GetSize + Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, AppError>>,
     {
         let Some(cache) = &self.cache else { return compute().await };
-        let entry = match cache.get(&key).await {
+        let slot = key.slot();
+        let wanted = key.versions;
+        let found = cache.get(&slot).await.filter(|found| found.versions == wanted);
+        let entry = match found {
             Some(found) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 let stale = found.made.elapsed() >= self.fresh_for;
@@ -117,8 +186,13 @@ impl Views {
                     let _refreshing = ClearOnDrop(&found.refreshing);
                     match compute().await {
                         Ok(value) => {
-                            let fresh = keep(value);
-                            cache.insert(key, fresh.clone()).await;
+                            let fresh = keep(value, wanted, &slot);
+                            if fresh.bytes <= self.largest {
+                                cache.insert(slot, fresh.clone()).await;
+                            } else {
+                                self.too_heavy.fetch_add(1, Ordering::Relaxed);
+                                cache.invalidate(&slot).await;
+                            }
                             fresh
                         }
                         Err(e) => {
@@ -132,7 +206,36 @@ impl Views {
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
-                cache.try_get_with(key, async { compute().await.map(keep) }).await.map_err(shared_error)?
+                // Computations of one slot run one at a time: a request that
+                // waited finds the page the one before it kept, and uses it.
+                let mut served = None;
+                let result = cache
+                    .entry(slot.clone())
+                    .and_try_compute_with(|current| {
+                        let served = &mut served;
+                        async move {
+                            if current.is_some_and(|c| c.value().versions == wanted) {
+                                return Ok(Op::Nop);
+                            }
+                            let fresh = keep(compute().await?, wanted, &slot);
+                            if fresh.bytes > self.largest {
+                                self.too_heavy.fetch_add(1, Ordering::Relaxed);
+                                *served = Some(fresh);
+                                return Ok::<_, AppError>(Op::Remove);
+                            }
+                            Ok(Op::Put(fresh))
+                        }
+                    })
+                    .await?;
+                match (served, result) {
+                    (Some(heavy), _) => heavy,
+                    (None, CompResult::Inserted(e) | CompResult::ReplacedWith(e) | CompResult::Unchanged(e)) => {
+                        e.into_value()
+                    }
+                    (None, CompResult::StillNone(_) | CompResult::Removed(_)) => {
+                        return Err(AppError::Internal(anyhow::anyhow!("a cached page vanished while it was kept")))
+                    }
+                }
             }
         };
         entry
@@ -147,7 +250,7 @@ impl Views {
     /// on the primary (see [`Reads::run`]).
     pub async fn load<T, F>(&self, reads: &Reads, key: ViewKey, read: F) -> Result<T, AppError>
     where
-        T: Clone + Send + Sync + 'static,
+        T: Clone + GetSize + Send + Sync + 'static,
         F: Fn(&mut PgConnection) -> Result<T, AppError> + Send + Sync + 'static,
     {
         let (user_id, versions) = (key.user_id, key.versions);
@@ -165,6 +268,23 @@ impl Views {
         (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64)
     }
 
+    /// Bytes kept now, as the budget weighs them, and pages kept. Settles
+    /// after moka's pending housekeeping, which this runs first.
+    pub async fn weight(&self) -> (u64, u64) {
+        match &self.cache {
+            Some(c) => {
+                c.run_pending_tasks().await;
+                (c.weighted_size(), c.entry_count())
+            }
+            None => (0, 0),
+        }
+    }
+
+    /// Pages worked out but too heavy to keep, since this process started.
+    pub fn too_heavy(&self) -> u64 {
+        self.too_heavy.load(Ordering::Relaxed)
+    }
+
     /// Forgets everything this process keeps, and starts counting again.
     /// Other processes stop using theirs when the epoch moves.
     pub fn clear(&self) -> u64 {
@@ -179,22 +299,11 @@ impl Views {
     }
 }
 
-/// The error of a computation other requests waited for: each gets its own
-/// copy, with the same status.
-fn shared_error(e: Arc<AppError>) -> AppError {
-    Arc::try_unwrap(e).unwrap_or_else(|shared| match &*shared {
-        AppError::NotFound => AppError::NotFound,
-        AppError::BadRequest(m) => AppError::BadRequest(m.clone()),
-        AppError::Denied(m) => AppError::Denied(m.clone()),
-        AppError::Forbidden => AppError::Forbidden,
-        AppError::Unavailable(e) => AppError::Unavailable(anyhow::anyhow!("{e:#}")),
-        other => AppError::Internal(anyhow::anyhow!("{other:#}")),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MB: u64 = 1 << 20;
 
     fn key(user: i64, version: i64) -> ViewKey {
         ViewKey::new("library", 1, Versions { user: version, ..Versions::default() }, format!("sort={user}"))
@@ -202,7 +311,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_page_is_computed_once_per_version_and_again_when_the_version_moves() {
-        let views = Views::new(10);
+        let views = Views::new(MB);
         let computed = std::cell::Cell::new(0);
         let get = |k: ViewKey, v: &'static str| {
             let computed = &computed;
@@ -226,7 +335,7 @@ mod tests {
 
     #[actix_web::test]
     async fn errors_are_not_kept_and_a_disabled_cache_always_computes() {
-        let views = Views::new(10);
+        let views = Views::new(MB);
         let failed: Result<String, AppError> = views.get_or(key(1, 1), || async { Err(AppError::NotFound) }).await;
         assert!(failed.is_err());
         let ok: String = views.get_or(key(1, 1), || async { Ok("now".to_owned()) }).await.unwrap();
@@ -241,7 +350,7 @@ mod tests {
 
     #[actix_web::test]
     async fn requests_missing_together_share_one_computation() {
-        let views = Views::new(10);
+        let views = Views::new(MB);
         let computed = std::cell::Cell::new(0);
         let (release, wait) = tokio::sync::oneshot::channel::<()>();
         let slow = views.get_or(key(1, 1), || async {
@@ -271,7 +380,7 @@ mod tests {
 
     #[actix_web::test]
     async fn old_data_is_worked_out_again_by_one_request_while_the_others_get_the_old() {
-        let views = Views::fresh_for(10, Duration::ZERO);
+        let views = Views::fresh_for(MB, Duration::ZERO);
         let _: String = views.get_or(key(1, 1), || async { Ok("old".to_owned()) }).await.unwrap();
         let (release, wait) = tokio::sync::oneshot::channel::<()>();
         let refreshing = views.get_or(key(1, 1), || async {
@@ -296,10 +405,52 @@ mod tests {
 
     #[actix_web::test]
     async fn clearing_forgets_every_page() {
-        let views = Views::new(10);
+        let views = Views::new(MB);
         let _: String = views.get_or(key(1, 1), || async { Ok("old".to_owned()) }).await.unwrap();
         assert_eq!(views.clear(), 1);
         let again: String = views.get_or(key(1, 1), || async { Ok("new".to_owned()) }).await.unwrap();
         assert_eq!(again, "new");
+    }
+
+    #[actix_web::test]
+    async fn a_new_version_replaces_the_old_page_instead_of_keeping_both() {
+        let views = Views::new(MB);
+        for version in 1..=5 {
+            let _: String = views.get_or(key(1, version), || async { Ok("x".repeat(1000)) }).await.unwrap();
+        }
+        let (bytes, pages) = views.weight().await;
+        assert_eq!(pages, 1, "one page per user, page and parameters");
+        assert!(bytes >= 1000 && bytes < 2000, "weighed {bytes} bytes");
+    }
+
+    #[actix_web::test]
+    async fn the_cache_keeps_to_its_budget_in_bytes_whatever_the_number_of_pages() {
+        let views = Views::new(MB);
+        for user in 0..200 {
+            let k = ViewKey::new("library", user, Versions::default(), "");
+            let _: String = views.get_or(k, || async { Ok("y".repeat(20_000)) }).await.unwrap();
+        }
+        let (bytes, pages) = views.weight().await;
+        assert!(bytes <= MB, "kept {bytes} bytes in {pages} pages");
+        assert!(pages < 60, "200 pages of 20 KB cannot all fit in 1 MB: kept {pages}");
+    }
+
+    #[actix_web::test]
+    async fn a_page_heavier_than_its_share_is_served_but_not_kept() {
+        let views = Views::new(MB);
+        let computed = std::cell::Cell::new(0);
+        for _ in 0..2 {
+            let got: String = views
+                .get_or(key(1, 1), || async {
+                    computed.set(computed.get() + 1);
+                    Ok("z".repeat((MB / 16) as usize))
+                })
+                .await
+                .unwrap();
+            assert_eq!(got.len(), (MB / 16) as usize);
+        }
+        assert_eq!(computed.get(), 2, "worked out each time, never kept");
+        assert_eq!(views.weight().await, (0, 0));
+        assert_eq!(views.too_heavy(), 2);
     }
 }

@@ -9,6 +9,7 @@ use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text, Timestamptz};
 
 use crate::models::text_enum::text_enum;
 use crate::schema::jobs;
+use crate::views::json_heap_size;
 
 /// How long a claim holds before another worker may take the job over;
 /// progress reports extend it.
@@ -27,7 +28,7 @@ impl JobStatus {
 }
 
 /// A row of `jobs`.
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, get_size2::GetSize)]
 #[diesel(table_name = jobs, check_for_backend(diesel::pg::Pg))]
 pub struct Job {
     pub id: i64,
@@ -45,6 +46,7 @@ pub struct Job {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     /// What the job's kind needs to run it (an email's address and text).
+    #[get_size(size_fn = json_heap_size)]
     pub payload: serde_json::Value,
 }
 

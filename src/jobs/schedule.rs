@@ -133,7 +133,7 @@ pub async fn run(state: Arc<AppState>, tasks: Vec<Task>) {
 async fn run_task(state: &Arc<AppState>, task: Task) {
     let st = state.clone();
     let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
-        let mut conn = st.pool.get()?;
+        let mut conn = st.background.get()?;
         (task.run)(&st, &mut conn)
     })
     .await;

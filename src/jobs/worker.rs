@@ -92,7 +92,7 @@ async fn run_kind(state: Arc<AppState>, kind: Arc<dyn JobKind>, mut phase: watch
         }
         // Marked seen before the claim: a job queued during it rings again.
         wake.borrow_and_update();
-        match blocking(&state.pool, move |conn| model::claim(conn, name)).await {
+        match blocking(&state.background, move |conn| model::claim(conn, name)).await {
             Ok(Some(job)) => {
                 outage.succeeded();
                 if !execute(&state, kind.as_ref(), job, &mut phase).await {
@@ -126,7 +126,7 @@ async fn execute(state: &AppState, kind: &dyn JobKind, job: Job, phase: &mut wat
         outcome = kind.run(state, &job) => outcome,
         _ = reached(phase, Phase::HandBack) => {
             // What the attempt stored stays: a sync picks up from there.
-            match blocking(&state.pool, move |conn| model::hand_back(conn, id)).await {
+            match blocking(&state.background, move |conn| model::hand_back(conn, id)).await {
                 Ok(_) => tracing::warn!(job_id = id, kind = %job.kind, "stopping: the job goes back to the queue unfinished"),
                 Err(e) => tracing::error!(job_id = id, error = %e, "stopping: cannot hand the job back; its lease will"),
             }
@@ -138,7 +138,7 @@ async fn execute(state: &AppState, kind: &dyn JobKind, job: Job, phase: &mut wat
         Ok(done) => {
             tracing::info!(job_id = id, follow_up_at = ?done.follow_up_at, "job finished");
             let (name, user_id) = (kind.name(), job.user_id);
-            blocking(&state.pool, move |conn| {
+            blocking(&state.background, move |conn| {
                 conn.transaction(|conn| {
                     model::finish(conn, id, keep_payload)?;
                     if let (Some(at), Some(user_id)) = (done.follow_up_at, user_id) {
@@ -152,7 +152,7 @@ async fn execute(state: &AppState, kind: &dyn JobKind, job: Job, phase: &mut wat
         Err(e) => {
             let retry_in = if e.retry { kind.backoff().delay(job.attempts) } else { None };
             tracing::warn!(job_id = id, error = %e.message, ?retry_in, "job failed");
-            blocking(&state.pool, move |conn| model::fail(conn, id, &e.message, retry_in)).await
+            blocking(&state.background, move |conn| model::fail(conn, id, &e.message, retry_in)).await
         }
     };
     if let Err(e) = record {

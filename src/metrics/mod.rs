@@ -14,6 +14,7 @@ pub struct Metrics {
     pool: IntGaugeVec,
     queue: IntGaugeVec,
     cache: IntGaugeVec,
+    cache_kept: IntGaugeVec,
     users: IntGauge,
     replica_reads: IntGaugeVec,
     replica_lag: prometheus::Gauge,
@@ -43,6 +44,14 @@ impl Metrics {
                 .expect("valid metric");
         let cache = IntGaugeVec::new(Opts::new("cache_lookups", "Cache look-ups since counting began"), &["result"])
             .expect("valid");
+        let cache_kept = IntGaugeVec::new(
+            Opts::new(
+                "page_cache",
+                "The page cache now: bytes and pages kept, and pages too heavy to keep since start",
+            ),
+            &["what"],
+        )
+        .expect("valid");
         let users = IntGauge::new("users", "Registered accounts").expect("valid metric");
         let replica_reads = IntGaugeVec::new(
             Opts::new(
@@ -64,6 +73,7 @@ impl Metrics {
             Box::new(pool.clone()),
             Box::new(queue.clone()),
             Box::new(cache.clone()),
+            Box::new(cache_kept.clone()),
             Box::new(users.clone()),
             Box::new(replica_reads.clone()),
             Box::new(replica_lag.clone()),
@@ -79,6 +89,7 @@ impl Metrics {
             pool,
             queue,
             cache,
+            cache_kept,
             users,
             replica_reads,
             replica_lag,

@@ -82,6 +82,10 @@ async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     let (hits, misses) = views.lookups();
     metrics.cache.with_label_values(&["hit"]).set(hits as i64);
     metrics.cache.with_label_values(&["miss"]).set(misses as i64);
+    let (bytes, pages) = views.weight().await;
+    metrics.cache_kept.with_label_values(&["bytes"]).set(bytes as i64);
+    metrics.cache_kept.with_label_values(&["pages"]).set(pages as i64);
+    metrics.cache_kept.with_label_values(&["too_heavy"]).set(views.too_heavy() as i64);
     let mut out = Vec::new();
     TextEncoder::new().encode(&metrics.registry.gather(), &mut out).map_err(|e| AppError::Internal(e.into()))?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out))

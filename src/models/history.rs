@@ -125,7 +125,7 @@ pub fn tier_counts(conn: &mut PgConnection, user_id: i64, bounds: [f64; 3]) -> Q
 }
 
 /// One unlock in a list (rarest unlocks, the recent feed).
-#[derive(Debug, Clone, Serialize, Deserialize, QueryableByName)]
+#[derive(Debug, Clone, Serialize, Deserialize, QueryableByName, get_size2::GetSize)]
 pub struct UnlockItem {
     #[diesel(sql_type = BigInt)]
     pub appid: i64,
@@ -184,7 +184,7 @@ pub fn recent_unlocks(conn: &mut PgConnection, user_id: i64, limit: i64) -> Quer
 }
 
 /// A perfect game and when its last achievement was unlocked.
-#[derive(Debug, Clone, Serialize, Deserialize, QueryableByName)]
+#[derive(Debug, Clone, Serialize, Deserialize, QueryableByName, get_size2::GetSize)]
 pub struct PerfectGame {
     #[diesel(sql_type = BigInt)]
     pub appid: i64,
@@ -265,17 +265,33 @@ pub struct ExportedEntry {
     pub last_played_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub last_unlock_at: Option<DateTime<Utc>>,
+    /// Where the next batch starts: the name as PostgreSQL sorts it.
+    #[diesel(sql_type = Text)]
+    #[serde(skip)]
+    pub sort_name: String,
 }
 
-/// The user's whole library, by name.
-pub fn export_library(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<ExportedEntry>> {
+/// The user's library by name, `limit` entries after `after` (the last
+/// entry of the batch before; `None` for the first).
+pub fn export_library(
+    conn: &mut PgConnection,
+    user_id: i64,
+    after: Option<&ExportedEntry>,
+    limit: i64,
+) -> QueryResult<Vec<ExportedEntry>> {
+    let (name, appid) = after.map_or((None, 0), |e| (Some(e.sort_name.as_str()), e.appid));
     diesel::sql_query(
         "SELECT g.appid, g.name, le.playtime_minutes, le.unlocked_count AS unlocked,
-                g.achievement_count AS achievements, le.points, le.last_played_at, le.last_unlock_at
+                g.achievement_count AS achievements, le.points, le.last_played_at, le.last_unlock_at,
+                lower(g.name) AS sort_name
          FROM library_entries le JOIN games g ON g.appid = le.appid
-         WHERE le.user_id = $1 ORDER BY lower(g.name), g.appid",
+         WHERE le.user_id = $1 AND ($2::text IS NULL OR (lower(g.name), g.appid) > ($2, $3))
+         ORDER BY lower(g.name), g.appid LIMIT $4",
     )
     .bind::<BigInt, _>(user_id)
+    .bind::<Nullable<Text>, _>(name)
+    .bind::<BigInt, _>(appid)
+    .bind::<BigInt, _>(limit)
     .load(conn)
 }
 
@@ -296,20 +312,40 @@ pub struct ExportedUnlock {
     pub global_percent: Option<f64>,
     #[diesel(sql_type = diesel::sql_types::Integer)]
     pub points: i32,
+    /// Where the next batch starts: the unlock time (none sorts first)
+    /// and the achievement.
+    #[diesel(sql_type = Timestamptz)]
+    #[serde(skip)]
+    pub sort_at: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    #[serde(skip)]
+    pub achievement_id: i64,
 }
 
-/// Every unlock of the user, oldest first.
-pub fn export_unlocks(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<ExportedUnlock>> {
+/// The user's unlocks, oldest first, `limit` after `after` (the last of
+/// the batch before; `None` for the first).
+pub fn export_unlocks(
+    conn: &mut PgConnection,
+    user_id: i64,
+    after: Option<&ExportedUnlock>,
+    limit: i64,
+) -> QueryResult<Vec<ExportedUnlock>> {
+    let (at, id) = after.map_or((None, 0), |u| (Some(u.sort_at), u.achievement_id));
     diesel::sql_query(
         "SELECT g.appid, g.name AS game, ga.api_name, ga.display_name AS achievement, ua.unlocked_at,
-                ga.global_percent, ga.points
+                ga.global_percent, ga.points, ga.id AS achievement_id,
+                coalesce(ua.unlocked_at, '0001-01-01 00:00:00+00') AS sort_at
          FROM user_achievements ua
          JOIN game_achievements ga ON ga.id = ua.achievement_id
          JOIN games g ON g.appid = ga.appid
          WHERE ua.user_id = $1
-         ORDER BY ua.unlocked_at NULLS FIRST, g.appid, ga.api_name",
+           AND ($2::timestamptz IS NULL OR (coalesce(ua.unlocked_at, '0001-01-01 00:00:00+00'), ga.id) > ($2, $3))
+         ORDER BY coalesce(ua.unlocked_at, '0001-01-01 00:00:00+00'), ga.id LIMIT $4",
     )
     .bind::<BigInt, _>(user_id)
+    .bind::<Nullable<Timestamptz>, _>(at)
+    .bind::<BigInt, _>(id)
+    .bind::<BigInt, _>(limit)
     .load(conn)
 }
 

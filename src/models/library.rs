@@ -24,7 +24,7 @@ pub fn icon_url(media: &url::Url, appid: i64, hash: &str) -> String {
 pub const PAGE_SIZE: i64 = 50;
 
 /// One row of the library table.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName, get_size2::GetSize)]
 pub struct LibraryRow {
     #[diesel(sql_type = BigInt)]
     pub appid: i64,
@@ -190,7 +190,7 @@ pub fn count_for(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64> {
 }
 
 /// One achievement as the game page shows it.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName, get_size2::GetSize)]
 pub struct AchievementRow {
     #[diesel(sql_type = BigInt)]
     pub id: i64,
@@ -225,7 +225,7 @@ impl AchievementRow {
 }
 
 /// A game as its page's header shows it, for one user.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName, get_size2::GetSize)]
 pub struct GameHeader {
     #[diesel(sql_type = Text)]
     pub name: String,
@@ -281,7 +281,7 @@ pub fn game_achievements(
 }
 
 /// A user's library in a few numbers.
-#[derive(Debug, Clone, Serialize, Deserialize, QueryableByName)]
+#[derive(Debug, Clone, Serialize, Deserialize, QueryableByName, get_size2::GetSize)]
 pub struct Totals {
     #[diesel(sql_type = BigInt)]
     pub games: i64,

@@ -12,7 +12,7 @@ use super::library::{LibraryTotals, PointsDelta};
 use crate::schema::user_scores;
 
 /// One user's totals.
-#[derive(Debug, Clone, Default, Queryable, Selectable)]
+#[derive(Debug, Clone, Default, Queryable, Selectable, get_size2::GetSize)]
 #[diesel(table_name = user_scores, check_for_backend(diesel::pg::Pg))]
 pub struct Score {
     pub user_id: i64,

@@ -104,7 +104,7 @@ pub fn token_exists(conn: &mut PgConnection, token: &str) -> QueryResult<bool> {
 }
 
 /// A user whose profile others may see.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName, get_size2::GetSize)]
 pub struct PublicUser {
     #[diesel(sql_type = BigInt)]
     pub id: i64,
@@ -189,7 +189,7 @@ impl Board {
 }
 
 /// One line of a leaderboard.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName, get_size2::GetSize)]
 pub struct Standing {
     #[diesel(sql_type = BigInt)]
     pub rank: i64,

@@ -52,7 +52,7 @@ impl Tier {
 
 /// The upper bounds (in percent of players, inclusive) of the three rarer
 /// tiers; everything above `uncommon` is common.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, get_size2::GetSize)]
 pub struct Tiers {
     pub ultra_rare: f64,
     pub rare: f64,

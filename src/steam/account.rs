@@ -8,7 +8,7 @@ use crate::crypto::{Cipher, DecryptError};
 use crate::schema::steam_accounts;
 
 /// A row of `steam_accounts`.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, get_size2::GetSize)]
 #[diesel(table_name = steam_accounts, check_for_backend(diesel::pg::Pg))]
 pub struct SteamAccount {
     pub user_id: i64,

@@ -60,7 +60,7 @@ async fn blocking<T: Send + 'static>(
     ctx: &AppState,
     f: impl FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
 ) -> Result<T, SyncError> {
-    crate::db::blocking(&ctx.pool, f).await.map_err(SyncError::from)
+    crate::db::blocking(&ctx.background, f).await.map_err(SyncError::from)
 }
 
 /// How one game's fetch ended.
