@@ -329,6 +329,15 @@ diesel::table! {
 }
 
 diesel::joinable!(library_entries -> games (appid));
+diesel::table! {
+    community_takers (community_id, user_id) {
+        community_id -> Int8,
+        user_id -> Int8,
+        taken_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(library_entries -> users (user_id));
 diesel::joinable!(user_achievements -> game_achievements (achievement_id));
 diesel::joinable!(user_achievements -> users (user_id));
@@ -362,6 +371,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     images,
     custom_achievements,
     community_achievements,
+    community_takers,
     import_runs,
     user_scores,
     instance_settings,

@@ -6,8 +6,10 @@
 
 use serde_json::{json, Map, Value};
 
-/// Lists longer than this are refused: nobody picks 200 games by hand.
+/// Games one goal may list, in all its parts together: nobody picks 200
+/// games by hand, and evaluating a goal costs a row per game.
 pub const MAX_GAMES: usize = 100;
+/// Specific achievements one goal may name, in all its parts together.
 pub const MAX_ACHIEVEMENTS: usize = 200;
 
 /// Parts of a combined condition at most.
@@ -67,15 +69,51 @@ pub enum Condition {
     },
 }
 
-fn appid(v: &Value) -> Result<i64, String> {
-    let parsed = match v {
-        Value::String(s) if !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
-        Value::Number(n) => n.as_i64(),
-        _ => None,
+/// The largest Steam app id: Steam numbers apps with 32 bits.
+pub const MAX_APPID: i64 = u32::MAX as i64;
+
+/// One rule for an app id, however it is written: a whole number from 1 to
+/// [`MAX_APPID`], as a JSON number or a string of digits (the legacy
+/// shape). Anything else (a sign, a fraction, an exponent, a number past
+/// 32 bits) is refused the same way in both forms.
+pub fn appid(v: &Value) -> Result<i64, String> {
+    let digits = match v {
+        Value::String(s) => s.as_str(),
+        Value::Number(n) if n.is_u64() => return in_range(n.as_u64().and_then(|n| i64::try_from(n).ok()), v),
+        _ => return Err(format!("{} is not a Steam app id", shown(v))),
     };
-    match parsed {
-        Some(id) if id > 0 => Ok(id),
-        _ => Err(format!("{v} is not a Steam app id")),
+    let parsed = (!digits.is_empty() && digits.len() <= 10 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse::<i64>().ok())
+        .flatten();
+    in_range(parsed, v)
+}
+
+fn in_range(id: Option<i64>, v: &Value) -> Result<i64, String> {
+    match id {
+        Some(id) if (1..=MAX_APPID).contains(&id) => Ok(id),
+        _ => Err(format!("{} is not a Steam app id", shown(v))),
+    }
+}
+
+/// A value as an error message quotes it: short, and without control
+/// characters (a NUL cannot even be stored).
+fn shown(v: &Value) -> String {
+    let text = v.to_string();
+    let mut out: String = text.chars().filter(|c| !c.is_control()).take(40).collect();
+    if text.chars().count() > 40 {
+        out.push('…');
+    }
+    out
+}
+
+/// An achievement's API name as a goal may name it: 1 to 200 characters,
+/// none of them a control character (Steam's are letters, digits and `_`).
+fn api_name(v: Option<&Value>) -> Result<String, String> {
+    match v.and_then(Value::as_str) {
+        Some(name) if !name.is_empty() && name.chars().count() <= 200 && !name.chars().any(char::is_control) => {
+            Ok(name.to_owned())
+        }
+        _ => Err("each achievement needs an `api_name` of 1 to 200 printable characters".to_owned()),
     }
 }
 
@@ -148,6 +186,19 @@ impl Condition {
                         Condition::parse(kind, data)
                     })
                     .collect::<Result<Vec<_>, _>>()?;
+                // The limits hold for the goal as a whole, not per part: ten
+                // parts of 200 achievements each would cost ten times what
+                // one goal may.
+                let achievements: usize = parts.iter().map(|p| p.achievements().len()).sum();
+                if achievements > MAX_ACHIEVEMENTS {
+                    return Err(format!(
+                        "its parts name {achievements} achievements; a goal may name at most {MAX_ACHIEVEMENTS} in all"
+                    ));
+                }
+                let games: usize = parts.iter().map(Condition::listed_games).sum();
+                if games > MAX_GAMES {
+                    return Err(format!("its parts list {games} games; a goal may list at most {MAX_GAMES} in all"));
+                }
                 let mode = match data.get("mode").and_then(Value::as_str) {
                     Some("all") => Mode::All,
                     Some("any") => Mode::Any,
@@ -171,10 +222,7 @@ impl Condition {
                     .iter()
                     .map(|a| {
                         let app = appid(a.get("appid").unwrap_or(&Value::Null))?;
-                        match a.get("api_name").and_then(Value::as_str) {
-                            Some(name) if !name.is_empty() && name.len() <= 200 => Ok((app, name.to_owned())),
-                            _ => Err("each achievement needs an `api_name`".to_owned()),
-                        }
+                        Ok::<_, String>((app, api_name(a.get("api_name"))?))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 achievements.sort();
@@ -275,6 +323,19 @@ impl Condition {
             Condition::SpecificAchievements { achievements } => achievements.clone(),
             Condition::Combined { parts, .. } => parts.iter().flat_map(Condition::achievements).collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// How many games the condition lists (its `games`; 0 for "all games").
+    fn listed_games(&self) -> usize {
+        match self {
+            Condition::CompleteGames { games } => games.len(),
+            Condition::Playtime { games, .. }
+            | Condition::AchievementCount { games, .. }
+            | Condition::CompletionRate { games, .. }
+            | Condition::RareAchievements { games, .. } => games.as_ref().map_or(0, Vec::len),
+            Condition::SpecificAchievements { .. } => 0,
+            Condition::Combined { parts, .. } => parts.iter().map(Condition::listed_games).sum(),
         }
     }
 
@@ -421,5 +482,55 @@ mod tests {
         assert_eq!(percent_done(72.0, 100.0), 72);
         assert_eq!(percent_done(5.0, 0.0), 0);
         assert_eq!(percent_done(150.0, 100.0), 100);
+    }
+
+    #[test]
+    fn an_app_id_follows_one_rule_whether_written_as_a_number_or_a_string() {
+        for ok in [json!(400), json!("400"), json!(4_294_967_295u64), json!("4294967295")] {
+            assert!(appid(&ok).is_ok(), "{ok} is an app id");
+        }
+        for bad in [
+            json!(0),
+            json!("0"),
+            json!(-5),
+            json!(4_294_967_296u64),
+            json!("4294967296"),
+            json!(9_223_372_036_854_775_807u64),
+            json!("9223372036854775807"),
+            json!(400.5),
+            json!("4e2"),
+            json!(" 400"),
+            json!(null),
+        ] {
+            assert!(appid(&bad).is_err(), "{bad} is refused");
+        }
+    }
+
+    #[test]
+    fn a_combined_goal_is_held_to_the_limits_as_a_whole() {
+        let part = |n: usize| {
+            let list: Vec<Value> = (0..n).map(|i| json!({"appid": "400", "api_name": format!("A{i}")})).collect();
+            json!({"type": "specific_achievements", "data": {"achievements": list}})
+        };
+        let within = json!({"mode": "all", "conditions": [part(100), part(100)]});
+        assert!(Condition::parse("combined", &within).is_ok());
+        let past = json!({"mode": "all", "conditions": [part(200), part(200)]});
+        let e = Condition::parse("combined", &past).unwrap_err();
+        assert!(e.contains("at most 200"), "{e}");
+        let games = |n: usize| {
+            json!({"type": "complete_games", "data": {"games": (1..=n).map(|g| g.to_string()).collect::<Vec<_>>()}})
+        };
+        let many = json!({"mode": "any", "conditions": [games(60), games(60)]});
+        assert!(Condition::parse("combined", &many).unwrap_err().contains("at most 100"));
+    }
+
+    #[test]
+    fn api_names_with_control_characters_are_refused_not_stored() {
+        let with = |name: &str| json!({"achievements": [{"appid": "400", "api_name": name}]});
+        assert!(Condition::parse("specific_achievements", &with("ACH_WIN")).is_ok());
+        for bad in ["A\u{0}B", "\u{0}", "line\nbreak", ""] {
+            let e = Condition::parse("specific_achievements", &with(bad)).unwrap_err();
+            assert!(e.contains("printable"), "{bad:?}: {e}");
+        }
     }
 }

@@ -306,19 +306,25 @@ pub fn game_options(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<Ga
         .load(conn)
 }
 
-/// The achievements of the picked games that the user owns.
+/// The achievements of the picked games that the user owns. A hidden
+/// achievement the user has not unlocked keeps its secret here as on the
+/// game page: its label says only that it is hidden, and it sorts last.
 pub fn achievement_options(
     conn: &mut PgConnection,
     user_id: i64,
     appids: &[i64],
 ) -> QueryResult<Vec<AchievementOption>> {
     diesel::sql_query(
-        "SELECT ga.appid, ga.api_name, g.name || ' — ' || ga.display_name AS label
+        "SELECT ga.appid, ga.api_name,
+                g.name || ' — ' || CASE WHEN s.secret THEN 'Hidden achievement (unlock it to see its name)'
+                                        ELSE ga.display_name END AS label
          FROM game_achievements ga
          JOIN games g ON g.appid = ga.appid
          JOIN library_entries le ON le.appid = ga.appid AND le.user_id = $1
+         CROSS JOIN LATERAL (SELECT ga.hidden AND NOT EXISTS (
+             SELECT 1 FROM user_achievements ua WHERE ua.user_id = $1 AND ua.achievement_id = ga.id) AS secret) s
          WHERE ga.appid = ANY($2)
-         ORDER BY g.name, ga.appid, ga.display_name, ga.api_name",
+         ORDER BY g.name, ga.appid, s.secret, CASE WHEN s.secret THEN '' ELSE ga.display_name END, ga.id",
     )
     .bind::<BigInt, _>(user_id)
     .bind::<Array<BigInt>, _>(appids)

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use get_size2::GetSize;
 use diesel::sql_types::{Array, BigInt, Bool, Double, Nullable, Text, Timestamptz};
 use serde_json::Value;
 
@@ -10,9 +11,11 @@ use super::condition::{describe_progress, percent_done, Condition};
 use crate::images::ImageRef;
 use crate::schema::custom_achievements;
 
-/// One of a user's achievements as their list and edit page show it.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct AchievementRow {
+/// One of a user's goals as a list shows it (the goals page, the
+/// dashboard, a public profile): everything but its condition, whose JSON
+/// can be tens of kilobytes and which no list needs.
+#[derive(Debug, Clone, QueryableByName, GetSize)]
+pub struct GoalCard {
     #[diesel(sql_type = BigInt)]
     pub id: i64,
     #[diesel(sql_type = BigInt)]
@@ -23,8 +26,6 @@ pub struct AchievementRow {
     pub description: String,
     #[diesel(sql_type = Text)]
     pub condition_type: String,
-    #[diesel(sql_type = diesel::sql_types::Jsonb)]
-    pub condition: Value,
     #[diesel(sql_type = Bool)]
     pub needs_edit: bool,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -46,7 +47,25 @@ pub struct AchievementRow {
     pub shared: bool,
 }
 
-impl AchievementRow {
+/// One goal with its condition, as its edit page and export read it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct AchievementRow {
+    #[diesel(embed)]
+    pub card: GoalCard,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    pub condition: Value,
+}
+
+/// A goal with its condition is a card with one field more: reading it
+/// through the card keeps every use of `row.id`, `row.name`… one spelling.
+impl std::ops::Deref for AchievementRow {
+    type Target = GoalCard;
+    fn deref(&self) -> &GoalCard {
+        &self.card
+    }
+}
+
+impl GoalCard {
     pub fn progress(&self) -> String {
         describe_progress(&self.condition_type, self.progress_current, self.progress_target)
     }
@@ -73,23 +92,65 @@ impl AchievementRow {
     pub fn image(&self) -> Option<ImageRef> {
         self.image_public_id.clone().map(|public_id| ImageRef { public_id })
     }
+}
+
+impl AchievementRow {
     pub fn parsed(&self) -> Option<Condition> {
         (!self.needs_edit).then(|| Condition::parse(&self.condition_type, &self.condition).ok()).flatten()
     }
 }
 
-const ROW_SELECT: &str = "SELECT ca.id, ca.owner_id, ca.name, ca.description, ca.condition_type, ca.condition,
+/// The columns of a [`GoalCard`]; [`row_select`] adds the condition.
+const CARD_SELECT: &str = "SELECT ca.id, ca.owner_id, ca.name, ca.description, ca.condition_type,
         ca.needs_edit, ca.image_id, i.public_id AS image_public_id, ca.imported_from, ca.progress_current,
         ca.progress_target, ca.met_at, ca.created_at,
-        COALESCE(c.is_active AND c.hidden_at IS NULL, false) AS shared
-    FROM custom_achievements ca
+        COALESCE(c.is_active AND c.hidden_at IS NULL, false) AS shared";
+const CARD_FROM: &str = "FROM custom_achievements ca
     LEFT JOIN images i ON i.id = ca.image_id
     LEFT JOIN community_achievements c ON c.source_id = ca.id";
 
-/// Every achievement of one user, newest first.
-pub fn list_for(conn: &mut PgConnection, owner_id: i64) -> QueryResult<Vec<AchievementRow>> {
-    diesel::sql_query(format!("{ROW_SELECT} WHERE ca.owner_id = $1 ORDER BY ca.created_at DESC, ca.id DESC"))
+fn row_select() -> String {
+    format!("{CARD_SELECT}, ca.condition {CARD_FROM}")
+}
+
+fn card_select() -> String {
+    format!("{CARD_SELECT} {CARD_FROM}")
+}
+
+/// One page of a user's goals, newest first, and how many they have.
+pub fn page_for(conn: &mut PgConnection, owner_id: i64, page: i64, per_page: i64) -> QueryResult<(Vec<GoalCard>, i64)> {
+    let cards = diesel::sql_query(format!(
+        "{} WHERE ca.owner_id = $1 ORDER BY ca.created_at DESC, ca.id DESC LIMIT $2 OFFSET $3",
+        card_select()
+    ))
+    .bind::<BigInt, _>(owner_id)
+    .bind::<BigInt, _>(per_page)
+    .bind::<BigInt, _>(crate::pagination::offset(page, per_page))
+    .load(conn)?;
+    Ok((cards, count_for(conn, owner_id)?))
+}
+
+/// How many goals the user keeps.
+pub fn count_for(conn: &mut PgConnection, owner_id: i64) -> QueryResult<i64> {
+    custom_achievements::table.filter(custom_achievements::owner_id.eq(owner_id)).count().get_result(conn)
+}
+
+/// Takes the user's goal lock for the rest of the transaction and says
+/// whether they may add `adding` more goals under `limit`. Two tabs (or
+/// thirty parallel requests) adding goals wait for each other here, so
+/// the count they check is the count they leave.
+pub fn has_room(conn: &mut PgConnection, owner_id: i64, adding: i64, limit: i64) -> QueryResult<bool> {
+    crate::db::lock_for_user(conn, crate::db::UserLock::Goals, owner_id)?;
+    Ok(count_for(conn, owner_id)? + adding <= limit)
+}
+
+/// The user's goals after `after` (by id), `limit` at a time, with their
+/// conditions: what the data export writes out a batch at a time.
+pub fn batch_for(conn: &mut PgConnection, owner_id: i64, after: i64, limit: i64) -> QueryResult<Vec<AchievementRow>> {
+    diesel::sql_query(format!("{} WHERE ca.owner_id = $1 AND ca.id > $2 ORDER BY ca.id LIMIT $3", row_select()))
         .bind::<BigInt, _>(owner_id)
+        .bind::<BigInt, _>(after)
+        .bind::<BigInt, _>(limit)
         .load(conn)
 }
 
@@ -165,7 +226,7 @@ pub fn preview_progress(
                 import_run_id: None,
             },
         )?;
-        evaluate(conn, &[owner])?;
+        evaluate_goals(conn, owner, &[id])?;
         let (current, target, met): (f64, f64, Option<DateTime<Utc>>) = custom_achievements::table
             .find(id)
             .select((
@@ -185,20 +246,22 @@ pub fn preview_progress(
 }
 
 /// The goals the user pinned, newest pin first.
-pub fn pinned_for(conn: &mut PgConnection, owner_id: i64) -> QueryResult<Vec<AchievementRow>> {
+pub fn pinned_for(conn: &mut PgConnection, owner_id: i64) -> QueryResult<Vec<GoalCard>> {
     diesel::sql_query(format!(
-        "{ROW_SELECT} JOIN pins p ON p.goal_id = ca.id AND p.user_id = ca.owner_id
-         WHERE ca.owner_id = $1 ORDER BY p.created_at DESC, ca.id"
+        "{} JOIN pins p ON p.goal_id = ca.id AND p.user_id = ca.owner_id
+         WHERE ca.owner_id = $1 ORDER BY p.created_at DESC, ca.id",
+        card_select()
     ))
     .bind::<BigInt, _>(owner_id)
     .load(conn)
 }
 
 /// The user's goals not met yet, closest to being met first.
-pub fn closest_to_met(conn: &mut PgConnection, owner_id: i64, limit: i64) -> QueryResult<Vec<AchievementRow>> {
+pub fn closest_to_met(conn: &mut PgConnection, owner_id: i64, limit: i64) -> QueryResult<Vec<GoalCard>> {
     diesel::sql_query(format!(
-        "{ROW_SELECT} WHERE ca.owner_id = $1 AND ca.met_at IS NULL AND NOT ca.needs_edit AND ca.progress_target > 0
-         ORDER BY ca.progress_current / ca.progress_target DESC, ca.id LIMIT $2"
+        "{} WHERE ca.owner_id = $1 AND ca.met_at IS NULL AND NOT ca.needs_edit AND ca.progress_target > 0
+         ORDER BY ca.progress_current / ca.progress_target DESC, ca.id LIMIT $2",
+        card_select()
     ))
     .bind::<BigInt, _>(owner_id)
     .bind::<BigInt, _>(limit)
@@ -208,7 +271,7 @@ pub fn closest_to_met(conn: &mut PgConnection, owner_id: i64, limit: i64) -> Que
 /// One achievement, only if `owner_id` owns it: callers cannot forget the
 /// ownership check, and another user's id looks exactly like a missing one.
 pub fn find_owned(conn: &mut PgConnection, id: i64, owner_id: i64) -> QueryResult<Option<AchievementRow>> {
-    diesel::sql_query(format!("{ROW_SELECT} WHERE ca.id = $1 AND ca.owner_id = $2"))
+    diesel::sql_query(format!("{} WHERE ca.id = $1 AND ca.owner_id = $2", row_select()))
         .bind::<BigInt, _>(id)
         .bind::<BigInt, _>(owner_id)
         .get_result(conn)
@@ -343,20 +406,38 @@ pub struct Evaluated {
 /// one statement (each condition type is a set-based branch, never a query
 /// per achievement), stamps the first time each is met, and counts a
 /// completion on the shared achievement an importer's copy came from.
+/// Run after what changes every goal of a user (a sync, an import).
 pub fn evaluate(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<Evaluated> {
+    evaluate_where(conn, user_ids, None)
+}
+
+/// [`evaluate`] for these goals of `owner` only: what a change to one goal
+/// (created, edited, imported, taken up) needs, so its cost does not grow
+/// with the other goals the user keeps.
+pub fn evaluate_goals(conn: &mut PgConnection, owner: i64, goal_ids: &[i64]) -> QueryResult<Evaluated> {
+    evaluate_where(conn, &[owner], Some(goal_ids))
+}
+
+fn evaluate_where(conn: &mut PgConnection, user_ids: &[i64], goal_ids: Option<&[i64]>) -> QueryResult<Evaluated> {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = BigInt)]
         evaluated: i64,
         #[diesel(sql_type = BigInt)]
         newly_met: i64,
-        /// The shared achievement of each copy newly met.
+        /// The shared achievement of each copy newly met, and its owner.
         #[diesel(sql_type = Array<BigInt>)]
         completed_shares: Vec<i64>,
+        #[diesel(sql_type = Array<BigInt>)]
+        completed_by: Vec<i64>,
     }
     conn.transaction(|conn| {
-        let row: Row = diesel::sql_query(EVALUATE_SQL).bind::<Array<BigInt>, _>(user_ids).get_result(conn)?;
-        crate::community::model::count_completions(conn, &row.completed_shares)?;
+        let row: Row = diesel::sql_query(EVALUATE_SQL)
+            .bind::<Array<BigInt>, _>(user_ids)
+            .bind::<Nullable<Array<BigInt>>, _>(goal_ids)
+            .get_result(conn)?;
+        let met: Vec<(i64, i64)> = row.completed_shares.into_iter().zip(row.completed_by).collect();
+        crate::community::model::count_completions(conn, &met)?;
         Ok(Evaluated { evaluated: row.evaluated, newly_met: row.newly_met })
     })
 }
@@ -365,7 +446,7 @@ const EVALUATE_SQL: &str = r#"
 WITH goals AS (
     SELECT id, owner_id, condition_type, condition
     FROM custom_achievements
-    WHERE owner_id = ANY($1) AND NOT needs_edit
+    WHERE owner_id = ANY($1) AND NOT needs_edit AND ($2::int8[] IS NULL OR id = ANY($2))
 ),
 -- Each goal's parts: a combined goal's conditions, numbered, or the goal
 -- itself as part 0. Every branch below works per part.
@@ -502,9 +583,12 @@ upd AS (
     FROM total p
     JOIN custom_achievements prev ON prev.id = p.id
     WHERE ca.id = p.id
-    RETURNING ca.imported_from, (prev.met_at IS NULL AND ca.met_at IS NOT NULL) AS newly
+    RETURNING ca.imported_from, ca.owner_id, (prev.met_at IS NULL AND ca.met_at IS NOT NULL) AS newly
 )
 SELECT count(*) AS evaluated, count(*) FILTER (WHERE newly) AS newly_met,
-       coalesce(array_agg(imported_from) FILTER (WHERE newly AND imported_from IS NOT NULL), '{}') AS completed_shares
+       coalesce(array_agg(imported_from ORDER BY imported_from, owner_id)
+                FILTER (WHERE newly AND imported_from IS NOT NULL), '{}') AS completed_shares,
+       coalesce(array_agg(owner_id ORDER BY imported_from, owner_id)
+                FILTER (WHERE newly AND imported_from IS NOT NULL), '{}') AS completed_by
 FROM upd
 "#;

@@ -8,7 +8,7 @@ use askama::Template;
 
 use super::condition::TYPES;
 use super::form::{self, AchievementForm, AchievementOption, FormValues, GameOption};
-use super::model::{self, AchievementRow};
+use super::model::{self, AchievementRow, GoalCard};
 use super::service;
 use crate::audit::RequestMeta;
 use crate::auth::extractors::CurrentUser;
@@ -22,29 +22,56 @@ use crate::state::AppState;
 #[template(path = "achievements/list.html")]
 struct ListPage {
     ctx: PageContext,
-    rows: Vec<AchievementRow>,
+    rows: Vec<GoalCard>,
     can_share: bool,
     /// The ids of the goals the user pinned.
     pinned: Vec<i64>,
+    page: i64,
+    pages: i64,
+    /// Goals the user keeps, and how many they may.
+    total: i64,
+    limit: i64,
 }
 
 impl ListPage {
     fn is_pinned(&self, id: &i64) -> bool {
         self.pinned.contains(id)
     }
+    fn page_link(&self, page: &i64) -> String {
+        format!("/achievements?page={page}")
+    }
+    fn full(&self) -> bool {
+        self.total >= self.limit
+    }
 }
 
-async fn list(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+/// Goals on one page of the list.
+pub const LIST_PAGE_SIZE: i64 = 25;
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    page: Option<i64>,
+}
+
+async fn list(
+    ctx: PageContext,
+    current: CurrentUser,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     let user_id = current.user.id;
-    let key = crate::views::ViewKey::new("achievements", user_id, current.versions, "");
-    let (rows, (_, pinned)) = state
+    let page = crate::pagination::page_number(query.page);
+    let key = crate::views::ViewKey::new("achievements", user_id, current.versions, page.to_string());
+    let ((rows, total), (_, pinned)) = state
         .views
         .load(&state.reads, key, move |conn| {
-            Ok((model::list_for(conn, user_id)?, crate::pins::pinned_ids(conn, user_id)?))
+            Ok((model::page_for(conn, user_id, page, LIST_PAGE_SIZE)?, crate::pins::pinned_ids(conn, user_id)?))
         })
         .await?;
     let can_share = current.user.email_verified_at.is_some();
-    render(&ListPage { ctx, rows, can_share, pinned })
+    let pages = crate::pagination::page_count(total, LIST_PAGE_SIZE);
+    let limit = state.settings.goals_per_account;
+    render(&ListPage { ctx, rows, can_share, pinned, page, pages, total, limit })
 }
 
 #[derive(Template)]
@@ -67,6 +94,12 @@ impl FormPage {
     }
     fn types(&self) -> &'static [(&'static str, &'static str)] {
         &TYPES
+    }
+    fn max_games(&self) -> usize {
+        super::condition::MAX_GAMES
+    }
+    fn max_achievements(&self) -> usize {
+        super::condition::MAX_ACHIEVEMENTS
     }
     fn game_selected(&self, appid: &i64) -> bool {
         self.values.games.contains(appid)
@@ -93,7 +126,9 @@ async fn form_page(
     errors: Vec<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
-    let picked = values.games.clone();
+    // The games whose achievements the form offers: no more than a goal
+    // may list, however many the query string names.
+    let picked: Vec<i64> = values.games.iter().copied().take(super::condition::MAX_GAMES).collect();
     let editing_id = editing.as_ref().map(|e| e.id);
     let (games, achievement_options, mut combinable) = db::run(pool, move |conn| {
         Ok((

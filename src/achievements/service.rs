@@ -43,8 +43,12 @@ pub async fn create(
         Err(errors) => return Ok(Err(errors)),
     };
     let (storage, quota, meta) = (state.storage.clone(), state.settings.upload_quota_bytes, meta.clone());
+    let limit = state.settings.goals_per_account;
     let saved = db::run(&state.pool, move |conn| {
         let result = conn.transaction::<_, AppError, _>(|conn| {
+            if !model::has_room(conn, user_id, 1, limit)? {
+                return Ok(Err(goals_full(limit)));
+            }
             let upload = match store_image(conn, &storage, quota, user_id, processed.as_ref())? {
                 Ok(upload) => upload,
                 Err(full) => return Ok(Err(full)),
@@ -63,15 +67,15 @@ pub async fn create(
             if let (Some(p), Some(u)) = (&processed, &upload) {
                 image_event("upload", &meta, user_id, upload_details(p, u, id, started)).record(conn)?;
             }
-            Ok(Ok(()))
+            Ok(Ok(id))
         })?;
-        if result.is_ok() {
-            model::evaluate(conn, &[user_id])?;
+        if let Ok(id) = result {
+            model::evaluate_goals(conn, user_id, &[id])?;
         }
-        Ok(result)
+        Ok(result.map(|_| ()))
     })
     .await?;
-    Ok(saved.map_err(|quota| vec![quota]))
+    Ok(saved.map_err(|refused| vec![refused]))
 }
 
 /// Saves an edit of `row` (owned by `user_id`): its values, a new or
@@ -128,7 +132,7 @@ pub async fn update(
             Ok(Ok(released))
         })?;
         if let Ok(released) = &result {
-            model::evaluate(conn, &[user_id])?;
+            model::evaluate_goals(conn, user_id, &[id])?;
             if !released.is_empty() {
                 images::sweep_orphans(conn, storage.as_ref(), Some(released));
             }
@@ -217,6 +221,14 @@ async fn check(
     } else {
         Ok(Err(errors))
     }
+}
+
+/// What a user at the goals cap is told, on the form and the import page.
+pub fn goals_full(limit: i64) -> String {
+    format!(
+        "You keep {limit} goals, as many as one account may on this instance. \
+         Delete one you no longer follow to add another."
+    )
 }
 
 /// The audit entry for an image stored, replaced or removed.

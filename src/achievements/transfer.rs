@@ -93,9 +93,17 @@ pub fn read(bytes: &[u8]) -> Result<Incoming, String> {
     if name.is_empty() || name.chars().count() > NAME_MAX {
         return Err(format!("The goal needs a name of 1 to {NAME_MAX} characters."));
     }
+    // A JSON escape such as \u0000 decodes to a character no page shows
+    // and PostgreSQL cannot even store: refused by name, like a raw NUL.
+    if name.chars().any(char::is_control) {
+        return Err("The goal's name contains a control character (such as \\u0000); remove it.".into());
+    }
     let description = doc.get("description").and_then(Value::as_str).unwrap_or("").trim().to_owned();
     if description.chars().count() > DESCRIPTION_MAX {
         return Err(format!("The description is longer than {DESCRIPTION_MAX} characters."));
+    }
+    if description.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err("The description contains a control character (such as \\u0000); remove it.".into());
     }
     let kind = doc.get("condition_type").and_then(Value::as_str).unwrap_or("");
     let condition = Condition::parse(kind, doc.get("condition").unwrap_or(&Value::Null))
@@ -113,10 +121,22 @@ pub struct Checked {
     pub unknown_achievements: Vec<String>,
 }
 
-/// Stores an imported goal for `owner` and evaluates it.
-pub fn store(conn: &mut diesel::PgConnection, owner: i64, incoming: &Incoming) -> Result<Checked, AppError> {
+/// What storing an imported goal came to.
+#[derive(Debug)]
+pub enum Stored {
+    Imported(Checked),
+    /// The account already keeps as many goals as it may.
+    Full,
+}
+
+/// Stores an imported goal for `owner`, unless they keep `limit` goals
+/// already, and evaluates it (it alone: the other goals did not change).
+pub fn store(conn: &mut diesel::PgConnection, owner: i64, incoming: &Incoming, limit: i64) -> Result<Stored, AppError> {
     use diesel::Connection;
     conn.transaction(|conn| {
+        if !model::has_room(conn, owner, 1, limit)? {
+            return Ok(Stored::Full);
+        }
         let appids = incoming.condition.appids();
         let known_games = game::game_names(conn, &appids)?;
         let achievements = incoming.condition.achievements();
@@ -138,8 +158,8 @@ pub fn store(conn: &mut diesel::PgConnection, owner: i64, incoming: &Incoming) -
                 import_run_id: None,
             },
         )?;
-        model::evaluate(conn, &[owner])?;
-        Ok(Checked {
+        model::evaluate_goals(conn, owner, &[id])?;
+        Ok(Stored::Imported(Checked {
             id,
             unknown_games: appids.into_iter().filter(|a| !known_games.contains_key(a)).collect(),
             unknown_achievements: achievements
@@ -147,7 +167,7 @@ pub fn store(conn: &mut diesel::PgConnection, owner: i64, incoming: &Incoming) -
                 .filter(|k| !known_achievements.contains_key(k))
                 .map(|(a, n)| format!("{a}/{n}"))
                 .collect(),
-        })
+        }))
     })
 }
 
@@ -175,10 +195,31 @@ struct ImportPage {
     ctx: PageContext,
     error: Option<String>,
     pasted: String,
+    /// Goals an account may keep.
+    limit: i64,
+    max_games: usize,
+    max_achievements: usize,
 }
 
-async fn import_page(ctx: PageContext, _current: CurrentUser) -> Result<HttpResponse, AppError> {
-    render(&ImportPage { ctx, error: None, pasted: String::new() })
+impl ImportPage {
+    fn new(ctx: PageContext, error: Option<String>, pasted: String, state: &AppState) -> Self {
+        ImportPage {
+            ctx,
+            error,
+            pasted,
+            limit: state.settings.goals_per_account,
+            max_games: super::condition::MAX_GAMES,
+            max_achievements: super::condition::MAX_ACHIEVEMENTS,
+        }
+    }
+}
+
+async fn import_page(
+    ctx: PageContext,
+    _current: CurrentUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    render(&ImportPage::new(ctx, None, String::new(), &state))
 }
 
 /// A goal file, uploaded or pasted.
@@ -203,7 +244,7 @@ async fn import(
         None => pasted.clone().into_bytes(),
     };
     let refuse = |error: String, pasted: String| {
-        render_status(StatusCode::UNPROCESSABLE_ENTITY, &ImportPage { ctx: ctx.clone(), error: Some(error), pasted })
+        render_status(StatusCode::UNPROCESSABLE_ENTITY, &ImportPage::new(ctx.clone(), Some(error), pasted, &state))
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return refuse("Choose a goal file or paste its contents.".into(), pasted);
@@ -212,16 +253,22 @@ async fn import(
         Ok(i) => i,
         Err(e) => return refuse(e, pasted),
     };
-    let owner = current.user.id;
-    let checked = db::run(&state.pool, move |conn| {
-        let checked = store(conn, owner, &incoming)?;
-        AuditEvent::new("achievement", "import_file", &meta)
-            .actor(owner)
-            .target_text(checked.id.to_string())
-            .record(conn)?;
-        Ok(checked)
+    let (owner, limit) = (current.user.id, state.settings.goals_per_account);
+    let stored = db::run(&state.pool, move |conn| {
+        let stored = store(conn, owner, &incoming, limit)?;
+        if let Stored::Imported(checked) = &stored {
+            AuditEvent::new("achievement", "import_file", &meta)
+                .actor(owner)
+                .target_text(checked.id.to_string())
+                .record(conn)?;
+        }
+        Ok(stored)
     })
     .await?;
+    let checked = match stored {
+        Stored::Imported(checked) => checked,
+        Stored::Full => return refuse(super::service::goals_full(limit), pasted),
+    };
     let mut msg = "Goal imported.".to_owned();
     if !checked.unknown_games.is_empty() || !checked.unknown_achievements.is_empty() {
         msg.push_str(&format!(

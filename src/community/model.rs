@@ -9,7 +9,7 @@ use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text, Timestamp
 use super::super::achievements::condition::describe_progress;
 use crate::images::model as images;
 use crate::images::ImageRef;
-use crate::schema::{community_achievements, custom_achievements};
+use crate::schema::{community_achievements, community_takers, custom_achievements};
 
 /// Shared achievements per page.
 pub const PAGE_SIZE: i64 = 20;
@@ -128,7 +128,7 @@ pub fn set_active(conn: &mut PgConnection, source_id: i64, active: bool) -> Quer
 }
 
 /// One shared achievement in the list.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName, get_size2::GetSize)]
 pub struct SharedRow {
     #[diesel(sql_type = BigInt)]
     pub id: i64,
@@ -255,12 +255,20 @@ pub fn lock_for_copy(conn: &mut PgConnection, community_id: i64) -> QueryResult<
         .optional()
 }
 
-/// Counts one more user who took the shared achievement up.
-pub fn count_try(conn: &mut PgConnection, community_id: i64) -> QueryResult<()> {
-    diesel::update(community_achievements::table.find(community_id))
-        .set(community_achievements::tries_count.eq(community_achievements::tries_count + 1))
-        .execute(conn)
-        .map(|_| ())
+/// Counts `user_id` as having taken the shared achievement up: a try the
+/// first time only, so deleting the copy and taking it up again (or a
+/// double click) counts nothing more. True when it counted.
+pub fn count_try(conn: &mut PgConnection, community_id: i64, user_id: i64) -> QueryResult<bool> {
+    let new = diesel::insert_into(community_takers::table)
+        .values((community_takers::community_id.eq(community_id), community_takers::user_id.eq(user_id)))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    if new > 0 {
+        diesel::update(community_achievements::table.find(community_id))
+            .set(community_achievements::tries_count.eq(community_achievements::tries_count + 1))
+            .execute(conn)?;
+    }
+    Ok(new > 0)
 }
 
 #[derive(Debug, QueryableByName)]
@@ -371,17 +379,29 @@ pub fn set_counts(conn: &mut PgConnection, ids: &[i64], tries: &[i32], completio
     .execute(conn)
 }
 
-/// Counts one completion per entry of `ids` (an id may repeat).
-pub fn count_completions(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<usize> {
-    if ids.is_empty() {
+/// Counts a completion of each shared achievement in `met` (pairs of
+/// shared achievement and the user whose copy was met), once per user
+/// ever: a copy deleted, taken up again and met again counts nothing more.
+pub fn count_completions(conn: &mut PgConnection, met: &[(i64, i64)]) -> QueryResult<usize> {
+    if met.is_empty() {
         return Ok(0);
     }
+    let (ids, users): (Vec<i64>, Vec<i64>) = met.iter().copied().unzip();
     diesel::sql_query(
-        "UPDATE community_achievements s SET completions_count = s.completions_count + n.cnt
-         FROM (SELECT id, count(*)::int AS cnt FROM unnest($1::bigint[]) AS t(id) GROUP BY id) n
+        "WITH firsts AS (
+             INSERT INTO community_takers (community_id, user_id, completed_at)
+             SELECT DISTINCT t.id, t.uid, now() FROM unnest($1::bigint[], $2::bigint[]) AS t(id, uid)
+             WHERE EXISTS (SELECT 1 FROM community_achievements c WHERE c.id = t.id)
+             ON CONFLICT (community_id, user_id) DO UPDATE SET completed_at = excluded.completed_at
+                 WHERE community_takers.completed_at IS NULL
+             RETURNING community_id
+         )
+         UPDATE community_achievements s SET completions_count = s.completions_count + n.cnt
+         FROM (SELECT community_id AS id, count(*)::int AS cnt FROM firsts GROUP BY community_id) n
          WHERE s.id = n.id",
     )
-    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(ids)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&ids)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&users)
     .execute(conn)
 }
 

@@ -92,6 +92,10 @@ async fn import(
             FlashMessage::info("That is your own achievement.").send();
             Ok(see_other("/community"))
         }
+        ImportOutcome::Full => {
+            FlashMessage::error(crate::achievements::service::goals_full(state.settings.goals_per_account)).send();
+            Ok(see_other(&format!("/community/{community_id}")))
+        }
         ImportOutcome::NotFound => Err(AppError::NotFound),
     }
 }

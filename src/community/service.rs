@@ -19,6 +19,8 @@ pub enum ImportOutcome {
     /// The user shared it themselves.
     Own,
     Already,
+    /// The user keeps as many goals as an account may.
+    Full,
 }
 
 /// Copies a visible shared achievement (with its image) into the user's
@@ -30,29 +32,32 @@ pub async fn import(
     user_id: i64,
     meta: &RequestMeta,
 ) -> Result<ImportOutcome, AppError> {
-    let meta = meta.clone();
+    let (meta, limit) = (meta.clone(), state.settings.goals_per_account);
     db::run(&state.pool, move |conn| {
-        let outcome = conn.transaction(|conn| copy(conn, community_id, user_id))?;
+        let outcome = conn.transaction(|conn| copy(conn, community_id, user_id, limit))?;
         if let ImportOutcome::Imported(id) = outcome {
             AuditEvent::new("community", "import", &meta)
                 .actor(user_id)
                 .target_text(community_id.to_string())
                 .details(serde_json::json!({ "achievement_id": id }))
                 .record(conn)?;
-            custom::evaluate(conn, &[user_id])?;
+            custom::evaluate_goals(conn, user_id, &[id])?;
         }
         Ok(outcome)
     })
     .await
 }
 
-fn copy(conn: &mut PgConnection, community_id: i64, user_id: i64) -> QueryResult<ImportOutcome> {
+fn copy(conn: &mut PgConnection, community_id: i64, user_id: i64, limit: i64) -> QueryResult<ImportOutcome> {
     let Some(share) = model::lock_for_copy(conn, community_id)? else { return Ok(ImportOutcome::NotFound) };
     if share.creator_id == Some(user_id) {
         return Ok(ImportOutcome::Own);
     }
     if custom::has_copy_of(conn, user_id, community_id)? {
         return Ok(ImportOutcome::Already);
+    }
+    if !custom::has_room(conn, user_id, 1, limit)? {
+        return Ok(ImportOutcome::Full);
     }
     let image_id = match share.image_id {
         Some(i) => Some(images::copy(conn, i, Some(user_id))?.id),
@@ -74,7 +79,7 @@ fn copy(conn: &mut PgConnection, community_id: i64, user_id: i64) -> QueryResult
             import_run_id: None,
         },
     )?;
-    model::count_try(conn, community_id)?;
+    model::count_try(conn, community_id, user_id)?;
     Ok(ImportOutcome::Imported(id))
 }
 

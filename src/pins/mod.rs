@@ -55,10 +55,11 @@ pub fn pin(conn: &mut PgConnection, user_id: i64, target: Target) -> QueryResult
         if !allowed.ok {
             return Ok(Pinned::NotFound);
         }
-        // Counted under a lock on the user's pins, so two tabs cannot both
-        // add the twentieth.
-        let count: i64 =
-            pins::table.filter(pins::user_id.eq(user_id)).select(pins::id).for_update().load::<i64>(conn)?.len() as i64;
+        // Counted under the user's pin lock, so two tabs (or thirty
+        // parallel requests, from no pins at all) cannot both add the
+        // twentieth.
+        crate::db::lock_for_user(conn, crate::db::UserLock::Pins, user_id)?;
+        let count: i64 = pins::table.filter(pins::user_id.eq(user_id)).count().get_result(conn)?;
         if count >= MAX_PINS {
             return Ok(Pinned::Full);
         }
@@ -92,7 +93,7 @@ pub fn pinned_ids(conn: &mut PgConnection, user_id: i64) -> QueryResult<(Vec<i64
 }
 
 /// A pinned achievement as the dashboard shows it.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName, get_size2::GetSize)]
 pub struct PinnedAchievement {
     #[diesel(sql_type = BigInt)]
     pub id: i64,

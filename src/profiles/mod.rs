@@ -9,31 +9,38 @@ pub mod routes;
 
 use diesel::PgConnection;
 
-use crate::achievements::model::AchievementRow;
+use crate::achievements::model::GoalCard;
 use crate::error::AppError;
 use crate::models::history::{self, CommonGame, PerfectGame};
 use crate::models::library::{self, LibraryQuery, LibraryRow, Totals};
 use crate::models::score::{self, Score};
 use model::PublicUser;
 
-/// A profile as a viewer may see it: only the parts its owner shares.
+/// A profile as a viewer may see it: only the parts its owner shares,
+/// each capped, so a profile costs the same whatever its owner stored.
+#[derive(Clone, get_size2::GetSize)]
 pub struct Profile {
     pub user: PublicUser,
     pub score: Option<Score>,
     pub totals: Option<Totals>,
     pub perfect: Option<Vec<PerfectGame>>,
     pub library: Option<Vec<LibraryRow>>,
-    pub goals: Option<Vec<AchievementRow>>,
+    /// One page of the goals, and how many there are.
+    pub goals: Option<(Vec<GoalCard>, i64)>,
+    /// The page of goals shown.
+    pub goals_page: i64,
     /// The owner looking at their own private profile.
     pub preview: bool,
 }
 
 /// Games on a profile, most played first.
 const PROFILE_GAMES: i64 = 50;
+/// Goals on one page of a profile.
+pub const PROFILE_GOALS: i64 = 20;
 
 /// The profile of `username` as `viewer` may see it; not found when it is
 /// private (unless it is the viewer's own) or does not exist, alike.
-pub fn view(conn: &mut PgConnection, username: &str, viewer: Option<i64>) -> Result<Profile, AppError> {
+pub fn view(conn: &mut PgConnection, username: &str, viewer: Option<i64>, goals_page: i64) -> Result<Profile, AppError> {
     let user = model::find_profile(conn, username)?.ok_or(AppError::NotFound)?;
     let own = viewer == Some(user.id);
     if !user.profile_public && !own {
@@ -49,8 +56,12 @@ pub fn view(conn: &mut PgConnection, username: &str, viewer: Option<i64>) -> Res
     } else {
         None
     };
-    let goals = if user.show_goals { Some(crate::achievements::model::list_for(conn, id)?) } else { None };
-    Ok(Profile { preview: !user.profile_public, user, score, totals, perfect, library, goals })
+    let goals = if user.show_goals {
+        Some(crate::achievements::model::page_for(conn, id, goals_page, PROFILE_GOALS)?)
+    } else {
+        None
+    };
+    Ok(Profile { preview: !user.profile_public, user, score, totals, perfect, library, goals, goals_page })
 }
 
 /// Games `viewer` and the owner of a public profile that shares its library

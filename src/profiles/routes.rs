@@ -28,6 +28,9 @@ struct ProfilePage {
     media: url::Url,
     /// This page's absolute address, for link previews.
     url: String,
+    /// The page of goals shown, of how many.
+    page: i64,
+    pages: i64,
 }
 
 impl ProfilePage {
@@ -48,21 +51,47 @@ impl ProfilePage {
     fn hours(minutes: &i64) -> String {
         format!("{:.0}", *minutes as f64 / 60.0)
     }
+
+    fn goal_total(&self) -> i64 {
+        self.p.goals.as_ref().map_or(0, |(_, total)| *total)
+    }
+
+    fn page_link(&self, page: &i64) -> String {
+        format!("/u/{}?page={page}#profile-goals", self.p.user.username)
+    }
+}
+
+#[derive(Deserialize)]
+struct ProfileQuery {
+    /// The page of goals.
+    page: Option<i64>,
 }
 
 async fn profile(
     ctx: PageContext,
     viewer: MaybeUser,
     username: web::Path<String>,
+    query: web::Query<ProfileQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let viewer_id = viewer.0.as_ref().map(|v| v.user.id);
+    let viewer_id = viewer.id();
     let name = username.into_inner();
-    let p = db::run(&state.pool, move |conn| super::view(conn, &name, viewer_id)).await?;
+    // No username is this long (new ones stop at 32 characters, imported
+    // ones well before this): refused before it names a cache entry.
+    if name.chars().count() > 200 {
+        return Err(AppError::NotFound);
+    }
+    let page = crate::pagination::page_number(query.page);
+    // Kept like any page: every anonymous visitor shares one copy, which
+    // the owner's privacy choices (the shared version) replace at once.
+    let key = viewer.view_key(&state, "profile", format!("{}\u{1f}{page}", name.to_lowercase())).await?;
+    let p = state.views.load(&state.reads, key, move |conn| super::view(conn, &name, viewer_id, page)).await?;
     let can_compare = viewer_id.is_some_and(|v| v != p.user.id) && p.library.is_some();
     let base = state.settings.public_base_url.as_str().trim_end_matches('/');
     let url = format!("{base}/u/{}", p.user.username);
-    render(&ProfilePage { ctx, p, can_compare, media: state.settings.steam_media_url.clone(), url })
+    let pages = crate::pagination::page_count(p.goals.as_ref().map_or(0, |(_, total)| *total), super::PROFILE_GOALS);
+    let media = state.settings.steam_media_url.clone();
+    render(&ProfilePage { ctx, p, can_compare, media, url, page, pages })
 }
 
 #[derive(Template)]

@@ -1,0 +1,2 @@
+DROP TRIGGER users_shared ON users;
+DROP TABLE community_takers;
