@@ -1,4 +1,4 @@
-//! Building responses: a rendered page, or a redirect.
+//! Building responses: a rendered page, a redirect, a spreadsheet cell.
 
 use actix_web::http::header;
 use actix_web::HttpResponse;
@@ -23,4 +23,30 @@ pub fn render_status(status: actix_web::http::StatusCode, page: &impl Template) 
 /// Post/redirect/get: 303 to `location`.
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+}
+
+/// A spreadsheet cell that would start a formula (`=`, `+`, `-`, `@`, a
+/// tab or a carriage return: names come from Steam, and a game called
+/// `=HYPERLINK(…)` must stay text) gets a leading apostrophe, as OWASP
+/// advises for CSV files.
+pub fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}").into(),
+        _ => text.into(),
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::csv_cell;
+
+    #[test]
+    fn cells_that_would_start_a_formula_stay_text() {
+        for risky in ["=HYPERLINK(\"http://x\")", "=cmd|' /C calc'!A0", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(csv_cell(risky), format!("'{risky}"));
+        }
+        for plain in ["Portal 2", "", "100%", "a=b"] {
+            assert_eq!(csv_cell(plain), plain);
+        }
+    }
 }

@@ -10,13 +10,13 @@ use std::io::Write;
 
 use chrono::Utc;
 use diesel::PgConnection;
-use serde_json::{json, Value};
+use serde_json::json;
 use zip::write::SimpleFileOptions;
 
 use crate::error::AppError;
 use crate::images::model::OwnedFile;
 use crate::images::storage::Storage;
-use crate::models::history::{self, ExportedEntry, ExportedUnlock};
+use crate::models::history;
 use crate::models::score;
 use crate::models::user::User;
 use crate::steam::account::SteamAccount;
@@ -50,44 +50,53 @@ fn internal(e: impl std::fmt::Display) -> AppError {
     AppError::Internal(anyhow::anyhow!("building the data export: {e}"))
 }
 
-fn csv_of<T: serde::Serialize>(rows: &[T]) -> Result<Vec<u8>, AppError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for r in rows {
-        w.serialize(r).map_err(internal)?;
+/// Rows read and written at a time: the export holds one batch in memory,
+/// never a whole library.
+const BATCH: i64 = 2000;
+
+type Zip = zip::ZipWriter<std::io::Cursor<Vec<u8>>>;
+
+/// Writes `rows` of a batched read into the zip's current file: `next`
+/// reads the batch after the last row it is given. Returns how many.
+fn write_batches<T>(
+    zip: &mut Zip,
+    mut next: impl FnMut(Option<&T>) -> diesel::QueryResult<Vec<T>>,
+    mut write: impl FnMut(&mut Zip, &T, bool) -> Result<(), AppError>,
+) -> Result<usize, AppError> {
+    let mut written = 0;
+    let mut batch = next(None)?;
+    while !batch.is_empty() {
+        for row in &batch {
+            write(zip, row, written == 0)?;
+            written += 1;
+        }
+        if (batch.len() as i64) < BATCH {
+            break;
+        }
+        batch = next(batch.last())?;
     }
+    Ok(written)
+}
+
+/// One CSV line of `fields`, each escaped for spreadsheets.
+fn csv_line(fields: &[&str]) -> Result<Vec<u8>, AppError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(fields.iter().map(|f| crate::response::csv_cell(f).into_owned())).map_err(internal)?;
     w.into_inner().map_err(internal)
 }
 
-/// Gathers the user's data and packs it.
+fn text<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Gathers the user's data and packs it, a batch of rows at a time.
 pub fn build(conn: &mut PgConnection, storage: &dyn Storage, user: &User) -> Result<Archive, AppError> {
-    let library: Vec<ExportedEntry> = history::export_library(conn, user.id)?;
-    let unlocks: Vec<ExportedUnlock> = history::export_unlocks(conn, user.id)?;
     let steam = SteamAccount::find(conn, user.id)?;
     let totals = score::of(conn, user.id)?;
-    let goals = crate::achievements::model::list_for(conn, user.id)?;
     let files = crate::images::model::owned_files(conn, user.id)?;
-
     let file_name = |public_id: &str| files.iter().find(|f| f.public_id == public_id).map(archive_path);
-    let goals_json: Vec<Value> = goals
-        .iter()
-        .map(|g| {
-            json!({
-                "id": g.id,
-                "name": g.name,
-                "description": g.description,
-                "condition_type": g.condition_type,
-                "condition": g.condition,
-                "needs_edit": g.needs_edit,
-                "progress": { "current": g.progress_current, "target": g.progress_target },
-                "met_at": g.met_at,
-                "created_at": g.created_at,
-                "shared": g.shared,
-                "copied_from_community_id": g.imported_from,
-                "image": g.image_public_id.as_deref().and_then(file_name),
-            })
-        })
-        .collect();
-    let document = json!({
+
+    let head = json!({
         "format": "questline-export",
         "version": FORMAT_VERSION,
         "exported_at": Utc::now(),
@@ -113,9 +122,6 @@ pub fn build(conn: &mut PgConnection, storage: &dyn Storage, user: &User) -> Res
             "perfect_games": totals.perfect,
             "games": totals.games,
         },
-        "library": library,
-        "unlocks": unlocks,
-        "goals": goals_json,
         "images": files.iter().map(|f| json!({
             "file": archive_path(f),
             "content_type": f.content_type,
@@ -124,21 +130,115 @@ pub fn build(conn: &mut PgConnection, storage: &dyn Storage, user: &User) -> Res
 
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    let add = |name: &str, bytes: &[u8], zip: &mut zip::ZipWriter<std::io::Cursor<Vec<u8>>>| {
-        zip.start_file(name, options).map_err(internal)?;
-        zip.write_all(bytes).map_err(internal)
+    let put = |zip: &mut Zip, bytes: &[u8]| zip.write_all(bytes).map_err(internal);
+    // One JSON element after another, comma-separated.
+    let element = |zip: &mut Zip, value: &dyn erased::Json, first: bool| {
+        if !first {
+            put(zip, b",\n")?;
+        }
+        value.write_to(zip)
     };
-    add("questline.json", &serde_json::to_vec_pretty(&document).map_err(internal)?, &mut zip)?;
-    add("library.csv", &csv_of(&library)?, &mut zip)?;
-    add("unlocks.csv", &csv_of(&unlocks)?, &mut zip)?;
+
+    zip.start_file("questline.json", options).map_err(internal)?;
+    // The small fields first, then each long list streamed into its key.
+    let head = serde_json::to_string(&head).map_err(internal)?;
+    put(&mut zip, head.trim_end_matches('}').as_bytes())?;
+    let id = user.id;
+    put(&mut zip, b",\n\"library\": [\n")?;
+    write_batches(&mut zip, |after| history::export_library(conn, id, after, BATCH), |z, e, first| element(z, e, first))?;
+    put(&mut zip, b"],\n\"unlocks\": [\n")?;
+    write_batches(&mut zip, |after| history::export_unlocks(conn, id, after, BATCH), |z, u, first| element(z, u, first))?;
+    put(&mut zip, b"],\n\"goals\": [\n")?;
+    write_batches(
+        &mut zip,
+        |after: Option<&crate::achievements::model::AchievementRow>| {
+            crate::achievements::model::batch_for(conn, id, after.map_or(0, |g| g.id), BATCH)
+        },
+        |z, g, first| {
+            let goal = json!({
+                "id": g.id,
+                "name": g.name,
+                "description": g.description,
+                "condition_type": g.condition_type,
+                "condition": g.condition,
+                "needs_edit": g.needs_edit,
+                "progress": { "current": g.progress_current, "target": g.progress_target },
+                "met_at": g.met_at,
+                "created_at": g.created_at,
+                "shared": g.shared,
+                "copied_from_community_id": g.imported_from,
+                "image": g.image_public_id.as_deref().and_then(file_name),
+            });
+            element(z, &goal, first)
+        },
+    )?;
+    put(&mut zip, b"]}\n")?;
+
+    zip.start_file("library.csv", options).map_err(internal)?;
+    put(
+        &mut zip,
+        b"appid,name,playtime_minutes,unlocked,achievements,points,last_played_at,last_unlock_at\n",
+    )?;
+    write_batches(
+        &mut zip,
+        |after| history::export_library(conn, id, after, BATCH),
+        |z, e, _| {
+            let line = csv_line(&[
+                &e.appid.to_string(),
+                &e.name,
+                &e.playtime_minutes.to_string(),
+                &e.unlocked.to_string(),
+                &e.achievements.to_string(),
+                &e.points.to_string(),
+                &text(&e.last_played_at.map(|t| t.to_rfc3339())),
+                &text(&e.last_unlock_at.map(|t| t.to_rfc3339())),
+            ])?;
+            put(z, &line)
+        },
+    )?;
+    zip.start_file("unlocks.csv", options).map_err(internal)?;
+    put(&mut zip, b"appid,game,api_name,achievement,unlocked_at,global_percent,points\n")?;
+    write_batches(
+        &mut zip,
+        |after| history::export_unlocks(conn, id, after, BATCH),
+        |z, u, _| {
+            let line = csv_line(&[
+                &u.appid.to_string(),
+                &u.game,
+                &u.api_name,
+                &u.achievement,
+                &text(&u.unlocked_at.map(|t| t.to_rfc3339())),
+                &text(&u.global_percent),
+                &u.points.to_string(),
+            ])?;
+            put(z, &line)
+        },
+    )?;
     for f in &files {
         // A file missing from storage is left out rather than failing the
         // whole export; the JSON still lists it.
         match storage.get(&f.storage_key) {
-            Ok(bytes) => add(&archive_path(f), &bytes, &mut zip)?,
+            Ok(bytes) => {
+                zip.start_file(archive_path(f), options).map_err(internal)?;
+                put(&mut zip, &bytes)?;
+            }
             Err(e) => tracing::warn!(error = %e, image = %f.public_id, "an image is missing from storage"),
         }
     }
     let bytes = zip.finish().map_err(internal)?.into_inner();
     Ok(Archive { filename: format!("questline-{}-{}.zip", user.username, Utc::now().format("%Y-%m-%d")), bytes })
+}
+
+/// Anything the export writes as one JSON element.
+mod erased {
+    /// A value that serialises itself into a writer.
+    pub trait Json {
+        fn write_to(&self, out: &mut dyn std::io::Write) -> Result<(), crate::error::AppError>;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn write_to(&self, out: &mut dyn std::io::Write) -> Result<(), crate::error::AppError> {
+            serde_json::to_writer(out, self).map_err(super::internal)
+        }
+    }
 }

@@ -74,15 +74,6 @@ async fn view(
     render(&AuditPage { ctx, filter, rows, page, pages })
 }
 
-/// A spreadsheet must not run a cell as a formula.
-fn cell(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    }
-}
-
 async fn export(
     admin: AdminUser,
     filter: web::Query<AuditFilter>,
@@ -128,7 +119,7 @@ async fn export(
                 e.user_agent.unwrap_or_default(),
                 e.details.to_string(),
             ];
-            w.write_record(record.iter().map(|c| cell(c))).map_err(|e| AppError::Internal(e.into()))?;
+            w.write_record(record.iter().map(|c| crate::response::csv_cell(c).into_owned())).map_err(|e| AppError::Internal(e.into()))?;
         }
         w.into_inner().map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))
     })

@@ -89,13 +89,14 @@ impl KeyBudget {
 #[derive(Debug, Clone, Deserialize)]
 pub struct OwnedGame {
     pub appid: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "steam_text")]
     pub name: String,
     #[serde(default)]
     pub playtime_forever: i32,
     #[serde(default)]
     pub playtime_2weeks: i32,
-    #[serde(default)]
+    /// A hash that names the icon under Steam's media address.
+    #[serde(default, deserialize_with = "steam_hash")]
     pub img_icon_url: Option<String>,
     #[serde(default)]
     pub has_community_visible_stats: Option<bool>,
@@ -117,6 +118,7 @@ struct OwnedGamesResponse {
 /// One achievement of a player in a game.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PlayerAchievement {
+    #[serde(deserialize_with = "steam_text")]
     pub apiname: String,
     #[serde(deserialize_with = "flexible_bool")]
     pub achieved: bool,
@@ -142,17 +144,18 @@ struct PlayerStats {
 /// One achievement of a game's schema.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SchemaAchievement {
+    #[serde(deserialize_with = "steam_text")]
     pub name: String,
-    #[serde(rename = "displayName", default)]
+    #[serde(rename = "displayName", default, deserialize_with = "steam_text")]
     pub display_name: String,
     /// Steam leaves it out for hidden achievements.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "steam_text_opt")]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "flexible_bool")]
     pub hidden: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "steam_url")]
     pub icon: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "steam_url")]
     pub icongray: Option<String>,
 }
 
@@ -177,6 +180,7 @@ struct SchemaStats {
 /// A global unlock percentage.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GlobalPercent {
+    #[serde(deserialize_with = "steam_text")]
     pub name: String,
     #[serde(deserialize_with = "flexible_f64")]
     pub percent: f64,
@@ -197,9 +201,9 @@ struct GlobalAchievements {
 #[derive(Debug, Clone, Deserialize)]
 pub struct PlayerSummary {
     pub steamid: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "steam_text")]
     pub personaname: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "steam_url")]
     pub avatarfull: Option<String>,
 }
 
@@ -224,6 +228,41 @@ struct VanityResponse {
     success: i32,
     #[serde(default)]
     steamid: Option<String>,
+}
+
+/// Text from Steam as Questline keeps it: control characters other than
+/// line breaks and tabs dropped. A NUL in one game's name could not even be
+/// stored, and failed the whole sync; the rest of the name stays.
+pub fn clean_text(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control() || matches!(c, '\n' | '\t')).collect()
+}
+
+/// A text field (missing or null: empty), cleaned by [`clean_text`].
+fn steam_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(|t| clean_text(&t)).unwrap_or_default())
+}
+
+fn steam_text_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(|t| clean_text(&t)))
+}
+
+/// An image address from Steam, kept only when it is an http(s) URL: pages
+/// put it in `<img src>` and `og:image`, where `javascript:` or `data:`
+/// must never land. Anything else reads as no image.
+pub fn image_url(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw.trim()).ok()?;
+    (matches!(url.scheme(), "http" | "https") && url.host().is_some()).then(|| url.to_string())
+}
+
+fn steam_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.as_deref().and_then(image_url))
+}
+
+/// An icon hash (hex digits, joined to Steam's media address by the
+/// pages): anything else reads as no icon.
+fn steam_hash<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?
+        .filter(|h| !h.is_empty() && h.len() <= 64 && h.bytes().all(|b| b.is_ascii_alphanumeric())))
 }
 
 /// Steam sends 0/1, true/false, or their string forms, depending on the call.
@@ -545,6 +584,32 @@ mod tests {
         assert!(parse_profile("https://steamcommunity.com/groups/x").is_err());
         assert!(parse_profile("12345678901234567").is_err(), "not an individual account");
         assert!(parse_profile("bad name!").is_err());
+    }
+
+    #[test]
+    fn text_and_images_from_steam_are_cleaned_field_by_field() {
+        let owned: OwnedGamesEnvelope = serde_json::from_str(
+            r#"{"response":{"games":[{"appid":1,"name":"Bad\u0000Name\u0007","img_icon_url":"javascript:x"},
+                                     {"appid":2,"name":null,"img_icon_url":"0a1b2c"}]}}"#,
+        )
+        .unwrap();
+        let games = owned.response.games.unwrap();
+        assert_eq!(games[0].name, "BadName");
+        assert_eq!(games[0].img_icon_url, None);
+        assert_eq!(games[1].name, "");
+        assert_eq!(games[1].img_icon_url.as_deref(), Some("0a1b2c"));
+        let schema: SchemaEnvelope = serde_json::from_str(
+            r#"{"game":{"availableGameStats":{"achievements":[
+                {"name":"A\u0000","displayName":"Line\nTwo","icon":"javascript:alert(1)","icongray":"https://cdn.example/g.jpg"},
+                {"name":"B","icon":"data:image/png;base64,xx","icongray":" HTTP://cdn.example/x.jpg"}]}}}"#,
+        )
+        .unwrap();
+        let a = schema.game.stats.unwrap().achievements;
+        assert_eq!((a[0].name.as_str(), a[0].display_name.as_str()), ("A", "Line\nTwo"));
+        assert_eq!(a[0].icon, None);
+        assert_eq!(a[0].icongray.as_deref(), Some("https://cdn.example/g.jpg"));
+        assert_eq!(a[1].icon, None);
+        assert_eq!(a[1].icongray.as_deref(), Some("http://cdn.example/x.jpg"));
     }
 
     #[test]
