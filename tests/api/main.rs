@@ -6,6 +6,7 @@ mod achievements;
 mod admin;
 mod admin_cli;
 mod admin_ops;
+mod bounded_cost;
 mod browser;
 mod community;
 mod csrf;

@@ -57,10 +57,18 @@ pub(crate) fn portal_state() -> FakeState {
 }
 
 pub(crate) async fn app_with_steam(state: FakeState) -> (TestApp, FakeSteam) {
+    app_with_steam_env(state, &[]).await
+}
+
+/// [`app_with_steam`] with more settings.
+pub(crate) async fn app_with_steam_env(state: FakeState, vars: &[(&str, &str)]) -> (TestApp, FakeSteam) {
     let fake = FakeSteam::start(state).unwrap();
     let base = fake.base_url();
     let app = spawn_app_with(|env| {
         env.insert("STEAM_API_BASE_URL".into(), base);
+        for (k, v) in vars {
+            env.insert((*k).into(), (*v).into());
+        }
     })
     .await;
     app.register_verified("alice", "alice@example.com", PASSWORD).await;

@@ -21,6 +21,14 @@ fn read_zip(bytes: Vec<u8>) -> std::collections::BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// The signed-in user's data export, password confirmed, as its files.
+pub(crate) async fn export(app: &TestApp) -> std::collections::BTreeMap<String, Vec<u8>> {
+    confirm_password(app, "/account/data/export").await;
+    let res = app.get("/account/data/export").await;
+    assert_eq!(res.status(), 200);
+    read_zip(res.bytes().await.unwrap().to_vec())
+}
+
 async fn confirm_password(app: &TestApp, next: &str) {
     let res = crate::two_factor::reauth(app, &app.client, next, &[("password", PASSWORD)]).await;
     assert_eq!(res.status(), 303);
