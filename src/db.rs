@@ -131,8 +131,7 @@ pub fn build_replica_pool(settings: &Settings) -> Option<PgPool> {
 }
 
 fn pool_for(url: &str, size: u32, wait: Duration, min_idle: Option<u32>, limit: Option<Duration>) -> PgPool {
-    let manager =
-        CheckedManager { inner: ConnectionManager::<PgConnection>::new(url), statement_timeout: limit };
+    let manager = CheckedManager { inner: ConnectionManager::<PgConnection>::new(url), statement_timeout: limit };
     Pool::builder()
         .max_size(size)
         .min_idle(min_idle)

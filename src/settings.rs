@@ -210,11 +210,10 @@ impl Settings {
             Ok(n) if n <= 65_536 => Ok(n * 1024 * 1024),
             _ => Err("must be a whole number of megabytes from 0 to 65536".into()),
         });
-        let goals_per_account =
-            parse_or(&get, "GOALS_PER_ACCOUNT", "200", &mut problems, |v| match v.parse::<i64>() {
-                Ok(n) if (1..=10_000).contains(&n) => Ok(n),
-                _ => Err("must be a whole number from 1 to 10000".into()),
-            });
+        let goals_per_account = parse_or(&get, "GOALS_PER_ACCOUNT", "200", &mut problems, |v| match v.parse::<i64>() {
+            Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+            _ => Err("must be a whole number from 1 to 10000".into()),
+        });
         let request_statement_timeout =
             parse_or(&get, "REQUEST_STATEMENT_TIMEOUT_MS", "10000", &mut problems, |v| match v.parse::<u64>() {
                 Ok(n) if (100..=600_000).contains(&n) => Ok(std::time::Duration::from_millis(n)),

@@ -420,7 +420,7 @@ mod tests {
         }
         let (bytes, pages) = views.weight().await;
         assert_eq!(pages, 1, "one page per user, page and parameters");
-        assert!(bytes >= 1000 && bytes < 2000, "weighed {bytes} bytes");
+        assert!((1000..2000).contains(&bytes), "weighed {bytes} bytes");
     }
 
     #[actix_web::test]

@@ -145,9 +145,17 @@ pub fn build(conn: &mut PgConnection, storage: &dyn Storage, user: &User) -> Res
     put(&mut zip, head.trim_end_matches('}').as_bytes())?;
     let id = user.id;
     put(&mut zip, b",\n\"library\": [\n")?;
-    write_batches(&mut zip, |after| history::export_library(conn, id, after, BATCH), |z, e, first| element(z, e, first))?;
+    write_batches(
+        &mut zip,
+        |after| history::export_library(conn, id, after, BATCH),
+        |z, e, first| element(z, e, first),
+    )?;
     put(&mut zip, b"],\n\"unlocks\": [\n")?;
-    write_batches(&mut zip, |after| history::export_unlocks(conn, id, after, BATCH), |z, u, first| element(z, u, first))?;
+    write_batches(
+        &mut zip,
+        |after| history::export_unlocks(conn, id, after, BATCH),
+        |z, u, first| element(z, u, first),
+    )?;
     put(&mut zip, b"],\n\"goals\": [\n")?;
     write_batches(
         &mut zip,
@@ -175,10 +183,7 @@ pub fn build(conn: &mut PgConnection, storage: &dyn Storage, user: &User) -> Res
     put(&mut zip, b"]}\n")?;
 
     zip.start_file("library.csv", options).map_err(internal)?;
-    put(
-        &mut zip,
-        b"appid,name,playtime_minutes,unlocked,achievements,points,last_played_at,last_unlock_at\n",
-    )?;
+    put(&mut zip, b"appid,name,playtime_minutes,unlocked,achievements,points,last_played_at,last_unlock_at\n")?;
     write_batches(
         &mut zip,
         |after| history::export_library(conn, id, after, BATCH),

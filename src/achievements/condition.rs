@@ -517,9 +517,7 @@ mod tests {
         let past = json!({"mode": "all", "conditions": [part(200), part(200)]});
         let e = Condition::parse("combined", &past).unwrap_err();
         assert!(e.contains("at most 200"), "{e}");
-        let games = |n: usize| {
-            json!({"type": "complete_games", "data": {"games": (1..=n).map(|g| g.to_string()).collect::<Vec<_>>()}})
-        };
+        let games = |n: usize| json!({"type": "complete_games", "data": {"games": (1..=n).map(|g| g.to_string()).collect::<Vec<_>>()}});
         let many = json!({"mode": "any", "conditions": [games(60), games(60)]});
         assert!(Condition::parse("combined", &many).unwrap_err().contains("at most 100"));
     }

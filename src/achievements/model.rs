@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use get_size2::GetSize;
 use diesel::sql_types::{Array, BigInt, Bool, Double, Nullable, Text, Timestamptz};
+use get_size2::GetSize;
 use serde_json::Value;
 
 use super::condition::{describe_progress, percent_done, Condition};

@@ -119,7 +119,8 @@ async fn export(
                 e.user_agent.unwrap_or_default(),
                 e.details.to_string(),
             ];
-            w.write_record(record.iter().map(|c| crate::response::csv_cell(c).into_owned())).map_err(|e| AppError::Internal(e.into()))?;
+            w.write_record(record.iter().map(|c| crate::response::csv_cell(c).into_owned()))
+                .map_err(|e| AppError::Internal(e.into()))?;
         }
         w.into_inner().map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))
     })

@@ -40,7 +40,12 @@ pub const PROFILE_GOALS: i64 = 20;
 
 /// The profile of `username` as `viewer` may see it; not found when it is
 /// private (unless it is the viewer's own) or does not exist, alike.
-pub fn view(conn: &mut PgConnection, username: &str, viewer: Option<i64>, goals_page: i64) -> Result<Profile, AppError> {
+pub fn view(
+    conn: &mut PgConnection,
+    username: &str,
+    viewer: Option<i64>,
+    goals_page: i64,
+) -> Result<Profile, AppError> {
     let user = model::find_profile(conn, username)?.ok_or(AppError::NotFound)?;
     let own = viewer == Some(user.id);
     if !user.profile_public && !own {

@@ -66,7 +66,10 @@ async fn the_goals_page_shows_twenty_five_at_a_time_and_says_how_many_there_are(
     assert!(text_of(&first, "#goal-count").unwrap().contains("30 of the 200 goals"));
     assert!(text_of(&first, ".pagination").unwrap().contains("Page 1 of 2"));
     let second = html(app.get("/achievements?page=2").await).await;
-    assert_eq!(names_on(&second, "#achievements .achievement-name"), ["Goal 26", "Goal 27", "Goal 28", "Goal 29", "Goal 30"]);
+    assert_eq!(
+        names_on(&second, "#achievements .achievement-name"),
+        ["Goal 26", "Goal 27", "Goal 28", "Goal 29", "Goal 30"]
+    );
     let past = html(app.get("/achievements?page=999999999999").await).await;
     assert!(names_on(&past, "#achievements .achievement-name").is_empty());
     assert!(text_of(&past, "#no-achievements").is_none(), "a page past the end is not 'no goals yet'");
@@ -135,7 +138,8 @@ async fn parallel_imports_cannot_pass_the_goal_limit_together() {
             .text("json", goal_file(&format!("Race {i}"), &["400"]));
         app.client.post(app.url("/achievements/import")).multipart(form).send()
     });
-    let statuses: Vec<u16> = futures_util::future::join_all(sends).await.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(sends).await.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 3, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 422).count(), 9, "{statuses:?}");
     assert_eq!(goal_count(&app, "alice"), 3);
@@ -145,12 +149,14 @@ async fn parallel_imports_cannot_pass_the_goal_limit_together() {
 async fn thirty_parallel_pins_from_none_leave_exactly_twenty() {
     let (app, _fake) = synced_alice().await;
     store_goals(&app, "alice", 30);
-    let ids: Vec<i64> = custom_achievements::table.select(custom_achievements::id).load(&mut app.pool.get().unwrap()).unwrap();
+    let ids: Vec<i64> =
+        custom_achievements::table.select(custom_achievements::id).load(&mut app.pool.get().unwrap()).unwrap();
     let doc = html(app.get("/achievements").await).await;
     let token = crate::helpers::csrf_token(&doc).unwrap();
     let sends = ids.iter().map(|id| {
         let (id, token) = (id.to_string(), token.clone());
-        let form = [("csrf_token", token), ("goal", id), ("action", "pin".to_owned()), ("next", "/achievements".to_owned())];
+        let form =
+            [("csrf_token", token), ("goal", id), ("action", "pin".to_owned()), ("next", "/achievements".to_owned())];
         app.client.post(app.url("/pins")).form(&form).send()
     });
     for res in futures_util::future::join_all(sends).await {
@@ -199,9 +205,8 @@ async fn a_goal_file_with_an_escaped_nul_or_an_app_id_past_32_bits_is_refused_by
 async fn a_public_profile_shows_a_page_of_goals_whatever_its_owner_stored() {
     let (app, _fake) = synced_alice().await;
     store_goals(&app, "alice", 45);
-    let res = app
-        .submit("/settings/profile", "/settings/profile", &[("profile_public", "1"), ("show_goals", "1")])
-        .await;
+    let res =
+        app.submit("/settings/profile", "/settings/profile", &[("profile_public", "1"), ("show_goals", "1")]).await;
     assert_eq!(location(&res), "/settings/profile");
     let visitor = new_client();
     let page = html(visitor.get(app.url("/u/alice")).send().await.unwrap()).await;
@@ -238,7 +243,10 @@ async fn an_account_locked_by_any_path_leaves_the_cached_leaderboards_at_once() 
     assert!(board(visitor.clone()).await.contains("alice"));
     assert!(board(visitor.clone()).await.contains("alice"), "kept");
     let id = user_id(&app, "alice");
-    diesel::update(users::table.find(id)).set(users::status.eq("locked")).execute(&mut app.pool.get().unwrap()).unwrap();
+    diesel::update(users::table.find(id))
+        .set(users::status.eq("locked"))
+        .execute(&mut app.pool.get().unwrap())
+        .unwrap();
     assert!(!board(visitor.clone()).await.contains("alice"), "gone at once, not after a minute");
 }
 
@@ -247,10 +255,17 @@ async fn taking_a_shared_goal_on_again_after_deleting_the_copy_counts_no_second_
     let (app, _fake) = synced_alice().await;
     let bob = crate::profiles::bob_with_portal(&app).await;
     // Bob shares "unlock one achievement in Portal", which Alice has met.
-    let res = import_goal(&app, &bob, &json!({"format": "questline-goal", "version": 1, "name": "A start",
-        "condition_type": "achievement_count", "condition": {"count": 1, "games": ["400"]}}).to_string()).await;
+    let res = import_goal(
+        &app,
+        &bob,
+        &json!({"format": "questline-goal", "version": 1, "name": "A start",
+        "condition_type": "achievement_count", "condition": {"count": 1, "games": ["400"]}})
+        .to_string(),
+    )
+    .await;
     assert_eq!(location(&res), "/achievements");
-    let bobs: i64 = custom_achievements::table.select(custom_achievements::id).first(&mut app.pool.get().unwrap()).unwrap();
+    let bobs: i64 =
+        custom_achievements::table.select(custom_achievements::id).first(&mut app.pool.get().unwrap()).unwrap();
     app.submit_with(&bob, "/achievements", &format!("/achievements/{bobs}/share"), &[]).await;
     let shared: i64 =
         community_achievements::table.select(community_achievements::id).first(&mut app.pool.get().unwrap()).unwrap();
@@ -266,7 +281,8 @@ async fn taking_a_shared_goal_on_again_after_deleting_the_copy_counts_no_second_
         assert_eq!(location(&res), "/achievements");
         assert_eq!(counts(), (1, 1), "round {round}: one try and one completion, however often");
         let copy = crate::achievements::newest_id(&app);
-        let res = app.submit(&format!("/achievements/{copy}/delete"), &format!("/achievements/{copy}/delete"), &[]).await;
+        let res =
+            app.submit(&format!("/achievements/{copy}/delete"), &format!("/achievements/{copy}/delete"), &[]).await;
         assert_eq!(location(&res), "/achievements");
     }
 }
@@ -292,7 +308,12 @@ async fn the_data_export_writes_names_that_would_start_a_formula_as_text() {
 #[actix_web::test]
 async fn a_hidden_achievement_not_yet_unlocked_keeps_its_name_secret_on_the_goal_form() {
     let (app, _fake) = synced_alice().await;
-    let page = app.get("/achievements/new?condition_type=specific_achievements&games=400&games=620").await.text().await.unwrap();
+    let page = app
+        .get("/achievements/new?condition_type=specific_achievements&games=400&games=620")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(!page.contains("SECRET title"), "Portal's hidden SECRET is still locked");
     assert!(page.contains("Hidden achievement"));
     assert!(page.contains("B2 title"), "Portal 2's hidden B2 is unlocked: its name shows");
@@ -312,7 +333,8 @@ async fn a_nul_in_a_game_name_from_steam_is_dropped_and_the_sync_finishes() {
 
 #[actix_web::test]
 async fn a_request_whose_statement_runs_past_the_time_limit_gets_a_clear_503_and_frees_its_thread() {
-    let (app, _fake) = crate::steam::app_with_steam_env(portal_state(), &[("REQUEST_STATEMENT_TIMEOUT_MS", "300")]).await;
+    let (app, _fake) =
+        crate::steam::app_with_steam_env(portal_state(), &[("REQUEST_STATEMENT_TIMEOUT_MS", "300")]).await;
     // Another session holds the goals table, so the page's read waits.
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let url = crate::helpers::database_url(&app.db_name);

@@ -425,3 +425,72 @@ async fn a_user_tracks_rarity_points_and_goals_shares_a_profile_and_takes_their_
     b.check("unsubscribed").await;
     b.finish().await;
 }
+
+#[actix_web::test]
+async fn a_user_at_the_goal_limit_pages_through_goals_and_is_told_why_more_are_refused() {
+    let fake = questline::steam::fake::FakeSteam::start(portal_state()).unwrap();
+    let base = fake.base_url();
+    let app = spawn_app_with(|env| {
+        env.insert("STEAM_API_BASE_URL".into(), base.clone());
+        env.insert("STEAM_MEDIA_URL".into(), base);
+        env.insert("GOALS_PER_ACCOUNT".into(), "30".into());
+    })
+    .await;
+    app.register_verified("alice", "alice@example.com", PASSWORD).await;
+    let mut b = Browser::start(&app).await;
+    sign_in(&b, "alice", PASSWORD).await;
+    link_steam(&b).await;
+    assert_eq!(sync_finished(&app).await, "done");
+    {
+        use questline::schema::custom_achievements;
+        let mut conn = app.pool.get().unwrap();
+        let owner: i64 = users::table.filter(users::username.eq("alice")).select(users::id).first(&mut conn).unwrap();
+        for i in 1..=30 {
+            diesel::insert_into(custom_achievements::table)
+                .values((
+                    custom_achievements::owner_id.eq(owner),
+                    custom_achievements::name.eq(format!("Play Dota 2 for {i}0 hours")),
+                    custom_achievements::description.eq("A long road, one match at a time."),
+                    custom_achievements::condition_type.eq("playtime"),
+                    custom_achievements::condition.eq(serde_json::json!({ "hours": i * 10, "games": ["570"] })),
+                ))
+                .execute(&mut conn)
+                .unwrap();
+        }
+        questline::achievements::model::evaluate(&mut conn, &[owner]).unwrap();
+    }
+    b.goto("/achievements").await;
+    assert!(b.text("#goal-count").await.contains("30 of the 30"), "{}", b.text("#goal-count").await);
+    assert!(b.has("#goals-full").await);
+    b.check("achievements-full").await;
+    b.goto("/achievements?page=2").await;
+    assert!(b.text(".pagination").await.contains("Page 2 of 2"));
+    b.check("achievements-page-two").await;
+
+    b.goto("/achievements/import").await;
+    b.check("goal-import").await;
+    let file = r#"{"format": "questline-goal", "version": 1, "name": "One more",
+                   "condition_type": "playtime", "condition": {"hours": 5}}"#;
+    b.fill("textarea[name=json]", file).await;
+    b.click("#import-form button[type=submit]").await;
+    assert!(b.text("#import-error").await.contains("as many as one account may"));
+    b.check("goal-import-refused").await;
+
+    b.goto("/achievements/new").await;
+    b.fill("input[name=name]", "Thirty-first").await;
+    b.click("input[name=condition_type][value=playtime]").await;
+    b.fill("input[name=hours]", "3").await;
+    b.click("#save-achievement").await;
+    assert!(b.text("main").await.contains("as many as one account may"));
+    b.check("achievement-new-refused").await;
+
+    b.goto("/settings/profile").await;
+    b.click("input[name=profile_public]").await;
+    b.click("input[name=show_goals]").await;
+    b.click("#profile-settings button[type=submit]").await;
+    sign_out(&b).await;
+    b.goto("/u/alice").await;
+    assert!(b.text("#profile-goals .pagination").await.contains("Page 1 of 2"));
+    b.check("profile-goals-paged").await;
+    b.finish().await;
+}
