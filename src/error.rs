@@ -63,6 +63,9 @@ pub enum AppError {
     NotFound,
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The request's body did not arrive in time.
+    #[error("request timeout")]
+    RequestTimeout,
     #[error("too many requests")]
     TooManyRequests {
         /// Seconds until the client may try again (sent as `Retry-After`).
@@ -163,6 +166,7 @@ impl ResponseError for AppError {
             AppError::LoginRequired { .. } | AppError::ReauthRequired { .. } => StatusCode::SEE_OTHER,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) | AppError::SessionsUnavailable | AppError::Maintenance | AppError::TooSlow(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -192,6 +196,9 @@ impl ResponseError for AppError {
             AppError::BadRequest(msg) | AppError::Denied(msg) => Some(msg.clone()),
             AppError::Csrf => {
                 Some("The form has expired or was sent from another site. Reload the page and try again.".to_owned())
+            }
+            AppError::RequestTimeout => {
+                Some("The form took too long to arrive, so it was not read. Nothing was saved: try again.".to_owned())
             }
             AppError::TooSlow(_) => Some(
                 "This page took longer than its time limit to work out, so it was stopped. \

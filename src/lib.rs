@@ -10,6 +10,7 @@ pub mod admin_cli;
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod body_budget;
 pub mod cache;
 pub mod client_ip;
 pub mod community;

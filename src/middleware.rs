@@ -119,17 +119,41 @@ fn has_nul(s: &str) -> bool {
 
 /// Reads the whole body, refusing it with 413 past `limit` bytes whether or
 /// not it declared its length (a chunked body declares none).
+/// The budget a request body's buffer holds, released with the request.
+struct HeldBody(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
+
 async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes, AppError> {
+    let state = req.app_data::<web::Data<AppState>>();
+    let budget = state.map(|s| s.body_budget.clone());
+    // A client sending its body a byte at a time holds its buffer no
+    // longer than this.
+    let deadline = state.map_or(std::time::Duration::from_secs(30), |s| s.settings.body_timeout);
     let mut payload = req.take_payload();
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| AppError::BadRequest("The request body was interrupted.".into()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(AppError::PayloadTooLarge);
+    let read = async {
+        let mut body = web::BytesMut::new();
+        let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| AppError::BadRequest("The request body was interrupted.".into()))?;
+            if body.len() + chunk.len() > limit {
+                return Err(AppError::PayloadTooLarge);
+            }
+            if let Some(budget) = &budget {
+                let more = budget
+                    .reserve(chunk.len())
+                    .await
+                    .map_err(|_| AppError::Unavailable(anyhow::anyhow!("request body buffer budget exhausted")))?;
+                match &mut held {
+                    Some(h) => h.merge(more),
+                    None => held = Some(more),
+                }
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
+        Ok((body.freeze(), held))
+    };
+    let (body, held) = tokio::time::timeout(deadline, read).await.map_err(|_| AppError::RequestTimeout)??;
+    req.extensions_mut().insert(HeldBody(held));
+    Ok(body)
 }
 
 /// The text fields of a multipart body (file fields are skipped: image

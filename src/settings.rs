@@ -54,6 +54,11 @@ pub struct Settings {
     /// process keeps in memory, weighed as they are kept; 0 turns the page
     /// cache off.
     pub page_cache_bytes: u64,
+    /// Bytes of request bodies held in memory at once, across requests
+    /// (never less than one body of `max_body_bytes`).
+    pub body_buffer_bytes: usize,
+    /// How long a request's form body may take to arrive, in all.
+    pub body_timeout: std::time::Duration,
     /// Goals one account may keep (its own, imported and taken up alike).
     pub goals_per_account: i64,
     /// The longest one statement of a request may run before it is
@@ -121,6 +126,8 @@ impl fmt::Debug for Settings {
             .field("replica_max_lag", &self.replica_max_lag)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("page_cache_bytes", &self.page_cache_bytes)
+            .field("body_buffer_bytes", &self.body_buffer_bytes)
+            .field("body_timeout", &self.body_timeout)
             .field("goals_per_account", &self.goals_per_account)
             .field("request_statement_timeout", &self.request_statement_timeout)
             .field("run_migrations", &self.run_migrations)
@@ -210,6 +217,14 @@ impl Settings {
             Ok(n) if n <= 65_536 => Ok(n * 1024 * 1024),
             _ => Err("must be a whole number of megabytes from 0 to 65536".into()),
         });
+        let body_buffer_bytes = parse_or(&get, "BODY_BUFFER_MB", "64", &mut problems, |v| match v.parse::<usize>() {
+            Ok(n) if (1..=65_536).contains(&n) => Ok(n * 1024 * 1024),
+            _ => Err("must be a whole number of megabytes from 1 to 65536".into()),
+        });
+        let body_timeout = parse_or(&get, "BODY_TIMEOUT_SECONDS", "30", &mut problems, |v| match v.parse::<u64>() {
+            Ok(n) if (1..=600).contains(&n) => Ok(std::time::Duration::from_secs(n)),
+            _ => Err("must be a whole number of seconds from 1 to 600".into()),
+        });
         let goals_per_account = parse_or(&get, "GOALS_PER_ACCOUNT", "200", &mut problems, |v| match v.parse::<i64>() {
             Ok(n) if (1..=10_000).contains(&n) => Ok(n),
             _ => Err("must be a whole number from 1 to 10000".into()),
@@ -280,6 +295,8 @@ impl Settings {
             database_url: database_url.expect("checked above"),
             database_pool_size: database_pool_size.expect("checked above"),
             page_cache_bytes: page_cache_bytes.expect("checked above"),
+            body_buffer_bytes: body_buffer_bytes.expect("checked above").max(max_body_bytes.expect("checked above")),
+            body_timeout: body_timeout.expect("checked above"),
             goals_per_account: goals_per_account.expect("checked above"),
             request_statement_timeout: request_statement_timeout.expect("checked above"),
             database_replica_url,

@@ -23,6 +23,10 @@ use crate::steam::client::{KeyBudget, RetryPolicy, SteamClient};
 use crate::steam::streams::StreamCounter;
 use crate::views::Views;
 
+/// Data exports built at once per process: each reads a whole account and
+/// holds a database connection while it does.
+const EXPORTS_AT_ONCE: usize = 2;
+
 /// Everything a request, a middleware or a worker may need.
 pub struct AppState {
     /// The configuration read at start-up.
@@ -56,6 +60,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Pages' data computed for users, kept while it is current.
     pub views: Views,
+    /// The bytes of request bodies held in memory at once.
+    pub body_budget: crate::body_budget::BodyBudget,
+    /// Data exports this process builds at once.
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -83,6 +91,8 @@ impl AppState {
             maintenance: MaintenanceCache::default(),
             metrics: Metrics::new(),
             views: Views::new(settings.page_cache_bytes),
+            body_budget: crate::body_budget::BodyBudget::new(settings.body_buffer_bytes),
+            exports: Arc::new(tokio::sync::Semaphore::new(EXPORTS_AT_ONCE)),
             settings,
             pool,
             reads,

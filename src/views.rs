@@ -45,12 +45,26 @@ pub struct ViewKey {
     user_id: i64,
     versions: Versions,
     params: String,
+    /// False for pages that are worked out each time, never kept.
+    keep: bool,
 }
+
+/// Pages of a list past this one are worked out each time, never kept:
+/// nobody reads page 9,000 twice, and a visitor asking for every page
+/// number must not push everybody else's pages out.
+pub const KEPT_PAGES: i64 = 20;
 
 impl ViewKey {
     /// The key of `page` for `user_id` with these parameters.
     pub fn new(page: &'static str, user_id: i64, versions: Versions, params: impl Into<String>) -> Self {
-        ViewKey { page, user_id, versions, params: params.into() }
+        ViewKey { page, user_id, versions, params: params.into(), keep: true }
+    }
+
+    /// The same key, kept only if `keep` (a search, a page far down a
+    /// list: what one visitor can vary without end is not kept).
+    pub fn kept_if(mut self, keep: bool) -> Self {
+        self.keep &= keep;
+        self
     }
 
     /// Where the page is kept: one place per page, user and parameters, so
@@ -171,7 +185,7 @@ impl Views {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, AppError>>,
     {
-        let Some(cache) = &self.cache else { return compute().await };
+        let Some(cache) = self.cache.as_ref().filter(|_| key.keep) else { return compute().await };
         let slot = key.slot();
         let wanted = key.versions;
         let found = cache.get(&slot).await.filter(|found| found.versions == wanted);
@@ -452,5 +466,15 @@ mod tests {
         assert_eq!(computed.get(), 2, "worked out each time, never kept");
         assert_eq!(views.weight().await, (0, 0));
         assert_eq!(views.too_heavy(), 2);
+    }
+
+    #[actix_web::test]
+    async fn a_key_not_to_keep_is_worked_out_each_time_and_takes_no_room() {
+        let views = Views::new(MB);
+        for page in 0..50 {
+            let k = ViewKey::new("profile", 0, Versions::default(), format!("alice\u{1f}{page}")).kept_if(page < 3);
+            let _: String = views.get_or(k, || async { Ok("p".repeat(100)) }).await.unwrap();
+        }
+        assert_eq!(views.weight().await.1, 3, "only the pages near the top are kept");
     }
 }

@@ -89,8 +89,17 @@ fn text<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref().map(|v| v.to_string()).unwrap_or_default()
 }
 
+/// The archive with everything but the image files, and the files still
+/// to add: [`build_rows`] reads PostgreSQL, [`add_images`] the storage,
+/// so no database connection waits on a disk.
+pub struct Partial {
+    zip: Zip,
+    files: Vec<OwnedFile>,
+    filename: String,
+}
+
 /// Gathers the user's data and packs it, a batch of rows at a time.
-pub fn build(conn: &mut PgConnection, storage: &dyn Storage, user: &User) -> Result<Archive, AppError> {
+pub fn build_rows(conn: &mut PgConnection, user: &User) -> Result<Partial, AppError> {
     let steam = SteamAccount::find(conn, user.id)?;
     let totals = score::of(conn, user.id)?;
     let files = crate::images::model::owned_files(conn, user.id)?;
@@ -219,19 +228,28 @@ pub fn build(conn: &mut PgConnection, storage: &dyn Storage, user: &User) -> Res
             put(z, &line)
         },
     )?;
+    let filename = format!("questline-{}-{}.zip", user.username, Utc::now().format("%Y-%m-%d"));
+    Ok(Partial { zip, files, filename })
+}
+
+/// Adds the user's image files to the archive and finishes it. Images are
+/// compressed already: they are stored as they are, not deflated again.
+pub fn add_images(partial: Partial, storage: &dyn Storage) -> Result<Archive, AppError> {
+    let Partial { mut zip, files, filename } = partial;
+    let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for f in &files {
         // A file missing from storage is left out rather than failing the
         // whole export; the JSON still lists it.
         match storage.get(&f.storage_key) {
             Ok(bytes) => {
-                zip.start_file(archive_path(f), options).map_err(internal)?;
-                put(&mut zip, &bytes)?;
+                zip.start_file(archive_path(f), stored).map_err(internal)?;
+                zip.write_all(&bytes).map_err(internal)?;
             }
             Err(e) => tracing::warn!(error = %e, image = %f.public_id, "an image is missing from storage"),
         }
     }
     let bytes = zip.finish().map_err(internal)?.into_inner();
-    Ok(Archive { filename: format!("questline-{}-{}.zip", user.username, Utc::now().format("%Y-%m-%d")), bytes })
+    Ok(Archive { filename, bytes })
 }
 
 /// Anything the export writes as one JSON element.

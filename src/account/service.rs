@@ -2,6 +2,8 @@
 //! authentication, password and email changes. Each is one transaction
 //! with its audit entry and its mail.
 
+use std::time::Duration;
+
 use diesel::prelude::*;
 use secrecy::SecretString;
 
@@ -246,11 +248,26 @@ pub async fn export_data(
     user: &User,
     meta: &RequestMeta,
 ) -> Result<super::export::Archive, AppError> {
+    // An export reads a whole account: a few an hour per user, and a few
+    // at once per process, so parallel exports cannot take every database
+    // connection and the memory with them.
+    let limit = crate::ratelimit::Limit { name: "export", max: EXPORTS_PER_HOUR, window: Duration::from_secs(3600) };
+    crate::ratelimit::hit(&state.redis, limit, &user.id.to_string()).await?;
+    let _slot = match tokio::time::timeout(Duration::from_secs(10), state.exports.clone().acquire_owned()).await {
+        Ok(Ok(slot)) => slot,
+        _ => return Err(AppError::Unavailable(anyhow::anyhow!("every data export slot is busy"))),
+    };
     let (user, meta, storage) = (user.clone(), meta.clone(), state.storage.clone());
-    db::run(&state.pool, move |conn| {
-        let archive = super::export::build(conn, storage.as_ref(), &user)?;
+    let partial = db::run(&state.pool, move |conn| {
+        let partial = super::export::build_rows(conn, &user)?;
         AuditEvent::new("account", "export", &meta).actor(user.id).target_user(user.id, &user.username).record(conn)?;
-        Ok(archive)
+        Ok(partial)
     })
-    .await
+    .await?;
+    actix_web::web::block(move || super::export::add_images(partial, storage.as_ref()))
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("blocking pool: {e}")))?
 }
+
+/// Data exports one user may start in an hour.
+pub const EXPORTS_PER_HOUR: u32 = 5;

@@ -11,12 +11,20 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text as SqlText};
 use serde_json::{json, Map, Value};
 
-use super::condition::Condition;
+use super::condition::{Condition, MAX_ACHIEVEMENTS, MAX_GAMES, MAX_PARTS};
 use super::model::{AchievementInput, AchievementRow};
 use crate::schema::{games, library_entries};
 
 pub const NAME_MAX: usize = 100;
 pub const DESCRIPTION_MAX: usize = 2000;
+
+/// Each value once, in the order sent, and one more than `limit` at most:
+/// enough for the form to say "too many", never a list as long as the
+/// body one request may carry (75,000 values made one page cost a second).
+fn bounded<T: Eq + std::hash::Hash + Clone>(values: impl IntoIterator<Item = T>, limit: usize) -> Vec<T> {
+    let mut seen = HashSet::new();
+    values.into_iter().filter(|v| seen.insert(v.clone())).take(limit + 1).collect()
+}
 
 /// The submitted form. Unknown fields (the CSRF token) are ignored here.
 #[derive(MultipartForm)]
@@ -80,15 +88,15 @@ impl FormValues {
             name: text(form.name).trim().to_owned(),
             description: text(form.description).trim().to_owned(),
             condition_type: text(form.condition_type),
-            games: form.games.into_iter().filter_map(|g| g.into_inner().trim().parse().ok()).collect(),
+            games: bounded(form.games.into_iter().filter_map(|g| g.into_inner().trim().parse().ok()), MAX_GAMES),
             hours: text(form.hours).trim().to_owned(),
             count: text(form.count).trim().to_owned(),
             percent: text(form.percent).trim().to_owned(),
-            achievements: form.achievements.into_iter().map(|a| a.into_inner()).collect(),
+            achievements: bounded(form.achievements.into_iter().map(|a| a.into_inner()), MAX_ACHIEVEMENTS),
             rarer_than: text(form.rarer_than).trim().to_owned(),
             combine_mode: text(form.combine_mode),
             combine_n: text(form.combine_n).trim().to_owned(),
-            parts: form.parts.into_iter().filter_map(|g| g.into_inner().trim().parse().ok()).collect(),
+            parts: bounded(form.parts.into_iter().filter_map(|g| g.into_inner().trim().parse().ok()), MAX_PARTS),
             part_conditions: Vec::new(),
         };
         (values, image, form.remove_image.is_some())
@@ -118,6 +126,9 @@ impl FormValues {
                 _ => {}
             }
         }
+        v.games = bounded(v.games, MAX_GAMES);
+        v.achievements = bounded(v.achievements, MAX_ACHIEVEMENTS);
+        v.parts = bounded(v.parts, MAX_PARTS);
         any.then_some(v)
     }
 
@@ -176,8 +187,14 @@ impl FormValues {
         } else if name_len > NAME_MAX {
             errors.push(format!("The name can be at most {NAME_MAX} characters."));
         }
+        if self.name.chars().any(char::is_control) {
+            errors.push("The name cannot contain control characters.".to_owned());
+        }
         if self.description.chars().count() > DESCRIPTION_MAX {
             errors.push(format!("The description can be at most {DESCRIPTION_MAX} characters."));
+        }
+        if self.description.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            errors.push("The description cannot contain control characters other than line breaks.".to_owned());
         }
         let mut data = Map::new();
         let games: Vec<Value> = self.games.iter().map(|g| Value::from(g.to_string())).collect();
@@ -323,7 +340,7 @@ pub fn achievement_options(
          JOIN library_entries le ON le.appid = ga.appid AND le.user_id = $1
          CROSS JOIN LATERAL (SELECT ga.hidden AND NOT EXISTS (
              SELECT 1 FROM user_achievements ua WHERE ua.user_id = $1 AND ua.achievement_id = ga.id) AS secret) s
-         WHERE ga.appid = ANY($2)
+         WHERE ga.appid = ANY($2) AND ga.removed_at IS NULL
          ORDER BY g.name, ga.appid, s.secret, CASE WHEN s.secret THEN '' ELSE ga.display_name END, ga.id",
     )
     .bind::<BigInt, _>(user_id)

@@ -1,5 +1,7 @@
 //! The achievement pages: list, create, edit, delete, share and unshare.
 
+use std::collections::HashSet;
+
 use actix_multipart::form::MultipartForm;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -61,7 +63,8 @@ async fn list(
 ) -> Result<HttpResponse, AppError> {
     let user_id = current.user.id;
     let page = crate::pagination::page_number(query.page);
-    let key = crate::views::ViewKey::new("achievements", user_id, current.versions, page.to_string());
+    let key = crate::views::ViewKey::new("achievements", user_id, current.versions, page.to_string())
+        .kept_if(page <= crate::views::KEPT_PAGES);
     let ((rows, total), (_, pinned)) = state
         .views
         .load(&state.reads, key, move |conn| {
@@ -86,6 +89,8 @@ struct FormPage {
     /// The user's goals that a combined goal may use (not the one edited).
     combinable: Vec<(i64, String)>,
     errors: Vec<String>,
+    /// The achievements ticked, for the options' look-ups.
+    ticked: HashSet<String>,
 }
 
 impl FormPage {
@@ -105,7 +110,7 @@ impl FormPage {
         self.values.games.contains(appid)
     }
     fn achievement_selected(&self, option: &AchievementOption) -> bool {
-        self.values.achievements.contains(&option.value())
+        self.ticked.contains(&option.value())
     }
     fn action(&self) -> String {
         match &self.editing {
@@ -139,7 +144,8 @@ async fn form_page(
     })
     .await?;
     combinable.retain(|(id, _)| Some(*id) != editing_id);
-    render_status(status, &FormPage { ctx, editing, values, games, achievement_options, combinable, errors })
+    let ticked = values.achievements.iter().cloned().collect();
+    render_status(status, &FormPage { ctx, editing, values, games, achievement_options, combinable, errors, ticked })
 }
 
 /// The new page; its "Show achievements" button comes back here by GET with

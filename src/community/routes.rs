@@ -63,7 +63,10 @@ async fn browse(
     let page = crate::pagination::page_number(query.page);
     let viewer_id = viewer.id();
     let (q2, sort2) = (q.clone(), sort.clone());
-    let key = viewer.view_key(&state, "community", format!("{q}\u{1f}{sort}\u{1f}{page}")).await?;
+    let key = viewer
+        .view_key(&state, "community", format!("{q}\u{1f}{sort}\u{1f}{page}"))
+        .await?
+        .kept_if(q.is_empty() && page <= crate::views::KEPT_PAGES);
     let rows =
         state.views.load(&state.reads, key, move |conn| Ok(model::browse(conn, viewer_id, &q2, &sort2, page)?)).await?;
     let total = rows.first().map(|r| r.total_rows).unwrap_or(0);

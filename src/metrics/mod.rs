@@ -15,6 +15,7 @@ pub struct Metrics {
     queue: IntGaugeVec,
     cache: IntGaugeVec,
     cache_kept: IntGaugeVec,
+    body_buffer: IntGauge,
     users: IntGauge,
     replica_reads: IntGaugeVec,
     replica_lag: prometheus::Gauge,
@@ -52,6 +53,8 @@ impl Metrics {
             &["what"],
         )
         .expect("valid");
+        let body_buffer =
+            IntGauge::new("body_buffer_bytes", "Bytes of request bodies held in memory now").expect("valid metric");
         let users = IntGauge::new("users", "Registered accounts").expect("valid metric");
         let replica_reads = IntGaugeVec::new(
             Opts::new(
@@ -74,6 +77,7 @@ impl Metrics {
             Box::new(queue.clone()),
             Box::new(cache.clone()),
             Box::new(cache_kept.clone()),
+            Box::new(body_buffer.clone()),
             Box::new(users.clone()),
             Box::new(replica_reads.clone()),
             Box::new(replica_lag.clone()),
@@ -90,6 +94,7 @@ impl Metrics {
             queue,
             cache,
             cache_kept,
+            body_buffer,
             users,
             replica_reads,
             replica_lag,

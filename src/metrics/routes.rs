@@ -53,6 +53,7 @@ async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     let settings = &state.settings;
     let pool = &state.pool;
     let views = &state.views;
+    let body_budget = &state.body_budget;
     let reads = &state.reads;
     if !allowed(&req, settings) {
         return Err(AppError::NotFound);
@@ -86,6 +87,7 @@ async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     metrics.cache_kept.with_label_values(&["bytes"]).set(bytes as i64);
     metrics.cache_kept.with_label_values(&["pages"]).set(pages as i64);
     metrics.cache_kept.with_label_values(&["too_heavy"]).set(views.too_heavy() as i64);
+    metrics.body_buffer.set(body_budget.held() as i64);
     let mut out = Vec::new();
     TextEncoder::new().encode(&metrics.registry.gather(), &mut out).map_err(|e| AppError::Internal(e.into()))?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out))

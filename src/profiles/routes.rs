@@ -84,7 +84,10 @@ async fn profile(
     let page = crate::pagination::page_number(query.page);
     // Kept like any page: every anonymous visitor shares one copy, which
     // the owner's privacy choices (the shared version) replace at once.
-    let key = viewer.view_key(&state, "profile", format!("{}\u{1f}{page}", name.to_lowercase())).await?;
+    let key = viewer
+        .view_key(&state, "profile", format!("{}\u{1f}{page}", name.to_lowercase()))
+        .await?
+        .kept_if(page <= crate::views::KEPT_PAGES);
     let p = state.views.load(&state.reads, key, move |conn| super::view(conn, &name, viewer_id, page)).await?;
     let can_compare = viewer_id.is_some_and(|v| v != p.user.id) && p.library.is_some();
     let base = state.settings.public_base_url.as_str().trim_end_matches('/');

@@ -93,7 +93,7 @@ async fn an_account_at_its_goal_limit_is_refused_everywhere_with_what_it_typed_k
         .await;
     assert_eq!(res.status(), 422);
     let page = html(res).await;
-    assert!(page.html().contains("as many as one account may"), "the form says why");
+    assert!(text_of(&page, "#form-errors").unwrap().contains("as many as one account may"), "the form says why");
     let name = scraper::Selector::parse("input[name=name]").unwrap();
     assert_eq!(page.select(&name).next().unwrap().value().attr("value"), Some("Three, typed with care"));
 
@@ -411,4 +411,139 @@ async fn a_cached_page_is_weighed_and_metrics_show_the_bytes_kept() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("the page cache's bytes are on /metrics:\n{metrics}"));
     assert!(bytes > 1000.0 && bytes <= 1024.0 * 1024.0, "{bytes} bytes kept");
+}
+
+/// Opens a raw connection and sends a multipart POST's head and all but
+/// the last byte of a body of `declared` bytes, then keeps it open.
+async fn half_sent_upload(app: &TestApp, declared: usize) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=xx\r\nContent-Length: {declared}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&vec![b'a'; declared - 1]).await.unwrap();
+    stream
+}
+
+async fn status_of(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 512];
+    let n = stream.read(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_owned()
+}
+
+#[actix_web::test]
+async fn a_body_trickled_past_its_deadline_gets_a_408_and_frees_its_buffer() {
+    let app = spawn_app_with(|env| {
+        env.insert("BODY_TIMEOUT_SECONDS".into(), "1".into());
+    })
+    .await;
+    let mut stream = half_sent_upload(&app, 200_000).await;
+    // The server answers by itself once the deadline passes.
+    let status = status_of(&mut stream).await;
+    assert!(status.contains("408"), "{status}");
+}
+
+#[actix_web::test]
+async fn half_sent_uploads_beyond_the_buffer_budget_are_refused_not_held() {
+    let app = spawn_app_with(|env| {
+        env.insert("MAX_BODY_BYTES".into(), "1048576".into());
+        env.insert("BODY_BUFFER_MB".into(), "1".into());
+    })
+    .await;
+    // The first half-sent body takes the whole budget and holds it.
+    let _first = half_sent_upload(&app, 1_000_000).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        let held: f64 = metrics
+            .lines()
+            .find(|l| l.starts_with("questline_body_buffer_bytes "))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        if held >= 990_000.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the first body is never buffered ({held} bytes held)");
+        tokio::task::yield_now().await;
+    }
+    let mut second = half_sent_upload(&app, 1_000_000).await;
+    let status = status_of(&mut second).await;
+    assert!(status.contains("503"), "the second waits for room, then is refused: {status}");
+    assert_eq!(app.get("/healthz").await.status(), 200, "everything else is served");
+}
+
+#[actix_web::test]
+async fn a_goal_form_padded_with_thousands_of_values_costs_what_a_normal_one_does() {
+    let (app, _fake) = synced_alice().await;
+    let mut fields: Vec<(String, String)> =
+        vec![("name".into(), "Padded".into()), ("condition_type".into(), "specific_achievements".into())];
+    fields.push(("games".into(), "400".into()));
+    for i in 0..20_000 {
+        fields.push(("achievements".into(), format!("400:A{}", i % 3)));
+        fields.push(("achievements".into(), format!("400:NOPE_{i}")));
+    }
+    // Written out by hand: reqwest chains one stream per part, and 40,000
+    // parts overflow the test's own stack.
+    let token = crate::helpers::csrf_token(&html(app.get("/achievements/new").await).await).unwrap();
+    fields.push(("csrf_token".into(), token));
+    let mut body = String::new();
+    for (k, v) in &fields {
+        body.push_str(&format!("--xx\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"));
+    }
+    body.push_str("--xx--\r\n");
+    let post = |path: &'static str| {
+        app.client
+            .post(app.url(path))
+            .header("Content-Type", "multipart/form-data; boundary=xx")
+            .body(body.clone())
+            .send()
+    };
+    let res = post("/achievements/preview").await.unwrap();
+    assert_eq!(res.status(), 200);
+    let page = html(res).await;
+    // The values are bounded (each once, a few past the limit) before the
+    // page looks them up: the real ones are still ticked.
+    let ticked = scraper::Selector::parse("#achievement-options option[selected]").unwrap();
+    assert_eq!(page.select(&ticked).count(), 2, "A0 and A1 (A2 is not one of Portal's)");
+    let res = post("/achievements").await.unwrap();
+    assert_eq!(res.status(), 422);
+    let errors = text_of(&html(res).await, "#form-errors").unwrap();
+    assert!(errors.contains("1 to 200 achievements"), "too many is said, not worked through: {errors}");
+}
+
+#[actix_web::test]
+async fn a_goal_name_with_a_control_character_is_refused_by_the_form_as_by_the_import() {
+    let (app, _fake) = synced_alice().await;
+    let res = app
+        .submit_multipart(
+            "/achievements/new",
+            "/achievements",
+            &[("name", "Bell\u{7}ringer"), ("condition_type", "playtime"), ("hours", "1")],
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(text_of(&html(res).await, "#form-errors").unwrap().contains("cannot contain control characters"));
+    assert_eq!(goal_count(&app, "alice"), 0);
+}
+
+#[actix_web::test]
+async fn data_exports_are_limited_per_hour_and_never_take_every_connection() {
+    let (app, _fake) = synced_alice().await;
+    let first = crate::your_data::export(&app).await;
+    assert!(first.contains_key("questline.json"));
+    let mut statuses = Vec::new();
+    for _ in 0..questline::account::service::EXPORTS_PER_HOUR {
+        statuses.push(app.get("/account/data/export").await.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count() as u32,
+        questline::account::service::EXPORTS_PER_HOUR - 1
+    );
+    assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
+    assert_eq!(app.get("/achievements").await.status(), 200);
 }
