@@ -14,6 +14,7 @@ diesel::table! {
         global_percent -> Nullable<Float8>,
         import_run_id -> Nullable<Int8>,
         points -> Int4,
+        removed_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -28,6 +29,9 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         import_run_id -> Nullable<Int8>,
+        stats_error -> Nullable<Text>,
+        stats_failures -> Int4,
+        stats_retry_after -> Nullable<Timestamptz>,
     }
 }
 
@@ -99,6 +103,7 @@ diesel::table! {
         linked_at -> Timestamptz,
         last_synced_at -> Nullable<Timestamptz>,
         last_sync_error -> Nullable<Text>,
+        resync_requested_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -118,6 +123,7 @@ diesel::table! {
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
         payload -> Jsonb,
+        lease_token -> Nullable<Int8>,
     }
 }
 
@@ -338,6 +344,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    removed_unlocks (user_id, achievement_id) {
+        user_id -> Int8,
+        achievement_id -> Int8,
+        unlocked_at -> Nullable<Timestamptz>,
+        removed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    removed_games (user_id, appid) {
+        user_id -> Int8,
+        appid -> Int8,
+        playtime_minutes -> Int4,
+        last_played_at -> Nullable<Timestamptz>,
+        import_run_id -> Nullable<Int8>,
+        removed_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(library_entries -> users (user_id));
 diesel::joinable!(user_achievements -> game_achievements (achievement_id));
 diesel::joinable!(user_achievements -> users (user_id));
@@ -372,6 +398,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     custom_achievements,
     community_achievements,
     community_takers,
+    removed_unlocks,
+    removed_games,
     import_runs,
     user_scores,
     instance_settings,

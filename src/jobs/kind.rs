@@ -46,23 +46,54 @@ pub struct Done {
 pub struct JobError {
     pub message: String,
     pub retry: bool,
+    /// Not before this time, whatever the backoff says (Steam's
+    /// `Retry-After`).
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 impl JobError {
     /// A failure worth another attempt (a timeout, a 5xx).
     pub fn transient(message: impl Into<String>) -> Self {
-        JobError { message: message.into(), retry: true }
+        JobError { message: message.into(), retry: true, not_before: None }
     }
 
     /// A failure that another attempt would repeat.
     pub fn fatal(message: impl Into<String>) -> Self {
-        JobError { message: message.into(), retry: false }
+        JobError { message: message.into(), retry: false, not_before: None }
+    }
+
+    /// The run lost the job (a relink superseded it, or its lease was
+    /// taken over): nothing more is recorded, by this run, of it.
+    pub fn lost() -> Self {
+        JobError::fatal(LOST)
+    }
+
+    /// Whether this is [`JobError::lost`].
+    pub fn is_lost(&self) -> bool {
+        self.message == LOST
+    }
+
+    /// Seconds until another attempt, from the kind's backoff after
+    /// `attempts`, and no sooner than [`JobError::not_before`]; `None` for
+    /// no further attempt.
+    pub fn retry_in(&self, backoff: Backoff, attempts: i32) -> Option<i64> {
+        if !self.retry {
+            return None;
+        }
+        match self.not_before {
+            // A wait Steam asked for is no failure of ours: it does not use
+            // up the job's tries.
+            Some(at) => Some((at - Utc::now()).num_seconds().max(1)),
+            None => backoff.delay(attempts),
+        }
     }
 }
 
+const LOST: &str = "this run no longer holds the job";
+
 impl From<anyhow::Error> for JobError {
     fn from(e: anyhow::Error) -> Self {
-        JobError { message: format!("internal error: {e}"), retry: true }
+        JobError::transient(format!("internal error: {e}"))
     }
 }
 

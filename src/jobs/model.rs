@@ -12,8 +12,11 @@ use crate::schema::jobs;
 use crate::views::json_heap_size;
 
 /// How long a claim holds before another worker may take the job over;
-/// progress reports extend it.
-pub const LEASE_SECS: i32 = 300;
+/// the running worker's heartbeat (every [`HEARTBEAT_SECS`]) and progress
+/// reports extend it, so only a worker that died loses it.
+pub const LEASE_SECS: i32 = 120;
+/// How often a running job's worker renews its lease.
+pub const HEARTBEAT_SECS: u64 = 20;
 
 text_enum! {
     /// Where a job is in its life.
@@ -48,6 +51,79 @@ pub struct Job {
     /// What the job's kind needs to run it (an email's address and text).
     #[get_size(size_fn = json_heap_size)]
     pub payload: serde_json::Value,
+    /// Drawn anew at each claim: the run holding it is the job's only
+    /// writer (see [`fenced`]).
+    pub lease_token: Option<i64>,
+}
+
+impl Job {
+    /// This run's hold on the job.
+    pub fn lease(&self) -> Lease {
+        Lease { id: self.id, token: self.lease_token.unwrap_or(0) }
+    }
+}
+
+/// One run's hold on a job: the job and the token its claim drew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub id: i64,
+    pub token: i64,
+}
+
+/// Runs `write` in a transaction that first checks that `lease` still
+/// holds the job (running, under this run's token) and keeps the job's
+/// row locked until it commits: a relink that supersedes the run, or a
+/// worker that took the job over, waits for this write and then makes
+/// every later one of this run refused. `None` when the run no longer
+/// holds the job; nothing is written then.
+pub fn fenced<T>(
+    conn: &mut PgConnection,
+    lease: Lease,
+    write: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
+) -> QueryResult<Option<T>> {
+    conn.transaction(|conn| {
+        let held: Option<i64> = jobs::table
+            .find(lease.id)
+            .filter(jobs::lease_token.eq(lease.token))
+            .filter(jobs::status.eq(JobStatus::Running))
+            .select(jobs::id)
+            .for_share()
+            .first(conn)
+            .optional()?;
+        match held {
+            Some(_) => write(conn).map(Some),
+            None => Ok(None),
+        }
+    })
+}
+
+/// Renews the lease of a running job; false when this run no longer holds
+/// it (superseded, or taken over after its lease ran out).
+pub fn heartbeat(conn: &mut PgConnection, lease: Lease) -> QueryResult<bool> {
+    diesel::sql_query(
+        "UPDATE jobs SET locked_until = now() + make_interval(secs => $3)
+         WHERE id = $1 AND lease_token = $2 AND status = 'running'",
+    )
+    .bind::<BigInt, _>(lease.id)
+    .bind::<BigInt, _>(lease.token)
+    .bind::<Integer, _>(LEASE_SECS)
+    .execute(conn)
+    .map(|n| n > 0)
+}
+
+/// Ends the user's running job of `kind` because what it works on changed
+/// under it (the Steam link was replaced or removed): its run finds every
+/// later write refused, and a new job can be queued at once. Returns how
+/// many were superseded.
+pub fn supersede(conn: &mut PgConnection, kind: &str, user_id: i64, why: &str) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE jobs SET status = 'done', finished_at = now(), locked_until = NULL, last_error = $3
+         WHERE kind = $1 AND user_id = $2 AND status = 'running'",
+    )
+    .bind::<Text, _>(kind)
+    .bind::<BigInt, _>(user_id)
+    .bind::<Text, _>(why)
+    .execute(conn)
 }
 
 /// Queues a per-user job unless one of that kind is already waiting or
@@ -96,7 +172,7 @@ pub fn enqueue_payload(conn: &mut PgConnection, kind: &str, payload: &serde_json
 pub fn claim(conn: &mut PgConnection, kind: &str) -> QueryResult<Option<Job>> {
     diesel::sql_query(
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
-             locked_until = now() + make_interval(secs => $1)
+             locked_until = now() + make_interval(secs => $1), lease_token = nextval('job_lease_tokens')
          WHERE id = (
              SELECT id FROM jobs
              WHERE kind = $2
@@ -113,63 +189,69 @@ pub fn claim(conn: &mut PgConnection, kind: &str) -> QueryResult<Option<Job>> {
     .optional()
 }
 
-/// Records progress and extends the lease.
-pub fn progress(conn: &mut PgConnection, id: i64, done: i32, total: i32) -> QueryResult<()> {
+/// Records progress and extends the lease, while `lease` holds the job;
+/// false when it no longer does.
+pub fn progress(conn: &mut PgConnection, lease: Lease, done: i32, total: i32) -> QueryResult<bool> {
     diesel::sql_query(
-        "UPDATE jobs SET progress_done = $2, progress_total = $3,
-             locked_until = now() + make_interval(secs => $4)
-         WHERE id = $1",
+        "UPDATE jobs SET progress_done = $3, progress_total = $4,
+             locked_until = now() + make_interval(secs => $5)
+         WHERE id = $1 AND lease_token = $2 AND status = 'running'",
     )
-    .bind::<BigInt, _>(id)
+    .bind::<BigInt, _>(lease.id)
+    .bind::<BigInt, _>(lease.token)
     .bind::<Integer, _>(done)
     .bind::<Integer, _>(total)
     .bind::<Integer, _>(LEASE_SECS)
     .execute(conn)
-    .map(|_| ())
+    .map(|n| n > 0)
 }
 
-/// Marks a job done. `keep_payload: false` clears what it carried (an
-/// email's text, whose links must not outlive their use).
-pub fn finish(conn: &mut PgConnection, id: i64, keep_payload: bool) -> QueryResult<()> {
+/// Marks a job done, if `lease` still holds it. `keep_payload: false`
+/// clears what it carried (an email's text, whose links must not outlive
+/// their use). False when the run had lost the job.
+pub fn finish(conn: &mut PgConnection, lease: Lease, keep_payload: bool) -> QueryResult<bool> {
     diesel::sql_query(
         "UPDATE jobs SET status = 'done', finished_at = now(), locked_until = NULL, last_error = NULL,
-             payload = CASE WHEN $2 THEN payload ELSE payload - 'text' - 'html' END
-         WHERE id = $1",
+             payload = CASE WHEN $3 THEN payload ELSE payload - 'text' - 'html' END
+         WHERE id = $1 AND lease_token = $2 AND status = 'running'",
     )
-    .bind::<BigInt, _>(id)
+    .bind::<BigInt, _>(lease.id)
+    .bind::<BigInt, _>(lease.token)
     .bind::<diesel::sql_types::Bool, _>(keep_payload)
     .execute(conn)
-    .map(|_| ())
+    .map(|n| n > 0)
 }
 
-/// Records a failed attempt: queued again after `retry_in` seconds, or
-/// failed for good when `retry_in` is `None`.
-pub fn fail(conn: &mut PgConnection, id: i64, error: &str, retry_in: Option<i64>) -> QueryResult<()> {
+/// Records a failed attempt, if `lease` still holds the job: queued again
+/// after `retry_in` seconds, or failed for good when it is `None`.
+pub fn fail(conn: &mut PgConnection, lease: Lease, error: &str, retry_in: Option<i64>) -> QueryResult<bool> {
     diesel::sql_query(
-        "UPDATE jobs SET last_error = $2, locked_until = NULL,
-             status = CASE WHEN $3::bigint IS NULL THEN 'failed' ELSE 'queued' END,
-             finished_at = CASE WHEN $3::bigint IS NULL THEN now() END,
-             run_after = now() + make_interval(secs => coalesce($3, 0)::double precision)
-         WHERE id = $1",
+        "UPDATE jobs SET last_error = $3, locked_until = NULL,
+             status = CASE WHEN $4::bigint IS NULL THEN 'failed' ELSE 'queued' END,
+             finished_at = CASE WHEN $4::bigint IS NULL THEN now() END,
+             run_after = now() + make_interval(secs => coalesce($4, 0)::double precision)
+         WHERE id = $1 AND lease_token = $2 AND status = 'running'",
     )
-    .bind::<BigInt, _>(id)
+    .bind::<BigInt, _>(lease.id)
+    .bind::<BigInt, _>(lease.token)
     .bind::<Text, _>(error.chars().take(1000).collect::<String>())
     .bind::<Nullable<BigInt>, _>(retry_in)
     .execute(conn)
-    .map(|_| ())
+    .map(|n| n > 0)
 }
 
 /// Puts a running job back in the queue, due at once, because its process
 /// is stopping: the attempt did not fail, so it is not counted. Only while
-/// this claim still holds it (a job whose lease ran out may be another
+/// this run still holds it (a job whose lease ran out may be another
 /// worker's now).
-pub fn hand_back(conn: &mut PgConnection, id: i64) -> QueryResult<bool> {
+pub fn hand_back(conn: &mut PgConnection, lease: Lease) -> QueryResult<bool> {
     let n = diesel::sql_query(
         "UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), run_after = now(),
                 locked_until = NULL
-         WHERE id = $1 AND status = 'running' AND locked_until > now()",
+         WHERE id = $1 AND lease_token = $2 AND status = 'running'",
     )
-    .bind::<BigInt, _>(id)
+    .bind::<BigInt, _>(lease.id)
+    .bind::<BigInt, _>(lease.token)
     .execute(conn)?;
     Ok(n > 0)
 }

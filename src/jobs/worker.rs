@@ -9,7 +9,7 @@ use diesel::Connection;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::kind::{JobKind, Registry};
+use super::kind::{JobError, JobKind, Registry};
 use super::model::{self, Job};
 use crate::db::blocking;
 use crate::state::AppState;
@@ -118,15 +118,19 @@ async fn run_kind(state: Arc<AppState>, kind: Arc<dyn JobKind>, mut phase: watch
 }
 
 /// Runs one attempt and records its outcome; false when the process is
-/// stopping and the job went back to the queue unfinished.
+/// stopping and the job went back to the queue unfinished. A heartbeat
+/// renews the lease while the attempt runs, so a slow attempt is never
+/// taken over by another worker; if the run loses the job all the same
+/// (a relink superseded it), it stops there and records nothing.
 async fn execute(state: &AppState, kind: &dyn JobKind, job: Job, phase: &mut watch::Receiver<Phase>) -> bool {
-    let id = job.id;
+    let (id, lease) = (job.id, job.lease());
     tracing::info!(job_id = id, kind = %job.kind, attempt = job.attempts, "job started");
     let outcome = tokio::select! {
         outcome = kind.run(state, &job) => outcome,
+        () = lose(state, lease) => Err(JobError::lost()),
         _ = reached(phase, Phase::HandBack) => {
             // What the attempt stored stays: a sync picks up from there.
-            match blocking(&state.background, move |conn| model::hand_back(conn, id)).await {
+            match blocking(&state.background, move |conn| model::hand_back(conn, lease)).await {
                 Ok(_) => tracing::warn!(job_id = id, kind = %job.kind, "stopping: the job goes back to the queue unfinished"),
                 Err(e) => tracing::error!(job_id = id, error = %e, "stopping: cannot hand the job back; its lease will"),
             }
@@ -135,28 +139,51 @@ async fn execute(state: &AppState, kind: &dyn JobKind, job: Job, phase: &mut wat
     };
     let keep_payload = kind.keeps_payload();
     let record = match outcome {
+        Err(e) if e.is_lost() => {
+            tracing::info!(job_id = id, kind = %job.kind, "the run lost the job (superseded or taken over); it stopped");
+            Ok(true)
+        }
         Ok(done) => {
             tracing::info!(job_id = id, follow_up_at = ?done.follow_up_at, "job finished");
             let (name, user_id) = (kind.name(), job.user_id);
             blocking(&state.background, move |conn| {
                 conn.transaction(|conn| {
-                    model::finish(conn, id, keep_payload)?;
+                    if !model::finish(conn, lease, keep_payload)? {
+                        return Ok(false);
+                    }
                     if let (Some(at), Some(user_id)) = (done.follow_up_at, user_id) {
                         model::enqueue_at(conn, name, user_id, at)?;
                     }
-                    Ok(())
+                    Ok(true)
                 })
             })
             .await
         }
         Err(e) => {
-            let retry_in = if e.retry { kind.backoff().delay(job.attempts) } else { None };
+            let retry_in = e.retry_in(kind.backoff(), job.attempts);
             tracing::warn!(job_id = id, error = %e.message, ?retry_in, "job failed");
-            blocking(&state.background, move |conn| model::fail(conn, id, &e.message, retry_in)).await
+            blocking(&state.background, move |conn| model::fail(conn, lease, &e.message, retry_in)).await
         }
     };
-    if let Err(e) = record {
-        tracing::error!(job_id = id, error = %e, "cannot record the job outcome");
+    match record {
+        Ok(true) => {}
+        Ok(false) => tracing::info!(job_id = id, "the job's outcome was not recorded: the run no longer held it"),
+        Err(e) => tracing::error!(job_id = id, error = %e, "cannot record the job outcome"),
     }
     true
+}
+
+/// Renews `lease` every [`model::HEARTBEAT_SECS`]; resolves when the run no
+/// longer holds the job. A renewal that fails for an outage is tried again
+/// at the next beat (the lease outlasts several).
+async fn lose(state: &AppState, lease: model::Lease) {
+    let every = Duration::from_secs(model::HEARTBEAT_SECS);
+    loop {
+        tokio::time::sleep(every).await;
+        match blocking(&state.background, move |conn| model::heartbeat(conn, lease)).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => tracing::warn!(job_id = lease.id, error = %e, "cannot renew the job's lease"),
+        }
+    }
 }

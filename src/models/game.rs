@@ -43,8 +43,62 @@ impl Game {
             .execute(conn)
     }
 
+    /// Records that a game's schema or percentages could not be fetched:
+    /// tried again after `backoff(failures in a row)`, by any user's sync.
+    pub fn record_stats_failure(
+        conn: &mut PgConnection,
+        appid: i64,
+        message: &str,
+        backoff: fn(i32) -> chrono::Duration,
+    ) -> QueryResult<()> {
+        conn.transaction(|conn| {
+            let failures: i32 = games::table.find(appid).select(games::stats_failures).for_update().first(conn)?;
+            let failures = failures.saturating_add(1);
+            diesel::update(games::table.find(appid))
+                .set((
+                    games::stats_failures.eq(failures),
+                    games::stats_error.eq(message.chars().take(1000).collect::<String>()),
+                    games::stats_retry_after.eq(Utc::now() + backoff(failures)),
+                ))
+                .execute(conn)
+                .map(|_| ())
+        })
+    }
+
+    /// Marks the schemas and percentages of the user's games due a fetch
+    /// ("resync everything"), their failures forgotten.
+    pub fn refresh_stats_of_user(conn: &mut PgConnection, user_id: i64) -> QueryResult<usize> {
+        diesel::update(games::table.filter(games::appid.eq_any(
+            library_entries::table.filter(library_entries::user_id.eq(user_id)).select(library_entries::appid),
+        )))
+        .set((
+            games::schema_fetched_at.eq(None::<DateTime<Utc>>),
+            games::global_percentages_fetched_at.eq(None::<DateTime<Utc>>),
+            games::stats_failures.eq(0),
+            games::stats_retry_after.eq(None::<DateTime<Utc>>),
+        ))
+        .execute(conn)
+    }
+
     pub fn find(conn: &mut PgConnection, appid: i64) -> QueryResult<Option<Game>> {
         games::table.find(appid).select(Game::as_select()).first(conn).optional()
+    }
+}
+
+/// What writing a schema changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaChange {
+    /// The game's achievement count moved (perfect games move with it).
+    pub count_changed: bool,
+    /// Achievements no longer listed, and listed again.
+    pub removed: Vec<i64>,
+    pub restored: Vec<i64>,
+}
+
+impl SchemaChange {
+    /// Whether owners' counts and totals must be worked out again.
+    pub fn moves_owners(&self) -> bool {
+        self.count_changed || !self.removed.is_empty() || !self.restored.is_empty()
     }
 }
 
@@ -77,13 +131,26 @@ pub struct NewGameAchievement<'a> {
 }
 
 impl GameAchievement {
-    /// Writes a game's schema and refreshes its cached achievement count, in
-    /// one transaction so the count never disagrees with the rows.
-    pub fn replace_schema(conn: &mut PgConnection, appid: i64, rows: &[NewGameAchievement<'_>]) -> QueryResult<()> {
+    /// Writes a game's schema as Steam now lists it and refreshes its cached
+    /// achievement count, in one transaction so the count never disagrees
+    /// with the rows. The same name twice is one achievement (the first).
+    /// Achievements the list no longer names are marked removed (kept for
+    /// history); one listed again is unmarked. Says what moved, so the
+    /// caller sets their unlocks aside or back and owners' totals follow.
+    pub fn replace_schema(
+        conn: &mut PgConnection,
+        appid: i64,
+        rows: &[NewGameAchievement<'_>],
+    ) -> QueryResult<SchemaChange> {
         conn.transaction(|conn| {
+            let mut seen = std::collections::HashSet::new();
+            let rows: Vec<&NewGameAchievement<'_>> = rows.iter().filter(|r| seen.insert(r.api_name)).collect();
+            let names: Vec<&str> = rows.iter().map(|r| r.api_name).collect();
+            let before: i32 =
+                games::table.find(appid).select(games::achievement_count).first(conn).optional()?.unwrap_or(0);
             if !rows.is_empty() {
                 diesel::insert_into(game_achievements::table)
-                    .values(rows)
+                    .values(rows.iter().map(|r| (*r).clone()).collect::<Vec<_>>())
                     .on_conflict((game_achievements::appid, game_achievements::api_name))
                     .do_update()
                     .set((
@@ -95,12 +162,39 @@ impl GameAchievement {
                     ))
                     .execute(conn)?;
             }
-            let count: i64 =
-                game_achievements::table.filter(game_achievements::appid.eq(appid)).count().get_result(conn)?;
+            let removed: Vec<i64> = diesel::update(
+                game_achievements::table
+                    .filter(game_achievements::appid.eq(appid))
+                    .filter(game_achievements::removed_at.is_null())
+                    .filter(diesel::dsl::not(game_achievements::api_name.eq_any(&names))),
+            )
+            .set(game_achievements::removed_at.eq(diesel::dsl::now))
+            .returning(game_achievements::id)
+            .get_results(conn)?;
+            let restored: Vec<i64> = diesel::update(
+                game_achievements::table
+                    .filter(game_achievements::appid.eq(appid))
+                    .filter(game_achievements::removed_at.is_not_null())
+                    .filter(game_achievements::api_name.eq_any(&names)),
+            )
+            .set(game_achievements::removed_at.eq(None::<DateTime<Utc>>))
+            .returning(game_achievements::id)
+            .get_results(conn)?;
+            let count: i64 = game_achievements::table
+                .filter(game_achievements::appid.eq(appid))
+                .filter(game_achievements::removed_at.is_null())
+                .count()
+                .get_result(conn)?;
             diesel::update(games::table.find(appid))
-                .set((games::achievement_count.eq(count as i32), games::schema_fetched_at.eq(diesel::dsl::now)))
+                .set((
+                    games::achievement_count.eq(count as i32),
+                    games::schema_fetched_at.eq(diesel::dsl::now),
+                    games::stats_error.eq(None::<String>),
+                    games::stats_failures.eq(0),
+                    games::stats_retry_after.eq(None::<DateTime<Utc>>),
+                ))
                 .execute(conn)?;
-            Ok(())
+            Ok(SchemaChange { count_changed: count as i32 != before, removed, restored })
         })
     }
 
@@ -160,15 +254,57 @@ pub struct ImportedDefinitions<'a> {
 
 impl Game {
     /// When each game's achievement schema was last fetched.
-    pub fn schema_fetched_at(
-        conn: &mut PgConnection,
-        appids: &[i64],
-    ) -> QueryResult<std::collections::HashMap<i64, Option<DateTime<Utc>>>> {
+    /// Which of these games have achievements, as far as this instance knows.
+    pub fn with_achievements(conn: &mut PgConnection, appids: &[i64]) -> QueryResult<std::collections::HashSet<i64>> {
         Ok(games::table
             .filter(games::appid.eq_any(appids))
-            .select((games::appid, games::schema_fetched_at))
-            .load::<(i64, Option<DateTime<Utc>>)>(conn)?
+            .filter(games::achievement_count.gt(0))
+            .select(games::appid)
+            .load::<i64>(conn)?
             .into_iter()
+            .collect())
+    }
+
+    /// Which of these games' schemas and global percentages are due a
+    /// fetch: never fetched, fetched before `older_than` (percentages too,
+    /// for a game with achievements), and not backing off a failure.
+    pub fn stats_due(
+        conn: &mut PgConnection,
+        appids: &[i64],
+        older_than: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> QueryResult<std::collections::HashSet<i64>> {
+        /// What decides whether a game's stats are due.
+        #[derive(Queryable)]
+        struct Fetched {
+            schema: Option<DateTime<Utc>>,
+            percentages: Option<DateTime<Utc>>,
+            count: i32,
+            retry_after: Option<DateTime<Utc>>,
+        }
+        let known: HashMap<i64, Fetched> = games::table
+            .filter(games::appid.eq_any(appids))
+            .select((
+                games::appid,
+                (
+                    games::schema_fetched_at,
+                    games::global_percentages_fetched_at,
+                    games::achievement_count,
+                    games::stats_retry_after,
+                ),
+            ))
+            .load::<(i64, Fetched)>(conn)?
+            .into_iter()
+            .collect();
+        let stale = |t: Option<DateTime<Utc>>| t.is_none_or(|t| t <= older_than);
+        Ok(appids
+            .iter()
+            .copied()
+            .filter(|a| match known.get(a) {
+                None => true,
+                Some(f) if f.retry_after.is_some_and(|r| r > now) => false,
+                Some(f) => stale(f.schema) || (f.count > 0 && stale(f.percentages)),
+            })
             .collect())
     }
 
@@ -234,16 +370,22 @@ impl GameAchievement {
         conn: &mut PgConnection,
         appid: i64,
         names: &[String],
-        percents: &[f64],
+        percents: &[Option<f64>],
     ) -> QueryResult<usize> {
+        // Steam's list is the whole truth: an achievement it leaves out (or
+        // gives no usable value for) has no percentage, not last week's.
         let changed = diesel::sql_query(
             "UPDATE game_achievements ga SET global_percent = v.p
-             FROM (SELECT unnest($2::text[]) AS name, unnest($3::float8[]) AS p) v
-             WHERE ga.appid = $1 AND ga.api_name = v.name AND ga.global_percent IS DISTINCT FROM v.p",
+             FROM (SELECT ga2.id, p.p FROM game_achievements ga2
+                   LEFT JOIN (SELECT DISTINCT ON (name) name, p
+                              FROM unnest($2::text[], $3::float8[]) AS t(name, p)
+                              ORDER BY name, p NULLS LAST) p ON p.name = ga2.api_name
+                   WHERE ga2.appid = $1) v
+             WHERE ga.id = v.id AND ga.global_percent IS DISTINCT FROM v.p",
         )
         .bind::<BigInt, _>(appid)
         .bind::<Array<Text>, _>(names)
-        .bind::<Array<diesel::sql_types::Double>, _>(percents)
+        .bind::<Array<diesel::sql_types::Nullable<diesel::sql_types::Double>>, _>(percents)
         .execute(conn)?;
         diesel::update(games::table.find(appid))
             .set(games::global_percentages_fetched_at.eq(Utc::now()))

@@ -86,13 +86,34 @@ impl LibraryQuery {
     /// The query as a cache key's part: equal for queries that give the
     /// same page.
     pub fn cache_params(&self) -> String {
-        format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
-            self.q.as_deref().unwrap_or("").trim(),
-            self.filter.as_deref().unwrap_or(""),
-            self.sort.as_deref().unwrap_or(""),
-            crate::pagination::page_number(self.page)
-        )
+        format!("{}\u{1f}{}\u{1f}{}", self.filter_sql(), self.order_sql(), crate::pagination::page_number(self.page))
+    }
+
+    /// Whether the page is worth keeping: not a search, and near the top.
+    pub fn keepable(&self) -> bool {
+        self.q.as_deref().unwrap_or("").trim().is_empty()
+            && crate::pagination::page_number(self.page) <= crate::views::KEPT_PAGES
+    }
+
+    /// The filter, from a fixed list; anything else is none.
+    fn filter_sql(&self) -> &'static str {
+        match self.filter.as_deref() {
+            Some("perfect") => "AND g.achievement_count > 0 AND le.unlocked_count >= g.achievement_count",
+            Some("started") => "AND le.unlocked_count > 0 AND le.unlocked_count < g.achievement_count",
+            Some("not_started") => "AND g.achievement_count > 0 AND le.unlocked_count = 0",
+            _ => "",
+        }
+    }
+
+    /// The order, from a fixed list; anything else is by name.
+    fn order_sql(&self) -> &'static str {
+        match self.sort.as_deref() {
+            Some("playtime") => "le.playtime_minutes DESC",
+            Some("completion") => "(le.unlocked_count::float8 / NULLIF(g.achievement_count, 0)) DESC NULLS LAST",
+            Some("last_unlock") => "le.last_unlock_at DESC NULLS LAST",
+            Some("points") => "le.points DESC",
+            _ => "lower(g.name) ASC",
+        }
     }
 }
 
@@ -104,19 +125,7 @@ pub fn library_page(
     user_id: i64,
     query: &LibraryQuery,
 ) -> QueryResult<(Vec<LibraryRow>, i64)> {
-    let filter = match query.filter.as_deref() {
-        Some("perfect") => "AND g.achievement_count > 0 AND le.unlocked_count >= g.achievement_count",
-        Some("started") => "AND le.unlocked_count > 0 AND le.unlocked_count < g.achievement_count",
-        Some("not_started") => "AND g.achievement_count > 0 AND le.unlocked_count = 0",
-        _ => "",
-    };
-    let order = match query.sort.as_deref() {
-        Some("playtime") => "le.playtime_minutes DESC",
-        Some("completion") => "(le.unlocked_count::float8 / NULLIF(g.achievement_count, 0)) DESC NULLS LAST",
-        Some("last_unlock") => "le.last_unlock_at DESC NULLS LAST",
-        Some("points") => "le.points DESC",
-        _ => "lower(g.name) ASC",
-    };
+    let (filter, order) = (query.filter_sql(), query.order_sql());
     let search = query.q.as_deref().unwrap_or("").trim().to_owned();
     // LIKE wildcards typed by the user are literal characters.
     let pattern = crate::db::contains_pattern(&search);
@@ -212,6 +221,10 @@ pub struct AchievementRow {
     pub unlocked: bool,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub unlocked_at: Option<DateTime<Utc>>,
+    /// Steam no longer lists it for the game: shown for history (only when
+    /// the user had unlocked it), counted nowhere.
+    #[diesel(sql_type = Bool)]
+    pub removed: bool,
 }
 
 impl AchievementRow {
@@ -269,11 +282,13 @@ pub fn game_achievements(
     };
     diesel::sql_query(format!(
         "SELECT ga.id, ga.display_name, ga.description, ga.hidden, ga.icon_url, ga.icon_gray_url, ga.global_percent,
-                ga.points, (ua.user_id IS NOT NULL) AS unlocked, ua.unlocked_at
+                ga.points, (ua.user_id IS NOT NULL OR ru.user_id IS NOT NULL) AS unlocked,
+                coalesce(ua.unlocked_at, ru.unlocked_at) AS unlocked_at, (ga.removed_at IS NOT NULL) AS removed
          FROM game_achievements ga
          LEFT JOIN user_achievements ua ON ua.achievement_id = ga.id AND ua.user_id = $1
-         WHERE ga.appid = $2
-         ORDER BY {order}, ga.id"
+         LEFT JOIN removed_unlocks ru ON ru.achievement_id = ga.id AND ru.user_id = $1 AND ga.removed_at IS NOT NULL
+         WHERE ga.appid = $2 AND (ga.removed_at IS NULL OR ru.user_id IS NOT NULL)
+         ORDER BY (ga.removed_at IS NOT NULL), {order}, ga.id"
     ))
     .bind::<BigInt, _>(user_id)
     .bind::<BigInt, _>(appid)
@@ -531,8 +546,10 @@ pub fn unsynced_games(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<
 }
 
 /// Marks every game of the user for fetching ("resync everything"),
-/// failures and their backoff forgotten.
+/// failures and their backoff forgotten, and their games' schemas and
+/// global percentages for fetching again too.
 pub fn request_full_resync(conn: &mut PgConnection, user_id: i64) -> QueryResult<usize> {
+    crate::models::game::Game::refresh_stats_of_user(conn, user_id)?;
     diesel::update(library_entries::table.filter(library_entries::user_id.eq(user_id)))
         .set((
             library_entries::synced_playtime_minutes.eq(None::<i32>),
@@ -542,18 +559,32 @@ pub fn request_full_resync(conn: &mut PgConnection, user_id: i64) -> QueryResult
         .execute(conn)
 }
 
-/// Replaces the user's unlocks in one game and refreshes the library entry's
-/// cached count, in one transaction.
+/// Replaces the user's unlocks in one game with what Steam listed and
+/// refreshes the library entry's cached count, in one transaction. The
+/// same achievement twice in Steam's answer is one unlock (the earliest
+/// time); names the schema does not list (or lists as removed) count for
+/// nothing. A game no longer in the library (it left the owned list while
+/// its achievements were being fetched) stores nothing. False then.
 pub fn replace_unlocks(
     conn: &mut PgConnection,
     user_id: i64,
     appid: i64,
     playtime: i32,
     unlocked: &[(String, Option<DateTime<Utc>>)],
-) -> QueryResult<()> {
+) -> QueryResult<bool> {
     conn.transaction(|conn| {
+        let owned: Option<i64> = library_entries::table
+            .find((user_id, appid))
+            .select(library_entries::appid)
+            .for_update()
+            .first(conn)
+            .optional()?;
+        if owned.is_none() {
+            return Ok(false);
+        }
         let ids: HashMap<String, i64> = game_achievements::table
             .filter(game_achievements::appid.eq(appid))
+            .filter(game_achievements::removed_at.is_null())
             .select((game_achievements::api_name, game_achievements::id))
             .load::<(String, i64)>(conn)?
             .into_iter()
@@ -565,10 +596,22 @@ pub fn replace_unlocks(
                 .filter(user_achievements::achievement_id.eq_any(&all_ids)),
         )
         .execute(conn)?;
-        // Names the schema does not list are not stored, and so count for
-        // nothing: not in the total, not in the last unlock time.
-        let known: Vec<(i64, Option<DateTime<Utc>>)> =
-            unlocked.iter().filter_map(|(name, at)| ids.get(name).map(|id| (*id, *at))).collect();
+        let mut known: HashMap<i64, Option<DateTime<Utc>>> = HashMap::new();
+        for (name, at) in unlocked {
+            if let Some(id) = ids.get(name) {
+                known
+                    .entry(*id)
+                    .and_modify(|t| {
+                        *t = match (*t, *at) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        }
+                    })
+                    .or_insert(*at);
+            }
+        }
+        let mut known: Vec<(i64, Option<DateTime<Utc>>)> = known.into_iter().collect();
+        known.sort_unstable_by_key(|(id, _)| *id);
         let rows: Vec<_> = known
             .iter()
             .map(|(id, at)| {
@@ -595,13 +638,200 @@ pub fn replace_unlocks(
                 library_entries::retry_after.eq(None::<DateTime<Utc>>),
             ))
             .execute(conn)?;
-        Ok(())
+        Ok(true)
     })
 }
 
-/// Deletes the user's whole library and unlocks (the Steam account was
-/// unlinked, or replaced by another). Returns how many games went.
+/// Moves the user's games that Steam no longer lists as owned (`owned`
+/// is the whole list) out of the library: each to `removed_games`, its
+/// unlocks to `removed_unlocks`, so nothing of them counts any more and
+/// all of it can come back. Returns how many games left.
+pub fn retire_missing(conn: &mut PgConnection, user_id: i64, owned: &[i64]) -> QueryResult<usize> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let moved: Count = diesel::sql_query(
+        "WITH gone AS (
+             DELETE FROM library_entries le
+             WHERE le.user_id = $1 AND NOT (le.appid = ANY($2))
+             RETURNING le.user_id, le.appid, le.playtime_minutes, le.last_played_at, le.import_run_id
+         ), kept AS (
+             INSERT INTO removed_games (user_id, appid, playtime_minutes, last_played_at, import_run_id)
+             SELECT user_id, appid, playtime_minutes, last_played_at, import_run_id FROM gone
+             ON CONFLICT (user_id, appid) DO UPDATE
+                 SET playtime_minutes = excluded.playtime_minutes, last_played_at = excluded.last_played_at,
+                     removed_at = now()
+         ), unlocks AS (
+             DELETE FROM user_achievements ua
+             USING game_achievements ga, gone
+             WHERE ua.user_id = $1 AND ga.id = ua.achievement_id AND ga.appid = gone.appid
+             RETURNING ua.user_id, ua.achievement_id, ua.unlocked_at
+         ), held AS (
+             INSERT INTO removed_unlocks (user_id, achievement_id, unlocked_at)
+             SELECT user_id, achievement_id, unlocked_at FROM unlocks
+             ON CONFLICT (user_id, achievement_id) DO UPDATE SET unlocked_at = excluded.unlocked_at
+         )
+         SELECT count(*) AS n FROM gone",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<diesel::sql_types::Array<BigInt>, _>(owned)
+    .get_result(conn)?;
+    Ok(moved.n as usize)
+}
+
+/// Puts back into the library the games of `owned` that had left it (a
+/// family share that came back), with the unlocks they had in achievements
+/// their game still lists; the next fetch of their achievements then
+/// makes them exactly Steam's again. Returns how many came back.
+pub fn restore_returned(conn: &mut PgConnection, user_id: i64, owned: &[i64]) -> QueryResult<usize> {
+    let back: Vec<i64> = diesel::sql_query(
+        "WITH back AS (
+             DELETE FROM removed_games WHERE user_id = $1 AND appid = ANY($2)
+             RETURNING appid, playtime_minutes, last_played_at, import_run_id
+         )
+         INSERT INTO library_entries (user_id, appid, playtime_minutes, last_played_at, import_run_id)
+         SELECT $1, appid, playtime_minutes, last_played_at, import_run_id FROM back
+         ON CONFLICT (user_id, appid) DO NOTHING
+         RETURNING appid",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<diesel::sql_types::Array<BigInt>, _>(owned)
+    .load::<Appid>(conn)?
+    .into_iter()
+    .map(|a| a.appid)
+    .collect();
+    if back.is_empty() {
+        return Ok(0);
+    }
+    diesel::sql_query(
+        "WITH back AS (
+             DELETE FROM removed_unlocks ru
+             USING game_achievements ga
+             WHERE ru.user_id = $1 AND ga.id = ru.achievement_id AND ga.appid = ANY($2) AND ga.removed_at IS NULL
+             RETURNING ru.user_id, ru.achievement_id, ru.unlocked_at
+         )
+         INSERT INTO user_achievements (user_id, achievement_id, unlocked_at)
+         SELECT user_id, achievement_id, unlocked_at FROM back
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<BigInt, _>(user_id)
+    .bind::<diesel::sql_types::Array<BigInt>, _>(&back)
+    .execute(conn)?;
+    recount_entries(conn, Some(user_id), &back)?;
+    Ok(back.len())
+}
+
+#[derive(QueryableByName)]
+struct Appid {
+    #[diesel(sql_type = BigInt)]
+    appid: i64,
+}
+
+/// Sets each library entry's unlock count and last unlock from its unlocks:
+/// `user`'s entries of `appids`, or (with no user) every owner's. Returns
+/// how many entries moved.
+pub fn recount_entries(conn: &mut PgConnection, user: Option<i64>, appids: &[i64]) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE library_entries le SET unlocked_count = c.n, last_unlock_at = c.last
+         FROM (
+             SELECT e.user_id, e.appid, count(ua.achievement_id)::int4 AS n, max(ua.unlocked_at) AS last
+             FROM library_entries e
+             LEFT JOIN game_achievements ga ON ga.appid = e.appid AND ga.removed_at IS NULL
+             LEFT JOIN user_achievements ua ON ua.user_id = e.user_id AND ua.achievement_id = ga.id
+             WHERE e.appid = ANY($2) AND ($1::int8 IS NULL OR e.user_id = $1)
+             GROUP BY e.user_id, e.appid
+         ) c
+         WHERE le.user_id = c.user_id AND le.appid = c.appid
+           AND (le.unlocked_count <> c.n OR le.last_unlock_at IS DISTINCT FROM c.last)",
+    )
+    .bind::<Nullable<BigInt>, _>(user)
+    .bind::<diesel::sql_types::Array<BigInt>, _>(appids)
+    .execute(conn)
+}
+
+/// Sets every user's unlocks of these achievements aside (they left their
+/// game's schema): kept in `removed_unlocks`, counted nowhere.
+pub fn set_aside_unlocks(conn: &mut PgConnection, achievement_ids: &[i64]) -> QueryResult<usize> {
+    if achievement_ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::sql_query(
+        "WITH unlocks AS (
+             DELETE FROM user_achievements WHERE achievement_id = ANY($1)
+             RETURNING user_id, achievement_id, unlocked_at
+         )
+         INSERT INTO removed_unlocks (user_id, achievement_id, unlocked_at)
+         SELECT user_id, achievement_id, unlocked_at FROM unlocks
+         ON CONFLICT (user_id, achievement_id) DO UPDATE SET unlocked_at = excluded.unlocked_at",
+    )
+    .bind::<diesel::sql_types::Array<BigInt>, _>(achievement_ids)
+    .execute(conn)
+}
+
+/// Puts back the set-aside unlocks of these achievements of `appid` (its
+/// schema lists them again) for the users who still own the game; a game
+/// that left a library keeps them aside until it comes back.
+pub fn restore_unlocks(conn: &mut PgConnection, appid: i64, achievement_ids: &[i64]) -> QueryResult<usize> {
+    if achievement_ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::sql_query(
+        "WITH unlocks AS (
+             DELETE FROM removed_unlocks ru USING library_entries le
+             WHERE ru.achievement_id = ANY($2) AND le.user_id = ru.user_id AND le.appid = $1
+             RETURNING ru.user_id, ru.achievement_id, ru.unlocked_at
+         )
+         INSERT INTO user_achievements (user_id, achievement_id, unlocked_at)
+         SELECT user_id, achievement_id, unlocked_at FROM unlocks ON CONFLICT DO NOTHING",
+    )
+    .bind::<BigInt, _>(appid)
+    .bind::<diesel::sql_types::Array<BigInt>, _>(achievement_ids)
+    .execute(conn)
+}
+
+/// The users who own any of these games.
+pub fn owners_of(conn: &mut PgConnection, appids: &[i64]) -> QueryResult<Vec<i64>> {
+    library_entries::table
+        .filter(library_entries::appid.eq_any(appids))
+        .select(library_entries::user_id)
+        .distinct()
+        .order(library_entries::user_id)
+        .load(conn)
+}
+
+/// The user's games that left their library, most recent first, at most
+/// `limit` of them, with how many there are.
+pub fn removed_games(conn: &mut PgConnection, user_id: i64, limit: i64) -> QueryResult<(Vec<RemovedGame>, i64)> {
+    use crate::schema::removed_games;
+    let rows = removed_games::table
+        .inner_join(games::table.on(games::appid.eq(removed_games::appid)))
+        .filter(removed_games::user_id.eq(user_id))
+        .order((removed_games::removed_at.desc(), games::name.asc()))
+        .select((removed_games::appid, games::name, removed_games::playtime_minutes, removed_games::removed_at))
+        .limit(limit)
+        .load(conn)?;
+    let total = removed_games::table.filter(removed_games::user_id.eq(user_id)).count().get_result(conn)?;
+    Ok((rows, total))
+}
+
+/// A game that left the user's library.
+#[derive(Debug, Clone, Queryable, get_size2::GetSize)]
+pub struct RemovedGame {
+    pub appid: i64,
+    pub name: String,
+    pub playtime_minutes: i32,
+    pub removed_at: DateTime<Utc>,
+}
+
+/// Deletes the user's whole library and unlocks, those that left it
+/// included (the Steam account was unlinked, or replaced by another).
+/// Returns how many games went.
 pub fn delete_all_for(conn: &mut PgConnection, user_id: i64) -> QueryResult<usize> {
+    use crate::schema::{removed_games, removed_unlocks};
+    diesel::delete(removed_unlocks::table.filter(removed_unlocks::user_id.eq(user_id))).execute(conn)?;
+    diesel::delete(removed_games::table.filter(removed_games::user_id.eq(user_id))).execute(conn)?;
     diesel::delete(user_achievements::table.filter(user_achievements::user_id.eq(user_id))).execute(conn)?;
     diesel::delete(library_entries::table.filter(library_entries::user_id.eq(user_id))).execute(conn)
 }

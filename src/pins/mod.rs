@@ -136,7 +136,7 @@ pub fn pinned_achievements(conn: &mut PgConnection, user_id: i64) -> QueryResult
          JOIN game_achievements ga ON ga.id = p.achievement_id
          JOIN games g ON g.appid = ga.appid
          LEFT JOIN user_achievements ua ON ua.user_id = p.user_id AND ua.achievement_id = ga.id
-         WHERE p.user_id = $1
+         WHERE p.user_id = $1 AND ga.removed_at IS NULL
          ORDER BY (ua.user_id IS NOT NULL), p.created_at DESC",
     )
     .bind::<BigInt, _>(user_id)

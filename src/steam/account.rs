@@ -23,6 +23,9 @@ pub struct SteamAccount {
     pub linked_at: DateTime<Utc>,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub last_sync_error: Option<String>,
+    /// The last "Resync everything": schemas and percentages fetched
+    /// before it are stale for this account's syncs.
+    pub resync_requested_at: Option<DateTime<Utc>>,
 }
 
 /// What linking writes, on insert and on relink alike.
@@ -48,6 +51,14 @@ fn context(user_id: i64) -> String {
 }
 
 impl SteamAccount {
+    /// Records a "Resync everything" (see [`SteamAccount::resync_requested_at`]).
+    pub fn request_resync(conn: &mut PgConnection, user_id: i64) -> QueryResult<()> {
+        diesel::update(steam_accounts::table.find(user_id))
+            .set(steam_accounts::resync_requested_at.eq(diesel::dsl::now))
+            .execute(conn)
+            .map(|_| ())
+    }
+
     /// The encrypted API keys under the master key `key_id`, locked for
     /// re-encryption: (user id, ciphertext).
     pub fn keys_under(conn: &mut PgConnection, key_id: &str) -> QueryResult<Vec<(i64, Vec<u8>)>> {

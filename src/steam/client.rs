@@ -19,8 +19,9 @@ pub enum SteamError {
     Private,
     #[error("This game has no achievements or stats on Steam.")]
     NoStats,
-    #[error("Steam is limiting requests. Questline will try again later.")]
-    RateLimited,
+    /// A 429. `until`: when Steam's `Retry-After` said to come back.
+    #[error("{}", rate_limited_words(*until))]
+    RateLimited { until: Option<chrono::DateTime<chrono::Utc>> },
     #[error("No Steam profile matches that name or link.")]
     NotFound,
     #[error("Steam did not answer in time. Please try again later.")]
@@ -30,6 +31,10 @@ pub enum SteamError {
     /// The detail names the endpoint and what was wrong with the answer.
     #[error("Steam sent an answer Questline could not read ({0}).")]
     Malformed(String),
+    /// The answer stopped half-way (a dropped connection): worth another
+    /// try, unlike an answer that is complete but wrong.
+    #[error("Steam's answer was cut off ({0}). Questline will try again.")]
+    Interrupted(String),
     /// An HTML 400: Steam's answer to a request naming something that does
     /// not exist (a SteamID no account has, for one).
     #[error("Steam refused the request as invalid.")]
@@ -41,8 +46,48 @@ pub enum SteamError {
 impl SteamError {
     /// Worth retrying after a pause.
     pub fn is_transient(&self) -> bool {
-        matches!(self, SteamError::RateLimited | SteamError::Timeout | SteamError::Unavailable(_))
+        matches!(
+            self,
+            SteamError::RateLimited { .. }
+                | SteamError::Timeout
+                | SteamError::Unavailable(_)
+                | SteamError::Interrupted(_)
+        )
     }
+
+    /// When Steam asked to be called again, if it said.
+    pub fn not_before(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            SteamError::RateLimited { until } => *until,
+            _ => None,
+        }
+    }
+}
+
+fn rate_limited_words(until: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    match until {
+        Some(t) => format!(
+            "Steam asked us to wait until {} UTC before calling again; the sync resumes then.",
+            t.format("%H:%M")
+        ),
+        None => "Steam is limiting requests. Questline will try again later.".to_owned(),
+    }
+}
+
+/// The longest `Retry-After` honoured as given; a longer one (or a date
+/// far ahead) is held to this, so a bad header cannot stop syncing for days.
+const MAX_RETRY_AFTER_SECS: i64 = 6 * 3600;
+
+/// When a `Retry-After` header (seconds, or an HTTP date) says to come
+/// back; `None` when it is absent or unreadable.
+pub fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+    let value = value.trim();
+    let at = if let Ok(secs) = value.parse::<i64>() {
+        now + chrono::Duration::seconds(secs.max(0))
+    } else {
+        chrono::DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&chrono::Utc)
+    };
+    Some(at.clamp(now, now + chrono::Duration::seconds(MAX_RETRY_AFTER_SECS)))
 }
 
 /// Counts calls per API key per UTC day in Redis (so every instance shares
@@ -53,11 +98,53 @@ pub struct KeyBudget {
     pub per_day: u64,
 }
 
+/// The key itself never becomes part of a Redis key.
+fn key_id(key: &SecretString) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(key.expose_secret().as_bytes())[..12])
+}
+
 impl KeyBudget {
+    /// Holds every call with `key`, on every instance, until `until`:
+    /// Steam's `Retry-After` is about the key, not the one call.
+    async fn pause(&self, key: &SecretString, until: chrono::DateTime<chrono::Utc>) {
+        let secs = (until - chrono::Utc::now()).num_seconds();
+        if secs <= 0 {
+            return;
+        }
+        let redis_key = self.redis.key(&format!("steam_pause:{}", key_id(key)));
+        let at = until.timestamp();
+        let _ =
+            self.redis
+                .call(|mut c| {
+                    let redis_key = redis_key.clone();
+                    async move {
+                        redis::cmd("SET").arg(&redis_key).arg(at).arg("EX").arg(secs).query_async::<()>(&mut c).await
+                    }
+                })
+                .await;
+    }
+
+    /// When calls with `key` may start again, if Steam paused them.
+    async fn paused_until(&self, key: &SecretString) -> Option<chrono::DateTime<chrono::Utc>> {
+        let redis_key = self.redis.key(&format!("steam_pause:{}", key_id(key)));
+        let at: Option<i64> = self
+            .redis
+            .call(|mut c| {
+                let redis_key = redis_key.clone();
+                async move { redis::cmd("GET").arg(&redis_key).query_async::<Option<i64>>(&mut c).await }
+            })
+            .await
+            .ok()
+            .flatten();
+        at.and_then(|t| chrono::DateTime::from_timestamp(t, 0)).filter(|t| *t > chrono::Utc::now())
+    }
+
     async fn spend(&self, key: &SecretString) -> Result<(), SteamError> {
-        use sha2::Digest;
-        // The key itself never becomes part of a Redis key.
-        let id = hex::encode(&sha2::Sha256::digest(key.expose_secret().as_bytes())[..12]);
+        if let Some(until) = self.paused_until(key).await {
+            return Err(SteamError::RateLimited { until: Some(until) });
+        }
+        let id = key_id(key);
         let day = chrono::Utc::now().format("%Y%m%d");
         let redis_key = self.redis.key(&format!("steam_budget:{id}:{day}"));
         let (count,): (u64,) = self
@@ -113,6 +200,8 @@ struct OwnedGamesEnvelope {
 struct OwnedGamesResponse {
     /// Absent when the profile's game details are private.
     games: Option<Vec<OwnedGame>>,
+    #[serde(default)]
+    game_count: Option<u64>,
 }
 
 /// One achievement of a player in a game.
@@ -182,8 +271,10 @@ struct SchemaStats {
 pub struct GlobalPercent {
     #[serde(deserialize_with = "steam_text")]
     pub name: String,
-    #[serde(deserialize_with = "flexible_f64")]
-    pub percent: f64,
+    /// `None` when Steam's value is not a percentage (NaN, negative, over
+    /// 100, not a number): refused for this achievement alone.
+    #[serde(default, deserialize_with = "percentage")]
+    pub percent: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -281,18 +372,16 @@ fn flexible_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     })
 }
 
-/// Global percentages arrive as numbers or as strings of numbers.
-fn flexible_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum F {
-        N(f64),
-        S(String),
-    }
-    match F::deserialize(d)? {
-        F::N(n) => Ok(n),
-        F::S(s) => s.trim().parse().map_err(serde::de::Error::custom),
-    }
+/// Global percentages arrive as numbers or as strings of numbers; a value
+/// that is not a percentage reads as none, never failing the answer.
+fn percentage<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    let n = match &value {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    Ok(n.filter(|p| p.is_finite() && (0.0..=100.0).contains(p)))
 }
 
 /// Retry policy for transient failures.
@@ -356,7 +445,12 @@ impl SteamClient {
                 budget.spend(key).await?;
             }
             let result = self.get_once::<T>(path, key, query).await;
+            if let (Err(SteamError::RateLimited { until: Some(until) }), Some(budget)) = (&result, &self.budget) {
+                budget.pause(key, *until).await;
+            }
             match result {
+                // Steam said when to come back: not before then.
+                Err(SteamError::RateLimited { until: Some(_) }) => return result,
                 Err(e) if e.is_transient() && attempt < self.retry.attempts => {
                     let base = self.retry.base_delay.as_millis() as u64 * (1 << (attempt - 1));
                     let jitter = rand::rng().random_range(0..=base / 2 + 1);
@@ -396,7 +490,14 @@ impl SteamClient {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.contains("json"));
         match status {
-            429 => return Err(SteamError::RateLimited),
+            429 => {
+                let until = res
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry_after(v, chrono::Utc::now()));
+                return Err(SteamError::RateLimited { until });
+            }
             // A bad key comes back as an HTML page, not JSON.
             401 | 403 if !is_json => return Err(SteamError::BadKey),
             s if s >= 500 => return Err(SteamError::Unavailable(s)),
@@ -409,10 +510,16 @@ impl SteamClient {
             }
             return Err(SteamError::Malformed(format!("{endpoint}: status {status}, not JSON")));
         }
-        let body = res.bytes().await.map_err(|_| SteamError::Timeout)?;
-        serde_json::from_slice::<T>(&body)
-            .map(|v| (status, v))
-            .map_err(|e| SteamError::Malformed(format!("{endpoint}: {e} in a {}-byte answer", body.len())))
+        let body = res.bytes().await.map_err(|_| SteamError::Interrupted(format!("{endpoint}: the body")))?;
+        serde_json::from_slice::<T>(&body).map(|v| (status, v)).map_err(|e| {
+            let detail = format!("{endpoint}: {e} in a {}-byte answer", body.len());
+            // Stopped half-way (a dropped connection): another try may work.
+            if e.is_eof() {
+                SteamError::Interrupted(detail)
+            } else {
+                SteamError::Malformed(detail)
+            }
+        })
     }
 
     /// The user's games, free ones played included. A private profile is
@@ -430,7 +537,18 @@ impl SteamClient {
             )
             .await
             .map_err(not_found_on_bad_request)?;
-        env.response.games.ok_or(SteamError::Private)
+        let games = env.response.games.ok_or(SteamError::Private)?;
+        // A list shorter than the count Steam gives with it was cut short:
+        // reading it as the whole library would mark games removed.
+        if let Some(count) = env.response.game_count {
+            if count != games.len() as u64 {
+                return Err(SteamError::Interrupted(format!(
+                    "GetOwnedGames: {} games listed of the {count} it counts",
+                    games.len()
+                )));
+            }
+        }
+        Ok(games)
     }
 
     /// The player's achievements in one game.
@@ -631,10 +749,21 @@ mod tests {
         assert!(a.hidden);
         assert!(a.description.is_none());
         let g: GlobalEnvelope = serde_json::from_str(
-            r#"{"achievementpercentages":{"achievements":[{"name":"A","percent":"12.5"},{"name":"B","percent":3.25}]}}"#,
+            r#"{"achievementpercentages":{"achievements":[{"name":"A","percent":"12.5"},{"name":"B","percent":3.25},
+                {"name":"C","percent":"NaN"},{"name":"D","percent":-1},{"name":"E","percent":101},{"name":"F","percent":"x"}]}}"#,
         )
         .unwrap();
-        assert_eq!(g.achievementpercentages.achievements[0].percent, 12.5);
-        assert_eq!(g.achievementpercentages.achievements[1].percent, 3.25);
+        let percents: Vec<Option<f64>> = g.achievementpercentages.achievements.iter().map(|a| a.percent).collect();
+        assert_eq!(percents, [Some(12.5), Some(3.25), None, None, None, None], "each bad value refused alone");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_or_an_http_date_and_is_held_to_a_bound() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T12:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        assert_eq!(retry_after("600", now), Some(now + chrono::Duration::seconds(600)));
+        assert_eq!(retry_after("Mon, 07 Dec 2026 12:30:00 GMT", now), Some(now + chrono::Duration::minutes(30)));
+        assert_eq!(retry_after("-5", now), Some(now), "never in the past");
+        assert_eq!(retry_after("99999999", now), Some(now + chrono::Duration::hours(6)));
+        assert_eq!(retry_after("soon", now), None);
     }
 }

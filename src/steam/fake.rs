@@ -57,6 +57,8 @@ pub enum GameFault {
     Private,
     /// An HTML error page with this status.
     Status(u16),
+    /// Every achievement listed twice (Steam has sent that).
+    Duplicated,
 }
 
 /// Everything the fake server knows; tests change it while it runs.
@@ -77,6 +79,15 @@ pub struct FakeState {
     pub game_faults: HashMap<i64, GameFault>,
     /// Extra latency for one game's player achievements.
     pub slow_games: HashMap<i64, Duration>,
+    /// Sent as `Retry-After` with every injected 429.
+    pub retry_after: Option<String>,
+    /// Games whose global percentages answer badly, until removed.
+    pub global_faults: HashMap<i64, GameFault>,
+    /// Achievements (API names) left out of their game's percentages.
+    pub unlisted_percentages: std::collections::HashSet<String>,
+    /// The owned list comes back this many games short of the count it
+    /// gives (a list cut off on its way).
+    pub owned_games_short_by: usize,
 }
 
 /// A running fake server.
@@ -179,18 +190,22 @@ fn forbidden_html() -> HttpResponse {
 
 /// Latency, injected failures and the key check, common to every method.
 async fn gate(state: &Mutex<FakeState>, method: &str, q: &Query) -> Result<(), HttpResponse> {
-    let (latency, failure, key_ok) = {
+    let (latency, failure, key_ok, retry_after) = {
         let mut s = state.lock().unwrap();
         *s.calls.entry(method.to_owned()).or_default() += 1;
         let key_ok = q.key.as_ref().is_some_and(|k| s.keys.contains(k));
-        (s.latency, s.failures.pop_front(), key_ok)
+        (s.latency, s.failures.pop_front(), key_ok, s.retry_after.clone())
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     if let Some(code) = failure {
         let status = actix_web::http::StatusCode::from_u16(code).unwrap();
-        return Err(HttpResponse::build(status).content_type("text/html").body("<html><body>Error</body></html>"));
+        let mut res = HttpResponse::build(status);
+        if let (429, Some(after)) = (code, retry_after) {
+            res.insert_header(("Retry-After", after));
+        }
+        return Err(res.content_type("text/html").body("<html><body>Error</body></html>"));
     }
     if !key_ok {
         return Err(forbidden_html());
@@ -230,7 +245,9 @@ async fn owned_games(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -
             })
         })
         .collect();
-    HttpResponse::Ok().json(json!({"response": {"game_count": games.len(), "games": games}}))
+    let count = games.len();
+    let games = &games[..count.saturating_sub(s.owned_games_short_by)];
+    HttpResponse::Ok().json(json!({"response": {"game_count": count, "games": games}}))
 }
 
 async fn player_achievements(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> HttpResponse {
@@ -257,8 +274,9 @@ async fn player_achievements(state: web::Data<Mutex<FakeState>>, q: web::Query<Q
             let status = actix_web::http::StatusCode::from_u16(*code).unwrap();
             return HttpResponse::build(status).content_type("text/html").body("<html><body>Error</body></html>");
         }
-        None => {}
+        Some(GameFault::Duplicated) | None => {}
     }
+    let duplicated = s.game_faults.get(&appid) == Some(&GameFault::Duplicated);
     let player = player_id(&q).and_then(|id| s.players.get(&id));
     let Some(player) = player.filter(|p| p.public) else {
         return HttpResponse::Forbidden()
@@ -288,6 +306,9 @@ async fn player_achievements(state: web::Data<Mutex<FakeState>>, q: web::Query<Q
         if !game.achievements.iter().any(|a| a.api_name == *name) {
             achievements.push(json!({"apiname": name, "achieved": 1, "unlocktime": time}));
         }
+    }
+    if duplicated {
+        achievements.extend(achievements.clone());
     }
     HttpResponse::Ok().json(json!({"playerstats": {
         "steamID": player_id(&q).unwrap().to_string(), "gameName": game.name, "achievements": achievements, "success": true
@@ -330,10 +351,23 @@ async fn global(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> Htt
     let Some(game) = q.gameid.and_then(|a| s.games.get(&a)) else {
         return HttpResponse::Forbidden().content_type("text/html").body("<html><body>Forbidden</body></html>");
     };
+    match q.gameid.and_then(|a| s.global_faults.get(&a)) {
+        Some(GameFault::Truncated) => {
+            return HttpResponse::Ok()
+                .content_type("application/json; charset=UTF-8")
+                .body(r#"{"achievementpercentages":{"achievements":[{"name":"A"#)
+        }
+        Some(GameFault::Status(code)) => {
+            let status = actix_web::http::StatusCode::from_u16(*code).unwrap();
+            return HttpResponse::build(status).content_type("text/html").body("<html><body>Error</body></html>");
+        }
+        _ => {}
+    }
     // Steam sends percentages as strings for some games and numbers for others.
     let achievements: Vec<_> = game
         .achievements
         .iter()
+        .filter(|a| !s.unlisted_percentages.contains(&a.api_name))
         .enumerate()
         .map(|(i, a)| {
             let p = if i % 2 == 0 { json!(format!("{:.1}", a.global_percent)) } else { json!(a.global_percent) };

@@ -63,7 +63,7 @@ async fn library(
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
     let (user_id, q) = (current.user.id, query.clone());
-    let key = ViewKey::new("library", user_id, current.versions, query.cache_params());
+    let key = ViewKey::new("library", user_id, current.versions, query.cache_params()).kept_if(query.keepable());
     let ((rows, total), (tiers, _)) = state
         .views
         .load(&state.reads, key, move |conn| {
@@ -118,21 +118,28 @@ async fn game(
 ) -> Result<HttpResponse, AppError> {
     let (user_id, appid) = (current.user.id, appid.into_inner());
     let sort = query.into_inner().sort.unwrap_or_else(|| "unlocked".into());
-    let sort_key = sort.clone();
-    let key = ViewKey::new("game", user_id, current.versions, format!("{appid}:{sort}"));
+    // Only the page's own sorts name a kept page; any other is the default.
+    let sort_key: &'static str = match sort.as_str() {
+        "rarity" => "rarity",
+        "common" => "common",
+        "name" => "name",
+        "recent" => "recent",
+        _ => "unlocked",
+    };
+    let key = ViewKey::new("game", user_id, current.versions, format!("{appid}:{sort_key}"));
     let (header, achievements, (tiers, _), (pinned, _)) = state
         .views
         .load(&state.reads, key, move |conn| {
             let header = library::game_header(conn, user_id, appid)?.ok_or(AppError::NotFound)?;
             Ok((
                 header,
-                library::game_achievements(conn, user_id, appid, &sort_key)?,
+                library::game_achievements(conn, user_id, appid, sort_key)?,
                 rarity::model::tiers(conn)?,
                 crate::pins::pinned_ids(conn, user_id)?,
             ))
         })
         .await?;
-    let points_possible = achievements.iter().map(|a| i64::from(a.points)).sum();
+    let points_possible = achievements.iter().filter(|a| !a.removed).map(|a| i64::from(a.points)).sum();
     render(&GamePage {
         ctx,
         appid,

@@ -20,7 +20,7 @@ use crate::error::AppError;
 use crate::jobs::model::{self as jobs, Job};
 use crate::jobs::STEAM_SYNC;
 use crate::layout::PageContext;
-use crate::models::library::{request_full_resync, unsynced_count, unsynced_games, UnsyncedGame};
+use crate::models::library::{request_full_resync, unsynced_count, unsynced_games, RemovedGame, UnsyncedGame};
 use crate::ratelimit::{self, Limit};
 use crate::response::{render, render_status, see_other};
 use crate::state::AppState;
@@ -50,6 +50,9 @@ struct SyncState {
     /// it is retried, and how many there are in all.
     unsynced: Vec<UnsyncedGame>,
     unsynced_total: i64,
+    /// Games that left the library (the latest 50), and how many in all.
+    removed: Vec<RemovedGame>,
+    removed_total: i64,
 }
 
 impl SettingsPage {
@@ -76,11 +79,14 @@ impl SettingsPage {
 
 async fn load(pool: &PgPool, user_id: i64) -> Result<SyncState, AppError> {
     db::run(pool, move |conn| {
+        let (removed, removed_total) = crate::models::library::removed_games(conn, user_id, 50)?;
         Ok(SyncState {
             account: SteamAccount::find(conn, user_id)?,
             job: jobs::latest(conn, STEAM_SYNC, user_id)?,
             unsynced: unsynced_games(conn, user_id)?,
             unsynced_total: unsynced_count(conn, user_id)?,
+            removed,
+            removed_total,
         })
     })
     .await
@@ -147,6 +153,7 @@ async fn start_sync(current: CurrentUser, state: &AppState, everything: bool) ->
             }
             if everything {
                 request_full_resync(conn, user_id)?;
+                SteamAccount::request_resync(conn, user_id)?;
             }
             Ok(Some(jobs::enqueue(conn, STEAM_SYNC, user_id)?))
         })

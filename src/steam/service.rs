@@ -11,6 +11,10 @@ use crate::jobs::model as jobs;
 use crate::jobs::STEAM_SYNC;
 use crate::state::AppState;
 
+/// Why a running sync ended without finishing, as its job records it.
+const SUPERSEDED: &str = "Stopped: the Steam link changed while it ran; a new sync follows.";
+const UNLINKED: &str = "Stopped: the Steam account was unlinked while it ran.";
+
 /// Links the profile (a SteamID64, a profile URL or a vanity name) with
 /// the Web API key, after one call to Steam proves both, and queues the
 /// first sync. An empty key keeps the key on file (a half-linked legacy
@@ -61,6 +65,10 @@ pub async fn link(
     let persona = summary.personaname.clone();
     db::run(pool, move |conn| {
         conn.build_transaction().run(|conn| {
+            // A sync running for the link before this one stops writing
+            // from here on (its writes check its lease), and this link's
+            // first sync is queued at once rather than after it.
+            jobs::supersede(conn, STEAM_SYNC, user_id, SUPERSEDED)?;
             // Another Steam account's games are not this one's.
             let previous = SteamAccount::find(conn, user_id)?.and_then(|a| a.steam_id);
             if previous.is_some_and(|p| p != steam_id as i64) {
@@ -94,6 +102,8 @@ pub async fn unlink(state: &AppState, user_id: i64, meta: &RequestMeta) -> Resul
     let meta = meta.clone();
     db::run(&state.pool, move |conn| {
         conn.build_transaction().run(|conn| {
+            // A sync still running writes nothing more of this account.
+            jobs::supersede(conn, STEAM_SYNC, user_id, UNLINKED)?;
             let games = crate::models::library::delete_all_for(conn, user_id)?;
             SteamAccount::unlink(conn, user_id)?;
             crate::rarity::rescore_users(conn, &[user_id])?;

@@ -17,7 +17,7 @@ use secrecy::SecretString;
 use super::account::SteamAccount;
 use super::client::{OwnedGame, SteamError};
 use crate::jobs::kind::{Backoff, Done, JobError, JobFuture, JobKind};
-use crate::jobs::model::{self as jobs, Job};
+use crate::jobs::model::{self as jobs, Job, Lease};
 use crate::jobs::STEAM_SYNC;
 use crate::models::game::{Game, GameAchievement, NewGame, NewGameAchievement};
 use crate::models::library::{self, EntrySyncState, OwnedEntry};
@@ -34,7 +34,7 @@ pub type SyncError = JobError;
 
 impl From<SteamError> for JobError {
     fn from(e: SteamError) -> Self {
-        JobError { retry: e.is_transient(), message: e.to_string() }
+        JobError { retry: e.is_transient(), message: e.to_string(), not_before: e.not_before() }
     }
 }
 
@@ -63,6 +63,26 @@ async fn blocking<T: Send + 'static>(
     crate::db::blocking(&ctx.background, f).await.map_err(SyncError::from)
 }
 
+/// A write of this run, made only while it still holds the job (see
+/// [`jobs::fenced`]): after a relink, an unlink or a takeover, the run's
+/// writes are refused and it stops with [`JobError::lost`].
+async fn fenced<T: Send + 'static>(
+    ctx: &AppState,
+    lease: Lease,
+    f: impl FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
+) -> Result<T, SyncError> {
+    blocking(ctx, move |conn| jobs::fenced(conn, lease, f)).await?.ok_or_else(JobError::lost)
+}
+
+/// Records progress while the run holds the job.
+async fn progress(ctx: &AppState, lease: Lease, done: i32, total: i32) -> Result<(), SyncError> {
+    if blocking(ctx, move |conn| jobs::progress(conn, lease, done, total)).await? {
+        Ok(())
+    } else {
+        Err(JobError::lost())
+    }
+}
+
 /// How one game's fetch ended.
 enum GameOutcome {
     Stored,
@@ -76,32 +96,32 @@ enum GameOutcome {
     Abort(SyncError),
 }
 
-/// Runs a `steam_sync` job.
+/// Runs a `steam_sync` job. Whatever it stored, totals and goals follow;
+/// while any game waits for a retry, a follow-up sync is queued for the
+/// earliest (so a "Sync now" that ran early never leaves one unretried).
 pub async fn run(ctx: &AppState, job: &Job) -> Result<Done, SyncError> {
     let user_id = job.user_id.ok_or_else(|| JobError::fatal("sync job without a user"))?;
-    let result = sync_user(ctx, job, user_id).await;
+    let lease = job.lease();
+    let result = sync_user(ctx, lease, user_id).await;
+    if matches!(&result, Err(e) if e.is_lost()) {
+        return Err(JobError::lost());
+    }
     let error = result.as_ref().err().map(|e| e.message.clone());
-    blocking(ctx, move |conn| {
+    let retry_at = fenced(ctx, lease, move |conn| {
         SteamAccount::record_sync(conn, user_id, error.as_deref())?;
         // Even a sync that stopped part-way changed some numbers.
         crate::rarity::rescore_users(conn, &[user_id])?;
-        crate::achievements::evaluate(conn, &[user_id]).map(|_| ())
+        crate::achievements::evaluate(conn, &[user_id])?;
+        library::earliest_retry(conn, user_id)
     })
     .await?;
-    let failed = match result {
-        Ok(n) => n,
+    match result {
+        Ok(_) => Ok(Done { follow_up_at: retry_at }),
         // A private profile is a state of the link, shown on the Steam
         // page; retrying (or an admin's Retry) cannot change it.
-        Err(e) if e.message == SteamError::Private.to_string() => return Ok(Done::default()),
-        Err(e) => return Err(e),
-    };
-    if failed == 0 {
-        return Ok(Done::default());
+        Err(e) if e.message == SteamError::Private.to_string() => Ok(Done::default()),
+        Err(e) => Err(e),
     }
-    let retry_at = blocking(ctx, move |conn| library::earliest_retry(conn, user_id)).await?;
-    // The worker queues a follow-up sync for when the earliest failed game
-    // may be tried again.
-    Ok(Done { follow_up_at: retry_at })
 }
 
 /// Consecutive failures of Steam itself (timeouts, 5xx) after which a sync
@@ -110,7 +130,7 @@ const STEAM_DOWN_AFTER: u32 = 5;
 
 /// Syncs the user's library; returns how many games failed (each is
 /// recorded on its library entry, which the Steam page lists).
-async fn sync_user(ctx: &AppState, job: &Job, user_id: i64) -> Result<usize, SyncError> {
+async fn sync_user(ctx: &AppState, lease: Lease, user_id: i64) -> Result<usize, SyncError> {
     let Some(account) = blocking(ctx, move |conn| SteamAccount::find(conn, user_id)).await? else {
         return Err(JobError::fatal("No Steam account is linked."));
     };
@@ -122,17 +142,17 @@ async fn sync_user(ctx: &AppState, job: &Job, user_id: i64) -> Result<usize, Syn
     };
     let steam_id = steam_id as u64;
 
-    let owned = ctx.steam.owned_games(&key, steam_id).await?;
-    let todo = blocking(ctx, move |conn| store_library(conn, user_id, &owned, Utc::now())).await?;
+    let owned = merge_owned(ctx.steam.owned_games(&key, steam_id).await?);
+    let resync = account.resync_requested_at;
+    let todo = fenced(ctx, lease, move |conn| store_library(conn, user_id, &owned, resync, Utc::now())).await?;
     let total = todo.len() as i32;
-    let job_id = job.id;
-    blocking(ctx, move |conn| jobs::progress(conn, job_id, 0, total)).await?;
+    progress(ctx, lease, 0, total).await?;
 
     let mut done = 0;
     let mut failed = 0;
     let mut steam_down_streak = 0;
     let mut stream = futures_util::stream::iter(todo)
-        .map(|game| async { (sync_game(ctx, &key, steam_id, user_id, &game).await, game) })
+        .map(|game| async { (sync_game(ctx, &key, steam_id, user_id, lease, &game).await, game) })
         .buffer_unordered(CONCURRENCY);
     while let Some((outcome, game)) = stream.next().await {
         match outcome {
@@ -141,7 +161,7 @@ async fn sync_user(ctx: &AppState, job: &Job, user_id: i64) -> Result<usize, Syn
             GameOutcome::Failed { endpoint, error } => {
                 // A malformed answer already names its endpoint.
                 let message = match &error {
-                    SteamError::Malformed(_) => error.to_string(),
+                    SteamError::Malformed(_) | SteamError::Interrupted(_) => error.to_string(),
                     _ => format!("{endpoint}: {error}"),
                 };
                 tracing::warn!(
@@ -153,26 +173,50 @@ async fn sync_user(ctx: &AppState, job: &Job, user_id: i64) -> Result<usize, Syn
                     "a game could not be synced"
                 );
                 let (appid, note) = (game.appid, message.clone());
-                blocking(ctx, move |conn| {
+                fenced(ctx, lease, move |conn| {
                     library::record_game_failure(conn, user_id, appid, &note, Utc::now(), game_backoff)
                 })
                 .await?;
                 steam_down_streak = if error.is_transient() { steam_down_streak + 1 } else { 0 };
                 failed += 1;
                 if steam_down_streak >= STEAM_DOWN_AFTER {
-                    return Err(JobError {
-                        message: format!("Steam is failing ({error}); the sync stopped and will be retried."),
-                        retry: true,
-                    });
+                    return Err(JobError::transient(format!(
+                        "Steam is failing ({error}); the sync stopped and will be retried."
+                    )));
                 }
             }
         }
         done += 1;
         if done % 10 == 0 || done == total {
-            blocking(ctx, move |conn| jobs::progress(conn, job_id, done, total)).await?;
+            progress(ctx, lease, done, total).await?;
         }
     }
     Ok(failed)
+}
+
+/// Steam's owned list with each game once: the same app id twice (Steam
+/// has sent it) is one game, with the larger playtimes and a name if
+/// either had one.
+fn merge_owned(list: Vec<OwnedGame>) -> Vec<OwnedGame> {
+    let mut by_appid: std::collections::BTreeMap<i64, OwnedGame> = std::collections::BTreeMap::new();
+    for g in list {
+        by_appid
+            .entry(g.appid)
+            .and_modify(|kept| {
+                kept.playtime_forever = kept.playtime_forever.max(g.playtime_forever);
+                kept.playtime_2weeks = kept.playtime_2weeks.max(g.playtime_2weeks);
+                kept.rtime_last_played = kept.rtime_last_played.max(g.rtime_last_played);
+                if kept.name.is_empty() {
+                    kept.name = g.name.clone();
+                }
+                if kept.img_icon_url.is_none() {
+                    kept.img_icon_url = g.img_icon_url.clone();
+                }
+                kept.has_community_visible_stats = kept.has_community_visible_stats.or(g.has_community_visible_stats);
+            })
+            .or_insert(g);
+    }
+    by_appid.into_values().collect()
 }
 
 /// Every game's achievements are fetched again at least this often, so
@@ -213,9 +257,14 @@ fn store_library(
     conn: &mut PgConnection,
     user_id: i64,
     owned: &[OwnedGame],
+    resync_requested_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<GameTodo>> {
     conn.transaction(|conn| {
+        let appids: Vec<i64> = owned.iter().map(|g| g.appid).collect();
+        // A game that left the list and came back gets its entry again
+        // before the playtimes are written.
+        library::restore_returned(conn, user_id, &appids)?;
         let before = library::sync_states(conn, user_id)?;
         for chunk in owned.chunks(CHUNK) {
             let rows: Vec<NewGame> = chunk
@@ -239,21 +288,32 @@ fn store_library(
                 .collect();
             library::upsert_owned(conn, &entries)?;
         }
+        // Steam no longer lists these as owned: out of every total, kept
+        // aside (see the README's removal policy).
+        let retired = library::retire_missing(conn, user_id, &appids)?;
+        if retired > 0 {
+            tracing::info!(user_id, games = retired, "games left the owned list");
+        }
+        // A game Steam says has no stats is not fetched, unless it had
+        // achievements: then its schema must be read to learn they went.
+        let had_achievements = Game::with_achievements(conn, &appids)?;
         let needing: Vec<&OwnedGame> = owned
             .iter()
-            .filter(|g| g.has_community_visible_stats != Some(false))
+            .filter(|g| g.has_community_visible_stats != Some(false) || had_achievements.contains(&g.appid))
             .filter(|g| before.get(&g.appid).is_none_or(|state| due(state, g.playtime_forever.max(0), now)))
             .collect();
-        let appids: Vec<i64> = needing.iter().map(|g| g.appid).collect();
-        let fetched = Game::schema_fetched_at(conn, &appids)?;
-        let fresh_after = now - Duration::days(SCHEMA_MAX_AGE_DAYS);
+        let needed: Vec<i64> = needing.iter().map(|g| g.appid).collect();
+        // Fetched before this user's "Resync everything" is stale too.
+        let week_ago = now - Duration::days(SCHEMA_MAX_AGE_DAYS);
+        let older_than = resync_requested_at.map_or(week_ago, |t| t.clamp(week_ago, now));
+        let stale = Game::stats_due(conn, &needed, older_than, now)?;
         Ok(needing
             .into_iter()
             .map(|g| GameTodo {
                 appid: g.appid,
                 name: if g.name.is_empty() { format!("App {}", g.appid) } else { g.name.clone() },
                 playtime: g.playtime_forever.max(0),
-                schema_stale: fetched.get(&g.appid).copied().flatten().is_none_or(|t| t <= fresh_after),
+                schema_stale: stale.contains(&g.appid),
             })
             .collect())
     })
@@ -273,14 +333,21 @@ fn unix(secs: i64) -> Option<DateTime<Utc>> {
 /// Classifies a Steam error met while fetching one game.
 fn game_error(endpoint: &'static str, error: SteamError) -> GameOutcome {
     match error {
-        SteamError::BadKey | SteamError::BudgetExhausted | SteamError::RateLimited => {
+        SteamError::BadKey | SteamError::BudgetExhausted | SteamError::RateLimited { .. } => {
             GameOutcome::Abort(SyncError::from(error))
         }
         error => GameOutcome::Failed { endpoint, error },
     }
 }
 
-async fn sync_game(ctx: &AppState, key: &SecretString, steam_id: u64, user_id: i64, game: &GameTodo) -> GameOutcome {
+async fn sync_game(
+    ctx: &AppState,
+    key: &SecretString,
+    steam_id: u64,
+    user_id: i64,
+    lease: Lease,
+    game: &GameTodo,
+) -> GameOutcome {
     let appid = game.appid;
     if game.schema_stale {
         let schema = match ctx.steam.schema(key, appid).await {
@@ -288,13 +355,24 @@ async fn sync_game(ctx: &AppState, key: &SecretString, steam_id: u64, user_id: i
             Err(SteamError::NoStats) => Vec::new(),
             Err(e) => return game_error("GetSchemaForGame", e),
         };
-        // Percentages are a nicety: a game without them still syncs.
-        let globals = if schema.is_empty() {
-            Vec::new()
+        // Percentages are a nicety: a game without them still syncs. A bad
+        // answer is recorded on the game and fetched again after a backoff.
+        let (globals, globals_error) = if schema.is_empty() {
+            (Some(Vec::new()), None)
         } else {
-            ctx.steam.global_percentages(key, appid).await.unwrap_or_default()
+            match ctx.steam.global_percentages(key, appid).await {
+                Ok(g) => (Some(g), None),
+                Err(e @ (SteamError::BadKey | SteamError::BudgetExhausted | SteamError::RateLimited { .. })) => {
+                    return game_error("GetGlobalAchievementPercentagesForApp", e)
+                }
+                Err(e) => (None, Some(e)),
+            }
         };
-        if let Err(e) = blocking(ctx, move |conn| store_schema(conn, appid, &schema, &globals)).await {
+        if let Some(e) = &globals_error {
+            tracing::warn!(appid, error = %e, "a game's global percentages could not be fetched");
+        }
+        let note = globals_error.map(|e| format!("GetGlobalAchievementPercentagesForApp: {e}"));
+        if let Err(e) = blocking(ctx, move |conn| store_schema(conn, appid, &schema, globals.as_deref(), note)).await {
             return GameOutcome::Abort(e);
         }
     }
@@ -305,22 +383,27 @@ async fn sync_game(ctx: &AppState, key: &SecretString, steam_id: u64, user_id: i
         Err(e) => return game_error("GetPlayerAchievements", e),
     };
     let playtime = game.playtime;
-    match blocking(ctx, move |conn| library::replace_unlocks(conn, user_id, appid, playtime, &unlocked)).await {
-        Ok(()) => GameOutcome::Stored,
+    match fenced(ctx, lease, move |conn| library::replace_unlocks(conn, user_id, appid, playtime, &unlocked)).await {
+        Ok(_) => GameOutcome::Stored,
         Err(e) => GameOutcome::Abort(e),
     }
 }
 
-/// Replaces a game's cached schema and global percentages.
+/// Replaces a game's cached schema and (when they came) its global
+/// percentages; `globals_error` records why they did not. When the schema
+/// moved (achievements added, removed or back), every owner's counts,
+/// points and perfect games follow in the same transaction.
 fn store_schema(
     conn: &mut PgConnection,
     appid: i64,
     schema: &[super::client::SchemaAchievement],
-    globals: &[super::client::GlobalPercent],
+    globals: Option<&[super::client::GlobalPercent]>,
+    globals_error: Option<String>,
 ) -> QueryResult<()> {
     conn.transaction(|conn| {
         let rows: Vec<NewGameAchievement> = schema
             .iter()
+            .filter(|a| !a.name.is_empty())
             .map(|a| NewGameAchievement {
                 appid,
                 api_name: &a.name,
@@ -331,14 +414,29 @@ fn store_schema(
                 icon_gray_url: a.icongray.as_deref(),
             })
             .collect();
-        GameAchievement::replace_schema(conn, appid, &rows)?;
-        if !globals.is_empty() {
-            let names: Vec<String> = globals.iter().map(|g| g.name.clone()).collect();
-            let pcts: Vec<f64> = globals.iter().map(|g| g.percent.clamp(0.0, 100.0)).collect();
-            if GameAchievement::set_global_percentages(conn, appid, &names, &pcts)? > 0 {
-                // Every owner's points in this game move with the percentages.
-                crate::rarity::rescore_games(conn, &[appid])?;
+        let change = GameAchievement::replace_schema(conn, appid, &rows)?;
+        let percentages_moved = match (globals, globals_error) {
+            (Some(globals), _) => {
+                let names: Vec<String> = globals.iter().map(|g| g.name.clone()).collect();
+                let pcts: Vec<Option<f64>> = globals.iter().map(|g| g.percent).collect();
+                GameAchievement::set_global_percentages(conn, appid, &names, &pcts)? > 0
             }
+            (None, Some(note)) => {
+                Game::record_stats_failure(conn, appid, &note, game_backoff)?;
+                false
+            }
+            (None, None) => false,
+        };
+        if change.moves_owners() {
+            library::set_aside_unlocks(conn, &change.removed)?;
+            library::restore_unlocks(conn, appid, &change.restored)?;
+            // Counts, points and perfect games of every owner, at once.
+            library::recount_entries(conn, None, &[appid])?;
+            let owners = library::owners_of(conn, &[appid])?;
+            crate::rarity::rescore_users(conn, &owners)?;
+        } else if percentages_moved {
+            // Every owner's points in this game move with the percentages.
+            crate::rarity::rescore_games(conn, &[appid])?;
         }
         Ok(())
     })

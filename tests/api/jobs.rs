@@ -38,7 +38,7 @@ async fn a_job_that_keeps_failing_is_retried_with_its_kinds_backoff_then_given_u
 
     let job = jobs::claim(&mut conn, kind).unwrap().expect("the job is due");
     assert_eq!((job.status, job.attempts), (JobStatus::Running, 1));
-    jobs::fail(&mut conn, job.id, "first try failed", backoff.delay(job.attempts)).unwrap();
+    assert!(jobs::fail(&mut conn, job.lease(), "first try failed", backoff.delay(job.attempts)).unwrap());
     let row = jobs::find(&mut conn, job.id).unwrap();
     assert_eq!(row.status, JobStatus::Queued);
     assert!(row.run_after > chrono::Utc::now() + chrono::Duration::seconds(50), "waits its backoff");
@@ -50,7 +50,8 @@ async fn a_job_that_keeps_failing_is_retried_with_its_kinds_backoff_then_given_u
         .unwrap();
     let again = jobs::claim(&mut conn, kind).unwrap().expect("due again");
     assert_eq!(again.attempts, 2);
-    jobs::fail(&mut conn, again.id, "second try failed", backoff.delay(again.attempts)).unwrap();
+    assert!(!jobs::fail(&mut conn, job.lease(), "a stale run", None).unwrap(), "the first claim no longer holds it");
+    assert!(jobs::fail(&mut conn, again.lease(), "second try failed", backoff.delay(again.attempts)).unwrap());
     let row = jobs::find(&mut conn, job.id).unwrap();
     assert_eq!(row.status, JobStatus::Failed, "out of tries");
     assert_eq!(row.last_error.as_deref(), Some("second try failed"));

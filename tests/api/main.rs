@@ -37,6 +37,7 @@ mod schema;
 mod session_lifetime;
 mod sessions;
 mod steam;
+mod steam_exactness;
 mod structure;
 mod sync_convergence;
 mod tracker;

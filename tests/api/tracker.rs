@@ -52,10 +52,12 @@ async fn new_global_percentages_move_every_owners_points_by_the_difference_in_on
     let (app, _fake) = synced_alice().await;
     let alice = alice_id(&app);
     let mut conn = app.pool.get().unwrap();
-    // A2 falls from 20 % to 1 %: 1286 points become 9050.
-    let names = vec!["A2".to_owned(), "A1".to_owned()];
+    // A2 falls from 20 % to 1 %: 1286 points become 9050. Steam's list is
+    // the game's whole list, so it names all three.
+    let names = vec!["A2".to_owned(), "A1".to_owned(), "SECRET".to_owned()];
+    let percents = [Some(1.0), Some(80.5), Some(3.5)];
     let changed =
-        questline::models::game::GameAchievement::set_global_percentages(&mut conn, 400, &names, &[1.0, 80.5]).unwrap();
+        questline::models::game::GameAchievement::set_global_percentages(&mut conn, 400, &names, &percents).unwrap();
     assert_eq!(changed, 1, "only the percentage that moved counts");
     assert_eq!(questline::rarity::rescore_games(&mut conn, &[400]).unwrap(), 1, "one owner's total moved");
     let moved = score::of(&mut conn, alice).unwrap().points;
