@@ -494,3 +494,58 @@ async fn a_user_at_the_goal_limit_pages_through_goals_and_is_told_why_more_are_r
     b.check("profile-goals-paged").await;
     b.finish().await;
 }
+
+#[actix_web::test]
+async fn what_steam_removed_and_a_wait_steam_asked_for_are_shown_on_the_steam_and_game_pages() {
+    let (app, fake) = steam_app().await;
+    let mut b = Browser::start(&app).await;
+    sign_in(&b, "alice", PASSWORD).await;
+    link_steam(&b).await;
+    assert_eq!(sync_finished(&app).await, "done");
+    {
+        let mut s = fake.state.lock().unwrap();
+        // Portal's developer removes A2 (which Alice had); Portal 2 leaves
+        // her library.
+        s.games.get_mut(&400).unwrap().achievements.retain(|a| a.api_name != "A2");
+        s.players.get_mut(&STEAM_ID).unwrap().games.retain(|g| g.appid != 620);
+    }
+    b.goto("/settings/steam").await;
+    b.click("form[action='/settings/steam/resync-all'] button").await;
+    assert_eq!(sync_finished(&app).await, "done");
+    b.goto("/settings/steam").await;
+    assert!(b.text("#removed-games summary").await.contains("1 game(s) no longer in your library"));
+    b.click("#removed-games summary").await;
+    b.check("settings-steam-removed-games").await;
+    b.goto("/library/400").await;
+    assert!(b.text("#achievements").await.contains("Removed from the game on Steam"));
+    b.check("game-removed-achievement").await;
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.failures.push_back(429);
+        s.retry_after = Some("900".into());
+    }
+    let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}:rl:sync_now:*", app.settings.redis_namespace)).query(&mut conn).unwrap();
+    for k in keys {
+        let _: () = redis::cmd("DEL").arg(k).query(&mut conn).unwrap();
+    }
+    b.goto("/settings/steam").await;
+    b.click("form[action='/settings/steam/sync'] button").await;
+    app.wait_for("the sync to wait for Steam", |conn| {
+        use questline::schema::jobs;
+        jobs::table
+            .filter(jobs::status.eq("queued"))
+            .filter(jobs::last_error.is_not_null())
+            .select(jobs::id)
+            .first::<i64>(conn)
+            .optional()
+            .unwrap()
+    })
+    .await;
+    b.goto("/settings/steam").await;
+    assert!(b.text("#sync-waiting").await.contains("Steam asked us to wait until"));
+    b.check("settings-steam-waiting").await;
+    b.finish().await;
+}
