@@ -27,8 +27,8 @@ impl BodyBudget {
         (self.kib - self.room.available_permits()) * 1024
     }
 
-    /// Room for `bytes` more, held until the returned permit drops;
-    /// `Err` when none came free within a few seconds.
+    /// Room for `bytes` more (whole KiB), held until the returned permit
+    /// drops; `Err` when none came free within a few seconds.
     pub async fn reserve(&self, bytes: usize) -> Result<tokio::sync::OwnedSemaphorePermit, Full> {
         let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
         match tokio::time::timeout(BUDGET_WAIT, self.room.clone().acquire_many_owned(kib)).await {

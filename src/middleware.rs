@@ -137,9 +137,12 @@ async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes,
             if body.len() + chunk.len() > limit {
                 return Err(AppError::PayloadTooLarge);
             }
-            if let Some(budget) = &budget {
+            // Room for what the body will hold, in whole KiB: a body sent a
+            // byte at a time reserves no more than its size.
+            let needed = (body.len() + chunk.len()).div_ceil(1024) - body.len().div_ceil(1024);
+            if let (Some(budget), true) = (&budget, needed > 0) {
                 let more = budget
-                    .reserve(chunk.len())
+                    .reserve(needed * 1024)
                     .await
                     .map_err(|_| AppError::Unavailable(anyhow::anyhow!("request body buffer budget exhausted")))?;
                 match &mut held {

@@ -81,9 +81,13 @@ impl JobError {
             return None;
         }
         match self.not_before {
-            // A wait Steam asked for is no failure of ours: it does not use
-            // up the job's tries.
-            Some(at) => Some((at - Utc::now()).num_seconds().max(1)),
+            // A wait Steam asked for is retried past the kind's tries (it
+            // is no failure of ours), but not without end: a key Steam
+            // keeps limiting stops after four times the tries.
+            Some(at) if attempts < backoff.max_attempts.saturating_mul(4) => {
+                Some((at - Utc::now()).num_seconds().max(1))
+            }
+            Some(_) => None,
             None => backoff.delay(attempts),
         }
     }

@@ -116,6 +116,16 @@ pub fn heartbeat(conn: &mut PgConnection, lease: Lease) -> QueryResult<bool> {
 /// later write refused, and a new job can be queued at once. Returns how
 /// many were superseded.
 pub fn supersede(conn: &mut PgConnection, kind: &str, user_id: i64, why: &str) -> QueryResult<usize> {
+    // The user's waiting jobs too, until this transaction ends: a claim
+    // (which skips locked rows) cannot start one in the moment between
+    // this look and the commit, and read the link as it was.
+    jobs::table
+        .filter(jobs::kind.eq(kind))
+        .filter(jobs::user_id.eq(user_id))
+        .filter(jobs::status.eq_any([JobStatus::Queued, JobStatus::Running]))
+        .select(jobs::id)
+        .for_update()
+        .load::<i64>(conn)?;
     diesel::sql_query(
         "UPDATE jobs SET status = 'done', finished_at = now(), locked_until = NULL, last_error = $3
          WHERE kind = $1 AND user_id = $2 AND status = 'running'",

@@ -65,6 +65,19 @@ impl Game {
         })
     }
 
+    /// Takes the game's row shared until the transaction ends: what stores
+    /// one user's unlocks in the game does, so a schema write (which takes
+    /// it exclusively, see [`Game::hold_for_schema`]) waits for it.
+    pub fn hold_for_unlocks(conn: &mut PgConnection, appid: i64) -> QueryResult<()> {
+        games::table.find(appid).select(games::appid).for_share().first::<i64>(conn).optional().map(|_| ())
+    }
+
+    /// Takes the game's row exclusively until the transaction ends, before
+    /// its schema is written.
+    pub fn hold_for_schema(conn: &mut PgConnection, appid: i64) -> QueryResult<()> {
+        games::table.find(appid).select(games::appid).for_update().first::<i64>(conn).optional().map(|_| ())
+    }
+
     /// Marks the schemas and percentages of the user's games due a fetch
     /// ("resync everything"), their failures forgotten.
     pub fn refresh_stats_of_user(conn: &mut PgConnection, user_id: i64) -> QueryResult<usize> {
@@ -254,6 +267,31 @@ pub struct ImportedDefinitions<'a> {
 
 impl Game {
     /// When each game's achievement schema was last fetched.
+    /// Whether `names` holds one this game's schema does not know (removed
+    /// ones are known), and the schema was fetched before `older_than`.
+    pub fn schema_misses(
+        conn: &mut PgConnection,
+        appid: i64,
+        names: &[String],
+        older_than: DateTime<Utc>,
+    ) -> QueryResult<bool> {
+        if names.is_empty() {
+            return Ok(false);
+        }
+        let fetched: Option<Option<DateTime<Utc>>> =
+            games::table.find(appid).select(games::schema_fetched_at).first(conn).optional()?;
+        if fetched.flatten().is_some_and(|t| t > older_than) {
+            return Ok(false);
+        }
+        let known: std::collections::HashSet<String> = game_achievements::table
+            .filter(game_achievements::appid.eq(appid))
+            .select(game_achievements::api_name)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect();
+        Ok(names.iter().any(|n| !known.contains(n)))
+    }
+
     /// Which of these games have achievements, as far as this instance knows.
     pub fn with_achievements(conn: &mut PgConnection, appids: &[i64]) -> QueryResult<std::collections::HashSet<i64>> {
         Ok(games::table
@@ -329,7 +367,8 @@ impl Game {
     pub fn recount_achievements(conn: &mut PgConnection, appids: &[i64]) -> QueryResult<usize> {
         diesel::sql_query(
             "UPDATE games g SET achievement_count = c.n
-             FROM (SELECT appid, count(*)::int AS n FROM game_achievements WHERE appid = ANY($1) GROUP BY appid) c
+             FROM (SELECT appid, count(*)::int AS n FROM game_achievements
+                   WHERE appid = ANY($1) AND removed_at IS NULL GROUP BY appid) c
              WHERE g.appid = c.appid AND g.achievement_count <> c.n",
         )
         .bind::<Array<BigInt>, _>(appids)
@@ -344,7 +383,8 @@ impl Game {
                  achievement_count = c.n,
                  updated_at = CASE WHEN c.n = p.achievement_count THEN p.updated_at ELSE now() END
              FROM import_game_counts p,
-                  LATERAL (SELECT count(*)::int AS n FROM game_achievements ga WHERE ga.appid = p.appid) c
+                  LATERAL (SELECT count(*)::int AS n FROM game_achievements ga
+                           WHERE ga.appid = p.appid AND ga.removed_at IS NULL) c
              WHERE p.run_id = $1 AND g.appid = p.appid",
         )
         .bind::<BigInt, _>(run_id)
@@ -356,6 +396,7 @@ impl Game {
         diesel::sql_query(
             "DELETE FROM games g WHERE g.import_run_id = $1
                AND NOT EXISTS (SELECT 1 FROM library_entries le WHERE le.appid = g.appid)
+               AND NOT EXISTS (SELECT 1 FROM removed_games rg WHERE rg.appid = g.appid)
                AND NOT EXISTS (SELECT 1 FROM game_achievements ga WHERE ga.appid = g.appid)",
         )
         .bind::<BigInt, _>(run_id)
@@ -419,7 +460,8 @@ impl GameAchievement {
     pub fn delete_imported(conn: &mut PgConnection, run_id: i64) -> QueryResult<usize> {
         diesel::sql_query(
             "DELETE FROM game_achievements ga WHERE ga.import_run_id = $1
-               AND NOT EXISTS (SELECT 1 FROM user_achievements ua WHERE ua.achievement_id = ga.id)",
+               AND NOT EXISTS (SELECT 1 FROM user_achievements ua WHERE ua.achievement_id = ga.id)
+               AND NOT EXISTS (SELECT 1 FROM removed_unlocks ru WHERE ru.achievement_id = ga.id)",
         )
         .bind::<BigInt, _>(run_id)
         .execute(conn)

@@ -410,6 +410,15 @@ pub fn delete_imported(conn: &mut PgConnection, run_id: i64) -> QueryResult<Vec<
     .bind::<BigInt, _>(run_id)
     .execute(conn)?;
     diesel::delete(library_entries::table.filter(library_entries::import_run_id.eq(run_id))).execute(conn)?;
+    // The run's games that have since left a library go too, with the
+    // unlocks set aside with them.
+    diesel::sql_query(
+        "WITH gone AS (DELETE FROM removed_games WHERE import_run_id = $1 RETURNING user_id, appid)
+         DELETE FROM removed_unlocks ru USING gone, game_achievements ga
+         WHERE ru.user_id = gone.user_id AND ru.achievement_id = ga.id AND ga.appid = gone.appid",
+    )
+    .bind::<BigInt, _>(run_id)
+    .execute(conn)?;
     Ok(touched)
 }
 
@@ -573,6 +582,10 @@ pub fn replace_unlocks(
     unlocked: &[(String, Option<DateTime<Utc>>)],
 ) -> QueryResult<bool> {
     conn.transaction(|conn| {
+        // The game's row first, shared: a schema write for the game (which
+        // takes it exclusively) then never interleaves with this one, in
+        // either order, and the two cannot deadlock.
+        crate::models::game::Game::hold_for_unlocks(conn, appid)?;
         let owned: Option<i64> = library_entries::table
             .find((user_id, appid))
             .select(library_entries::appid)
@@ -582,14 +595,13 @@ pub fn replace_unlocks(
         if owned.is_none() {
             return Ok(false);
         }
-        let ids: HashMap<String, i64> = game_achievements::table
+        let every: Vec<(String, i64, bool)> = game_achievements::table
             .filter(game_achievements::appid.eq(appid))
-            .filter(game_achievements::removed_at.is_null())
-            .select((game_achievements::api_name, game_achievements::id))
-            .load::<(String, i64)>(conn)?
-            .into_iter()
-            .collect();
-        let all_ids: Vec<i64> = ids.values().copied().collect();
+            .select((game_achievements::api_name, game_achievements::id, game_achievements::removed_at.is_not_null()))
+            .load(conn)?;
+        let ids: HashMap<String, i64> =
+            every.iter().filter(|(_, _, removed)| !removed).map(|(n, id, _)| (n.clone(), *id)).collect();
+        let all_ids: Vec<i64> = every.iter().map(|(_, id, _)| *id).collect();
         diesel::delete(
             user_achievements::table
                 .filter(user_achievements::user_id.eq(user_id))
@@ -830,10 +842,13 @@ pub struct RemovedGame {
 /// Returns how many games went.
 pub fn delete_all_for(conn: &mut PgConnection, user_id: i64) -> QueryResult<usize> {
     use crate::schema::{removed_games, removed_unlocks};
-    diesel::delete(removed_unlocks::table.filter(removed_unlocks::user_id.eq(user_id))).execute(conn)?;
-    diesel::delete(removed_games::table.filter(removed_games::user_id.eq(user_id))).execute(conn)?;
+    // Unlocks before the ones set aside, entries before the ones that left:
+    // a schema write moving a row between them in between leaves nothing.
     diesel::delete(user_achievements::table.filter(user_achievements::user_id.eq(user_id))).execute(conn)?;
-    diesel::delete(library_entries::table.filter(library_entries::user_id.eq(user_id))).execute(conn)
+    diesel::delete(removed_unlocks::table.filter(removed_unlocks::user_id.eq(user_id))).execute(conn)?;
+    let games = diesel::delete(library_entries::table.filter(library_entries::user_id.eq(user_id))).execute(conn)?;
+    diesel::delete(removed_games::table.filter(removed_games::user_id.eq(user_id))).execute(conn)?;
+    Ok(games)
 }
 
 /// Which library entries [`refresh_points`] works out again.
@@ -888,7 +903,7 @@ fn refresh_points_statement(
              SELECT ua.user_id, ga.appid, sum(ga.points)::int4 AS points,
                     (array_agg(ga.id ORDER BY ga.global_percent ASC NULLS LAST, ga.id))[1] AS rarest
              FROM user_achievements ua JOIN game_achievements ga ON ga.id = ua.achievement_id
-             WHERE {unlocks}
+             WHERE {unlocks} AND ga.removed_at IS NULL
              GROUP BY ua.user_id, ga.appid
          ), fresh AS (
              SELECT le.user_id, le.appid, le.points AS old, coalesce(u.points, 0) AS new, u.rarest

@@ -23,6 +23,24 @@ pub struct Score {
     pub computed_at: DateTime<Utc>,
 }
 
+/// Locks the totals of these users (and of every owner of `games`), in
+/// user order, until the transaction ends. Whoever works points or totals
+/// out again takes this first, so two of them never read a library the
+/// other is changing (a total lost, or a delta added twice), and never
+/// deadlock on each other.
+pub fn lock(conn: &mut PgConnection, users: &[i64], games: &[i64]) -> QueryResult<()> {
+    diesel::sql_query(
+        "SELECT user_id FROM user_scores
+         WHERE user_id = ANY($1)
+            OR user_id IN (SELECT le.user_id FROM library_entries le WHERE le.appid = ANY($2))
+         ORDER BY user_id FOR UPDATE",
+    )
+    .bind::<Array<BigInt>, _>(users)
+    .bind::<Array<BigInt>, _>(games)
+    .execute(conn)
+    .map(|_| ())
+}
+
 /// Stores freshly summed totals, replacing what was there.
 pub fn store(conn: &mut PgConnection, totals: &[LibraryTotals]) -> QueryResult<usize> {
     if totals.is_empty() {

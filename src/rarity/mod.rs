@@ -122,17 +122,23 @@ pub fn points(percent: Option<f64>) -> i32 {
 /// Works out again the points of these users' libraries and their totals
 /// (after a sync, an import or an unlink changed their libraries).
 pub fn rescore_users(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<()> {
-    library::refresh_points(conn, PointsScope::Users(user_ids))?;
-    let totals = library::totals_of(conn, user_ids)?;
-    score::store(conn, &totals).map(|_| ())
+    conn.transaction(|conn| {
+        score::lock(conn, user_ids, &[])?;
+        library::refresh_points(conn, PointsScope::Users(user_ids))?;
+        let totals = library::totals_of(conn, user_ids)?;
+        score::store(conn, &totals).map(|_| ())
+    })
 }
 
 /// Works out again every owner's points in these games, whose global
 /// percentages changed; owners' totals move by the difference. Returns how
 /// many users' totals moved.
 pub fn rescore_games(conn: &mut PgConnection, appids: &[i64]) -> QueryResult<usize> {
-    let deltas = library::refresh_points(conn, PointsScope::Games(appids))?;
-    score::add_points(conn, &deltas)
+    conn.transaction(|conn| {
+        score::lock(conn, &[], appids)?;
+        let deltas = library::refresh_points(conn, PointsScope::Games(appids))?;
+        score::add_points(conn, &deltas)
+    })
 }
 
 /// What [`rescore_command`] did.

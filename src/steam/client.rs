@@ -191,6 +191,14 @@ pub struct OwnedGame {
     pub rtime_last_played: i64,
 }
 
+/// A user's owned list, and whether it is the whole of it.
+#[derive(Debug, Clone)]
+pub struct OwnedGames {
+    pub games: Vec<OwnedGame>,
+    /// False when Steam's `game_count` disagrees with the list's length.
+    pub complete: bool,
+}
+
 #[derive(Deserialize)]
 struct OwnedGamesEnvelope {
     response: OwnedGamesResponse,
@@ -491,11 +499,15 @@ impl SteamClient {
             .is_some_and(|ct| ct.contains("json"));
         match status {
             429 => {
+                let now = chrono::Utc::now();
+                // "Retry-After: 0" (or a date past) says nothing to wait
+                // for: the plain 429 backoff applies.
                 let until = res
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| retry_after(v, chrono::Utc::now()));
+                    .and_then(|v| retry_after(v, now))
+                    .filter(|t| *t > now);
                 return Err(SteamError::RateLimited { until });
             }
             // A bad key comes back as an HTML page, not JSON.
@@ -524,7 +536,7 @@ impl SteamClient {
 
     /// The user's games, free ones played included. A private profile is
     /// [`SteamError::Private`]; a SteamID no account has, [`SteamError::NotFound`].
-    pub async fn owned_games(&self, key: &SecretString, steam_id: u64) -> Result<Vec<OwnedGame>, SteamError> {
+    pub async fn owned_games(&self, key: &SecretString, steam_id: u64) -> Result<OwnedGames, SteamError> {
         let (_, env): (_, OwnedGamesEnvelope) = self
             .get(
                 "/IPlayerService/GetOwnedGames/v1/",
@@ -538,17 +550,11 @@ impl SteamClient {
             .await
             .map_err(not_found_on_bad_request)?;
         let games = env.response.games.ok_or(SteamError::Private)?;
-        // A list shorter than the count Steam gives with it was cut short:
-        // reading it as the whole library would mark games removed.
-        if let Some(count) = env.response.game_count {
-            if count != games.len() as u64 {
-                return Err(SteamError::Interrupted(format!(
-                    "GetOwnedGames: {} games listed of the {count} it counts",
-                    games.len()
-                )));
-            }
-        }
-        Ok(games)
+        // A list whose length is not the count Steam gives with it may be
+        // cut short: its games are stored, but it is not read as the whole
+        // library (which would mark the missing ones removed).
+        let complete = env.response.game_count.is_none_or(|count| count == games.len() as u64);
+        Ok(OwnedGames { games, complete })
     }
 
     /// The player's achievements in one game.

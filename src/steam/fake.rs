@@ -88,6 +88,8 @@ pub struct FakeState {
     /// The owned list comes back this many games short of the count it
     /// gives (a list cut off on its way).
     pub owned_games_short_by: usize,
+    /// The owned list's JSON stops half-way.
+    pub owned_games_truncated: bool,
 }
 
 /// A running fake server.
@@ -245,6 +247,11 @@ async fn owned_games(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -
             })
         })
         .collect();
+    if s.owned_games_truncated {
+        return HttpResponse::Ok()
+            .content_type("application/json; charset=UTF-8")
+            .body(r#"{"response":{"game_count":3,"games":[{"appid":400,"name":"Por"#);
+    }
     let count = games.len();
     let games = &games[..count.saturating_sub(s.owned_games_short_by)];
     HttpResponse::Ok().json(json!({"response": {"game_count": count, "games": games}}))

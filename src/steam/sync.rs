@@ -142,9 +142,18 @@ async fn sync_user(ctx: &AppState, lease: Lease, user_id: i64) -> Result<usize, 
     };
     let steam_id = steam_id as u64;
 
-    let owned = merge_owned(ctx.steam.owned_games(&key, steam_id).await?);
+    let list = ctx.steam.owned_games(&key, steam_id).await?;
+    if !list.complete {
+        tracing::warn!(
+            user_id,
+            games = list.games.len(),
+            "Steam's owned list disagrees with its own count; no game is marked removed"
+        );
+    }
+    let (owned, complete) = (merge_owned(list.games), list.complete);
     let resync = account.resync_requested_at;
-    let todo = fenced(ctx, lease, move |conn| store_library(conn, user_id, &owned, resync, Utc::now())).await?;
+    let todo =
+        fenced(ctx, lease, move |conn| store_library(conn, user_id, &owned, complete, resync, Utc::now())).await?;
     let total = todo.len() as i32;
     progress(ctx, lease, 0, total).await?;
 
@@ -236,6 +245,9 @@ struct GameTodo {
     /// playtime once its achievements are.
     playtime: i32,
     schema_stale: bool,
+    /// This instance knows achievements for it: an empty schema from Steam
+    /// is then suspect, not the truth.
+    had_achievements: bool,
 }
 
 /// Whether a game is due a fetch: never stored, its playtime moved since
@@ -257,6 +269,7 @@ fn store_library(
     conn: &mut PgConnection,
     user_id: i64,
     owned: &[OwnedGame],
+    complete: bool,
     resync_requested_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<GameTodo>> {
@@ -290,7 +303,7 @@ fn store_library(
         }
         // Steam no longer lists these as owned: out of every total, kept
         // aside (see the README's removal policy).
-        let retired = library::retire_missing(conn, user_id, &appids)?;
+        let retired = if complete { library::retire_missing(conn, user_id, &appids)? } else { 0 };
         if retired > 0 {
             tracing::info!(user_id, games = retired, "games left the owned list");
         }
@@ -314,6 +327,7 @@ fn store_library(
                 name: if g.name.is_empty() { format!("App {}", g.appid) } else { g.name.clone() },
                 playtime: g.playtime_forever.max(0),
                 schema_stale: stale.contains(&g.appid),
+                had_achievements: had_achievements.contains(&g.appid),
             })
             .collect())
     })
@@ -350,43 +364,82 @@ async fn sync_game(
 ) -> GameOutcome {
     let appid = game.appid;
     if game.schema_stale {
-        let schema = match ctx.steam.schema(key, appid).await {
-            Ok(s) => s,
-            Err(SteamError::NoStats) => Vec::new(),
-            Err(e) => return game_error("GetSchemaForGame", e),
-        };
-        // Percentages are a nicety: a game without them still syncs. A bad
-        // answer is recorded on the game and fetched again after a backoff.
-        let (globals, globals_error) = if schema.is_empty() {
-            (Some(Vec::new()), None)
-        } else {
-            match ctx.steam.global_percentages(key, appid).await {
-                Ok(g) => (Some(g), None),
-                Err(e @ (SteamError::BadKey | SteamError::BudgetExhausted | SteamError::RateLimited { .. })) => {
-                    return game_error("GetGlobalAchievementPercentagesForApp", e)
-                }
-                Err(e) => (None, Some(e)),
-            }
-        };
-        if let Some(e) = &globals_error {
-            tracing::warn!(appid, error = %e, "a game's global percentages could not be fetched");
-        }
-        let note = globals_error.map(|e| format!("GetGlobalAchievementPercentagesForApp: {e}"));
-        if let Err(e) = blocking(ctx, move |conn| store_schema(conn, appid, &schema, globals.as_deref(), note)).await {
-            return GameOutcome::Abort(e);
+        if let Err(outcome) = fetch_stats(ctx, key, game).await {
+            return outcome;
         }
     }
     let unlocked: Vec<(String, Option<DateTime<Utc>>)> = match ctx.steam.player_achievements(key, steam_id, appid).await
     {
         Ok(list) => list.into_iter().filter(|a| a.achieved).map(|a| (a.apiname, unix(a.unlocktime))).collect(),
+        // "No stats" for a game known to have achievements is as suspect
+        // as an empty schema: the unlocks stay, and the game is retried.
+        Err(SteamError::NoStats) if game.had_achievements => {
+            return GameOutcome::Failed { endpoint: "GetPlayerAchievements", error: SteamError::NoStats }
+        }
         Err(SteamError::NoStats) => Vec::new(),
         Err(e) => return game_error("GetPlayerAchievements", e),
     };
+    // An unlock of an achievement the cached schema does not know: the
+    // game gained achievements since. Its schema is fetched again now (at
+    // most hourly), rather than the unlock waiting a week.
+    if !game.schema_stale {
+        let names: Vec<String> = unlocked.iter().map(|(n, _)| n.clone()).collect();
+        match blocking(ctx, move |conn| Game::schema_misses(conn, appid, &names, Utc::now() - Duration::hours(1))).await
+        {
+            Ok(true) => {
+                if let Err(outcome) = fetch_stats(ctx, key, game).await {
+                    return outcome;
+                }
+            }
+            Ok(false) => {}
+            Err(e) => return GameOutcome::Abort(e),
+        }
+    }
     let playtime = game.playtime;
     match fenced(ctx, lease, move |conn| library::replace_unlocks(conn, user_id, appid, playtime, &unlocked)).await {
         Ok(_) => GameOutcome::Stored,
         Err(e) => GameOutcome::Abort(e),
     }
+}
+
+/// Fetches and stores a game's schema and global percentages (shared by
+/// every user). An empty schema for a game this instance knows
+/// achievements of is not believed (Steam answers `{"game":{}}` now and
+/// then): it is recorded as a failure and tried again after a backoff.
+async fn fetch_stats(ctx: &AppState, key: &SecretString, game: &GameTodo) -> Result<(), GameOutcome> {
+    let appid = game.appid;
+    let schema = match ctx.steam.schema(key, appid).await {
+        Ok(s) => s,
+        Err(SteamError::NoStats) => Vec::new(),
+        Err(e) => return Err(game_error("GetSchemaForGame", e)),
+    };
+    if schema.is_empty() && game.had_achievements {
+        tracing::warn!(appid, "Steam listed no achievements for a game that has some; kept as they were");
+        let note = "GetSchemaForGame: no achievements listed for a game that has some; kept until Steam lists them";
+        return blocking(ctx, move |conn| Game::record_stats_failure(conn, appid, note, game_backoff))
+            .await
+            .map_err(GameOutcome::Abort);
+    }
+    // Percentages are a nicety: a game without them still syncs. A bad
+    // answer is recorded on the game and fetched again after a backoff.
+    let (globals, globals_error) = if schema.is_empty() {
+        (Some(Vec::new()), None)
+    } else {
+        match ctx.steam.global_percentages(key, appid).await {
+            Ok(g) => (Some(g), None),
+            Err(e @ (SteamError::BadKey | SteamError::BudgetExhausted | SteamError::RateLimited { .. })) => {
+                return Err(game_error("GetGlobalAchievementPercentagesForApp", e))
+            }
+            Err(e) => (None, Some(e)),
+        }
+    };
+    if let Some(e) = &globals_error {
+        tracing::warn!(appid, error = %e, "a game's global percentages could not be fetched");
+    }
+    let note = globals_error.map(|e| format!("GetGlobalAchievementPercentagesForApp: {e}"));
+    blocking(ctx, move |conn| store_schema(conn, appid, &schema, globals.as_deref(), note))
+        .await
+        .map_err(GameOutcome::Abort)
 }
 
 /// Replaces a game's cached schema and (when they came) its global
@@ -401,6 +454,7 @@ fn store_schema(
     globals_error: Option<String>,
 ) -> QueryResult<()> {
     conn.transaction(|conn| {
+        Game::hold_for_schema(conn, appid)?;
         let rows: Vec<NewGameAchievement> = schema
             .iter()
             .filter(|a| !a.name.is_empty())

@@ -466,14 +466,22 @@ async fn duplicates_and_nan_in_steams_answers_are_merged_or_refused_per_field() 
 }
 
 #[actix_web::test]
-async fn a_cut_off_owned_games_answer_is_retried_and_removes_nothing() {
+async fn a_cut_off_owned_games_answer_is_retried_and_a_short_one_removes_nothing() {
     let (app, fake) = app_with_steam(portal_state()).await;
     link(&app, &STEAM_ID.to_string(), KEY).await;
     assert_eq!(sync_finished(&app).await, "done");
     let user = alice(&app);
     let before = stored(&app, user);
-    // The owned list comes back one game short of the count it gives.
+    // The owned list comes back one game short of the count it gives:
+    // what it lists is stored, but no game is read as removed.
     mutate(&fake, |s| s.owned_games_short_by = 1);
+    assert_eq!(press(&app, "sync").await, "done");
+    assert_eq!(stored(&app, user), before, "no game marked removed from a short list");
+    // An answer cut off half-way is not read at all: the sync is retried.
+    mutate(&fake, |s| {
+        s.owned_games_short_by = 0;
+        s.owned_games_truncated = true;
+    });
     clear_throttles(&app);
     app.submit("/settings/steam", "/settings/steam/sync", &[]).await;
     let (status, error): (String, Option<String>) = app
@@ -489,7 +497,44 @@ async fn a_cut_off_owned_games_answer_is_retried_and_removes_nothing() {
         .await;
     assert_eq!(status, "queued", "retried, not failed for good");
     assert!(error.unwrap_or_default().contains("cut off"));
-    assert_eq!(stored(&app, user), before, "no game marked removed from a short list");
+    assert_eq!(stored(&app, user), before);
+}
+
+#[actix_web::test]
+async fn an_empty_schema_for_a_game_with_achievements_is_not_believed() {
+    let (app, fake) = app_with_steam(portal_state()).await;
+    link(&app, &STEAM_ID.to_string(), KEY).await;
+    assert_eq!(sync_finished(&app).await, "done");
+    let user = alice(&app);
+    let before = stored(&app, user);
+    mutate(&fake, |s| s.games.get_mut(&620).unwrap().achievements.clear());
+    assert_eq!(press(&app, "resync-all").await, "done");
+    assert_eq!(stored(&app, user).totals, before.totals, "Portal 2 keeps its achievements");
+    let error: Option<String> =
+        games::table.find(620).select(games::stats_error).first(&mut app.pool.get().unwrap()).unwrap();
+    assert!(error.unwrap_or_default().contains("no achievements listed"));
+}
+
+#[actix_web::test]
+async fn an_unlock_of_an_achievement_added_since_the_last_schema_arrives_in_the_same_sync() {
+    let (app, fake) = app_with_steam(portal_state()).await;
+    link(&app, &STEAM_ID.to_string(), KEY).await;
+    assert_eq!(sync_finished(&app).await, "done");
+    let user = alice(&app);
+    // The schema was fetched more than an hour ago; an update adds an
+    // achievement, and Alice unlocks it.
+    diesel::update(games::table.find(400))
+        .set(games::schema_fetched_at.eq(Utc::now() - chrono::Duration::hours(2)))
+        .execute(&mut app.pool.get().unwrap())
+        .unwrap();
+    mutate(&fake, |s| {
+        s.games.get_mut(&400).unwrap().achievements.push(achievement("NEW", 10.0));
+        let p = owned_mut(s, STEAM_ID, 400);
+        p.unlocked.push(("NEW".into(), 1_700_000_000));
+        p.playtime_minutes += 30;
+    });
+    assert_eq!(press(&app, "sync").await, "done");
+    assert_eq!(stored(&app, user), truth(&fake.state.lock().unwrap(), STEAM_ID));
 }
 
 #[actix_web::test]
@@ -660,9 +705,11 @@ async fn apply(app: &TestApp, fake: &FakeSteam, op: &Op, linked: u64) -> u64 {
                 list.push(achievement(&name, percent));
             }
         }),
+        // The last one is never removed: an empty schema for a game with
+        // achievements is not believed (see the example above).
         Op::RemoveAchievement { game, ach } => mutate(fake, |s| {
             let list = &mut s.games.get_mut(&GAMES[game]).unwrap().achievements;
-            if !list.is_empty() {
+            if list.len() > 1 {
                 let i = ach % list.len();
                 list.remove(i);
             }
@@ -719,6 +766,17 @@ async fn run_case(app: &TestApp, fake: &FakeSteam, ops: &[Op]) -> Result<(), Str
         let mut s = fake.state.lock().unwrap();
         *s = start_state();
         s.keys.insert(KEY.into());
+    }
+    // A fresh instance for each sequence: what an earlier one taught it
+    // about the games (achievements Steam has since "lost") is not this
+    // one's Steam.
+    {
+        let mut conn = app.pool.get().unwrap();
+        diesel::sql_query(
+            "TRUNCATE user_achievements, removed_unlocks, library_entries, removed_games, game_achievements, games CASCADE",
+        )
+        .execute(&mut conn)
+        .unwrap();
     }
     clear_throttles(app);
     link(app, &STEAM_ID.to_string(), KEY).await;
