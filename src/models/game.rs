@@ -207,7 +207,9 @@ impl GameAchievement {
                     games::stats_retry_after.eq(None::<DateTime<Utc>>),
                 ))
                 .execute(conn)?;
-            Ok(SchemaChange { count_changed: count as i32 != before, removed, restored })
+            // A game's first schema moves nobody's numbers: no one can have
+            // unlocks of achievements the instance did not know.
+            Ok(SchemaChange { count_changed: before > 0 && count as i32 != before, removed, restored })
         })
     }
 

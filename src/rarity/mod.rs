@@ -141,6 +141,19 @@ pub fn rescore_games(conn: &mut PgConnection, appids: &[i64]) -> QueryResult<usi
     })
 }
 
+/// Works out again the points in these games and the whole totals of
+/// `owners` (their perfect games move when a game's achievement count
+/// does): after a schema change. Only the games' entries are summed again
+/// entry by entry; the totals are one aggregate per owner.
+pub fn rescore_owners(conn: &mut PgConnection, appids: &[i64], owners: &[i64]) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        score::lock(conn, owners, &[])?;
+        library::refresh_points(conn, PointsScope::Games(appids))?;
+        let totals = library::totals_of(conn, owners)?;
+        score::store(conn, &totals).map(|_| ())
+    })
+}
+
 /// What [`rescore_command`] did.
 #[derive(Debug)]
 pub struct Rescored {

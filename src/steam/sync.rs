@@ -487,7 +487,7 @@ fn store_schema(
             // Counts, points and perfect games of every owner, at once.
             library::recount_entries(conn, None, &[appid])?;
             let owners = library::owners_of(conn, &[appid])?;
-            crate::rarity::rescore_users(conn, &owners)?;
+            crate::rarity::rescore_owners(conn, &[appid], &owners)?;
         } else if percentages_moved {
             // Every owner's points in this game move with the percentages.
             crate::rarity::rescore_games(conn, &[appid])?;
