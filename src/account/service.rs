@@ -251,15 +251,24 @@ pub async fn export_data(
     // An export reads a whole account: a few an hour per user, and a few
     // at once per process, so parallel exports cannot take every database
     // connection and the memory with them.
-    let limit = crate::ratelimit::Limit { name: "export", max: EXPORTS_PER_HOUR, window: Duration::from_secs(3600) };
-    crate::ratelimit::hit(&state.redis, limit, &user.id.to_string()).await?;
+    // The slot first: an export refused as busy does not use up one of the
+    // user's exports for the hour.
     let _slot = match tokio::time::timeout(Duration::from_secs(10), state.exports.clone().acquire_owned()).await {
         Ok(Ok(slot)) => slot,
         _ => return Err(AppError::Unavailable(anyhow::anyhow!("every data export slot is busy"))),
     };
+    let limit = crate::ratelimit::Limit { name: "export", max: EXPORTS_PER_HOUR, window: Duration::from_secs(3600) };
+    crate::ratelimit::hit(&state.redis, limit, &user.id.to_string()).await?;
     let (user, meta, storage) = (user.clone(), meta.clone(), state.storage.clone());
-    let partial = db::run(&state.pool, move |conn| {
-        let partial = super::export::build_rows(conn, &user)?;
+    // Read on the background pool (a large account's export may take longer
+    // than one page's statement limit) in one read-only snapshot, so the
+    // library, unlocks and totals of the archive agree with each other.
+    let partial = db::run(&state.background, move |conn| {
+        let partial = conn
+            .build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run(|conn| super::export::build_rows(conn, &user))?;
         AuditEvent::new("account", "export", &meta).actor(user.id).target_user(user.id, &user.username).record(conn)?;
         Ok(partial)
     })

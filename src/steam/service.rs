@@ -63,7 +63,9 @@ pub async fn link(
     };
     let (cipher, meta) = (cipher.clone(), meta.clone());
     let persona = summary.personaname.clone();
-    db::run(pool, move |conn| {
+    // On the background pool: superseding a running sync waits for its
+    // write in flight, which may take longer than a page's statement limit.
+    db::run(&state.background, move |conn| {
         conn.build_transaction().run(|conn| {
             // A sync running for the link before this one stops writing
             // from here on (its writes check its lease), and this link's
@@ -100,7 +102,8 @@ pub async fn link(
 /// many games were removed.
 pub async fn unlink(state: &AppState, user_id: i64, meta: &RequestMeta) -> Result<usize, AppError> {
     let meta = meta.clone();
-    db::run(&state.pool, move |conn| {
+    // The background pool, for the same reason as linking.
+    db::run(&state.background, move |conn| {
         conn.build_transaction().run(|conn| {
             // A sync still running writes nothing more of this account.
             jobs::supersede(conn, STEAM_SYNC, user_id, UNLINKED)?;
