@@ -796,16 +796,17 @@ async fn apply(app: &TestApp, fake: &FakeSteam, op: &Op, linked: u64) -> u64 {
             press(app, "resync-all").await;
         }
         Op::Relink { player } => {
-            clear_throttles(app);
-            // A 429 injected earlier may land on the link's own call to
-            // Steam: the form then says so, and the user tries again.
-            for _ in 0..3 {
+            // 429s injected earlier may land on the link's own call to
+            // Steam (one each): the form then says so, and the user tries
+            // again once the pause Steam asked for is over.
+            for _ in 0..10 {
+                clear_throttles(app);
                 if link(app, &PLAYERS[player].to_string(), KEY).await.status() == 303 {
                     sync_finished(app).await;
                     return PLAYERS[player];
                 }
             }
-            panic!("the relink was refused three times");
+            panic!("the relink was refused ten times");
         }
     }
     linked
