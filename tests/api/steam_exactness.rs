@@ -28,7 +28,9 @@ fn mutate(fake: &FakeSteam, f: impl FnOnce(&mut FakeState)) {
     f(&mut fake.state.lock().unwrap());
 }
 
-fn clear_throttles(app: &TestApp) {
+/// Forgets the "Sync now" throttles and any pause Steam asked for, as
+/// time passing would.
+pub(crate) fn clear_throttles(app: &TestApp) {
     let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
     let mut conn = client.get_connection().unwrap();
     for pattern in ["rl:sync_now:*", "rl:resync_all:*", "steam_pause:*"] {
@@ -49,20 +51,20 @@ async fn press(app: &TestApp, button: &str) -> String {
     sync_finished(app).await
 }
 
-fn alice(app: &TestApp) -> i64 {
+pub(crate) fn alice(app: &TestApp) -> i64 {
     let mut conn = app.pool.get().unwrap();
     users::table.filter(users::username.eq("alice")).select(users::id).first(&mut conn).unwrap()
 }
 
 /// What one game of a library looks like: playtime and unlocks (API name,
 /// unix time or 0 for none).
-type Game = (i32, BTreeSet<(String, i64)>);
+pub(crate) type Game = (i32, BTreeSet<(String, i64)>);
 
 /// A user's library and totals, as the reference model or the database
 /// has them.
 #[derive(Debug, PartialEq)]
-struct Library {
-    games: BTreeMap<i64, Game>,
+pub(crate) struct Library {
+    pub(crate) games: BTreeMap<i64, Game>,
     /// (points, unlocked, perfect, games), as `user_scores` keeps them.
     totals: (i64, i64, i64, i64),
     /// Each owned game's achievement count, and each listed achievement's
@@ -144,7 +146,7 @@ fn truth(s: &FakeState, player: u64) -> Library {
 
 /// What the database says about `user`, in the same shape; each entry's
 /// cached count and last unlock are checked against its unlock rows.
-fn stored(app: &TestApp, user: i64) -> Library {
+pub(crate) fn stored(app: &TestApp, user: i64) -> Library {
     let mut conn = app.pool.get().unwrap();
     let entries: Vec<(i64, i32, i32, Option<DateTime<Utc>>)> = library_entries::table
         .filter(library_entries::user_id.eq(user))

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use questline::schema::{game_achievements, jobs, library_entries, user_achievements};
+use questline::schema::{jobs, library_entries};
 use questline::steam::fake::{generated_player, FakeOwned, FakeState, FakeSteam, GameFault};
 
 use crate::helpers::{html, location, spawn_app_with, text_of, TestApp, WorkerProcess};
@@ -29,37 +29,10 @@ fn steam_truth(fake: &FakeSteam) -> BTreeMap<i64, (i32, BTreeSet<(String, i64)>)
         .collect()
 }
 
-/// What Questline stores, in the same shape, plus each entry's cached count
-/// and last unlock time checked against the unlock rows.
+/// What Questline stores for Alice, in the same shape (each entry's
+/// cached count and last unlock checked against its unlock rows).
 fn stored(app: &TestApp) -> BTreeMap<i64, (i32, BTreeSet<(String, i64)>)> {
-    let mut conn = app.pool.get().unwrap();
-    let entries: Vec<(i64, i32, i32, Option<DateTime<Utc>>)> = library_entries::table
-        .select((
-            library_entries::appid,
-            library_entries::playtime_minutes,
-            library_entries::unlocked_count,
-            library_entries::last_unlock_at,
-        ))
-        .load(&mut conn)
-        .unwrap();
-    let unlocks: Vec<(i64, String, Option<DateTime<Utc>>)> = user_achievements::table
-        .inner_join(game_achievements::table)
-        .select((game_achievements::appid, game_achievements::api_name, user_achievements::unlocked_at))
-        .load(&mut conn)
-        .unwrap();
-    entries
-        .into_iter()
-        .map(|(appid, playtime, count, last)| {
-            let mine: BTreeSet<(String, i64)> = unlocks
-                .iter()
-                .filter(|(a, _, _)| *a == appid)
-                .map(|(_, n, t)| (n.clone(), t.map(|t| t.timestamp()).unwrap_or(0)))
-                .collect();
-            assert_eq!(count as usize, mine.len(), "app {appid}: the cached count matches the rows");
-            assert_eq!(last.map(|t| t.timestamp()), mine.iter().map(|(_, t)| *t).max(), "app {appid}: last unlock");
-            (appid, (playtime, mine))
-        })
-        .collect()
+    crate::steam_exactness::stored(app, crate::steam_exactness::alice(app)).games
 }
 
 /// Runs "Sync now" (throttle cleared first) and waits for it to end.
@@ -71,13 +44,7 @@ async fn sync_again(app: &TestApp) -> String {
 }
 
 fn clear_sync_throttle(app: &TestApp) {
-    let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
-    let mut conn = client.get_connection().unwrap();
-    let keys: Vec<String> =
-        redis::cmd("KEYS").arg(format!("{}:rl:sync_now:*", app.settings.redis_namespace)).query(&mut conn).unwrap();
-    for k in keys {
-        let _: () = redis::cmd("DEL").arg(k).query(&mut conn).unwrap();
-    }
+    crate::steam_exactness::clear_throttles(app);
 }
 
 fn mutate(fake: &FakeSteam, f: impl FnOnce(&mut FakeState)) {

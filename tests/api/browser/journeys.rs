@@ -524,13 +524,7 @@ async fn what_steam_removed_and_a_wait_steam_asked_for_are_shown_on_the_steam_an
         s.failures.push_back(429);
         s.retry_after = Some("900".into());
     }
-    let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
-    let mut conn = client.get_connection().unwrap();
-    let keys: Vec<String> =
-        redis::cmd("KEYS").arg(format!("{}:rl:sync_now:*", app.settings.redis_namespace)).query(&mut conn).unwrap();
-    for k in keys {
-        let _: () = redis::cmd("DEL").arg(k).query(&mut conn).unwrap();
-    }
+    crate::steam_exactness::clear_throttles(&app);
     b.goto("/settings/steam").await;
     b.click("form[action='/settings/steam/sync'] button").await;
     app.wait_for("the sync to wait for Steam", |conn| {
