@@ -117,11 +117,13 @@ fn has_nul(s: &str) -> bool {
     s.contains('\0')
 }
 
-/// Reads the whole body, refusing it with 413 past `limit` bytes whether or
-/// not it declared its length (a chunked body declares none).
 /// The budget a request body's buffer holds, released with the request.
 struct HeldBody(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
 
+/// Reads the whole body, refusing it with 413 past `limit` bytes whether or
+/// not it declared its length (a chunked body declares none), with 408 past
+/// `BODY_TIMEOUT_SECONDS`, and with 503 when the bodies held together would
+/// pass `BODY_BUFFER_MB`.
 async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes, AppError> {
     let state = req.app_data::<web::Data<AppState>>();
     let budget = state.map(|s| s.body_budget.clone());

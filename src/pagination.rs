@@ -5,6 +5,19 @@
 /// bound keeps `(page - 1) * per_page` far from overflow.
 pub const MAX_PAGE: i64 = 100_000;
 
+/// A query string that names only a page (`?page=N`).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PageQuery {
+    pub page: Option<i64>,
+}
+
+impl PageQuery {
+    /// The page asked for, bounded (see [`page_number`]).
+    pub fn number(&self) -> i64 {
+        page_number(self.page)
+    }
+}
+
 /// The page asked for, as a number from 1 to [`MAX_PAGE`].
 pub fn page_number(raw: Option<i64>) -> i64 {
     raw.unwrap_or(1).clamp(1, MAX_PAGE)

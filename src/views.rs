@@ -201,10 +201,9 @@ impl Views {
                     match compute().await {
                         Ok(value) => {
                             let fresh = keep(value, wanted, &slot);
-                            if fresh.bytes <= self.largest {
+                            if self.fits(&fresh) {
                                 cache.insert(slot, fresh.clone()).await;
                             } else {
-                                self.too_heavy.fetch_add(1, Ordering::Relaxed);
                                 cache.invalidate(&slot).await;
                             }
                             fresh
@@ -232,8 +231,7 @@ impl Views {
                                 return Ok(Op::Nop);
                             }
                             let fresh = keep(compute().await?, wanted, &slot);
-                            if fresh.bytes > self.largest {
-                                self.too_heavy.fetch_add(1, Ordering::Relaxed);
+                            if !self.fits(&fresh) {
                                 *served = Some(fresh);
                                 return Ok::<_, AppError>(Op::Remove);
                             }
@@ -257,6 +255,16 @@ impl Views {
             .downcast_ref::<T>()
             .cloned()
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a cached page holds another type")))
+    }
+
+    /// Whether a page weighs little enough to keep; one that does not is
+    /// counted as too heavy.
+    fn fits(&self, page: &Kept) -> bool {
+        let fits = page.bytes <= self.largest;
+        if !fits {
+            self.too_heavy.fetch_add(1, Ordering::Relaxed);
+        }
+        fits
     }
 
     /// [`Views::get_or`] for data read from PostgreSQL by `read`: on the

@@ -78,6 +78,18 @@ fn write_batches<T>(
     Ok(written)
 }
 
+fn put(zip: &mut Zip, bytes: &[u8]) -> Result<(), AppError> {
+    zip.write_all(bytes).map_err(internal)
+}
+
+/// One element of a JSON list, after a comma unless it is the `first`.
+fn element<T: serde::Serialize>(zip: &mut Zip, value: &T, first: bool) -> Result<(), AppError> {
+    if !first {
+        put(zip, b",\n")?;
+    }
+    serde_json::to_writer(zip, value).map_err(internal)
+}
+
 /// One CSV line of `fields`, each escaped for spreadsheets.
 fn csv_line(fields: &[&str]) -> Result<Vec<u8>, AppError> {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -139,14 +151,6 @@ pub fn build_rows(conn: &mut PgConnection, user: &User) -> Result<Partial, AppEr
 
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    let put = |zip: &mut Zip, bytes: &[u8]| zip.write_all(bytes).map_err(internal);
-    // One JSON element after another, comma-separated.
-    let element = |zip: &mut Zip, value: &dyn erased::Json, first: bool| {
-        if !first {
-            put(zip, b",\n")?;
-        }
-        value.write_to(zip)
-    };
 
     zip.start_file("questline.json", options).map_err(internal)?;
     // The small fields first, then each long list streamed into its key.
@@ -154,17 +158,9 @@ pub fn build_rows(conn: &mut PgConnection, user: &User) -> Result<Partial, AppEr
     put(&mut zip, head.trim_end_matches('}').as_bytes())?;
     let id = user.id;
     put(&mut zip, b",\n\"library\": [\n")?;
-    write_batches(
-        &mut zip,
-        |after| history::export_library(conn, id, after, BATCH),
-        |z, e, first| element(z, e, first),
-    )?;
+    write_batches(&mut zip, |after| history::export_library(conn, id, after, BATCH), element)?;
     put(&mut zip, b"],\n\"unlocks\": [\n")?;
-    write_batches(
-        &mut zip,
-        |after| history::export_unlocks(conn, id, after, BATCH),
-        |z, u, first| element(z, u, first),
-    )?;
+    write_batches(&mut zip, |after| history::export_unlocks(conn, id, after, BATCH), element)?;
     put(&mut zip, b"],\n\"goals\": [\n")?;
     write_batches(
         &mut zip,
@@ -250,18 +246,4 @@ pub fn add_images(partial: Partial, storage: &dyn Storage) -> Result<Archive, Ap
     }
     let bytes = zip.finish().map_err(internal)?.into_inner();
     Ok(Archive { filename, bytes })
-}
-
-/// Anything the export writes as one JSON element.
-mod erased {
-    /// A value that serialises itself into a writer.
-    pub trait Json {
-        fn write_to(&self, out: &mut dyn std::io::Write) -> Result<(), crate::error::AppError>;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn write_to(&self, out: &mut dyn std::io::Write) -> Result<(), crate::error::AppError> {
-            serde_json::to_writer(out, self).map_err(super::internal)
-        }
-    }
 }

@@ -50,19 +50,14 @@ impl ListPage {
 /// Goals on one page of the list.
 pub const LIST_PAGE_SIZE: i64 = 25;
 
-#[derive(serde::Deserialize)]
-struct ListQuery {
-    page: Option<i64>,
-}
-
 async fn list(
     ctx: PageContext,
     current: CurrentUser,
-    query: web::Query<ListQuery>,
+    query: web::Query<crate::pagination::PageQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let user_id = current.user.id;
-    let page = crate::pagination::page_number(query.page);
+    let page = query.number();
     let key = crate::views::ViewKey::new("achievements", user_id, current.versions, page.to_string())
         .kept_if(page <= crate::views::KEPT_PAGES);
     let ((rows, total), (_, pinned)) = state

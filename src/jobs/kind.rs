@@ -49,28 +49,30 @@ pub struct JobError {
     /// Not before this time, whatever the backoff says (Steam's
     /// `Retry-After`).
     pub not_before: Option<DateTime<Utc>>,
+    /// The run lost the job (see [`JobError::lost`]).
+    pub lost: bool,
 }
 
 impl JobError {
     /// A failure worth another attempt (a timeout, a 5xx).
     pub fn transient(message: impl Into<String>) -> Self {
-        JobError { message: message.into(), retry: true, not_before: None }
+        JobError { message: message.into(), retry: true, not_before: None, lost: false }
     }
 
     /// A failure that another attempt would repeat.
     pub fn fatal(message: impl Into<String>) -> Self {
-        JobError { message: message.into(), retry: false, not_before: None }
+        JobError { message: message.into(), retry: false, not_before: None, lost: false }
     }
 
     /// The run lost the job (a relink superseded it, or its lease was
     /// taken over): nothing more is recorded, by this run, of it.
     pub fn lost() -> Self {
-        JobError::fatal(LOST)
+        JobError { lost: true, ..JobError::fatal("this run no longer holds the job") }
     }
 
     /// Whether this is [`JobError::lost`].
     pub fn is_lost(&self) -> bool {
-        self.message == LOST
+        self.lost
     }
 
     /// Seconds until another attempt, from the kind's backoff after
@@ -92,8 +94,6 @@ impl JobError {
         }
     }
 }
-
-const LOST: &str = "this run no longer holds the job";
 
 impl From<anyhow::Error> for JobError {
     fn from(e: anyhow::Error) -> Self {

@@ -61,17 +61,12 @@ impl ProfilePage {
     }
 }
 
-#[derive(Deserialize)]
-struct ProfileQuery {
-    /// The page of goals.
-    page: Option<i64>,
-}
-
 async fn profile(
     ctx: PageContext,
     viewer: MaybeUser,
     username: web::Path<String>,
-    query: web::Query<ProfileQuery>,
+    // The page of goals.
+    query: web::Query<crate::pagination::PageQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let viewer_id = viewer.id();
@@ -81,7 +76,7 @@ async fn profile(
     if name.chars().count() > 200 {
         return Err(AppError::NotFound);
     }
-    let page = crate::pagination::page_number(query.page);
+    let page = query.number();
     // Kept like any page: every anonymous visitor shares one copy, which
     // the owner's privacy choices (the shared version) replace at once.
     let key = viewer

@@ -34,7 +34,7 @@ pub type SyncError = JobError;
 
 impl From<SteamError> for JobError {
     fn from(e: SteamError) -> Self {
-        JobError { retry: e.is_transient(), message: e.to_string(), not_before: e.not_before() }
+        JobError { retry: e.is_transient(), message: e.to_string(), not_before: e.not_before(), lost: false }
     }
 }
 
