@@ -266,8 +266,8 @@ fn rotate_keys(settings: &Settings) -> anyhow::Result<()> {
     let mut conn = pool.get().context("connecting to PostgreSQL (DATABASE_URL)")?;
     let done = questline::rotate::rotate(&mut conn, &old, &new)?;
     println!(
-        "re-encrypted {} Steam API key(s) and {} TOTP secret(s) from {old_id} to {}",
-        done.steam_keys, done.totp_secrets, settings.master_key_id
+        "re-encrypted {} Steam API key(s), {} TOTP secret(s) and {} instance Steam key from {old_id} to {}",
+        done.steam_keys, done.totp_secrets, done.instance_keys, settings.master_key_id
     );
     Ok(())
 }

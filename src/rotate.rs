@@ -12,6 +12,8 @@ use crate::steam::account::SteamAccount;
 pub struct Rotated {
     pub steam_keys: usize,
     pub totp_secrets: usize,
+    /// The instance's Steam key, when an admin stored one.
+    pub instance_keys: usize,
 }
 
 /// Re-encrypts every value whose key id is `old`'s under `new`, in one
@@ -25,6 +27,9 @@ pub fn rotate(conn: &mut PgConnection, old: &Cipher, new: &Cipher) -> anyhow::Re
             let plain = old.decrypt(old.key_id(), &enc, &context)?;
             SteamAccount::set_api_key_ciphertext(conn, user_id, new.encrypt(&plain, &context), new.key_id())?;
             out.steam_keys += 1;
+        }
+        if crate::steam::instance_key::rotate(conn, old, new)? {
+            out.instance_keys += 1;
         }
         for (user_id, secret, secret_kid, pending, pending_kid) in User::totp_secrets_under_key(conn, old.key_id())? {
             let context = format!("totp:{user_id}");

@@ -104,6 +104,29 @@ diesel::table! {
         last_synced_at -> Nullable<Timestamptz>,
         last_sync_error -> Nullable<Text>,
         resync_requested_at -> Nullable<Timestamptz>,
+        verified_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    steam_id_conflicts (id) {
+        id -> Int8,
+        steam_id -> Int8,
+        holder_id -> Nullable<Int8>,
+        claimant_id -> Nullable<Int8>,
+        outcome -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    instance_secrets (name) {
+        name -> Text,
+        value_enc -> Bytea,
+        key_id -> Text,
+        last4 -> Text,
+        updated_by -> Nullable<Int8>,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -406,4 +429,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_preferences,
     pins,
     user_versions,
+    steam_id_conflicts,
+    instance_secrets,
 );

@@ -96,6 +96,15 @@ pub struct Settings {
     pub steam_media_url: Url,
     /// Steam Web API calls allowed per key per UTC day (Steam allows 100,000).
     pub steam_daily_call_budget: u64,
+    /// Steam's OpenID provider ("Sign in through Steam"); the fake Steam's
+    /// in tests and the demo.
+    pub steam_openid_url: Url,
+    /// The instance's own Steam Web API key, used for users who gave none
+    /// (an admin may set one on the Steam admin page instead, which wins).
+    pub steam_api_key: Option<SecretString>,
+    /// Calls a day each user synced with the instance key may make: their
+    /// fair share of its budget.
+    pub steam_shared_calls_per_user: u64,
     pub upload_dir: PathBuf,
     /// Audit entries older than this many days are deleted by the worker.
     pub audit_retention_days: u32,
@@ -142,6 +151,9 @@ impl fmt::Debug for Settings {
             .field("steam_api_base_url", &self.steam_api_base_url.as_str())
             .field("steam_media_url", &self.steam_media_url.as_str())
             .field("steam_daily_call_budget", &self.steam_daily_call_budget)
+            .field("steam_openid_url", &self.steam_openid_url.as_str())
+            .field("steam_api_key", &self.steam_api_key.as_ref().map(|_| "configured"))
+            .field("steam_shared_calls_per_user", &self.steam_shared_calls_per_user)
             .field("upload_dir", &self.upload_dir)
             .field("upload_quota_bytes", &self.upload_quota_bytes)
             .field("audit_retention_days", &self.audit_retention_days)
@@ -252,6 +264,26 @@ impl Settings {
                 Ok(n) if (1..=100_000).contains(&n) => Ok(n),
                 _ => Err("must be a whole number from 1 to 100000 (Steam's own daily limit)".to_owned()),
             });
+        let steam_openid_url = parse_or(
+            &get,
+            "STEAM_OPENID_URL",
+            "https://steamcommunity.com/openid/login",
+            &mut problems,
+            parse_http_url,
+        );
+        let steam_api_key = match get("STEAM_API_KEY").map(|k| crate::steam::client::valid_api_key(&k)) {
+            None => None,
+            Some(Ok(k)) => Some(SecretString::from(k)),
+            Some(Err(_)) => {
+                problems.push("STEAM_API_KEY is invalid: a Steam Web API key is 32 hexadecimal characters".into());
+                None
+            }
+        };
+        let steam_shared_calls_per_user =
+            parse_or(&get, "STEAM_SHARED_CALLS_PER_USER", "5000", &mut problems, |v| match v.parse::<u64>() {
+                Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+                _ => Err("must be a whole number from 1 to 100000".to_owned()),
+            });
         let upload_quota_bytes =
             parse_or(&get, "UPLOAD_QUOTA_BYTES", "52428800", &mut problems, |v| match v.parse::<u64>() {
                 Ok(n) if n >= 1024 => Ok(n),
@@ -318,6 +350,9 @@ impl Settings {
             steam_api_base_url: steam_api_base_url.expect("checked above"),
             steam_media_url: steam_media_url.expect("checked above"),
             steam_daily_call_budget: steam_daily_call_budget.expect("checked above"),
+            steam_openid_url: steam_openid_url.expect("checked above"),
+            steam_api_key,
+            steam_shared_calls_per_user: steam_shared_calls_per_user.expect("checked above"),
             upload_dir,
             upload_quota_bytes: upload_quota_bytes.expect("checked above"),
             audit_retention_days: audit_retention_days.expect("checked above"),

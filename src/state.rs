@@ -50,6 +50,8 @@ pub struct AppState {
     pub storage: SharedStorage,
     /// The Steam Web API client, with its per-key call budget.
     pub steam: SteamClient,
+    /// Steam's OpenID provider, for "Sign in through Steam".
+    pub openid: crate::steam::openid::Provider,
     /// Wakes this instance's job worker when a job (a sync, a mail) is queued.
     pub jobs: JobSignal,
     /// Open sync-progress streams per user.
@@ -75,7 +77,11 @@ impl AppState {
             None => Reads::primary_only(pool.clone()),
         };
         let steam = SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default())
-            .with_budget(KeyBudget { redis: redis.clone(), per_day: settings.steam_daily_call_budget });
+            .with_budget(KeyBudget {
+                redis: redis.clone(),
+                per_day: settings.steam_daily_call_budget,
+                per_user_shared: settings.steam_shared_calls_per_user,
+            });
         AppState {
             background: crate::db::build_background_pool(&settings),
             // Half the cores at most: a flood of sign-ins then slows sign-in,
@@ -86,6 +92,7 @@ impl AppState {
             cipher: Cipher::from_settings(&settings),
             storage: Arc::new(LocalStorage::new(settings.upload_dir.clone())),
             steam,
+            openid: crate::steam::openid::Provider::new(settings.steam_openid_url.clone()),
             jobs: JobSignal::default(),
             streams: StreamCounter::default(),
             maintenance: MaintenanceCache::default(),

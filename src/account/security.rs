@@ -35,6 +35,12 @@ struct ReauthPage {
     ctx: PageContext,
     next: String,
     needs_code: bool,
+    /// The account has a password to confirm with (accounts made through
+    /// Steam have none until their owner sets one).
+    has_password: bool,
+    /// Confirming through Steam is offered: no second factor to ask for
+    /// (signing in through Steam would ask for it; this does not).
+    steam: bool,
     error: Option<String>,
 }
 
@@ -54,6 +60,8 @@ async fn reauth_form(
         ctx,
         next: safe_next(&settings.public_base_url, query.next.as_deref()),
         needs_code: current.user.has_totp(),
+        has_password: current.user.has_password(),
+        steam: !current.user.has_totp(),
         error: None,
     })
 }
@@ -84,6 +92,8 @@ async fn reauth(
                 ctx,
                 next,
                 needs_code: user.has_totp(),
+                has_password: user.has_password(),
+                steam: !user.has_totp(),
                 error: Some("That password or code is not right.".into()),
             },
         );
@@ -113,6 +123,15 @@ async fn start_2fa(
     require_recent_auth(&req)?;
     if current.user.has_totp() {
         return Ok(see_other("/account/security"));
+    }
+    if !current.user.has_password() {
+        // With a second factor, sensitive changes ask for the password
+        // and a code; an account made through Steam has no password yet.
+        actix_web_flash_messages::FlashMessage::warning(
+            "Set a password first: with two-factor authentication on, changes like this one ask for it and a code.",
+        )
+        .send();
+        return Ok(see_other("/account/password"));
     }
     service::start_two_factor(&state, current.user.id).await?;
     Ok(see_other("/account/2fa/setup"))

@@ -72,7 +72,7 @@ async fn submit(
             Ok(see_other(&next))
         }
         Outcome::SecondFactor { user_id } => {
-            sign_in::begin_second_factor(&req, user_id, remember, &next)?;
+            sign_in::begin_second_factor(&req, user_id, remember, &next, "password")?;
             Ok(see_other("/login/2fa"))
         }
         Outcome::Unverified => render_status(

@@ -15,6 +15,8 @@ pub mod session;
 pub mod session_store;
 pub mod sign_in;
 pub mod sign_up;
+pub mod steam_login;
+pub mod steam_sign_in;
 pub mod tokens;
 pub mod totp;
 pub mod two_factor;
@@ -27,5 +29,6 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     verify::routes(cfg);
     two_factor::routes(cfg);
     login::routes(cfg);
+    steam_login::routes(cfg);
     reset::routes(cfg);
 }

@@ -218,12 +218,20 @@ const PENDING_SECS: i64 = 300;
 
 /// Remembers that the password step passed. A new session id here, and
 /// again once the code is accepted.
-pub fn begin_second_factor(req: &HttpRequest, user_id: i64, remember: bool, next: &str) -> Result<(), AppError> {
+/// `method` names how the first step was passed (`password`, `steam`).
+pub fn begin_second_factor(
+    req: &HttpRequest,
+    user_id: i64,
+    remember: bool,
+    next: &str,
+    method: &str,
+) -> Result<(), AppError> {
     Ok(AppSession::of(req).begin_second_factor(&PendingSecondFactor {
         user_id,
         remember,
         next: next.to_owned(),
         started: Utc::now().timestamp(),
+        method: method.to_owned(),
     })?)
 }
 
@@ -244,6 +252,7 @@ pub async fn second_factor_step(
     ratelimit::per_ip(&state.redis, &state.settings, PerIp::Login, meta).await?;
     let cipher = state.cipher.clone();
     let (user_id, remember) = (pending.user_id, pending.remember);
+    let method = format!("{}+totp", pending.method);
     let meta = meta.clone();
     let result = db::run(&state.pool, move |conn| {
         conn.transaction(|conn| {
@@ -259,7 +268,7 @@ pub async fn second_factor_step(
                 record_failure(conn, &user, &meta, "wrong second-factor code")?;
                 return Ok(None);
             }
-            Ok(Some(complete(conn, &user, remember, &meta, "password+totp")?))
+            Ok(Some(complete(conn, &user, remember, &meta, &method)?))
         })
     })
     .await?;

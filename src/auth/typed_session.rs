@@ -13,6 +13,10 @@ const SID: &str = "sid";
 const PENDING_SECOND_FACTOR: &str = "pending_2fa";
 /// When the password was last confirmed ("sudo mode").
 const REAUTHENTICATED_AT: &str = "reauth_at";
+/// A sign-in through Steam this browser started, until Steam answers.
+const PENDING_STEAM: &str = "steam_openid";
+/// A SteamID proven by a visitor with no account yet: sign-up continues.
+const STEAM_SIGN_UP: &str = "steam_signup";
 
 /// Where actix-identity keeps the signed-in user's id.
 const IDENTITY: &str = "actix_identity.user_id";
@@ -31,6 +35,54 @@ pub struct PendingSecondFactor {
     /// Where to go once the code is accepted (already checked as local).
     pub next: String,
     /// Unix seconds when the password was accepted.
+    pub started: i64,
+    /// How the first step was passed (`password`, `steam`), for the audit.
+    #[serde(default = "password_method")]
+    pub method: String,
+}
+
+fn password_method() -> String {
+    "password".into()
+}
+
+/// What a sign-in through Steam is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SteamIntent {
+    /// Sign in (or, with no account for the SteamID, sign up).
+    SignIn,
+    /// Link (or prove) the SteamID on the signed-in account.
+    Link,
+    /// Confirm who is at the keyboard before a sensitive change.
+    Reauth,
+}
+
+/// A sign-in through Steam on its way: bound to this browser's session by
+/// `state`, which the return address carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingSteam {
+    pub state: String,
+    /// The exact `openid.return_to` sent.
+    pub return_to: String,
+    pub intent: SteamIntent,
+    /// The signed-in user who started it (link and reauth).
+    pub user_id: Option<i64>,
+    /// Where to go after (already checked as local).
+    pub next: String,
+    pub remember: bool,
+    /// Unix seconds when it started.
+    pub started: i64,
+}
+
+/// A SteamID a visitor proved, waiting for the rest of their sign-up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SteamSignUp {
+    pub steam_id: u64,
+    pub persona: Option<String>,
+    pub avatar: Option<String>,
+    /// A proven holder-less SteamID an unproven link names (its owner may
+    /// want to sign in with a password and prove it instead).
+    pub held_unproven: bool,
+    pub remember: bool,
     pub started: i64,
 }
 
@@ -98,6 +150,7 @@ impl AppSession {
         self.0.renew();
         self.0.remove(CSRF);
         self.0.remove(PENDING_SECOND_FACTOR);
+        self.0.remove(STEAM_SIGN_UP);
         self.0.insert(SID, session_id).map_err(|e| stored("the session id", e))
     }
 
@@ -115,6 +168,32 @@ impl AppSession {
     /// The sign-in waiting for its code, if any.
     pub fn pending_second_factor(&self) -> Option<PendingSecondFactor> {
         self.0.get(PENDING_SECOND_FACTOR).ok().flatten()
+    }
+
+    /// Remembers a sign-in through Steam until Steam answers.
+    pub fn begin_steam(&self, pending: &PendingSteam) -> Result<(), SessionWriteError> {
+        self.0.insert(PENDING_STEAM, pending).map_err(|e| stored("the Steam sign-in", e))
+    }
+
+    /// The sign-in through Steam this browser started, taken out: each is
+    /// answered once, whatever the answer.
+    pub fn take_steam(&self) -> Option<PendingSteam> {
+        self.0.remove_as::<PendingSteam>(PENDING_STEAM).and_then(Result::ok)
+    }
+
+    /// Keeps a proven SteamID for the sign-up form.
+    pub fn begin_steam_sign_up(&self, pending: &SteamSignUp) -> Result<(), SessionWriteError> {
+        self.0.insert(STEAM_SIGN_UP, pending).map_err(|e| stored("the Steam sign-up", e))
+    }
+
+    /// The proven SteamID waiting for its sign-up, if any.
+    pub fn steam_sign_up(&self) -> Option<SteamSignUp> {
+        self.0.get(STEAM_SIGN_UP).ok().flatten()
+    }
+
+    /// Drops the waiting sign-up (done, or abandoned).
+    pub fn end_steam_sign_up(&self) {
+        self.0.remove(STEAM_SIGN_UP);
     }
 
     /// Records that the password (and code) were confirmed just now.

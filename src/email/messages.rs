@@ -92,6 +92,19 @@ message!(
 );
 
 message!(
+    /// Tells a SteamID's holder that another account proved it: refused
+    /// when they had proven it themselves, released to the prover when
+    /// they had not.
+    SteamIdClaimed, SteamIdClaimedText, SteamIdClaimedHtml, "email/steam_id_claimed.txt", "email/steam_id_claimed.html",
+    { username: String, steam_id: String, released: bool, steam_page: String },
+    |m: &SteamIdClaimed| if m.released {
+        "Your Steam account was unlinked from Questline".to_owned()
+    } else {
+        "Someone tried to link your Steam account on Questline".to_owned()
+    }
+);
+
+message!(
     /// Confirms that the owner deleted their account.
     AccountDeleted, AccountDeletedText, AccountDeletedHtml, "email/account_deleted.txt", "email/account_deleted.html",
     { username: String, shared_kept: i64 },

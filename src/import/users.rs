@@ -142,21 +142,35 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
             None => None,
         };
         let user_id = run.user_ids[&u.name];
-        match (key, steam_id) {
-            (Some(key), Some(steam_id)) => {
-                SteamAccount::link(run.conn, &run.cipher, user_id, steam_id, &key, &u.name, None)?;
-            }
-            (None, None) => {}
-            (key, steam_id) => {
-                // Half a link is kept for the user to complete.
-                SteamAccount::keep_partial(run.conn, &run.cipher, user_id, steam_id, key.as_deref())?;
-                let missing = if key.is_none() { "API key" } else { "steam_id" };
-                run.report.change(
-                    KIND,
-                    format!("Steam link kept incomplete: no valid {missing}; the user completes it"),
-                    &src,
-                );
-            }
+        // One account per SteamID: one held already (by an account here
+        // before, or earlier in this file) is not taken; the user proves
+        // theirs by signing in through Steam, which settles who owns it.
+        let mut conflicted = false;
+        let steam_id = match steam_id {
+            Some(id) => match SteamAccount::holder(run.conn, id)? {
+                Some((holder, _)) => {
+                    conflicted = true;
+                    crate::steam::conflicts::record(run.conn, id, Some(holder), Some(user_id), "refused")?;
+                    run.report.change(
+                        KIND,
+                        format!("steam_id `{id}` dropped: another account has it linked; the user can prove theirs by signing in through Steam"),
+                        &src,
+                    );
+                    None
+                }
+                None => Some(id),
+            },
+            None => None,
+        };
+        if key.is_some() || steam_id.is_some() {
+            // Brought over unproven: it syncs, but stays off leaderboards,
+            // compare and public profiles until its owner signs in through
+            // Steam.
+            SteamAccount::keep_unproven(run.conn, &run.cipher, user_id, steam_id, key.as_deref())?;
+        }
+        if key.is_some() != steam_id.is_some() && !conflicted {
+            let missing = if key.is_none() { "API key" } else { "steam_id" };
+            run.report.change(KIND, format!("Steam link kept incomplete: no valid {missing}; the user completes it"), &src);
         }
     }
     Ok(())

@@ -362,7 +362,8 @@ pub fn enqueue_daily(conn: &mut PgConnection, kind: &str) -> QueryResult<usize> 
         "INSERT INTO jobs (kind, user_id)
          SELECT $1, sa.user_id FROM steam_accounts sa
          WHERE (sa.last_synced_at IS NULL OR sa.last_synced_at < now() - interval '1 day')
-           AND sa.steam_id IS NOT NULL AND sa.api_key_enc IS NOT NULL
+           -- Without a key of its own an account syncs with the instance's.
+           AND sa.steam_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = $1 AND j.user_id = sa.user_id
                            AND (j.status IN ('queued', 'running') OR j.created_at > now() - interval '1 day'))
          ON CONFLICT (kind, user_id) WHERE status IN ('queued', 'running') DO NOTHING",

@@ -389,4 +389,17 @@ impl User {
     pub fn has_totp(&self) -> bool {
         self.totp_enabled_at.is_some()
     }
+
+    /// The address notices may go to: one its owner proved, or one the
+    /// legacy app had in use. An address typed at sign-up through Steam
+    /// and not yet confirmed gets nothing.
+    pub fn verified_email(&self) -> Option<&str> {
+        self.email.as_deref().filter(|_| self.email_verified_at.is_some() || self.legacy_username.is_some())
+    }
+
+    /// Whether the account has a password (accounts made through Steam
+    /// have none until their owner sets one).
+    pub fn has_password(&self) -> bool {
+        self.password_hash.is_some()
+    }
 }

@@ -46,10 +46,20 @@ pub fn view(
     viewer: Option<i64>,
     goals_page: i64,
 ) -> Result<Profile, AppError> {
-    let user = model::find_profile(conn, username)?.ok_or(AppError::NotFound)?;
+    let mut user = model::find_profile(conn, username)?.ok_or(AppError::NotFound)?;
     let own = viewer == Some(user.id);
     if !user.profile_public && !own {
         return Err(AppError::NotFound);
+    }
+    // Others see nothing that came from an unproven SteamID: not its
+    // name, nor anything synced from it (the page says "not verified").
+    if !user.steam_verified && !own {
+        user.persona_name = None;
+        user.avatar_url = None;
+        user.show_stats = false;
+        user.show_perfect = false;
+        user.show_library = false;
+        user.show_goals = false;
     }
     let id = user.id;
     let score = if user.show_stats { Some(score::of(conn, id)?) } else { None };
@@ -70,14 +80,15 @@ pub fn view(
 }
 
 /// Games `viewer` and the owner of a public profile that shares its library
-/// both own; not found when that profile or its library is not shared.
+/// both own; not found when that profile or its library is not shared, or
+/// its SteamID is not proven.
 pub fn compare(
     conn: &mut PgConnection,
     username: &str,
     viewer: i64,
 ) -> Result<(PublicUser, Vec<CommonGame>, i64), AppError> {
     let user = model::find_profile(conn, username)?.ok_or(AppError::NotFound)?;
-    if !(user.profile_public && user.show_library) {
+    if !(user.profile_public && user.show_library && user.steam_verified) {
         return Err(AppError::NotFound);
     }
     let (games, total) = history::common_games(conn, viewer, user.id, 200)?;

@@ -126,6 +126,13 @@ pub struct PublicUser {
     pub show_library: bool,
     #[diesel(sql_type = Bool)]
     pub show_goals: bool,
+    /// The owner proved their linked SteamID (signed in through Steam):
+    /// only then does anything from Steam show to others.
+    #[diesel(sql_type = Bool)]
+    pub steam_verified: bool,
+    /// A SteamID is linked, proven or not.
+    #[diesel(sql_type = Bool)]
+    pub steam_linked: bool,
 }
 
 /// An active account by username (any case), with its choices.
@@ -134,7 +141,9 @@ pub fn find_profile(conn: &mut PgConnection, username: &str) -> QueryResult<Opti
         "SELECT u.id, u.username, u.created_at, s.avatar_url, s.persona_name,
                 coalesce(p.profile_public, FALSE) AS profile_public, coalesce(p.show_stats, TRUE) AS show_stats,
                 coalesce(p.show_perfect, TRUE) AS show_perfect, coalesce(p.show_library, FALSE) AS show_library,
-                coalesce(p.show_goals, FALSE) AS show_goals
+                coalesce(p.show_goals, FALSE) AS show_goals,
+                (s.steam_id IS NOT NULL AND s.verified_at IS NOT NULL) AS steam_verified,
+                (s.steam_id IS NOT NULL) AS steam_linked
          FROM users u
          LEFT JOIN user_preferences p ON p.user_id = u.id
          LEFT JOIN steam_accounts s ON s.user_id = u.id
@@ -223,6 +232,10 @@ pub fn leaderboard(
              FROM user_preferences p
              JOIN user_scores s ON s.user_id = p.user_id
              JOIN users u ON u.id = p.user_id AND u.status = 'active'
+             -- Only SteamIDs their accounts proved: nobody ranks with a
+             -- famous hunter's profile they merely typed in.
+             JOIN steam_accounts sa ON sa.user_id = p.user_id
+                  AND sa.steam_id IS NOT NULL AND sa.verified_at IS NOT NULL
              WHERE p.on_leaderboard
          )"
     );

@@ -25,6 +25,8 @@ struct ProfilePage {
     p: Profile,
     /// The signed-in viewer, when it is somebody else: they may compare.
     can_compare: bool,
+    /// The owner is looking at their own profile.
+    is_own: bool,
     media: url::Url,
     /// This page's absolute address, for link previews.
     url: String,
@@ -84,12 +86,13 @@ async fn profile(
         .await?
         .kept_if(page <= crate::views::KEPT_PAGES);
     let p = state.views.load(&state.reads, key, move |conn| super::view(conn, &name, viewer_id, page)).await?;
-    let can_compare = viewer_id.is_some_and(|v| v != p.user.id) && p.library.is_some();
+    let can_compare = viewer_id.is_some_and(|v| v != p.user.id) && p.library.is_some() && p.user.steam_verified;
     let base = state.settings.public_base_url.as_str().trim_end_matches('/');
     let url = format!("{base}/u/{}", p.user.username);
     let pages = crate::pagination::page_count(p.goals.as_ref().map_or(0, |(_, total)| *total), super::PROFILE_GOALS);
     let media = state.settings.steam_media_url.clone();
-    render(&ProfilePage { ctx, p, can_compare, media, url, page, pages })
+    let is_own = viewer_id == Some(p.user.id);
+    render(&ProfilePage { ctx, p, can_compare, is_own, media, url, page, pages })
 }
 
 #[derive(Template)]

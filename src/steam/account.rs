@@ -26,20 +26,11 @@ pub struct SteamAccount {
     /// The last "Resync everything": schemas and percentages fetched
     /// before it are stale for this account's syncs.
     pub resync_requested_at: Option<DateTime<Utc>>,
-}
-
-/// What linking writes, on insert and on relink alike.
-#[derive(Insertable, AsChangeset)]
-#[diesel(table_name = steam_accounts)]
-struct LinkRow<'a> {
-    user_id: i64,
-    steam_id: i64,
-    api_key_enc: &'a [u8],
-    api_key_key_id: &'a str,
-    api_key_last4: &'a str,
-    persona_name: &'a str,
-    avatar_url: Option<&'a str>,
-    linked_at: DateTime<Utc>,
+    /// When the owner last proved this SteamID by signing in through
+    /// Steam; `None` for a link made before that proof was asked for (or
+    /// brought over from the legacy app), which is kept off leaderboards,
+    /// compare and public profiles.
+    pub verified_at: Option<DateTime<Utc>>,
 }
 
 fn last4(key: &str) -> String {
@@ -92,33 +83,115 @@ impl SteamAccount {
         steam_accounts::table.find(user_id).select(SteamAccount::as_select()).first(conn).optional()
     }
 
-    /// Links (or relinks) a Steam account, encrypting the key.
-    pub fn link(
+    /// Who holds `steam_id`, locked until the caller's transaction ends:
+    /// (user id, whether they proved it).
+    pub fn holder(conn: &mut PgConnection, steam_id: u64) -> QueryResult<Option<(i64, bool)>> {
+        steam_accounts::table
+            .filter(steam_accounts::steam_id.eq(steam_id as i64))
+            .select((steam_accounts::user_id, steam_accounts::verified_at.is_not_null()))
+            .for_update()
+            .first(conn)
+            .optional()
+    }
+
+    /// Links `steam_id` to the user as proven just now, keeping any key of
+    /// theirs on file; the persona and avatar when known. The unique index
+    /// refuses it when another account holds the SteamID.
+    pub fn link_proven(
         conn: &mut PgConnection,
-        cipher: &Cipher,
         user_id: i64,
         steam_id: u64,
-        api_key: &str,
-        persona: &str,
+        persona: Option<&str>,
         avatar: Option<&str>,
     ) -> QueryResult<()> {
-        let enc = cipher.encrypt(api_key.as_bytes(), &context(user_id));
-        let last4 = last4(api_key);
-        let row = LinkRow {
-            user_id,
-            steam_id: steam_id as i64,
-            api_key_enc: &enc,
-            api_key_key_id: cipher.key_id(),
-            api_key_last4: &last4,
-            persona_name: persona,
-            avatar_url: avatar,
-            linked_at: Utc::now(),
-        };
+        let now = Utc::now();
         diesel::insert_into(steam_accounts::table)
-            .values(&row)
+            .values((
+                steam_accounts::user_id.eq(user_id),
+                steam_accounts::steam_id.eq(steam_id as i64),
+                steam_accounts::persona_name.eq(persona),
+                steam_accounts::avatar_url.eq(avatar),
+                steam_accounts::linked_at.eq(now),
+                steam_accounts::verified_at.eq(now),
+            ))
             .on_conflict(steam_accounts::user_id)
             .do_update()
-            .set(&row)
+            .set((
+                steam_accounts::steam_id.eq(steam_id as i64),
+                steam_accounts::verified_at.eq(now),
+                steam_accounts::linked_at.eq(now),
+                steam_accounts::persona_name.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
+                    "coalesce(excluded.persona_name, steam_accounts.persona_name)",
+                )),
+                steam_accounts::avatar_url.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
+                    "coalesce(excluded.avatar_url, steam_accounts.avatar_url)",
+                )),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Marks the user's link proven (they signed in through Steam as the
+    /// SteamID it already names).
+    pub fn mark_verified(conn: &mut PgConnection, user_id: i64) -> QueryResult<()> {
+        diesel::update(steam_accounts::table.find(user_id))
+            .set(steam_accounts::verified_at.eq(diesel::dsl::now))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Takes an unproven SteamID from its holder (the proven owner claimed
+    /// it): their key stays, the SteamID and what was proven go.
+    pub fn release(conn: &mut PgConnection, user_id: i64) -> QueryResult<()> {
+        diesel::update(steam_accounts::table.find(user_id))
+            .set((
+                steam_accounts::steam_id.eq(None::<i64>),
+                steam_accounts::verified_at.eq(None::<DateTime<Utc>>),
+                steam_accounts::persona_name.eq(None::<String>),
+                steam_accounts::avatar_url.eq(None::<String>),
+                steam_accounts::last_synced_at.eq(None::<DateTime<Utc>>),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Stores the user's own Web API key (encrypted), with or without a
+    /// SteamID linked yet.
+    pub fn set_api_key(conn: &mut PgConnection, cipher: &Cipher, user_id: i64, api_key: &str) -> QueryResult<()> {
+        let enc = cipher.encrypt(api_key.as_bytes(), &context(user_id));
+        let values = (
+            steam_accounts::api_key_enc.eq(Some(enc)),
+            steam_accounts::api_key_key_id.eq(Some(cipher.key_id())),
+            steam_accounts::api_key_last4.eq(Some(last4(api_key))),
+        );
+        diesel::insert_into(steam_accounts::table)
+            .values((steam_accounts::user_id.eq(user_id), values.clone()))
+            .on_conflict(steam_accounts::user_id)
+            .do_update()
+            .set(values)
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Forgets the user's own key (syncs use the instance's from then on).
+    /// A row left with neither SteamID nor key goes.
+    pub fn clear_api_key(conn: &mut PgConnection, user_id: i64) -> QueryResult<()> {
+        diesel::update(steam_accounts::table.find(user_id))
+            .set((
+                steam_accounts::api_key_enc.eq(None::<Vec<u8>>),
+                steam_accounts::api_key_key_id.eq(None::<String>),
+                steam_accounts::api_key_last4.eq(None::<String>),
+            ))
+            .execute(conn)?;
+        diesel::delete(steam_accounts::table.find(user_id).filter(steam_accounts::steam_id.is_null()))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Records the persona and avatar Steam gives (a sync's first call).
+    pub fn set_persona(conn: &mut PgConnection, user_id: i64, persona: &str, avatar: Option<&str>) -> QueryResult<()> {
+        diesel::update(steam_accounts::table.find(user_id))
+            .set((steam_accounts::persona_name.eq(persona), steam_accounts::avatar_url.eq(avatar)))
             .execute(conn)
             .map(|_| ())
     }
@@ -134,14 +207,20 @@ impl SteamAccount {
         Ok(Some(SecretString::from(String::from_utf8_lossy(&bytes).into_owned())))
     }
 
-    /// Both halves are there: the account can sync.
-    pub fn is_complete(&self) -> bool {
-        self.steam_id.is_some() && self.api_key_enc.is_some()
+    /// A SteamID is linked (the account can sync, with its key or the
+    /// instance's).
+    pub fn is_linked(&self) -> bool {
+        self.steam_id.is_some()
     }
 
-    /// Keeps whichever half of a legacy link is valid (at least one), for
-    /// the user to complete on the Steam page.
-    pub fn keep_partial(
+    /// The SteamID is linked and its owner proved it.
+    pub fn is_verified(&self) -> bool {
+        self.steam_id.is_some() && self.verified_at.is_some()
+    }
+
+    /// Keeps what a legacy account brought (a SteamID, a key, or both) as
+    /// an unproven link, for its owner to prove by signing in through Steam.
+    pub fn keep_unproven(
         conn: &mut PgConnection,
         cipher: &Cipher,
         user_id: i64,

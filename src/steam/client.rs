@@ -41,6 +41,12 @@ pub enum SteamError {
     BadRequest,
     #[error("Your Steam Web API key has used its daily call budget. Syncing resumes tomorrow.")]
     BudgetExhausted,
+    /// The user's share of the instance key's calls for the day is spent.
+    #[error(
+        "You have used today's share of this site's Steam calls. Syncing resumes tomorrow (00:00 UTC); \
+         with your own Web API key on the Steam page it would not wait."
+    )]
+    ShareExhausted,
 }
 
 impl SteamError {
@@ -49,6 +55,7 @@ impl SteamError {
         matches!(
             self,
             SteamError::RateLimited { .. }
+                | SteamError::ShareExhausted
                 | SteamError::Timeout
                 | SteamError::Unavailable(_)
                 | SteamError::Interrupted(_)
@@ -59,6 +66,11 @@ impl SteamError {
     pub fn not_before(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         match self {
             SteamError::RateLimited { until } => *until,
+            // A share is per UTC day: the next one starts at midnight.
+            SteamError::ShareExhausted => {
+                let tomorrow = chrono::Utc::now().date_naive().succ_opt()?;
+                Some(tomorrow.and_hms_opt(0, 0, 0)?.and_utc())
+            }
             _ => None,
         }
     }
@@ -90,12 +102,39 @@ pub fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<ch
     Some(at.clamp(now, now + chrono::Duration::seconds(MAX_RETRY_AFTER_SECS)))
 }
 
+/// A Web API key as a sync uses it: the user's own, or the instance's,
+/// spent on behalf of a user (whose calls then count toward their share).
+#[derive(Clone)]
+pub struct ApiKey {
+    pub secret: SecretString,
+    /// The user the instance key is lent to; `None` for a user's own key.
+    pub shared_with: Option<i64>,
+}
+
+impl ApiKey {
+    /// A user's own key (or any key spent on nobody's behalf).
+    pub fn own(secret: SecretString) -> Self {
+        ApiKey { secret, shared_with: None }
+    }
+}
+
 /// Counts calls per API key per UTC day in Redis (so every instance shares
 /// the count) and refuses past a budget kept under Steam's 100,000 a day.
 #[derive(Clone)]
 pub struct KeyBudget {
     pub redis: crate::cache::Redis,
     pub per_day: u64,
+    /// Calls a day each user may make with the instance key.
+    pub per_user_shared: u64,
+}
+
+/// Today's calls with the instance key: in all, and the heaviest users.
+#[derive(Debug, Clone, Default)]
+pub struct SharedUsage {
+    pub calls: u64,
+    pub users: u64,
+    /// (user id, calls), most first, at most ten.
+    pub top: Vec<(i64, u64)>,
 }
 
 /// The key itself never becomes part of a Redis key.
@@ -140,12 +179,42 @@ impl KeyBudget {
         at.and_then(|t| chrono::DateTime::from_timestamp(t, 0)).filter(|t| *t > chrono::Utc::now())
     }
 
-    async fn spend(&self, key: &SecretString) -> Result<(), SteamError> {
-        if let Some(until) = self.paused_until(key).await {
+    async fn spend(&self, key: &ApiKey) -> Result<(), SteamError> {
+        if let Some(until) = self.paused_until(&key.secret).await {
             return Err(SteamError::RateLimited { until: Some(until) });
         }
-        let id = key_id(key);
         let day = chrono::Utc::now().format("%Y%m%d");
+        if let Some(user) = key.shared_with {
+            // The user's share first, so one user past it cannot spend the
+            // instance's calls that others' shares count on.
+            let share_key = self.redis.key(&format!("steam_share:{user}:{day}"));
+            let rank_key = self.redis.key(&format!("steam_share_rank:{day}"));
+            let (count,): (u64,) = self
+                .redis
+                .call(|mut c| {
+                    let (share_key, rank_key) = (share_key.clone(), rank_key.clone());
+                    async move {
+                        redis::pipe()
+                            .atomic()
+                            .incr(&share_key, 1)
+                            .expire(&share_key, 2 * 86_400)
+                            .ignore()
+                            .zincr(&rank_key, user, 1)
+                            .ignore()
+                            .expire(&rank_key, 2 * 86_400)
+                            .ignore()
+                            .query_async(&mut c)
+                            .await
+                    }
+                })
+                .await
+                .unwrap_or((0,));
+            if count > self.per_user_shared {
+                return Err(SteamError::ShareExhausted);
+            }
+        }
+        let key = &key.secret;
+        let id = key_id(key);
         let redis_key = self.redis.key(&format!("steam_budget:{id}:{day}"));
         let (count,): (u64,) = self
             .redis
@@ -169,6 +238,33 @@ impl KeyBudget {
             return Err(SteamError::BudgetExhausted);
         }
         Ok(())
+    }
+}
+
+impl KeyBudget {
+    /// Today's use of `key` by users it is lent to, for the admin page.
+    pub async fn shared_usage(&self, key: &SecretString) -> SharedUsage {
+        let day = chrono::Utc::now().format("%Y%m%d");
+        let total_key = self.redis.key(&format!("steam_budget:{}:{day}", key_id(key)));
+        let rank_key = self.redis.key(&format!("steam_share_rank:{day}"));
+        let got: Result<(Option<u64>, u64, Vec<(i64, u64)>), _> = self
+            .redis
+            .call(|mut c| {
+                let (total_key, rank_key) = (total_key.clone(), rank_key.clone());
+                async move {
+                    redis::pipe()
+                        .get(&total_key)
+                        .zcard(&rank_key)
+                        .zrevrange_withscores(&rank_key, 0, 9)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await;
+        match got {
+            Ok((calls, users, top)) => SharedUsage { calls: calls.unwrap_or(0), users, top },
+            Err(_) => SharedUsage::default(),
+        }
     }
 }
 
@@ -431,6 +527,11 @@ impl SteamClient {
         self
     }
 
+    /// The call budget, when one is enforced.
+    pub fn budget(&self) -> Option<&KeyBudget> {
+        self.budget.as_ref()
+    }
+
     fn url(&self, path: &str) -> Url {
         let mut url = self.base.clone();
         let base_path = url.path().trim_end_matches('/').to_owned();
@@ -443,7 +544,7 @@ impl SteamClient {
     async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
-        key: &SecretString,
+        key: &ApiKey,
         query: &[(&str, String)],
     ) -> Result<(u16, T), SteamError> {
         let mut attempt = 0;
@@ -452,9 +553,9 @@ impl SteamClient {
             if let Some(budget) = &self.budget {
                 budget.spend(key).await?;
             }
-            let result = self.get_once::<T>(path, key, query).await;
+            let result = self.get_once::<T>(path, &key.secret, query).await;
             if let (Err(SteamError::RateLimited { until: Some(until) }), Some(budget)) = (&result, &self.budget) {
-                budget.pause(key, *until).await;
+                budget.pause(&key.secret, *until).await;
             }
             match result {
                 // Steam said when to come back: not before then.
@@ -536,7 +637,7 @@ impl SteamClient {
 
     /// The user's games, free ones played included. A private profile is
     /// [`SteamError::Private`]; a SteamID no account has, [`SteamError::NotFound`].
-    pub async fn owned_games(&self, key: &SecretString, steam_id: u64) -> Result<OwnedGames, SteamError> {
+    pub async fn owned_games(&self, key: &ApiKey, steam_id: u64) -> Result<OwnedGames, SteamError> {
         let (_, env): (_, OwnedGamesEnvelope) = self
             .get(
                 "/IPlayerService/GetOwnedGames/v1/",
@@ -560,7 +661,7 @@ impl SteamClient {
     /// The player's achievements in one game.
     pub async fn player_achievements(
         &self,
-        key: &SecretString,
+        key: &ApiKey,
         steam_id: u64,
         appid: i64,
     ) -> Result<Vec<PlayerAchievement>, SteamError> {
@@ -586,14 +687,14 @@ impl SteamClient {
     }
 
     /// A game's achievement schema; empty when the game has none.
-    pub async fn schema(&self, key: &SecretString, appid: i64) -> Result<Vec<SchemaAchievement>, SteamError> {
+    pub async fn schema(&self, key: &ApiKey, appid: i64) -> Result<Vec<SchemaAchievement>, SteamError> {
         let (_, env): (_, SchemaEnvelope) =
             self.get("/ISteamUserStats/GetSchemaForGame/v2/", key, &[("appid", appid.to_string())]).await?;
         Ok(env.game.stats.map(|s| s.achievements).unwrap_or_default())
     }
 
     /// Global unlock percentages of a game's achievements.
-    pub async fn global_percentages(&self, key: &SecretString, appid: i64) -> Result<Vec<GlobalPercent>, SteamError> {
+    pub async fn global_percentages(&self, key: &ApiKey, appid: i64) -> Result<Vec<GlobalPercent>, SteamError> {
         let (_, env): (_, GlobalEnvelope) = self
             .get("/ISteamUserStats/GetGlobalAchievementPercentagesForApp/v2/", key, &[("gameid", appid.to_string())])
             .await?;
@@ -601,7 +702,7 @@ impl SteamClient {
     }
 
     /// The public profile of one player; used to check a key before saving it.
-    pub async fn player_summary(&self, key: &SecretString, steam_id: u64) -> Result<PlayerSummary, SteamError> {
+    pub async fn player_summary(&self, key: &ApiKey, steam_id: u64) -> Result<PlayerSummary, SteamError> {
         let (_, env): (_, SummariesEnvelope) = self
             .get("/ISteamUser/GetPlayerSummaries/v2/", key, &[("steamids", steam_id.to_string())])
             .await
@@ -610,7 +711,7 @@ impl SteamClient {
     }
 
     /// A custom profile name to its SteamID64.
-    pub async fn resolve_vanity(&self, key: &SecretString, name: &str) -> Result<u64, SteamError> {
+    pub async fn resolve_vanity(&self, key: &ApiKey, name: &str) -> Result<u64, SteamError> {
         let (_, env): (_, VanityEnvelope) =
             self.get("/ISteamUser/ResolveVanityURL/v1/", key, &[("vanityurl", name.to_owned())]).await?;
         match (env.response.success, env.response.steamid) {

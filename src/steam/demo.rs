@@ -179,9 +179,11 @@ pub fn demo_state_with_players(players: u32) -> FakeState {
 }
 
 /// Creates the accounts of extra demo players 1 to `players` (those not
-/// there yet), each verified and linked to its fake player with the demo
-/// key and password, without a sync queued. Returns how many were made.
+/// there yet), each verified and linked (as proven) to its fake player,
+/// with the demo password, without a sync queued; they sync with the demo
+/// key as the instance's. Returns how many were made.
 pub fn seed_players(conn: &mut PgConnection, cipher: &Cipher, players: u32) -> anyhow::Result<u32> {
+    super::instance_key::set_if_absent(conn, cipher, DEMO_KEY)?;
     let hash = password::hash_now(DEMO_PASSWORD)?;
     let mut made = 0;
     for n in 1..=players {
@@ -196,7 +198,7 @@ pub fn seed_players(conn: &mut PgConnection, cipher: &Cipher, players: u32) -> a
                 &NewUser { username: &name, email: Some(&email), password_hash: Some(&hash), role: Role::User },
             )?;
             User::mark_email_verified(conn, user.id)?;
-            SteamAccount::link(conn, cipher, user.id, player_steam_id(n), DEMO_KEY, &format!("Demo Player {n}"), None)?;
+            SteamAccount::link_proven(conn, user.id, player_steam_id(n), Some(&format!("Demo Player {n}")), None)?;
             Ok(())
         })?;
         made += 1;
@@ -207,6 +209,9 @@ pub fn seed_players(conn: &mut PgConnection, cipher: &Cipher, players: u32) -> a
 /// Creates the demo account (once) linked to the demo player, and queues
 /// its first sync. True when the account was created now.
 pub fn seed(conn: &mut PgConnection, cipher: &Cipher) -> anyhow::Result<bool> {
+    // The demo's accounts sync with the fake Steam's key, lent as the
+    // instance's, as a real instance lends its own.
+    super::instance_key::set_if_absent(conn, cipher, DEMO_KEY)?;
     if User::find_by_login(conn, DEMO_USER)?.is_some() {
         return Ok(false);
     }
@@ -222,7 +227,7 @@ pub fn seed(conn: &mut PgConnection, cipher: &Cipher) -> anyhow::Result<bool> {
             },
         )?;
         User::mark_email_verified(conn, user.id)?;
-        SteamAccount::link(conn, cipher, user.id, DEMO_STEAM_ID, DEMO_KEY, "Questline Demo", None)?;
+        SteamAccount::link_proven(conn, user.id, DEMO_STEAM_ID, Some("Questline Demo"), None)?;
         jobs::enqueue(conn, STEAM_SYNC, user.id)?;
         Ok(())
     })?;

@@ -90,6 +90,8 @@ pub struct FakeState {
     pub owned_games_short_by: usize,
     /// The owned list's JSON stops half-way.
     pub owned_games_truncated: bool,
+    /// `check_authentication` answers `is_valid:false` whatever it is asked.
+    pub openid_refuses: bool,
 }
 
 /// A running fake server.
@@ -122,6 +124,9 @@ impl FakeSteam {
                 .route("/ISteamUserStats/GetGlobalAchievementPercentagesForApp/v2/", web::get().to(global))
                 .route("/ISteamUser/GetPlayerSummaries/v2/", web::get().to(summaries))
                 .route("/ISteamUser/ResolveVanityURL/v1/", web::get().to(vanity))
+                .route(OPENID_PATH, web::get().to(openid_page))
+                .route(OPENID_PATH, web::post().to(openid_check))
+                .route("/openid/approve", web::get().to(openid_approve))
         })
         .workers(1)
         .listen(listener)?
@@ -133,6 +138,20 @@ impl FakeSteam {
     /// The base URL to configure as `STEAM_API_BASE_URL`.
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The address to configure as `STEAM_OPENID_URL`.
+    pub fn openid_url(&self) -> String {
+        format!("{}{OPENID_PATH}", self.base_url())
+    }
+
+    /// A positive assertion for `steam_id`, signed as the fake provider signs
+    /// (the fields in `openid.signed`), as `(name, value)` pairs of the
+    /// query string the provider sends the browser back with. Tests change
+    /// fields and call [`sign`] again to forge answers the provider vouches
+    /// for, or leave them unsigned to forge ones it does not.
+    pub fn assertion(&self, steam_id: u64, return_to: &str, at: chrono::DateTime<chrono::Utc>) -> Vec<(String, String)> {
+        positive_assertion(&self.openid_url(), steam_id, return_to, at)
     }
 
     /// How many times a method was called.
@@ -443,4 +462,148 @@ pub fn generated_player(state: &mut FakeState, steam_id: u64, games: usize, per_
         owned.push(FakeOwned { appid, playtime_minutes: ((i * 97) % 6000) as i32, unlocked });
     }
     state.players.insert(steam_id, FakePlayer { persona: format!("player{steam_id}"), public: true, games: owned });
+}
+
+/// Where the fake's OpenID provider answers, as Steam's does at
+/// `https://steamcommunity.com/openid/login`.
+pub const OPENID_PATH: &str = "/openid/login";
+/// The fake provider's signing secret (it has one association, like a
+/// provider in stateless mode).
+const OPENID_SECRET: &[u8] = b"questline fake steam openid association";
+
+fn openid_nonce(at: chrono::DateTime<chrono::Utc>) -> String {
+    let mut bytes = [0u8; 6];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    format!("{}{}", at.format("%Y-%m-%dT%H:%M:%SZ"), hex::encode(bytes))
+}
+
+/// The fields Steam signs, in its order.
+const SIGNED: &str = "signed,op_endpoint,claimed_id,identity,return_to,response_nonce,assoc_handle";
+
+fn positive_assertion(
+    endpoint: &str,
+    steam_id: u64,
+    return_to: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Vec<(String, String)> {
+    let id = format!("{}{steam_id}", super::openid::CLAIMED_ID_PREFIX);
+    let mut fields: Vec<(String, String)> = [
+        ("ns", super::openid::NS.to_owned()),
+        ("mode", "id_res".to_owned()),
+        ("op_endpoint", endpoint.to_owned()),
+        ("claimed_id", id.clone()),
+        ("identity", id),
+        ("return_to", return_to.to_owned()),
+        ("response_nonce", openid_nonce(at)),
+        ("assoc_handle", "1234567890".to_owned()),
+        ("signed", SIGNED.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (format!("openid.{k}"), v))
+    .collect();
+    sign(&mut fields);
+    fields
+}
+
+fn signature(fields: &[(String, String)]) -> String {
+    use hmac::Mac;
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(OPENID_SECRET).expect("HMAC takes any key");
+    for name in get("openid.signed").unwrap_or_default().split(',') {
+        // OpenID's key-value form: "name:value\n" per signed field.
+        mac.update(format!("{name}:{}\n", get(&format!("openid.{name}")).unwrap_or_default()).as_bytes());
+    }
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, mac.finalize().into_bytes())
+}
+
+/// (Re)signs an assertion over the fields its `openid.signed` names.
+pub fn sign(fields: &mut Vec<(String, String)>) {
+    let sig = signature(fields);
+    fields.retain(|(k, _)| k != "openid.sig");
+    fields.push(("openid.sig".into(), sig));
+}
+
+/// `return_to` with the assertion's fields added to its query, as the
+/// provider sends the browser back.
+pub fn return_url(return_to: &str, fields: &[(String, String)]) -> String {
+    let mut url = url::Url::parse(return_to).expect("return_to is a URL");
+    url.query_pairs_mut().extend_pairs(fields);
+    url.to_string()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Steam's sign-in page, reduced to what matters: pick one of the fake's
+/// players (Steam would ask for a password), or cancel.
+async fn openid_page(
+    state: web::Data<Mutex<FakeState>>,
+    q: web::Query<std::collections::BTreeMap<String, String>>,
+) -> HttpResponse {
+    if q.get("openid.mode").map(String::as_str) != Some("checkid_setup") {
+        return bad_request_html();
+    }
+    let Some(return_to) = q.get("openid.return_to").filter(|r| r.starts_with("http")) else {
+        return bad_request_html();
+    };
+    let mut players: Vec<(u64, String)> = {
+        let s = state.lock().unwrap();
+        s.players.iter().map(|(id, p)| (*id, p.persona.clone())).collect()
+    };
+    players.sort();
+    let buttons: String = players
+        .iter()
+        .take(50)
+        .map(|(id, persona)| {
+            let href = format!(
+                "/openid/approve?player={id}&return_to={}",
+                url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
+            );
+            format!("<li><a class=\"player\" data-steamid=\"{id}\" href=\"{}\">{}</a> <small>{id}</small></li>", escape(&href), escape(persona))
+        })
+        .collect();
+    let cancel = return_url(return_to, &[("openid.ns".into(), super::openid::NS.into()), ("openid.mode".into(), "cancel".into())]);
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
+        "<!doctype html><html><head><meta name=\"viewport\" content=\"width=device-width\"><title>Sign In (fake Steam)</title>\
+         <style>body{{font-family:sans-serif;background:#1b2838;color:#c7d5e0;max-width:32rem;margin:2rem auto;padding:0 1rem}}\
+         a{{color:#66c0f4}}li{{margin:.6rem 0}}</style></head>\
+         <body><h1>Sign in through Steam</h1><p>The fake Steam: choose who you are.</p><ul>{buttons}</ul>\
+         <p><a id=\"cancel\" href=\"{}\">Cancel</a></p></body></html>",
+        escape(&cancel)
+    ))
+}
+
+#[derive(Deserialize)]
+struct Approve {
+    player: u64,
+    return_to: String,
+}
+
+/// The positive assertion: back to `return_to` with the signed fields.
+async fn openid_approve(own: web::Data<FakeBase>, q: web::Query<Approve>) -> HttpResponse {
+    if url::Url::parse(&q.return_to).is_err() {
+        return bad_request_html();
+    }
+    let fields = positive_assertion(&format!("{}{OPENID_PATH}", own.0), q.player, &q.return_to, chrono::Utc::now());
+    HttpResponse::Found().insert_header(("location", return_url(&q.return_to, &fields))).finish()
+}
+
+/// `check_authentication`: whether the signature over the signed fields is
+/// the fake's own (and nothing else: nonces are the relying party's job,
+/// which is what the tests check).
+async fn openid_check(state: web::Data<Mutex<FakeState>>, form: web::Form<Vec<(String, String)>>) -> HttpResponse {
+    let refuses = {
+        let mut s = state.lock().unwrap();
+        *s.calls.entry("check_authentication".into()).or_default() += 1;
+        s.openid_refuses
+    };
+    let fields = form.into_inner();
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let valid = !refuses
+        && get("openid.mode").as_deref() == Some("check_authentication")
+        && get("openid.sig").is_some_and(|sig| sig == signature(&fields));
+    HttpResponse::Ok()
+        .content_type("text/plain")
+        .body(format!("ns:{}\nis_valid:{valid}\n", super::openid::NS))
 }

@@ -1,5 +1,6 @@
-//! The Steam settings page: link an account with the user's own Web API key,
-//! start a sync, and watch its progress live (server-sent events).
+//! The Steam settings page: the linked account (proven by signing in
+//! through Steam, see `auth::steam_login`), the user's own Web API key if
+//! they want one, starting a sync and watching it live (server-sent events).
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use super::account::SteamAccount;
 use super::service;
 use crate::audit::RequestMeta;
 use crate::auth::extractors::CurrentUser;
-use crate::db::{self, PgPool};
+use crate::db;
 use crate::error::AppError;
 use crate::jobs::model::{self as jobs, Job};
 use crate::jobs::STEAM_SYNC;
@@ -38,7 +39,6 @@ const STREAM_MAX_EVENTS: u32 = 1200;
 struct SettingsPage {
     ctx: PageContext,
     state: SyncState,
-    profile: String,
     error: Option<String>,
 }
 
@@ -53,12 +53,19 @@ struct SyncState {
     /// Games that left the library (the latest 50), and how many in all.
     removed: Vec<RemovedGame>,
     removed_total: i64,
+    /// The instance lends its own key to users without one.
+    instance_key: bool,
 }
 
 impl SettingsPage {
-    /// A key is stored, so the form may leave the key empty.
-    fn key_on_file(&self) -> bool {
-        self.state.account.as_ref().is_some_and(|a| a.api_key_last4.is_some())
+    /// The account, when a SteamID is linked (a row may hold only a key).
+    fn linked(&self) -> Option<&SteamAccount> {
+        self.state.account.as_ref().filter(|a| a.is_linked())
+    }
+
+    /// The end of the user's own key, when they stored one.
+    fn key_last4(&self) -> Option<&str> {
+        self.state.account.as_ref().and_then(|a| a.api_key_last4.as_deref())
     }
 
     /// A sync is waiting or running.
@@ -77,10 +84,12 @@ impl SettingsPage {
     }
 }
 
-async fn load(pool: &PgPool, user_id: i64) -> Result<SyncState, AppError> {
-    db::run(pool, move |conn| {
+async fn load(state: &AppState, user_id: i64) -> Result<SyncState, AppError> {
+    let settings = state.settings.clone();
+    db::run(&state.pool, move |conn| {
         let (removed, removed_total) = crate::models::library::removed_games(conn, user_id, 50)?;
         Ok(SyncState {
+            instance_key: super::instance_key::info(conn, &settings)?.is_some(),
             account: SteamAccount::find(conn, user_id)?,
             job: jobs::latest(conn, STEAM_SYNC, user_id)?,
             unsynced: unsynced_games(conn, user_id)?,
@@ -93,39 +102,40 @@ async fn load(pool: &PgPool, user_id: i64) -> Result<SyncState, AppError> {
 }
 
 async fn show(ctx: PageContext, current: CurrentUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let state = load(pool, current.user.id).await?;
-    render(&SettingsPage { ctx, state, profile: String::new(), error: None })
+    let sync = load(&state, current.user.id).await?;
+    render(&SettingsPage { ctx, state: sync, error: None })
 }
 
 #[derive(Deserialize)]
-pub struct LinkForm {
-    profile: String,
+pub struct KeyForm {
     api_key: SecretString,
 }
 
-async fn link(
+/// Stores the user's own Web API key, once Steam takes it.
+async fn set_key(
     ctx: PageContext,
     current: CurrentUser,
-    form: web::Form<LinkForm>,
+    form: web::Form<KeyForm>,
     meta: RequestMeta,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let form = form.into_inner();
     let user_id = current.user.id;
-    match service::link(&state, user_id, &form.profile, &form.api_key, &meta).await? {
-        Ok(persona) => {
-            FlashMessage::success(format!("Linked Steam account {persona}. Your library is syncing.")).send();
+    match service::set_own_key(&state, user_id, &form.api_key, &meta).await? {
+        Ok(()) => {
+            FlashMessage::success("Your Web API key is saved; syncs use it from now on.").send();
             Ok(see_other("/settings/steam"))
         }
         Err(error) => {
-            let sync = load(&state.pool, user_id).await?;
-            render_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &SettingsPage { ctx, state: sync, profile: form.profile, error: Some(error) },
-            )
+            let sync = load(&state, user_id).await?;
+            render_status(StatusCode::UNPROCESSABLE_ENTITY, &SettingsPage { ctx, state: sync, error: Some(error) })
         }
     }
+}
+
+async fn remove_key(current: CurrentUser, meta: RequestMeta, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    service::clear_own_key(&state, current.user.id, &meta).await?;
+    FlashMessage::info("Your Web API key is removed.").send();
+    Ok(see_other("/settings/steam"))
 }
 
 /// Queues a sync for the signed-in user, at most once per
@@ -148,7 +158,7 @@ async fn start_sync(current: CurrentUser, state: &AppState, everything: bool) ->
     }
     let queued = db::run(pool, move |conn| {
         conn.transaction(|conn| {
-            if SteamAccount::find(conn, user_id)?.is_none() {
+            if !SteamAccount::find(conn, user_id)?.is_some_and(|a| a.is_linked()) {
                 return Ok(None);
             }
             if everything {
@@ -214,7 +224,13 @@ async fn unlink_confirm(
 }
 
 async fn unlink(current: CurrentUser, meta: RequestMeta, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let games = service::unlink(&state, current.user.id, &meta).await?;
+    let Some(games) = service::unlink(&state, current.user.id, &meta).await? else {
+        FlashMessage::warning(
+            "Set a password first (Account → Password): you sign in through Steam, so without a password you could not sign in once it is unlinked.",
+        )
+        .send();
+        return Ok(see_other("/settings/steam"));
+    };
     FlashMessage::info(format!(
         "Your Steam account is unlinked and its library ({games} game(s)) is deleted. Your goals stay."
     ))
@@ -273,7 +289,9 @@ async fn progress_stream(current: CurrentUser, state: web::Data<AppState>) -> Re
 
 /// Registers the routes of this module.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/settings/steam").route(web::get().to(show)).route(web::post().to(link)))
+    cfg.service(web::resource("/settings/steam").route(web::get().to(show)))
+        .service(web::resource("/settings/steam/key").route(web::post().to(set_key)))
+        .service(web::resource("/settings/steam/key/remove").route(web::post().to(remove_key)))
         .service(web::resource("/settings/steam/sync").route(web::post().to(sync_now)))
         .service(web::resource("/settings/steam/resync-all").route(web::post().to(resync_all)))
         .service(

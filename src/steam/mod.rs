@@ -3,10 +3,13 @@
 
 pub mod account;
 pub mod client;
+pub mod conflicts;
 pub mod demo;
 pub mod fake;
+pub mod instance_key;
 pub mod library;
 pub mod link;
+pub mod openid;
 pub mod service;
 pub mod stats;
 pub mod streams;

@@ -1,12 +1,17 @@
 //! Linking a Steam account: the use case behind the Steam settings form.
 
-use secrecy::SecretString;
+use diesel::prelude::*;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::account::SteamAccount;
-use super::client::{parse_profile, valid_api_key, ProfileRef};
+use super::client::{valid_api_key, ApiKey, PlayerSummary, SteamError};
+use super::conflicts;
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::db;
+use crate::email::messages::SteamIdClaimed;
 use crate::error::AppError;
+use crate::models::user::User;
+use crate::settings::Settings;
 use crate::jobs::model as jobs;
 use crate::jobs::STEAM_SYNC;
 use crate::state::AppState;
@@ -15,96 +20,232 @@ use crate::state::AppState;
 const SUPERSEDED: &str = "Stopped: the Steam link changed while it ran; a new sync follows.";
 const UNLINKED: &str = "Stopped: the Steam account was unlinked while it ran.";
 
-/// Links the profile (a SteamID64, a profile URL or a vanity name) with
-/// the Web API key, after one call to Steam proves both, and queues the
-/// first sync. An empty key keeps the key on file (a half-linked legacy
-/// account has one and needs only its profile). The persona name when
-/// linked; `Err(message)` for the form when Steam or the input refuses.
-pub async fn link(
+/// What proving a SteamID came to for the account that proved it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Linked now (a first link, or in place of another SteamID).
+    Linked { replaced: bool },
+    /// The account already had this SteamID linked; it is proven now.
+    Verified,
+    /// Already linked and proven: nothing changed.
+    Unchanged,
+    /// Another account holds it, proven: refused (its owner is told).
+    HeldByAnother,
+}
+
+/// Why a SteamID went from one account to another, for the job it stops.
+const RELEASED: &str = "Stopped: the owner of this Steam account proved it on another Questline account.";
+
+/// Gives `steam_id`, just proven through Steam by `user_id`, to that account,
+/// in the caller's transaction. One account per SteamID: another account's
+/// proven link wins (refused, and its owner mailed); an unproven one is
+/// released to the prover (its owner mailed, its library removed). A link
+/// to another SteamID is replaced, its library with it; the first sync of
+/// the new one is queued.
+pub fn claim(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    user_id: i64,
+    steam_id: u64,
+    persona: Option<&str>,
+    avatar: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<Claim, AppError> {
+    let audit = |action: &'static str| AuditEvent::new("steam", action, meta).actor(user_id).target_text(steam_id.to_string());
+    match SteamAccount::holder(conn, steam_id)? {
+        Some((holder, proven)) if holder == user_id => {
+            if proven {
+                return Ok(Claim::Unchanged);
+            }
+            SteamAccount::mark_verified(conn, user_id)?;
+            audit("verify").record(conn)?;
+            return Ok(Claim::Verified);
+        }
+        Some((holder, true)) => {
+            conflicts::record(conn, steam_id, Some(holder), Some(user_id), "refused")?;
+            tell_holder(conn, settings, holder, steam_id, false)?;
+            audit("link").failed("SteamID held by another account").record(conn)?;
+            return Ok(Claim::HeldByAnother);
+        }
+        Some((holder, false)) => {
+            jobs::supersede(conn, STEAM_SYNC, holder, RELEASED)?;
+            crate::models::library::delete_all_for(conn, holder)?;
+            SteamAccount::release(conn, holder)?;
+            crate::rarity::rescore_users(conn, &[holder])?;
+            crate::achievements::model::evaluate(conn, &[holder])?;
+            conflicts::record(conn, steam_id, Some(holder), Some(user_id), "released")?;
+            tell_holder(conn, settings, holder, steam_id, true)?;
+            AuditEvent::new("steam", "release", meta)
+                .actor(user_id)
+                .target_user(holder, "")
+                .details(serde_json::json!({ "steam_id": steam_id.to_string() }))
+                .record(conn)?;
+        }
+        None => {}
+    }
+    // A sync running for the link before this one stops writing from here
+    // on (its writes check its lease), and this link's first sync is
+    // queued at once rather than after it.
+    jobs::supersede(conn, STEAM_SYNC, user_id, SUPERSEDED)?;
+    // Another Steam account's games are not this one's.
+    let previous = SteamAccount::find(conn, user_id)?.and_then(|a| a.steam_id);
+    let replaced = previous.is_some_and(|p| p != steam_id as i64);
+    if replaced {
+        crate::models::library::delete_all_for(conn, user_id)?;
+        crate::rarity::rescore_users(conn, &[user_id])?;
+        crate::achievements::model::evaluate(conn, &[user_id])?;
+    }
+    // Two accounts proving one SteamID at once: the unique index lets one
+    // through; the other finds it held, as it would a moment later.
+    let linked = conn.transaction(|conn| SteamAccount::link_proven(conn, user_id, steam_id, persona, avatar));
+    match linked {
+        Ok(()) => {}
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+            audit("link").failed("SteamID held by another account").record(conn)?;
+            return Ok(Claim::HeldByAnother);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    jobs::enqueue(conn, STEAM_SYNC, user_id)?;
+    audit("link").details(serde_json::json!({ "proven": true, "replaced": replaced })).record(conn)?;
+    Ok(Claim::Linked { replaced })
+}
+
+/// Mails the holder of a SteamID someone else proved.
+fn tell_holder(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    holder: i64,
+    steam_id: u64,
+    released: bool,
+) -> Result<(), AppError> {
+    let user = User::find(conn, holder)?;
+    if let Some((username, email)) = user.and_then(|u| u.verified_email().map(|e| (u.username.clone(), e.to_owned()))) {
+        SteamIdClaimed {
+            username,
+            steam_id: steam_id.to_string(),
+            released,
+            steam_page: settings.public_url("/settings/steam"),
+        }
+        .queue(conn, &email)?;
+    }
+    Ok(())
+}
+
+/// Links the SteamID the signed-in user just proved through Steam (see
+/// [`claim`]); the persona and avatar when Steam gave them.
+pub async fn link_proven(
     state: &AppState,
     user_id: i64,
-    profile: &str,
-    api_key: &SecretString,
+    steam_id: u64,
+    profile: Option<PlayerSummary>,
     meta: &RequestMeta,
-) -> Result<Result<String, String>, AppError> {
-    let (pool, steam, cipher) = (&state.pool, &state.steam, &state.cipher);
-    // An empty key field keeps the key on file (a half-linked legacy
-    // account has one and needs only its profile).
-    let typed = secrecy::ExposeSecret::expose_secret(api_key).trim().to_owned();
-    let stored_key = if typed.is_empty() {
-        let c = cipher.clone();
-        db::run(pool, move |conn| {
-            let account = SteamAccount::find(conn, user_id)?;
-            Ok(account.map(|a| a.api_key(&c)).transpose().map_err(|e| AppError::Internal(e.into()))?.flatten())
-        })
-        .await?
-    } else {
-        None
-    };
-    let checked = async {
-        let profile = parse_profile(profile)?;
-        let key = match &stored_key {
-            Some(k) => secrecy::ExposeSecret::expose_secret(k).to_owned(),
-            None => valid_api_key(&typed)?,
-        };
-        let secret = SecretString::from(key.clone());
-        // One call proves the key works (a bad key is Steam's HTML 403).
-        let steam_id = match profile {
-            ProfileRef::Id(id) => id,
-            ProfileRef::Vanity(name) => steam.resolve_vanity(&secret, &name).await.map_err(|e| e.to_string())?,
-        };
-        let summary = steam.player_summary(&secret, steam_id).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((steam_id, key, summary))
-    }
-    .await;
-    let (steam_id, key, summary) = match checked {
-        Ok(v) => v,
-        Err(error) => return Ok(Err(error)),
-    };
-    let (cipher, meta) = (cipher.clone(), meta.clone());
-    let persona = summary.personaname.clone();
+) -> Result<Claim, AppError> {
+    let (settings, meta) = (state.settings.clone(), meta.clone());
     // On the background pool: superseding a running sync waits for its
     // write in flight, which may take longer than a page's statement limit.
-    db::run(&state.background, move |conn| {
+    let claim = db::run(&state.background, move |conn| {
         conn.build_transaction().run(|conn| {
-            // A sync running for the link before this one stops writing
-            // from here on (its writes check its lease), and this link's
-            // first sync is queued at once rather than after it.
-            jobs::supersede(conn, STEAM_SYNC, user_id, SUPERSEDED)?;
-            // Another Steam account's games are not this one's.
-            let previous = SteamAccount::find(conn, user_id)?.and_then(|a| a.steam_id);
-            if previous.is_some_and(|p| p != steam_id as i64) {
-                crate::models::library::delete_all_for(conn, user_id)?;
-                crate::rarity::rescore_users(conn, &[user_id])?;
-                crate::achievements::model::evaluate(conn, &[user_id])?;
-            }
-            SteamAccount::link(
-                conn,
-                &cipher,
-                user_id,
-                steam_id,
-                &key,
-                &summary.personaname,
-                summary.avatarfull.as_deref(),
-            )?;
-            jobs::enqueue(conn, STEAM_SYNC, user_id)?;
-            AuditEvent::new("steam", "link", &meta).actor(user_id).target_text(steam_id.to_string()).record(conn)?;
-            Ok(())
+            let persona = profile.as_ref().map(|p| p.personaname.as_str());
+            let avatar = profile.as_ref().and_then(|p| p.avatarfull.as_deref());
+            claim(conn, &settings, user_id, steam_id, persona, avatar, &meta)
         })
     })
     .await?;
     state.jobs.notify();
-    Ok(Ok(persona))
+    Ok(claim)
+}
+
+/// The player's persona and avatar, when a key is at hand to ask Steam
+/// (the user's own, else the instance's); `None` when it cannot be had,
+/// which costs nothing but a name to propose.
+pub async fn profile_of(state: &AppState, user_id: Option<i64>, steam_id: u64) -> Option<PlayerSummary> {
+    let (cipher, settings) = (state.cipher.clone(), state.settings.clone());
+    let key = db::run(&state.pool, move |conn| {
+        let own = match user_id {
+            Some(id) => SteamAccount::find(conn, id)?
+                .map(|a| a.api_key(&cipher))
+                .transpose()
+                .map_err(|e| AppError::Internal(e.into()))?
+                .flatten(),
+            None => None,
+        };
+        match own {
+            Some(k) => Ok(Some(ApiKey::own(k))),
+            None => Ok(super::instance_key::current(conn, &cipher, &settings)?
+                .map(|secret| ApiKey { secret, shared_with: user_id })),
+        }
+    })
+    .await
+    .ok()
+    .flatten()?;
+    match state.steam.player_summary(&key, steam_id).await {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::info!(error = %e, "no Steam persona for a SteamID proven just now");
+            None
+        }
+    }
+}
+
+/// Stores the user's own Web API key after one call proves Steam takes it;
+/// `Err(message)` for the form when it does not.
+pub async fn set_own_key(
+    state: &AppState,
+    user_id: i64,
+    api_key: &SecretString,
+    meta: &RequestMeta,
+) -> Result<Result<(), String>, AppError> {
+    let key = match valid_api_key(api_key.expose_secret()) {
+        Ok(k) => k,
+        Err(e) => return Ok(Err(e)),
+    };
+    // Any public profile answers a good key; Steam's own founder's is one
+    // that always exists.
+    let probe = ApiKey::own(SecretString::from(key.clone()));
+    match state.steam.player_summary(&probe, 76_561_197_960_287_930).await {
+        Ok(_) | Err(SteamError::NotFound) => {}
+        Err(e) => return Ok(Err(e.to_string())),
+    }
+    let (cipher, meta) = (state.cipher.clone(), meta.clone());
+    db::run(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            SteamAccount::set_api_key(conn, &cipher, user_id, &key)?;
+            AuditEvent::new("steam", "own_key_set", &meta).actor(user_id).record(conn)?;
+            Ok(())
+        })
+    })
+    .await?;
+    Ok(Ok(()))
+}
+
+/// Forgets the user's own key; syncs use the instance's from then on.
+pub async fn clear_own_key(state: &AppState, user_id: i64, meta: &RequestMeta) -> Result<(), AppError> {
+    let meta = meta.clone();
+    db::run(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            SteamAccount::clear_api_key(conn, user_id)?;
+            AuditEvent::new("steam", "own_key_removed", &meta).actor(user_id).record(conn)?;
+            Ok(())
+        })
+    })
+    .await
 }
 
 /// Unlinks the Steam account and deletes the library it synced (games,
 /// playtime, unlocks); goals stay, their progress recomputed. Returns how
-/// many games were removed.
-pub async fn unlink(state: &AppState, user_id: i64, meta: &RequestMeta) -> Result<usize, AppError> {
+/// many games were removed; `None` (nothing done) for an account without a
+/// password, which could no longer sign in.
+pub async fn unlink(state: &AppState, user_id: i64, meta: &RequestMeta) -> Result<Option<usize>, AppError> {
     let meta = meta.clone();
     // The background pool, for the same reason as linking.
     db::run(&state.background, move |conn| {
         conn.build_transaction().run(|conn| {
+            // An account made through Steam signs in only through Steam
+            // until it has a password: unlinking would lock its owner out.
+            if !User::find(conn, user_id)?.is_some_and(|u| u.has_password()) {
+                return Ok(None);
+            }
             // A sync still running writes nothing more of this account.
             jobs::supersede(conn, STEAM_SYNC, user_id, UNLINKED)?;
             let games = crate::models::library::delete_all_for(conn, user_id)?;
@@ -115,7 +256,7 @@ pub async fn unlink(state: &AppState, user_id: i64, meta: &RequestMeta) -> Resul
                 .actor(user_id)
                 .details(serde_json::json!({ "games_removed": games }))
                 .record(conn)?;
-            Ok(games)
+            Ok(Some(games))
         })
     })
     .await

@@ -12,10 +12,9 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use diesel::prelude::*;
 use futures_util::StreamExt;
-use secrecy::SecretString;
 
 use super::account::SteamAccount;
-use super::client::{OwnedGame, SteamError};
+use super::client::{ApiKey, OwnedGame, SteamError};
 use crate::jobs::kind::{Backoff, Done, JobError, JobFuture, JobKind};
 use crate::jobs::model::{self as jobs, Job, Lease};
 use crate::jobs::STEAM_SYNC;
@@ -124,6 +123,25 @@ pub async fn run(ctx: &AppState, job: &Job) -> Result<Done, SyncError> {
     }
 }
 
+/// The key a sync calls Steam with: the user's own, else the instance's,
+/// lent within the user's daily share.
+async fn sync_key(ctx: &AppState, account: &SteamAccount) -> Result<ApiKey, SyncError> {
+    if let Some(own) = account.api_key(&ctx.cipher).map_err(|e| JobError::fatal(e.to_string()))? {
+        return Ok(ApiKey::own(own));
+    }
+    let (cipher, settings) = (ctx.cipher.clone(), ctx.settings.clone());
+    let shared = crate::db::run(&ctx.background, move |conn| super::instance_key::current(conn, &cipher, &settings))
+        .await
+        .map_err(|e| JobError::transient(e.to_string()))?;
+    match shared {
+        Some(secret) => Ok(ApiKey { secret, shared_with: Some(account.user_id) }),
+        None => Err(JobError::fatal(
+            "This site has no Steam Web API key for syncing yet. Add your own key on the Steam page, \
+             or ask the admin to set one.",
+        )),
+    }
+}
+
 /// Consecutive failures of Steam itself (timeouts, 5xx) after which a sync
 /// stops: Steam is down, and every further game would only fail too.
 const STEAM_DOWN_AFTER: u32 = 5;
@@ -134,13 +152,11 @@ async fn sync_user(ctx: &AppState, lease: Lease, user_id: i64) -> Result<usize, 
     let Some(account) = blocking(ctx, move |conn| SteamAccount::find(conn, user_id)).await? else {
         return Err(JobError::fatal("No Steam account is linked."));
     };
-    let key = account.api_key(&ctx.cipher).map_err(|e| JobError::fatal(e.to_string()))?;
-    let (Some(key), Some(steam_id)) = (key, account.steam_id) else {
-        return Err(JobError::fatal(
-            "Finish linking your Steam account on the Steam page: a profile and a key are both needed.",
-        ));
+    let Some(steam_id) = account.steam_id else {
+        return Err(JobError::fatal("Finish linking your Steam account: sign in through Steam on the Steam page."));
     };
     let steam_id = steam_id as u64;
+    let key = sync_key(ctx, &account).await?;
 
     let list = ctx.steam.owned_games(&key, steam_id).await?;
     if !list.complete {
@@ -347,7 +363,10 @@ fn unix(secs: i64) -> Option<DateTime<Utc>> {
 /// Classifies a Steam error met while fetching one game.
 fn game_error(endpoint: &'static str, error: SteamError) -> GameOutcome {
     match error {
-        SteamError::BadKey | SteamError::BudgetExhausted | SteamError::RateLimited { .. } => {
+        SteamError::BadKey
+        | SteamError::BudgetExhausted
+        | SteamError::ShareExhausted
+        | SteamError::RateLimited { .. } => {
             GameOutcome::Abort(SyncError::from(error))
         }
         error => GameOutcome::Failed { endpoint, error },
@@ -356,7 +375,7 @@ fn game_error(endpoint: &'static str, error: SteamError) -> GameOutcome {
 
 async fn sync_game(
     ctx: &AppState,
-    key: &SecretString,
+    key: &ApiKey,
     steam_id: u64,
     user_id: i64,
     lease: Lease,
@@ -406,7 +425,7 @@ async fn sync_game(
 /// every user). An empty schema for a game this instance knows
 /// achievements of is not believed (Steam answers `{"game":{}}` now and
 /// then): it is recorded as a failure and tried again after a backoff.
-async fn fetch_stats(ctx: &AppState, key: &SecretString, game: &GameTodo) -> Result<(), GameOutcome> {
+async fn fetch_stats(ctx: &AppState, key: &ApiKey, game: &GameTodo) -> Result<(), GameOutcome> {
     let appid = game.appid;
     let schema = match ctx.steam.schema(key, appid).await {
         Ok(s) => s,
@@ -427,7 +446,12 @@ async fn fetch_stats(ctx: &AppState, key: &SecretString, game: &GameTodo) -> Res
     } else {
         match ctx.steam.global_percentages(key, appid).await {
             Ok(g) => (Some(g), None),
-            Err(e @ (SteamError::BadKey | SteamError::BudgetExhausted | SteamError::RateLimited { .. })) => {
+            Err(
+                e @ (SteamError::BadKey
+                | SteamError::BudgetExhausted
+                | SteamError::ShareExhausted
+                | SteamError::RateLimited { .. }),
+            ) => {
                 return Err(game_error("GetGlobalAchievementPercentagesForApp", e))
             }
             Err(e) => (None, Some(e)),

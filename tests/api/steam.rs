@@ -93,29 +93,84 @@ pub(crate) async fn sync_finished(app: &TestApp) -> String {
     .await
 }
 
+/// Links the SteamID64 `profile` to the signed-in user by signing in
+/// through the fake Steam, after saving `key` as their own (none when
+/// empty). The app's answer to Steam's redirect.
 pub(crate) async fn link(app: &TestApp, profile: &str, key: &str) -> reqwest::Response {
-    app.submit("/settings/steam", "/settings/steam", &[("profile", profile), ("api_key", key)]).await
+    link_with(app, &app.client, profile, key).await
+}
+
+/// [`link`] for another browser.
+pub(crate) async fn link_with(app: &TestApp, client: &reqwest::Client, profile: &str, key: &str) -> reqwest::Response {
+    if !key.is_empty() {
+        let res = app.submit_with(client, "/settings/steam", "/settings/steam/key", &[("api_key", key)]).await;
+        assert_eq!(res.status(), 303, "the key is saved");
+    }
+    let steam_id: u64 = profile.parse().expect("a SteamID64");
+    steam_openid(app, client, "/settings/steam", "link", steam_id).await
+}
+
+/// Starts a sign-in through Steam from `page` (a page with a CSRF token)
+/// for `intent`, picks `steam_id` on the fake Steam's page, and brings
+/// Steam's answer back to the app: the app's response to it.
+pub(crate) async fn steam_openid(
+    app: &TestApp,
+    client: &reqwest::Client,
+    page: &str,
+    intent: &str,
+    steam_id: u64,
+) -> reqwest::Response {
+    let back = steam_return_url(app, client, page, intent, steam_id).await;
+    client.get(back).send().await.unwrap()
+}
+
+/// The address the fake Steam sends the browser back to, with its signed
+/// answer, for a sign-in started from `page`.
+pub(crate) async fn steam_return_url(
+    app: &TestApp,
+    client: &reqwest::Client,
+    page: &str,
+    intent: &str,
+    steam_id: u64,
+) -> String {
+    let return_to = steam_start(app, client, page, intent).await;
+    let provider = url::Url::parse(&app.settings.steam_openid_url.to_string()).unwrap();
+    let mut approve = provider.clone();
+    approve.set_path("/openid/approve");
+    approve.set_query(None);
+    approve.query_pairs_mut().append_pair("player", &steam_id.to_string()).append_pair("return_to", &return_to);
+    let res = crate::helpers::new_client().get(approve).send().await.unwrap();
+    assert_eq!(res.status(), 302, "the fake Steam answers");
+    location(&res).to_owned()
+}
+
+/// Presses "Sign in through Steam" on `page`: the `openid.return_to` the
+/// app asked Steam to come back to.
+pub(crate) async fn steam_start(app: &TestApp, client: &reqwest::Client, page: &str, intent: &str) -> String {
+    let res = app.submit_with(client, page, "/auth/steam", &[("intent", intent)]).await;
+    assert_eq!(res.status(), 303, "off to Steam");
+    let provider = url::Url::parse(&location(&res)).unwrap();
+    assert!(provider.as_str().starts_with(app.settings.steam_openid_url.as_str()), "{provider}");
+    provider.query_pairs().find(|(k, _)| k == "openid.return_to").unwrap().1.into_owned()
 }
 
 #[actix_web::test]
 async fn a_bad_key_is_refused_with_a_clear_message_and_nothing_is_saved() {
     let (app, _fake) = app_with_steam(portal_state()).await;
-    let res = link(&app, "76561197960287930", "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF").await;
+    let res = app.submit("/settings/steam", "/settings/steam/key", &[("api_key", "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF")]).await;
     assert_eq!(res.status(), 422);
     assert!(text_of(&html(res).await, "#link-error").unwrap().contains("refused the Web API key"));
+    let res = app.submit("/settings/steam", "/settings/steam/key", &[("api_key", "not a key!")]).await;
+    assert_eq!(res.status(), 422);
+    assert!(text_of(&html(res).await, "#link-error").unwrap().contains("32 letters and digits"));
     let mut conn = app.pool.get().unwrap();
     assert_eq!(steam_accounts::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
-
-    let res = link(&app, "not a profile!", KEY).await;
-    assert_eq!(res.status(), 422);
-    let res = link(&app, "https://steamcommunity.com/id/nobody-here", KEY).await;
-    assert!(text_of(&html(res).await, "#link-error").unwrap().contains("No Steam profile"));
 }
 
 #[actix_web::test]
-async fn linking_by_profile_link_syncs_the_library_and_achievements() {
+async fn linking_through_steam_syncs_the_library_and_achievements() {
     let (app, fake) = app_with_steam(portal_state()).await;
-    let res = link(&app, "https://steamcommunity.com/id/gaben/", &KEY.to_lowercase()).await;
+    let res = link(&app, &STEAM_ID.to_string(), &KEY.to_lowercase()).await;
     assert_eq!(location(&res), "/settings/steam");
     assert_eq!(sync_finished(&app).await, "done");
 
@@ -192,10 +247,11 @@ async fn rate_limiting_and_server_errors_are_retried() {
     let mut state = portal_state();
     state.failures.extend([429, 503]);
     let (app, fake) = app_with_steam(state).await;
-    // The link check eats the two failures and succeeds on its third try.
+    // The key's check eats the two failures and succeeds on its third
+    // try; the link then asks once for the persona.
     let res = link(&app, "76561197960287930", KEY).await;
     assert_eq!(location(&res), "/settings/steam");
-    assert_eq!(fake.calls("GetPlayerSummaries"), 3);
+    assert_eq!(fake.calls("GetPlayerSummaries"), 4);
     assert_eq!(sync_finished(&app).await, "done");
 }
 
@@ -342,12 +398,13 @@ async fn a_key_past_its_daily_budget_stops_calling_steam_and_says_why() {
     let base = fake.base_url();
     let app = spawn_app_with(|env| {
         env.insert("STEAM_API_BASE_URL".into(), base);
-        env.insert("STEAM_DAILY_CALL_BUDGET".into(), "3".into());
+        env.insert("STEAM_DAILY_CALL_BUDGET".into(), "4".into());
     })
     .await;
     app.register_verified("alice", "alice@example.com", PASSWORD).await;
     app.login_with(&app.client, "alice", PASSWORD).await;
-    // The link check is one call; the sync gets two more, then stops.
+    // The key's check and the persona are a call each; the sync gets two
+    // more, then stops.
     assert_eq!(location(&link(&app, "76561197960287930", KEY).await), "/settings/steam");
     let error = app
         .wait_for("the sync error", |conn| {
@@ -355,9 +412,10 @@ async fn a_key_past_its_daily_budget_stops_calling_steam_and_says_why() {
         })
         .await;
     assert!(error.contains("daily call budget"), "{error}");
-    let total: u64 = fake.state.lock().unwrap().calls.values().sum();
+    let total: u64 =
+        fake.state.lock().unwrap().calls.iter().filter(|(m, _)| *m != "check_authentication").map(|(_, n)| n).sum();
     // In-flight calls are cancelled when the sync stops, so fewer may land.
-    assert!((2..=3).contains(&total), "no call past the budget reached Steam: {total}");
+    assert!((3..=4).contains(&total), "no call past the budget reached Steam: {total}");
 }
 
 #[actix_web::test]
@@ -432,22 +490,26 @@ async fn a_sync_whose_worker_died_is_taken_over_and_redoes_only_unfinished_games
 }
 
 #[actix_web::test]
-async fn a_half_linked_legacy_account_is_completed_with_the_profile_alone() {
+async fn a_legacy_account_with_only_a_key_is_completed_by_signing_in_through_steam() {
     let (app, _fake) = app_with_steam(portal_state()).await;
     let cipher = questline::crypto::Cipher::from_settings(&app.settings);
     {
         let mut conn = app.pool.get().unwrap();
         let id: i64 = questline::schema::users::table.select(questline::schema::users::id).first(&mut conn).unwrap();
-        questline::steam::account::SteamAccount::keep_partial(&mut conn, &cipher, id, None, Some(KEY)).unwrap();
-        // Never queued for a daily sync while incomplete.
+        questline::steam::account::SteamAccount::keep_unproven(&mut conn, &cipher, id, None, Some(KEY)).unwrap();
+        // Never queued for a daily sync while no SteamID is linked.
         assert_eq!(questline::jobs::enqueue_daily_resyncs(&mut conn).unwrap(), 0);
     }
     let page = html(app.get("/settings/steam").await).await;
-    assert!(text_of(&page, "#link-incomplete").unwrap().contains("leave the key empty"));
+    assert!(text_of(&page, "#link-steam").is_some(), "asked to link through Steam");
+    assert_eq!(text_of(&page, "#key-hint").as_deref(), Some("••••CDEF"), "the key it brought is kept");
     let res = link(&app, &STEAM_ID.to_string(), "").await;
     assert_eq!(location(&res), "/settings/steam");
     assert_eq!(sync_finished(&app).await, "done");
     let mut conn = app.pool.get().unwrap();
-    let steam_id: Option<i64> = steam_accounts::table.select(steam_accounts::steam_id).first(&mut conn).unwrap();
-    assert_eq!(steam_id, Some(STEAM_ID as i64));
+    let (steam_id, proven): (Option<i64>, bool) = steam_accounts::table
+        .select((steam_accounts::steam_id, steam_accounts::verified_at.is_not_null()))
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!((steam_id, proven), (Some(STEAM_ID as i64), true));
 }

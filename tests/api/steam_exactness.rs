@@ -33,7 +33,7 @@ fn mutate(fake: &FakeSteam, f: impl FnOnce(&mut FakeState)) {
 pub(crate) fn clear_throttles(app: &TestApp) {
     let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
     let mut conn = client.get_connection().unwrap();
-    for pattern in ["rl:sync_now:*", "rl:resync_all:*", "steam_pause:*"] {
+    for pattern in ["rl:sync_now:*", "rl:resync_all:*", "rl:steam_link:*", "steam_pause:*"] {
         let keys: Vec<String> =
             redis::cmd("KEYS").arg(format!("{}:{pattern}", app.settings.redis_namespace)).query(&mut conn).unwrap();
         for k in keys {
@@ -344,9 +344,7 @@ async fn an_unlink_while_a_sync_runs_leaves_no_unlock_behind() {
     let bob = crate::helpers::new_client();
     app.register_verified_with(&bob, "bob", "bob@example.com", crate::steam::PASSWORD).await;
     app.login_with(&bob, "bob", crate::steam::PASSWORD).await;
-    let res = app
-        .submit_with(&bob, "/settings/steam", "/settings/steam", &[("profile", &OTHER.to_string()), ("api_key", KEY)])
-        .await;
+    let res = crate::steam::link_with(&app, &bob, &OTHER.to_string(), KEY).await;
     assert_eq!(res.status(), 303);
     let bob_id: i64 =
         users::table.filter(users::username.eq("bob")).select(users::id).first(&mut app.pool.get().unwrap()).unwrap();
@@ -837,9 +835,7 @@ async fn run_case(app: &TestApp, fake: &FakeSteam, bob: &reqwest::Client, ops: &
     clear_throttles(app);
     // Bob owns some of the same games on another account, and syncs only
     // now: Alice's syncs must keep his numbers right when schemas change.
-    let res = app
-        .submit_with(bob, "/settings/steam", "/settings/steam", &[("profile", &OTHER.to_string()), ("api_key", KEY)])
-        .await;
+    let res = crate::steam::link_with(app, bob, &OTHER.to_string(), KEY).await;
     assert_eq!(res.status(), 303);
     app.wait_for("Bob's first sync", |conn| {
         let bob: i64 = users::table.filter(users::username.eq("bob")).select(users::id).first(conn).unwrap();
