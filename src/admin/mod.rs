@@ -10,6 +10,7 @@ pub mod maintenance;
 pub mod maintenance_switch;
 pub mod rarity;
 pub mod security;
+pub mod steam;
 pub mod users;
 
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
@@ -21,4 +22,5 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     community::routes(cfg);
     maintenance::routes(cfg);
     rarity::routes(cfg);
+    steam::routes(cfg);
 }

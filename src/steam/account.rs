@@ -143,6 +143,9 @@ impl SteamAccount {
     /// Takes an unproven SteamID from its holder (the proven owner claimed
     /// it): their key stays, the SteamID and what was proven go.
     pub fn release(conn: &mut PgConnection, user_id: i64) -> QueryResult<()> {
+        // Without a key there is nothing left to keep.
+        diesel::delete(steam_accounts::table.find(user_id).filter(steam_accounts::api_key_enc.is_null()))
+            .execute(conn)?;
         diesel::update(steam_accounts::table.find(user_id))
             .set((
                 steam_accounts::steam_id.eq(None::<i64>),
@@ -239,6 +242,17 @@ impl SteamAccount {
             ))
             .execute(conn)
             .map(|_| ())
+    }
+
+    /// Accounts with a SteamID linked, and how many of them proved it.
+    pub fn counts(conn: &mut PgConnection) -> QueryResult<(i64, i64)> {
+        steam_accounts::table
+            .filter(steam_accounts::steam_id.is_not_null())
+            .select((
+                diesel::dsl::count_star(),
+                diesel::dsl::count(steam_accounts::verified_at),
+            ))
+            .first(conn)
     }
 
     /// Records how a sync ended: a finished one (games that failed are

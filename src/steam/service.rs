@@ -196,17 +196,10 @@ pub async fn set_own_key(
     api_key: &SecretString,
     meta: &RequestMeta,
 ) -> Result<Result<(), String>, AppError> {
-    let key = match valid_api_key(api_key.expose_secret()) {
+    let key = match check_key(state, api_key).await {
         Ok(k) => k,
         Err(e) => return Ok(Err(e)),
     };
-    // Any public profile answers a good key; Steam's own founder's is one
-    // that always exists.
-    let probe = ApiKey::own(SecretString::from(key.clone()));
-    match state.steam.player_summary(&probe, 76_561_197_960_287_930).await {
-        Ok(_) | Err(SteamError::NotFound) => {}
-        Err(e) => return Ok(Err(e.to_string())),
-    }
     let (cipher, meta) = (state.cipher.clone(), meta.clone());
     db::run(&state.pool, move |conn| {
         conn.transaction(|conn| {
@@ -260,4 +253,102 @@ pub async fn unlink(state: &AppState, user_id: i64, meta: &RequestMeta) -> Resul
         })
     })
     .await
+}
+
+/// What the admin's Steam page shows.
+pub struct AdminOverview {
+    pub key: Option<super::instance_key::KeyInfo>,
+    pub usage: super::client::SharedUsage,
+    /// The heaviest users of the instance key today: (username, calls).
+    pub top: Vec<(String, u64)>,
+    pub conflicts: Vec<conflicts::Conflict>,
+    pub conflicts_total: i64,
+    /// Accounts with a SteamID linked, and how many proved it.
+    pub linked: i64,
+    pub proven: i64,
+}
+
+/// The instance key, its use today and the SteamID conflicts (a page of
+/// 50, newest first).
+pub async fn admin_overview(state: &AppState, page: i64) -> Result<AdminOverview, AppError> {
+    let settings = state.settings.clone();
+    let key_info = db::run(&state.pool, move |conn| Ok(super::instance_key::info(conn, &settings)?)).await?;
+    let (cipher, settings) = (state.cipher.clone(), state.settings.clone());
+    let key = db::run(&state.pool, move |conn| super::instance_key::current(conn, &cipher, &settings)).await?;
+    let usage = match (&key, state.steam.budget()) {
+        (Some(k), Some(b)) => b.shared_usage(k).await,
+        _ => Default::default(),
+    };
+    let ids: Vec<i64> = usage.top.iter().map(|(id, _)| *id).collect();
+    let offset = (page.max(1) - 1) * 50;
+    let (names, conflicts, counts) = db::run(&state.pool, move |conn| {
+        let names = User::usernames(conn, &ids)?;
+        let conflicts = conflicts::page(conn, 50, offset)?;
+        let counts = SteamAccount::counts(conn)?;
+        Ok((names, conflicts, counts))
+    })
+    .await?;
+    let top = usage
+        .top
+        .iter()
+        .map(|(id, calls)| (names.get(id).cloned().unwrap_or_else(|| format!("#{id}")), *calls))
+        .collect();
+    Ok(AdminOverview {
+        key: key_info,
+        usage,
+        top,
+        conflicts: conflicts.0,
+        conflicts_total: conflicts.1,
+        linked: counts.0,
+        proven: counts.1,
+    })
+}
+
+/// Sets the instance key after one call proves Steam takes it;
+/// `Err(message)` for the form when it does not.
+pub async fn set_instance_key(
+    state: &AppState,
+    admin_id: i64,
+    api_key: &SecretString,
+    meta: &RequestMeta,
+) -> Result<Result<(), String>, AppError> {
+    let key = match check_key(state, api_key).await {
+        Ok(k) => k,
+        Err(e) => return Ok(Err(e)),
+    };
+    let (cipher, meta) = (state.cipher.clone(), meta.clone());
+    db::run(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            super::instance_key::set(conn, &cipher, &key, Some(admin_id))?;
+            AuditEvent::new("admin", "instance_steam_key_set", &meta).actor(admin_id).record(conn)?;
+            Ok(())
+        })
+    })
+    .await?;
+    Ok(Ok(()))
+}
+
+/// Removes the key an admin set (`STEAM_API_KEY` applies again, if set).
+pub async fn clear_instance_key(state: &AppState, admin_id: i64, meta: &RequestMeta) -> Result<bool, AppError> {
+    let meta = meta.clone();
+    db::run(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            let removed = super::instance_key::clear(conn)?;
+            AuditEvent::new("admin", "instance_steam_key_removed", &meta).actor(admin_id).record(conn)?;
+            Ok(removed)
+        })
+    })
+    .await
+}
+
+/// A typed key, normalised, once one call shows Steam takes it.
+async fn check_key(state: &AppState, api_key: &SecretString) -> Result<String, String> {
+    let key = valid_api_key(api_key.expose_secret())?;
+    // Any public profile answers a good key; Steam's own founder's is one
+    // that always exists.
+    let probe = ApiKey::own(SecretString::from(key.clone()));
+    match state.steam.player_summary(&probe, 76_561_197_960_287_930).await {
+        Ok(_) | Err(SteamError::NotFound) => Ok(key),
+        Err(e) => Err(e.to_string()),
+    }
 }

@@ -38,6 +38,7 @@ mod session_lifetime;
 mod sessions;
 mod steam;
 mod steam_exactness;
+mod steam_identity;
 mod structure;
 mod sync_convergence;
 mod tracker;

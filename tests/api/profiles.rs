@@ -43,6 +43,8 @@ pub(crate) async fn bob_with_portal(app: &TestApp) -> reqwest::Client {
         .values((user_achievements::user_id.eq(id), user_achievements::achievement_id.eq(a1)))
         .execute(&mut conn)
         .unwrap();
+    // A Steam account of his own, proven (only those rank).
+    questline::steam::account::SteamAccount::link_proven(&mut conn, id, 76561197960287931, Some("Bob"), None).unwrap();
     questline::rarity::rescore_users(&mut conn, &[id]).unwrap();
     bob
 }

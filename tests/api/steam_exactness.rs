@@ -713,8 +713,14 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// The fake Steam every case starts from: four games (one without
 /// achievements), two players owning some of them.
+/// Bob's Steam account: the same games as [`OTHER`], on a SteamID of its
+/// own (one Questline account per SteamID).
+const BOB_ID: u64 = 76561197960287932;
+
 fn start_state() -> FakeState {
     let mut s = two_players();
+    let bob = s.players[&OTHER].clone();
+    s.players.insert(BOB_ID, bob);
     s.games.insert(730, FakeGame { name: "Counter-Strike".into(), achievements: vec![achievement("C1", 60.0)] });
     s
 }
@@ -835,7 +841,7 @@ async fn run_case(app: &TestApp, fake: &FakeSteam, bob: &reqwest::Client, ops: &
     clear_throttles(app);
     // Bob owns some of the same games on another account, and syncs only
     // now: Alice's syncs must keep his numbers right when schemas change.
-    let res = crate::steam::link_with(app, bob, &OTHER.to_string(), KEY).await;
+    let res = crate::steam::link_with(app, bob, &BOB_ID.to_string(), KEY).await;
     assert_eq!(res.status(), 303);
     app.wait_for("Bob's first sync", |conn| {
         let bob: i64 = users::table.filter(users::username.eq("bob")).select(users::id).first(conn).unwrap();

@@ -192,11 +192,12 @@ async fn the_last_unlock_ignores_achievements_the_schema_does_not_list() {
 }
 
 #[actix_web::test]
-async fn linking_a_steam_id_that_no_account_has_says_no_profile_matches() {
+async fn a_proven_steam_id_without_a_profile_says_no_profile_matches() {
     let (app, _fake) = app_with_steam(portal_state()).await;
     let res = link(&app, "76561197960287931", KEY).await;
-    assert_eq!(res.status(), 422);
-    let error = text_of(&html(res).await, "#link-error").unwrap();
+    assert_eq!(location(&res), "/settings/steam");
+    assert_eq!(sync_finished(&app).await, "failed");
+    let error = text_of(&html(app.get("/settings/steam").await).await, "#sync-error").unwrap();
     assert!(error.contains("No Steam profile matches"), "{error}");
 }
 
