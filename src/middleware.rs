@@ -19,14 +19,17 @@ use crate::state::AppState;
 /// The Content-Security-Policy: no inline script or style anywhere
 /// (everything comes from /static). Images may come from Steam's hosts:
 /// game icons from the media host (`STEAM_MEDIA_URL`), achievement icons
-/// and avatars from its CDNs.
+/// and avatars from its CDNs. Forms post to the site itself, and the
+/// "Sign in through Steam" form is redirected on to Steam's OpenID
+/// provider, which `form-action` must allow too.
 pub fn content_security_policy(settings: &Settings) -> String {
     let media = settings.steam_media_url.origin().ascii_serialization();
+    let openid = settings.steam_openid_url.origin().ascii_serialization();
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; \
          img-src 'self' data: {media} https://media.steampowered.com https://*.steamstatic.com \
          https://steamcdn-a.akamaihd.net; connect-src 'self'; font-src 'self'; object-src 'none'; \
-         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+         base-uri 'none'; form-action 'self' {openid}; frame-ancestors 'none'"
     )
 }
 

@@ -31,6 +31,8 @@ import uuid
 from collections import Counter, defaultdict
 
 PASSWORD = "questline demo password"
+# The fake Steam's demo player; player n is this plus n.
+DEMO_STEAM_ID = 76561198000000042
 PAGES = ["/dashboard", "/library", "/library?sort=playtime", "/achievements", "/stats", "/leaderboards", "/community"]
 CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 
@@ -131,14 +133,41 @@ class Player(threading.Thread):
         token = self.token("/login")
         if token is None:
             return False
-        body = urllib.parse.urlencode({"login": self.name, "password": PASSWORD, "csrf_token": token})
-        status, location, _ = self.browser.request("POST", "/login", body, kind="sign-in")
+        if self.rng.random() < 0.5:
+            status, location = self.sign_in_through_steam(token)
+        else:
+            body = urllib.parse.urlencode({"login": self.name, "password": PASSWORD, "csrf_token": token})
+            status, location, _ = self.browser.request("POST", "/login", body, kind="sign-in")
         if status == 429:
             # As a person would: wait, then try again.
             time.sleep(5)
         self.signed_in = status == 303 and "/login" not in location
         self.sign_ins += self.signed_in
         return self.signed_in
+
+    def sign_in_through_steam(self, token):
+        """As a person would: the Steam button, the fake Steam's page (picking
+        this player's own SteamID), and the way back."""
+        body = urllib.parse.urlencode({"intent": "signin", "csrf_token": token})
+        status, location, _ = self.browser.request("POST", "/auth/steam", body, kind="sign-in")
+        if status != 303:
+            return status, location
+        provider = urllib.parse.urlparse(location)
+        return_to = urllib.parse.parse_qs(provider.query).get("openid.return_to", [""])[0]
+        query = urllib.parse.urlencode({"player": DEMO_STEAM_ID + self.n, "return_to": return_to})
+        try:
+            steam = http.client.HTTPConnection(provider.hostname, provider.port, timeout=10)
+            steam.request("GET", f"/openid/approve?{query}")
+            answer = steam.getresponse()
+            answer.read()
+            back = answer.getheader("Location", "")
+            steam.close()
+        except (OSError, http.client.HTTPException):
+            return 0, ""
+        if answer.status != 302:
+            return answer.status, ""
+        back = urllib.parse.urlparse(back)
+        return self.browser.request("GET", f"{back.path}?{back.query}", kind="sign-in")[:2]
 
     def sign_out(self):
         token = self.token("/dashboard")

@@ -565,7 +565,7 @@ async fn openid_page(
         .collect();
     let cancel = return_url(return_to, &[("openid.ns".into(), super::openid::NS.into()), ("openid.mode".into(), "cancel".into())]);
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
-        "<!doctype html><html><head><meta name=\"viewport\" content=\"width=device-width\"><title>Sign In (fake Steam)</title>\
+        "<!doctype html><html><head><meta name=\"viewport\" content=\"width=device-width\"><title>Sign In (fake Steam)</title><link rel=\"icon\" href=\"data:,\">\
          <style>body{{font-family:sans-serif;background:#1b2838;color:#c7d5e0;max-width:32rem;margin:2rem auto;padding:0 1rem}}\
          a{{color:#66c0f4}}li{{margin:.6rem 0}}</style></head>\
          <body><h1>Sign in through Steam</h1><p>The fake Steam: choose who you are.</p><ul>{buttons}</ul>\

@@ -17,12 +17,17 @@ async fn sign_in(b: &Browser, login: &str, password: &str) {
     b.click("form.auth-form button[type=submit]").await;
 }
 
-/// Links the fake Steam's player through the Steam settings form.
+/// Links the fake Steam's player by signing in through Steam from the
+/// Steam settings page.
 async fn link_steam(b: &Browser) {
     b.goto("/settings/steam").await;
-    b.fill("input[name=profile]", &STEAM_ID.to_string()).await;
-    b.fill("input[name=api_key]", KEY).await;
     b.click("#link-form button[type=submit]").await;
+    pick_on_steam(b, STEAM_ID).await;
+}
+
+/// On the (fake) Steam's sign-in page: chooses who to be.
+async fn pick_on_steam(b: &Browser, steam_id: u64) {
+    b.click(&format!("a.player[data-steamid='{steam_id}']")).await;
 }
 
 async fn sign_out(b: &Browser) {
@@ -86,11 +91,103 @@ async fn steam_app() -> (TestApp, questline::steam::fake::FakeSteam) {
     let app = spawn_app_with(|env| {
         env.insert("STEAM_API_BASE_URL".into(), base.clone());
         env.insert("STEAM_MEDIA_URL".into(), base);
+        env.insert("STEAM_API_KEY".into(), KEY.into());
         env.insert("RATE_LIMIT_LOGIN_PER_MINUTE".into(), "1000".into());
     })
     .await;
     app.register_verified("alice", "alice@example.com", PASSWORD).await;
     (app, fake)
+}
+
+#[actix_web::test]
+async fn a_visitor_joins_through_steam_sees_their_library_and_signs_back_in_through_steam() {
+    let (app, _fake) = steam_app().await;
+    let mut b = Browser::start(&app).await;
+    b.goto("/register").await;
+    b.click("#steam-sign-up button[type=submit]").await;
+    pick_on_steam(&b, STEAM_ID).await;
+    assert_eq!(b.path().await, "/register/steam");
+    assert_eq!(b.eval("return document.querySelector('input[name=username]').value").await, "Gabe");
+    b.check("register-through-steam").await;
+    b.fill("input[name=email]", "gabe@example.com").await;
+    b.click("form.auth-form button[type=submit]").await;
+    assert_eq!(b.path().await, "/settings/steam");
+    assert_eq!(sync_finished(&app).await, "done");
+    b.wait_for_text("#sync-progress", "Sync finished").await;
+    assert!(b.has("#steam-verified").await);
+    b.check("settings-steam-joined").await;
+    b.goto("/library").await;
+    assert!(b.text("#game-count").await.contains("3 games"), "{}", b.text("#game-count").await);
+    sign_out(&b).await;
+
+    b.goto("/login").await;
+    b.click("#steam-sign-in button[type=submit]").await;
+    pick_on_steam(&b, STEAM_ID).await;
+    assert_eq!(b.path().await, "/dashboard");
+    // An answer that is not this browser's is explained, not a bare error.
+    b.goto("/auth/steam/return?state=stale").await;
+    assert!(b.text("#steam-error").await.contains("another browser"), "{}", b.text("main").await);
+    b.check("steam-sign-in-refused").await;
+    b.finish().await;
+}
+
+#[actix_web::test]
+async fn signing_in_through_steam_asks_an_account_with_2fa_for_its_code() {
+    let (app, _fake) = steam_app().await;
+    // Alice (registered by steam_app) signs in, links through Steam and
+    // turns 2FA on, all over HTTP.
+    app.login_with(&app.client, "alice", PASSWORD).await;
+    crate::steam::link_with(&app, &app.client, &STEAM_ID.to_string(), "").await;
+    let res = app.submit("/account/security", "/account/2fa/start", &[]).await;
+    assert!(crate::helpers::location(&res).starts_with("/account/reauth"));
+    crate::two_factor::reauth(&app, &app.client, "/account/security", &[("password", PASSWORD)]).await;
+    app.submit("/account/security", "/account/2fa/start", &[]).await;
+    let page = crate::helpers::html(app.get("/account/2fa/setup").await).await;
+    let secret = crate::helpers::text_of(&page, "#totp-secret").unwrap();
+    let code = totp(&secret).generate(crate::two_factor::now());
+    app.submit("/account/2fa/setup", "/account/2fa/confirm", &[("code", &code)]).await;
+
+    let mut b = Browser::start(&app).await;
+    b.goto("/login").await;
+    b.click("#steam-sign-in button[type=submit]").await;
+    pick_on_steam(&b, STEAM_ID).await;
+    assert_eq!(b.path().await, "/login/2fa");
+    b.check("sign-in-steam-second-step").await;
+    b.fill("input[name=code]", &totp(&secret).generate(crate::two_factor::now() + 30)).await;
+    b.click("form.auth-form button[type=submit]").await;
+    assert_eq!(b.path().await, "/dashboard");
+    b.finish().await;
+}
+
+#[actix_web::test]
+async fn an_unverified_link_is_explained_and_fixed_with_one_button() {
+    let (app, _fake) = steam_app().await;
+    {
+        let mut conn = app.pool.get().unwrap();
+        let id: i64 = users::table.filter(users::username.eq("alice")).select(users::id).first(&mut conn).unwrap();
+        let cipher = questline::crypto::Cipher::from_settings(&app.settings);
+        questline::steam::account::SteamAccount::keep_unproven(&mut conn, &cipher, id, Some(STEAM_ID), None).unwrap();
+        questline::jobs::model::enqueue(&mut conn, questline::jobs::STEAM_SYNC, id).unwrap();
+    }
+    assert_eq!(sync_finished(&app).await, "done");
+    let mut b = Browser::start(&app).await;
+    sign_in(&b, "alice", PASSWORD).await;
+    b.goto("/settings/profile").await;
+    b.click("input[name=profile_public]").await;
+    b.click("#profile-settings button[type=submit]").await;
+    b.goto("/settings/steam").await;
+    assert!(b.text("#verify-notice").await.contains("not on leaderboards or compare"));
+    b.check("settings-steam-unverified").await;
+    b.goto("/u/alice").await;
+    assert!(b.has("#profile-unverified").await && b.has("#profile-not-verified-own").await);
+    b.check("profile-unverified-own").await;
+    b.goto("/settings/steam").await;
+    b.click("#verify-form button[type=submit]").await;
+    pick_on_steam(&b, STEAM_ID).await;
+    assert_eq!(b.path().await, "/settings/steam");
+    assert!(b.has("#steam-verified").await, "{}", b.text("main").await);
+    b.check("settings-steam-verified").await;
+    b.finish().await;
 }
 
 #[actix_web::test]
@@ -225,6 +322,7 @@ async fn an_admin_runs_the_console() {
         ("/admin/jobs".to_owned(), "admin-jobs"),
         ("/admin/community".to_owned(), "admin-community"),
         ("/admin/rarity".to_owned(), "admin-rarity"),
+        ("/admin/steam".to_owned(), "admin-steam"),
     ] {
         b.goto(&path).await;
         b.check(name).await;
@@ -431,6 +529,7 @@ async fn a_user_at_the_goal_limit_pages_through_goals_and_is_told_why_more_are_r
     let fake = questline::steam::fake::FakeSteam::start(portal_state()).unwrap();
     let base = fake.base_url();
     let app = spawn_app_with(|env| {
+        env.insert("STEAM_API_KEY".into(), KEY.into());
         env.insert("STEAM_API_BASE_URL".into(), base.clone());
         env.insert("STEAM_MEDIA_URL".into(), base);
         env.insert("GOALS_PER_ACCOUNT".into(), "30".into());

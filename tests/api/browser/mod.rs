@@ -223,7 +223,7 @@ impl Browser {
         !self.driver.find_all(By::Css(css)).await.unwrap().is_empty()
     }
 
-    async fn eval(&self, script: &str) -> Value {
+    pub async fn eval(&self, script: &str) -> Value {
         self.driver.execute(script, Vec::new()).await.unwrap().json().clone()
     }
 
