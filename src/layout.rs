@@ -27,6 +27,9 @@ pub struct NavUser {
     /// No confirmed email address (accounts brought over from the old app
     /// may have none, or an unchecked one): the layout asks for one.
     pub needs_email: bool,
+    /// An address is waiting for its confirmation link (a sign-up through
+    /// Steam, or a change).
+    pub email_pending: bool,
 }
 
 /// Layout data; every page template has a `ctx` field of this type.

@@ -76,8 +76,8 @@ impl AppState {
             Some(replica) => Reads::with_replica(pool.clone(), replica),
             None => Reads::primary_only(pool.clone()),
         };
-        let steam = SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default())
-            .with_budget(KeyBudget {
+        let steam =
+            SteamClient::new(settings.steam_api_base_url.clone(), RetryPolicy::default()).with_budget(KeyBudget {
                 redis: redis.clone(),
                 per_day: settings.steam_daily_call_budget,
                 per_user_shared: settings.steam_shared_calls_per_user,

@@ -33,7 +33,7 @@ struct SteamPage {
 }
 
 impl SteamPage {
-    fn from_env(&self) -> bool {
+    fn key_from_env(&self) -> bool {
         self.o.key.as_ref().is_some_and(|k| k.source == Source::Environment)
     }
 
@@ -51,12 +51,7 @@ impl SteamPage {
     }
 }
 
-async fn page(
-    ctx: PageContext,
-    state: &AppState,
-    page: i64,
-    error: Option<String>,
-) -> Result<SteamPage, AppError> {
+async fn page(ctx: PageContext, state: &AppState, page: i64, error: Option<String>) -> Result<SteamPage, AppError> {
     let o = service::admin_overview(state, page).await?;
     let pages = crate::pagination::page_count(o.conflicts_total, 50);
     Ok(SteamPage {

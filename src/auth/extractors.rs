@@ -204,5 +204,6 @@ fn nav_user(user: &User) -> NavUser {
         username: user.username.clone(),
         is_admin: user.is_admin(),
         needs_email: user.email.is_none() || user.email_verified_at.is_none(),
+        email_pending: user.pending_email.is_some(),
     }
 }

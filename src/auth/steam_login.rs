@@ -44,7 +44,9 @@ async fn start(
     let intent = match (form.intent.as_deref(), user_id) {
         (Some("link"), Some(_)) => SteamIntent::Link,
         (Some("reauth"), Some(_)) => SteamIntent::Reauth,
-        (Some("link" | "reauth"), None) => return Err(AppError::LoginRequired { next: "/settings/steam".to_owned().into() }),
+        (Some("link" | "reauth"), None) => {
+            return Err(AppError::LoginRequired { next: "/settings/steam".to_owned().into() })
+        }
         // Signed in already: a sign-in through Steam proves the link.
         (_, Some(_)) => SteamIntent::Link,
         (_, None) => SteamIntent::SignIn,
@@ -60,8 +62,7 @@ async fn start(
     };
     let session = AppSession::of(&req);
     let user = if intent == SteamIntent::SignIn { None } else { user_id };
-    let url =
-        steam_sign_in::begin(&state, &session, intent, user, &next, form.remember.is_some(), &meta).await?;
+    let url = steam_sign_in::begin(&state, &session, intent, user, &next, form.remember.is_some(), &meta).await?;
     Ok(see_other(url.as_str()))
 }
 
@@ -213,7 +214,11 @@ struct SignUpPage {
     email_error: Option<String>,
 }
 
-async fn sign_up_form(req: HttpRequest, ctx: PageContext, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn sign_up_form(
+    req: HttpRequest,
+    ctx: PageContext,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     let Some(p) = steam_sign_in::pending_sign_up(&AppSession::of(&req)) else {
         FlashMessage::info("Sign in through Steam first; the form to create your account follows.").send();
         return Ok(see_other("/register"));

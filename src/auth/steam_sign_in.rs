@@ -139,7 +139,14 @@ async fn spend_nonce(redis: &Redis, endpoint: &Url, nonce: &str) -> Result<(), R
         .call(|mut c| {
             let key = key.clone();
             async move {
-                redis::cmd("SET").arg(&key).arg(1).arg("NX").arg("EX").arg(ttl).query_async::<Option<String>>(&mut c).await
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(ttl)
+                    .query_async::<Option<String>>(&mut c)
+                    .await
             }
         })
         .await;
@@ -152,12 +159,19 @@ async fn spend_nonce(redis: &Redis, endpoint: &Url, nonce: &str) -> Result<(), R
 
 /// What signing in with a proven SteamID came to.
 pub enum SteamSignIn {
-    Success { user_id: i64, session: UserSession },
+    Success {
+        user_id: i64,
+        session: UserSession,
+    },
     /// The account has two-factor authentication: a code comes next.
-    SecondFactor { user_id: i64 },
+    SecondFactor {
+        user_id: i64,
+    },
     /// No account has proven this SteamID; `held_unproven` when one has it
     /// linked unproven (its owner may prefer to sign in with a password).
-    NoAccount { held_unproven: bool },
+    NoAccount {
+        held_unproven: bool,
+    },
     /// The account may not sign in now (locked or disabled).
     Refused,
 }

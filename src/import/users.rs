@@ -170,7 +170,11 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
         }
         if key.is_some() != steam_id.is_some() && !conflicted {
             let missing = if key.is_none() { "API key" } else { "steam_id" };
-            run.report.change(KIND, format!("Steam link kept incomplete: no valid {missing}; the user completes it"), &src);
+            run.report.change(
+                KIND,
+                format!("Steam link kept incomplete: no valid {missing}; the user completes it"),
+                &src,
+            );
         }
     }
     Ok(())

@@ -120,12 +120,16 @@ impl SteamAccount {
                 steam_accounts::steam_id.eq(steam_id as i64),
                 steam_accounts::verified_at.eq(now),
                 steam_accounts::linked_at.eq(now),
-                steam_accounts::persona_name.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
-                    "coalesce(excluded.persona_name, steam_accounts.persona_name)",
-                )),
-                steam_accounts::avatar_url.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
-                    "coalesce(excluded.avatar_url, steam_accounts.avatar_url)",
-                )),
+                steam_accounts::persona_name.eq(
+                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
+                        "coalesce(excluded.persona_name, steam_accounts.persona_name)",
+                    ),
+                ),
+                steam_accounts::avatar_url.eq(
+                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
+                        "coalesce(excluded.avatar_url, steam_accounts.avatar_url)",
+                    ),
+                ),
             ))
             .execute(conn)
             .map(|_| ())
@@ -248,10 +252,7 @@ impl SteamAccount {
     pub fn counts(conn: &mut PgConnection) -> QueryResult<(i64, i64)> {
         steam_accounts::table
             .filter(steam_accounts::steam_id.is_not_null())
-            .select((
-                diesel::dsl::count_star(),
-                diesel::dsl::count(steam_accounts::verified_at),
-            ))
+            .select((diesel::dsl::count_star(), diesel::dsl::count(steam_accounts::verified_at)))
             .first(conn)
     }
 

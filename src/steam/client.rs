@@ -247,7 +247,9 @@ impl KeyBudget {
         let day = chrono::Utc::now().format("%Y%m%d");
         let total_key = self.redis.key(&format!("steam_budget:{}:{day}", key_id(key)));
         let rank_key = self.redis.key(&format!("steam_share_rank:{day}"));
-        let got: Result<(Option<u64>, u64, Vec<(i64, u64)>), _> = self
+        // The key's calls today (if any), how many users spent some, the top ten.
+        type Read = (Option<u64>, u64, Vec<(i64, u64)>);
+        let got: Result<Read, _> = self
             .redis
             .call(|mut c| {
                 let (total_key, rank_key) = (total_key.clone(), rank_key.clone());

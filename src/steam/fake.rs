@@ -150,7 +150,12 @@ impl FakeSteam {
     /// query string the provider sends the browser back with. Tests change
     /// fields and call [`sign`] again to forge answers the provider vouches
     /// for, or leave them unsigned to forge ones it does not.
-    pub fn assertion(&self, steam_id: u64, return_to: &str, at: chrono::DateTime<chrono::Utc>) -> Vec<(String, String)> {
+    pub fn assertion(
+        &self,
+        steam_id: u64,
+        return_to: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<(String, String)> {
         positive_assertion(&self.openid_url(), steam_id, return_to, at)
     }
 
@@ -560,10 +565,17 @@ async fn openid_page(
                 "/openid/approve?player={id}&return_to={}",
                 url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
             );
-            format!("<li><a class=\"player\" data-steamid=\"{id}\" href=\"{}\">{}</a> <small>{id}</small></li>", escape(&href), escape(persona))
+            format!(
+                "<li><a class=\"player\" data-steamid=\"{id}\" href=\"{}\">{}</a> <small>{id}</small></li>",
+                escape(&href),
+                escape(persona)
+            )
         })
         .collect();
-    let cancel = return_url(return_to, &[("openid.ns".into(), super::openid::NS.into()), ("openid.mode".into(), "cancel".into())]);
+    let cancel = return_url(
+        return_to,
+        &[("openid.ns".into(), super::openid::NS.into()), ("openid.mode".into(), "cancel".into())],
+    );
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
         "<!doctype html><html><head><meta name=\"viewport\" content=\"width=device-width\"><title>Sign In (fake Steam)</title><link rel=\"icon\" href=\"data:,\">\
          <style>body{{font-family:sans-serif;background:#1b2838;color:#c7d5e0;max-width:32rem;margin:2rem auto;padding:0 1rem}}\
@@ -603,7 +615,5 @@ async fn openid_check(state: web::Data<Mutex<FakeState>>, form: web::Form<Vec<(S
     let valid = !refuses
         && get("openid.mode").as_deref() == Some("check_authentication")
         && get("openid.sig").is_some_and(|sig| sig == signature(&fields));
-    HttpResponse::Ok()
-        .content_type("text/plain")
-        .body(format!("ns:{}\nis_valid:{valid}\n", super::openid::NS))
+    HttpResponse::Ok().content_type("text/plain").body(format!("ns:{}\nis_valid:{valid}\n", super::openid::NS))
 }

@@ -34,7 +34,11 @@ fn last4(key: &str) -> String {
 }
 
 /// The key in force, decrypted, if there is one.
-pub fn current(conn: &mut PgConnection, cipher: &Cipher, settings: &Settings) -> Result<Option<SecretString>, AppError> {
+pub fn current(
+    conn: &mut PgConnection,
+    cipher: &Cipher,
+    settings: &Settings,
+) -> Result<Option<SecretString>, AppError> {
     let stored: Option<(Vec<u8>, String)> = instance_secrets::table
         .find(NAME)
         .select((instance_secrets::value_enc, instance_secrets::key_id))

@@ -132,7 +132,11 @@ async fn set_key(
     }
 }
 
-async fn remove_key(current: CurrentUser, meta: RequestMeta, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn remove_key(
+    current: CurrentUser,
+    meta: RequestMeta,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     service::clear_own_key(&state, current.user.id, &meta).await?;
     FlashMessage::info("Your Web API key is removed.").send();
     Ok(see_other("/settings/steam"))

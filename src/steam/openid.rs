@@ -21,7 +21,8 @@ const IDENTIFIER_SELECT: &str = "http://specs.openid.net/auth/2.0/identifier_sel
 /// may live elsewhere (the fake in tests) but identities are always these.
 pub const CLAIMED_ID_PREFIX: &str = "https://steamcommunity.com/openid/id/";
 /// Fields the provider's signature must cover: everything this module reads.
-const MUST_BE_SIGNED: [&str; 6] = ["op_endpoint", "claimed_id", "identity", "return_to", "response_nonce", "assoc_handle"];
+const MUST_BE_SIGNED: [&str; 6] =
+    ["op_endpoint", "claimed_id", "identity", "return_to", "response_nonce", "assoc_handle"];
 /// How old a nonce may be, and how far ahead of our clock.
 pub const NONCE_MAX_AGE_SECS: i64 = 300;
 const NONCE_MAX_SKEW_SECS: i64 = 60;
@@ -253,7 +254,10 @@ mod tests {
         assert_eq!(check(with(now, "mode", "cancel"), now), Err(Refusal::Cancelled));
         assert_eq!(check(with(now, "mode", "setup_needed"), now), Err(Refusal::NotPositive));
         assert_eq!(check(with(now, "ns", "http://openid.net/signon/1.1"), now), Err(Refusal::NotPositive));
-        assert_eq!(check(with(now, "op_endpoint", "https://evil.example/openid/login"), now), Err(Refusal::WrongEndpoint));
+        assert_eq!(
+            check(with(now, "op_endpoint", "https://evil.example/openid/login"), now),
+            Err(Refusal::WrongEndpoint)
+        );
         assert_eq!(check(with(now, "return_to", "https://evil.example/"), now), Err(Refusal::WrongReturnTo));
         assert_eq!(check(with(now, "return_to", &format!("{BACK}&x=1")), now), Err(Refusal::WrongReturnTo));
         let other = format!("{CLAIMED_ID_PREFIX}76561197960287931");
@@ -266,7 +270,8 @@ mod tests {
         let mut f = good(now);
         f.remove("openid.sig");
         assert_eq!(check(f, now), Err(Refusal::UnsignedFields));
-        let mut f = with(now, "signed", "signed,op_endpoint,claimed_id,identity,return_to,response_nonce,assoc_handle,extra");
+        let mut f =
+            with(now, "signed", "signed,op_endpoint,claimed_id,identity,return_to,response_nonce,assoc_handle,extra");
         assert_eq!(check(f.clone(), now), Err(Refusal::UnsignedFields));
         f.insert("openid.extra".into(), "x".into());
         assert!(check(f, now).is_ok());

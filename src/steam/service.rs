@@ -10,10 +10,10 @@ use crate::audit::{AuditEvent, RequestMeta};
 use crate::db;
 use crate::email::messages::SteamIdClaimed;
 use crate::error::AppError;
-use crate::models::user::User;
-use crate::settings::Settings;
 use crate::jobs::model as jobs;
 use crate::jobs::STEAM_SYNC;
+use crate::models::user::User;
+use crate::settings::Settings;
 use crate::state::AppState;
 
 /// Why a running sync ended without finishing, as its job records it.
@@ -51,7 +51,8 @@ pub fn claim(
     avatar: Option<&str>,
     meta: &RequestMeta,
 ) -> Result<Claim, AppError> {
-    let audit = |action: &'static str| AuditEvent::new("steam", action, meta).actor(user_id).target_text(steam_id.to_string());
+    let audit =
+        |action: &'static str| AuditEvent::new("steam", action, meta).actor(user_id).target_text(steam_id.to_string());
     match SteamAccount::holder(conn, steam_id)? {
         Some((holder, proven)) if holder == user_id => {
             if proven {

@@ -157,6 +157,16 @@ async fn sync_user(ctx: &AppState, lease: Lease, user_id: i64) -> Result<usize, 
     };
     let steam_id = steam_id as u64;
     let key = sync_key(ctx, &account).await?;
+    // A link made without a persona (an import, an unproven link, a proof
+    // while Steam was away) learns it once.
+    if account.persona_name.is_none() {
+        if let Ok(p) = ctx.steam.player_summary(&key, steam_id).await {
+            fenced(ctx, lease, move |conn| {
+                SteamAccount::set_persona(conn, user_id, &p.personaname, p.avatarfull.as_deref())
+            })
+            .await?;
+        }
+    }
 
     let list = ctx.steam.owned_games(&key, steam_id).await?;
     if !list.complete {
@@ -366,9 +376,7 @@ fn game_error(endpoint: &'static str, error: SteamError) -> GameOutcome {
         SteamError::BadKey
         | SteamError::BudgetExhausted
         | SteamError::ShareExhausted
-        | SteamError::RateLimited { .. } => {
-            GameOutcome::Abort(SyncError::from(error))
-        }
+        | SteamError::RateLimited { .. } => GameOutcome::Abort(SyncError::from(error)),
         error => GameOutcome::Failed { endpoint, error },
     }
 }
@@ -451,9 +459,7 @@ async fn fetch_stats(ctx: &AppState, key: &ApiKey, game: &GameTodo) -> Result<()
                 | SteamError::BudgetExhausted
                 | SteamError::ShareExhausted
                 | SteamError::RateLimited { .. }),
-            ) => {
-                return Err(game_error("GetGlobalAchievementPercentagesForApp", e))
-            }
+            ) => return Err(game_error("GetGlobalAchievementPercentagesForApp", e)),
             Err(e) => (None, Some(e)),
         }
     };

@@ -348,7 +348,10 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut HashMap<String, String>)
     customise(&mut env);
     // A fake Steam serves the OpenID provider beside the Web API.
     if let (Some(base), false) = (env.get("STEAM_API_BASE_URL").cloned(), env.contains_key("STEAM_OPENID_URL")) {
-        env.insert("STEAM_OPENID_URL".into(), format!("{}{}", base.trim_end_matches('/'), questline::steam::fake::OPENID_PATH));
+        env.insert(
+            "STEAM_OPENID_URL".into(),
+            format!("{}{}", base.trim_end_matches('/'), questline::steam::fake::OPENID_PATH),
+        );
     }
     let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid");
     env.insert("PUBLIC_BASE_URL".into(), settings.public_base_url.to_string());

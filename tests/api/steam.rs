@@ -139,7 +139,7 @@ pub(crate) async fn steam_return_url(
     steam_id: u64,
 ) -> String {
     let return_to = steam_start(app, client, page, intent).await;
-    let provider = url::Url::parse(&app.settings.steam_openid_url.to_string()).unwrap();
+    let provider = app.settings.steam_openid_url.clone();
     let mut approve = provider.clone();
     approve.set_path("/openid/approve");
     approve.set_query(None);
@@ -162,7 +162,8 @@ pub(crate) async fn steam_start(app: &TestApp, client: &reqwest::Client, page: &
 #[actix_web::test]
 async fn a_bad_key_is_refused_with_a_clear_message_and_nothing_is_saved() {
     let (app, _fake) = app_with_steam(portal_state()).await;
-    let res = app.submit("/settings/steam", "/settings/steam/key", &[("api_key", "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF")]).await;
+    let res =
+        app.submit("/settings/steam", "/settings/steam/key", &[("api_key", "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF")]).await;
     assert_eq!(res.status(), 422);
     assert!(text_of(&html(res).await, "#link-error").unwrap().contains("refused the Web API key"));
     let res = app.submit("/settings/steam", "/settings/steam/key", &[("api_key", "not a key!")]).await;

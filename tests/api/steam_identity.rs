@@ -48,7 +48,9 @@ async fn signed_in_as(app: &TestApp, client: &reqwest::Client) -> Option<String>
 async fn sign_up(app: &TestApp, client: &reqwest::Client, steam_id: u64, username: &str, email: &str) {
     let res = steam_openid(app, client, "/login", "signin", steam_id).await;
     assert_eq!(location(&res), "/register/steam");
-    let res = app.submit_with(client, "/register/steam", "/register/steam", &[("username", username), ("email", email)]).await;
+    let res = app
+        .submit_with(client, "/register/steam", "/register/steam", &[("username", username), ("email", email)])
+        .await;
     assert_eq!(location(&res), "/settings/steam", "the account is made");
 }
 
@@ -90,9 +92,8 @@ async fn a_new_user_joins_through_steam_and_sees_their_library_without_a_key() {
     let sel = scraper::Selector::parse("input[name=username]").unwrap();
     assert_eq!(page.select(&sel).next().unwrap().value().attr("value"), Some("Gabe"), "proposed from the persona");
 
-    let res = app
-        .submit("/register/steam", "/register/steam", &[("username", "gabe"), ("email", "Gabe@Example.com ")])
-        .await;
+    let res =
+        app.submit("/register/steam", "/register/steam", &[("username", "gabe"), ("email", "Gabe@Example.com ")]).await;
     assert_eq!(location(&res), "/settings/steam");
     assert_eq!(signed_in_as(&app, &app.client).await.as_deref(), Some("gabe"));
     assert_eq!(sync_finished(&app).await, "done");
@@ -100,10 +101,8 @@ async fn a_new_user_joins_through_steam_and_sees_their_library_without_a_key() {
     assert_eq!(text_of(&library, "#game-count").as_deref(), Some("3 games"), "synced with the instance key");
 
     let mut conn = app.pool.get().unwrap();
-    let (password, email, pending): (Option<String>, Option<String>, Option<String>) = users::table
-        .select((users::password_hash, users::email, users::pending_email))
-        .first(&mut conn)
-        .unwrap();
+    let (password, email, pending): (Option<String>, Option<String>, Option<String>) =
+        users::table.select((users::password_hash, users::email, users::pending_email)).first(&mut conn).unwrap();
     assert_eq!(password, None, "no password: they sign in through Steam");
     assert_eq!((email, pending.as_deref()), (None, Some("gabe@example.com")), "the address waits for its proof");
     let (proven, own_key): (bool, Option<Vec<u8>>) = steam_accounts::table
@@ -131,7 +130,8 @@ async fn a_sign_up_keeps_what_was_typed_when_the_username_is_taken_or_wrong() {
     let page = html(app.get("/register/steam").await).await;
     let sel = scraper::Selector::parse("input[name=username]").unwrap();
     assert_eq!(page.select(&sel).next().unwrap().value().attr("value"), Some("Gabe2"), "a free name is proposed");
-    let res = app.submit("/register/steam", "/register/steam", &[("username", "gabe"), ("email", "x@example.com")]).await;
+    let res =
+        app.submit("/register/steam", "/register/steam", &[("username", "gabe"), ("email", "x@example.com")]).await;
     assert_eq!(res.status(), 422);
     let doc = html(res).await;
     assert!(text_of(&doc, "#username-error").unwrap().contains("taken"));
@@ -200,12 +200,11 @@ async fn an_answer_the_provider_does_not_vouch_for_is_refused() {
 async fn a_nonce_is_believed_once_and_only_while_fresh() {
     let (app, fake) = app_with_instance_key(&[]).await;
     sign_up(&app, &app.client, STEAM_ID, "gabe", "gabe@example.com").await;
-    let used: String = diesel::sql_query(
-        "SELECT details->>'steam_id' AS method FROM audit_log WHERE action = 'steam_openid' LIMIT 1",
-    )
-    .get_result::<Method>(&mut app.pool.get().unwrap())
-    .unwrap()
-    .method;
+    let used: String =
+        diesel::sql_query("SELECT details->>'steam_id' AS method FROM audit_log WHERE action = 'steam_openid' LIMIT 1")
+            .get_result::<Method>(&mut app.pool.get().unwrap())
+            .unwrap()
+            .method;
     assert_eq!(used, STEAM_ID.to_string());
 
     // Another browser replays the nonce in an answer the provider signs.
@@ -408,7 +407,7 @@ async fn unproven_links_stay_off_leaderboards_compare_and_public_profiles_until_
     assert_eq!(location(&res), "/settings/steam");
     let profile = html(bob.get(app.url("/u/alice")).send().await.unwrap()).await;
     assert!(text_of(&profile, "#profile-verified").is_some());
-    assert_eq!(text_of(&profile, "#profile-stats").is_some(), true);
+    assert!(text_of(&profile, "#profile-stats").is_some(), "stats show");
     let board = bob.get(app.url("/leaderboards")).send().await.unwrap().text().await.unwrap();
     assert!(board.contains("alice"), "ranked once proven");
     assert_eq!(bob.get(app.url("/u/alice/compare")).send().await.unwrap().status(), 200);
@@ -539,8 +538,8 @@ async fn the_admin_sets_the_instance_key_and_sees_its_use_and_the_conflicts() {
 
 #[test]
 fn the_migration_keeps_a_steam_id_held_twice_for_the_first_to_link_it() {
-    use diesel_migrations::MigrationHarness;
     use diesel::connection::SimpleConnection;
+    use diesel_migrations::MigrationHarness;
     let url = crate::helpers::create_empty_database();
     let mut conn = diesel::PgConnection::establish(&url).unwrap();
     conn.run_pending_migrations(questline::db::MIGRATIONS).unwrap();
@@ -568,9 +567,7 @@ fn the_migration_keeps_a_steam_id_held_twice_for_the_first_to_link_it() {
         .load(&mut conn)
         .unwrap();
     assert_eq!(conflicts, vec![(Some(1), Some(2), "released".into()), (Some(1), Some(3), "released".into())]);
-    let twice = diesel::sql_query(
-        "INSERT INTO steam_accounts (user_id, steam_id) VALUES (3, 76561197960287930)",
-    )
-    .execute(&mut conn);
+    let twice = diesel::sql_query("INSERT INTO steam_accounts (user_id, steam_id) VALUES (3, 76561197960287930)")
+        .execute(&mut conn);
     assert!(twice.is_err(), "the database refuses a second holder");
 }
