@@ -66,11 +66,19 @@ impl DashboardPage {
 
     /// What a new user should do next, if anything.
     fn next_step(&self) -> Option<(&'static str, &'static str, &'static str)> {
-        let linked = self.o.account.as_ref().is_some_and(|a| a.steam_id.is_some() && a.api_key_enc.is_some());
+        let linked = self.o.account.as_ref().is_some_and(|a| a.is_linked());
         if !linked {
             return Some((
                 "Link your Steam account",
-                "Questline needs your Steam profile and your own Steam Web API key to sync your library.",
+                "Sign in through Steam once, and Questline syncs your library, playtime and achievements.",
+                "/settings/steam",
+            ));
+        }
+        if self.o.account.as_ref().is_some_and(|a| !a.is_verified()) {
+            return Some((
+                "Verify your Steam account",
+                "Your Steam account was linked before Questline asked for proof: until you sign in through Steam \
+                 once, you are not on leaderboards or compare, and your profile says \"not verified\".",
                 "/settings/steam",
             ));
         }

@@ -27,6 +27,9 @@ struct DashboardPage {
     /// The read replica as this instance sees it, when one is configured.
     replica: Option<crate::replica::ReplicaStatus>,
     maintenance: bool,
+    /// The instance Steam key and today's use of it.
+    steam: crate::steam::service::AdminOverview,
+    steam_budget: u64,
 }
 
 impl DashboardPage {
@@ -50,6 +53,7 @@ impl DashboardPage {
 }
 
 async fn dashboard(ctx: PageContext, _admin: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let app: &AppState = &state;
     let pool = &state.pool;
     let redis = &state.redis;
     let views = &state.views;
@@ -67,6 +71,7 @@ async fn dashboard(ctx: PageContext, _admin: AdminUser, state: web::Data<AppStat
     let cache_hit_rate = views.hit_rate();
     let replica = reads.status();
     let maintenance = super::maintenance_switch::read(redis).await.unwrap_or(false);
+    let steam = crate::steam::service::admin_overview(app, 1).await?;
     render(&DashboardPage {
         ctx,
         n,
@@ -77,6 +82,8 @@ async fn dashboard(ctx: PageContext, _admin: AdminUser, state: web::Data<AppStat
         cache_hit_rate,
         replica,
         maintenance,
+        steam,
+        steam_budget: app.settings.steam_daily_call_budget,
     })
 }
 

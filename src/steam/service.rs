@@ -197,19 +197,29 @@ pub async fn set_own_key(
     api_key: &SecretString,
     meta: &RequestMeta,
 ) -> Result<Result<(), String>, AppError> {
+    save_checked_key(state, api_key, meta, move |conn, cipher, key, meta| {
+        SteamAccount::set_api_key(conn, cipher, user_id, key)?;
+        Ok(AuditEvent::new("steam", "own_key_set", meta).actor(user_id).record(conn)?)
+    })
+    .await
+}
+
+/// Checks a typed key with Steam, then stores it with `save` in one
+/// transaction; `Err(message)` for the form when Steam refuses it.
+async fn save_checked_key(
+    state: &AppState,
+    api_key: &SecretString,
+    meta: &RequestMeta,
+    save: impl FnOnce(&mut PgConnection, &crate::crypto::Cipher, &str, &RequestMeta) -> Result<(), AppError>
+        + Send
+        + 'static,
+) -> Result<Result<(), String>, AppError> {
     let key = match check_key(state, api_key).await {
         Ok(k) => k,
         Err(e) => return Ok(Err(e)),
     };
     let (cipher, meta) = (state.cipher.clone(), meta.clone());
-    db::run(&state.pool, move |conn| {
-        conn.transaction(|conn| {
-            SteamAccount::set_api_key(conn, &cipher, user_id, &key)?;
-            AuditEvent::new("steam", "own_key_set", &meta).actor(user_id).record(conn)?;
-            Ok(())
-        })
-    })
-    .await?;
+    db::run(&state.pool, move |conn| conn.transaction(|conn| save(conn, &cipher, &key, &meta))).await?;
     Ok(Ok(()))
 }
 
@@ -313,20 +323,11 @@ pub async fn set_instance_key(
     api_key: &SecretString,
     meta: &RequestMeta,
 ) -> Result<Result<(), String>, AppError> {
-    let key = match check_key(state, api_key).await {
-        Ok(k) => k,
-        Err(e) => return Ok(Err(e)),
-    };
-    let (cipher, meta) = (state.cipher.clone(), meta.clone());
-    db::run(&state.pool, move |conn| {
-        conn.transaction(|conn| {
-            super::instance_key::set(conn, &cipher, &key, Some(admin_id))?;
-            AuditEvent::new("admin", "instance_steam_key_set", &meta).actor(admin_id).record(conn)?;
-            Ok(())
-        })
+    save_checked_key(state, api_key, meta, move |conn, cipher, key, meta| {
+        super::instance_key::set(conn, cipher, key, Some(admin_id))?;
+        Ok(AuditEvent::new("admin", "instance_steam_key_set", meta).actor(admin_id).record(conn)?)
     })
-    .await?;
-    Ok(Ok(()))
+    .await
 }
 
 /// Removes the key an admin set (`STEAM_API_KEY` applies again, if set).

@@ -328,15 +328,19 @@ async fn rotating_the_master_key_keeps_every_key_readable_under_the_new_one() {
     let old = Cipher::from_settings(&app.settings);
     let new = Cipher::new("k2", &[42u8; 32]);
     let mut conn = app.pool.get().unwrap();
+    questline::steam::instance_key::set(&mut conn, &old, KEY, None).unwrap();
     let done = questline::rotate::rotate(&mut conn, &old, &new).unwrap();
-    assert_eq!(done.steam_keys, 1);
+    assert_eq!((done.steam_keys, done.instance_keys), (1, 1));
+    let instance = questline::steam::instance_key::current(&mut conn, &new, &app.settings).unwrap().unwrap();
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&instance), KEY, "the instance key too");
+    assert!(questline::steam::instance_key::current(&mut conn, &old, &app.settings).is_err());
     let user_id: i64 = steam_accounts::table.select(steam_accounts::user_id).first(&mut conn).unwrap();
     let account = SteamAccount::find(&mut conn, user_id).unwrap().unwrap();
     assert_eq!(account.api_key_key_id.as_deref(), Some("k2"));
     assert!(account.api_key(&old).is_err());
     assert_eq!(secrecy::ExposeSecret::expose_secret(&account.api_key(&new).unwrap().unwrap()), KEY);
     // A second run finds nothing left under the old key.
-    assert_eq!(questline::rotate::rotate(&mut conn, &old, &new).unwrap().steam_keys, 0);
+    assert_eq!(questline::rotate::rotate(&mut conn, &old, &new).unwrap(), questline::rotate::Rotated::default());
 }
 
 #[actix_web::test]
