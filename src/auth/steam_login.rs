@@ -123,8 +123,12 @@ async fn finish(
         SteamIntent::Link => linked(&state, &pending, steam_id, &meta).await,
         SteamIntent::Reauth => {
             let user_id = pending.user_id.expect("checked above: the viewer started it");
-            if !steam_sign_in::is_own_steam_id(&state, user_id, steam_id).await? {
-                FlashMessage::error("That is not the Steam account linked to this account.").send();
+            if !steam_sign_in::reconfirms(&state, user_id, steam_id).await? {
+                FlashMessage::error(
+                    "That does not confirm it's you: use the Steam account linked to this one, or (with two-factor \
+                     authentication on) your password and a code.",
+                )
+                .send();
                 let next: String = url::form_urlencoded::byte_serialize(pending.next.as_bytes()).collect();
                 return Ok(see_other(&format!("/account/reauth?next={next}")));
             }

@@ -333,11 +333,15 @@ pub async fn sign_up(
     Ok(created)
 }
 
-/// Whether `steam_id` is the one the signed-in user has linked: a
-/// re-confirmation through Steam counts only for that account's own.
-pub async fn is_own_steam_id(state: &AppState, user_id: i64, steam_id: u64) -> Result<bool, AppError> {
+/// Whether signing in through Steam as `steam_id` re-confirms the user:
+/// only as the SteamID their account has linked, and only for an account
+/// without 2FA (whose sensitive changes ask for the password and a code,
+/// which Steam does not give).
+pub async fn reconfirms(state: &AppState, user_id: i64, steam_id: u64) -> Result<bool, AppError> {
     db::run(&state.pool, move |conn| {
-        Ok(SteamAccount::find(conn, user_id)?.and_then(|a| a.steam_id) == Some(steam_id as i64))
+        let own = SteamAccount::find(conn, user_id)?.and_then(|a| a.steam_id) == Some(steam_id as i64);
+        let second_factor = User::find(conn, user_id)?.is_none_or(|u| u.has_totp());
+        Ok(own && !second_factor)
     })
     .await
 }

@@ -71,7 +71,16 @@ pub struct Assertion {
 pub fn openid_fields(query: &str) -> Option<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        if k.starts_with("openid.") && out.insert(k.into_owned(), v.into_owned()).is_some() {
+        if !k.starts_with("openid.") {
+            continue;
+        }
+        // The signature covers `name:value` lines: a newline in a value or
+        // a colon in a name would let one signed message be cut into
+        // another (OpenID's key-value form forbids both).
+        if v.contains('\n') || k.contains('\n') || k.contains(':') {
+            return None;
+        }
+        if out.insert(k.into_owned(), v.into_owned()).is_some() {
             return None;
         }
     }
@@ -141,6 +150,14 @@ pub fn check_fields(
     let steam_id = steam_id_of(claimed).ok_or(Refusal::BadIdentity)?;
     let signed: Vec<&str> = get("signed").unwrap_or_default().split(',').collect();
     if get("sig").is_none_or(str::is_empty) || MUST_BE_SIGNED.iter().any(|f| !signed.contains(f)) {
+        return Err(Refusal::UnsignedFields);
+    }
+    // Only plain field names: anything else in the list is an attempt to
+    // shape the signed text.
+    let plain = |f: &&str| {
+        !f.is_empty() && f.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+    };
+    if !signed.iter().all(plain) {
         return Err(Refusal::UnsignedFields);
     }
     // Every field named as signed must be there to be signed.
@@ -309,8 +326,14 @@ mod tests {
     }
 
     #[test]
-    fn fields_given_twice_are_refused() {
+    fn fields_given_twice_or_able_to_reshape_the_signed_text_are_refused() {
         assert!(openid_fields("openid.mode=id_res&openid.mode=cancel").is_none());
+        assert!(openid_fields("openid.return_to=http%3A%2F%2Fa%2F%0Aclaimed_id%3Ax").is_none(), "a newline in a value");
+        assert!(openid_fields("openid.a%3Ab=1").is_none(), "a colon in a name");
+        assert!(openid_fields("openid.a%0Ab=1").is_none(), "a newline in a name");
+        let now = Utc::now();
+        let spliced = "signed,op_endpoint,claimed_id,identity,return_to,response_nonce,assoc_handle,x y";
+        assert_eq!(check(with(now, "signed", spliced), now), Err(Refusal::UnsignedFields));
         let f = openid_fields("state=x&openid.mode=id_res&other=1").unwrap();
         assert_eq!(f.len(), 1);
     }

@@ -157,6 +157,10 @@ pub async fn link_proven(
     Ok(claim)
 }
 
+/// The share that sign-ups (SteamIDs proven before any account has them)
+/// spend the instance key from: no user has id 0.
+pub const SIGN_UPS: i64 = 0;
+
 /// The player's persona and avatar, when a key is at hand to ask Steam
 /// (the user's own, else the instance's); `None` when it cannot be had,
 /// which costs nothing but a name to propose.
@@ -173,8 +177,10 @@ pub async fn profile_of(state: &AppState, user_id: Option<i64>, steam_id: u64) -
         };
         match own {
             Some(k) => Ok(Some(ApiKey::own(k))),
+            // Before there is an account, the calls count toward one share
+            // for every sign-up, so strangers cannot spend the key.
             None => Ok(super::instance_key::current(conn, &cipher, &settings)?
-                .map(|secret| ApiKey { secret, shared_with: user_id })),
+                .map(|secret| ApiKey { secret, shared_with: Some(user_id.unwrap_or(SIGN_UPS)) })),
         }
     })
     .await
@@ -302,7 +308,14 @@ pub async fn admin_overview(state: &AppState, page: i64) -> Result<AdminOverview
     let top = usage
         .top
         .iter()
-        .map(|(id, calls)| (names.get(id).cloned().unwrap_or_else(|| format!("#{id}")), *calls))
+        .map(|(id, calls)| {
+            let name = match names.get(id) {
+                Some(n) => n.clone(),
+                None if *id == SIGN_UPS => "(sign-ups, before an account exists)".to_owned(),
+                None => format!("#{id}"),
+            };
+            (name, *calls)
+        })
         .collect();
     Ok(AdminOverview {
         key: key_info,

@@ -571,3 +571,57 @@ fn the_migration_keeps_a_steam_id_held_twice_for_the_first_to_link_it() {
         .execute(&mut conn);
     assert!(twice.is_err(), "the database refuses a second holder");
 }
+
+#[actix_web::test]
+async fn a_signature_over_a_return_address_with_newlines_cannot_be_recut_for_another_steam_id() {
+    let (app, fake) = app_with_instance_key(&[]).await;
+    sign_up(&app, &new_client(), STEAM_ID, "gabe", "gabe@example.com").await;
+    // Eve gets Steam to sign her own SteamID with a return address shaped
+    // so that the signed text, cut differently, names Gabe's.
+    let eve = new_client();
+    let ra = steam_start(&app, &eve, "/login", "signin").await;
+    let e = app.settings.steam_openid_url.to_string();
+    let id = |n: u64| format!("{}{n}", questline::steam::openid::CLAIMED_ID_PREFIX);
+    let (own, victim) = (id(OTHER_ID), id(STEAM_ID));
+    let nonce = format!("{}f0f0f0", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
+    let rp = app.url("/x");
+    let w1 = format!("assoc_handle\nop_endpoint:{e}\nclaimed_id:{own}\nidentity:{own}\nreturn_to:{rp}");
+    let signed = format!(
+        "signed,op_endpoint,claimed_id,identity,return_to,response_nonce,assoc_handle\nop_endpoint:{e}\nclaimed_id:{own}\nidentity:{own}\nreturn_to:{rp},assoc_handle"
+    );
+    let r = format!(
+        "{rp},assoc_handle\nop_endpoint:{e}\nclaimed_id:{victim}\nidentity:{victim}\nreturn_to:{ra}\nresponse_nonce:{nonce}\n{w1}:"
+    );
+    let original = fake.assertion(OTHER_ID, &r, chrono::Utc::now());
+    let field = |k: &str| original.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    let forged: Vec<(String, String)> = vec![
+        ("openid.ns".into(), field("openid.ns")),
+        ("openid.mode".into(), "id_res".into()),
+        ("openid.op_endpoint".into(), e.clone()),
+        ("openid.claimed_id".into(), victim.clone()),
+        ("openid.identity".into(), victim.clone()),
+        ("openid.return_to".into(), ra.clone()),
+        ("openid.response_nonce".into(), nonce.clone()),
+        ("openid.assoc_handle".into(), "1234567890".into()),
+        ("openid.signed".into(), signed),
+        (format!("openid.{w1}"), format!("\nresponse_nonce:{}", field("openid.response_nonce"))),
+        ("openid.sig".into(), field("openid.sig")),
+    ];
+    let checks = fake.calls("check_authentication");
+    let res = eve.get(return_url(&ra, &forged)).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(fake.calls("check_authentication"), checks, "refused before Steam is even asked");
+    assert_eq!(signed_in_as(&app, &eve).await, None);
+}
+
+#[actix_web::test]
+async fn steam_does_not_re_confirm_an_account_with_2fa() {
+    let (app, _fake) = app_with_instance_key(&[("RATE_LIMIT_LOGIN_PER_MINUTE", "1000")]).await;
+    crate::two_factor::enrol(&app).await;
+    link_with(&app, &app.client, &STEAM_ID.to_string(), "").await;
+    // Signing in through Steam is not the password and code it takes.
+    let page = html(app.get("/account/reauth?next=%2Faccount%2Fpassword").await).await;
+    assert!(text_of(&page, "#reauth-steam").is_none(), "not offered");
+    let res = steam_openid(&app, &app.client, "/account/reauth?next=%2Faccount%2Fpassword", "reauth", STEAM_ID).await;
+    assert!(location(&res).starts_with("/account/reauth"), "{}", location(&res));
+}
