@@ -33,6 +33,12 @@ SELECT user_id, steam_id, keeper FROM (
 ) ranked WHERE user_id <> keeper;
 INSERT INTO steam_id_conflicts (steam_id, holder_id, claimant_id, outcome)
 SELECT steam_id, keeper, user_id, 'released' FROM released_steam_ids;
+-- Their syncs of the SteamID they lost stop here (a running one's writes
+-- check its lease, which this takes away).
+UPDATE jobs SET status = 'done', lease_token = NULL, locked_until = NULL, finished_at = now(),
+       last_error = 'Stopped: another account linked this Steam account first; prove yours by signing in through Steam.'
+WHERE kind = 'steam_sync' AND status IN ('queued', 'running')
+  AND user_id IN (SELECT user_id FROM released_steam_ids);
 DELETE FROM user_achievements WHERE user_id IN (SELECT user_id FROM released_steam_ids);
 DELETE FROM removed_unlocks WHERE user_id IN (SELECT user_id FROM released_steam_ids);
 DELETE FROM library_entries WHERE user_id IN (SELECT user_id FROM released_steam_ids);

@@ -60,6 +60,11 @@ async fn start(
         Some(n) => safe_next(&state.settings.public_base_url, Some(n)),
         None => default_next.to_owned(),
     };
+    if intent == SteamIntent::Link {
+        // A new way to sign in (and a library replaced) is a sensitive
+        // change: a stolen session must not be able to add its own.
+        crate::auth::reauth::require_recent_auth(&req, "/settings/steam")?;
+    }
     let session = AppSession::of(&req);
     let user = if intent == SteamIntent::SignIn { None } else { user_id };
     let url = steam_sign_in::begin(&state, &session, intent, user, &next, form.remember.is_some(), &meta).await?;

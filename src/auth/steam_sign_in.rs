@@ -329,6 +329,10 @@ pub async fn sign_up(
         }
     })
     .await?;
+    if matches!(created, Err(SignUpError::SteamIdTaken)) {
+        // Nothing of the sign-up stayed; the holder still hears of it.
+        steam_service::sign_up_refused(state, pending.steam_id).await?;
+    }
     state.jobs.notify();
     Ok(created)
 }

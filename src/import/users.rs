@@ -147,7 +147,9 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
         // theirs by signing in through Steam, which settles who owns it.
         let mut conflicted = false;
         let steam_id = match steam_id {
-            Some(id) => match SteamAccount::holder(run.conn, id)? {
+            // Not locked: the import must not hold live accounts' rows for
+            // its whole run (a claim racing it is caught below).
+            Some(id) => match SteamAccount::holder_unlocked(run.conn, id)? {
                 Some((holder, _)) => {
                     conflicted = true;
                     crate::steam::conflicts::record(run.conn, id, Some(holder), Some(user_id), "refused")?;
@@ -165,8 +167,32 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
         if key.is_some() || steam_id.is_some() {
             // Brought over unproven: it syncs, but stays off leaderboards,
             // compare and public profiles until its owner signs in through
-            // Steam.
-            SteamAccount::keep_unproven(run.conn, &run.cipher, user_id, steam_id, key.as_deref())?;
+            // Steam. A SteamID proven by someone since the check above is
+            // theirs: kept without it, as if it had been held already.
+            let cipher = run.cipher.clone();
+            let kept =
+                run.conn.transaction(|c| SteamAccount::keep_unproven(c, &cipher, user_id, steam_id, key.as_deref()));
+            match kept {
+                Ok(()) => {}
+                Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
+                    if steam_id.is_some() =>
+                {
+                    conflicted = true;
+                    let id = steam_id.expect("checked by the guard");
+                    let holder = SteamAccount::holder_unlocked(run.conn, id)?.map(|(h, _)| h);
+                    crate::steam::conflicts::record(run.conn, id, holder, Some(user_id), "refused")?;
+                    run.report.change(
+                        KIND,
+                        format!("steam_id `{id}` dropped: another account has it linked; the user can prove theirs by signing in through Steam"),
+                        &src,
+                    );
+                    if key.is_some() {
+                        let c = run.cipher.clone();
+                        SteamAccount::keep_unproven(run.conn, &c, user_id, None, key.as_deref())?;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         if key.is_some() != steam_id.is_some() && !conflicted {
             let missing = if key.is_none() { "API key" } else { "steam_id" };

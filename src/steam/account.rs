@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text, Timestamptz};
 use secrecy::SecretString;
 
 use crate::crypto::{Cipher, DecryptError};
@@ -94,6 +95,16 @@ impl SteamAccount {
             .optional()
     }
 
+    /// Who holds `steam_id`, without locking anything: (user id, whether
+    /// they proved it).
+    pub fn holder_unlocked(conn: &mut PgConnection, steam_id: u64) -> QueryResult<Option<(i64, bool)>> {
+        steam_accounts::table
+            .filter(steam_accounts::steam_id.eq(steam_id as i64))
+            .select((steam_accounts::user_id, steam_accounts::verified_at.is_not_null()))
+            .first(conn)
+            .optional()
+    }
+
     /// Links `steam_id` to the user as proven just now, keeping any key of
     /// theirs on file; the persona and avatar when known. The unique index
     /// refuses it when another account holds the SteamID.
@@ -120,16 +131,21 @@ impl SteamAccount {
                 steam_accounts::steam_id.eq(steam_id as i64),
                 steam_accounts::verified_at.eq(now),
                 steam_accounts::linked_at.eq(now),
-                steam_accounts::persona_name.eq(
-                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
-                        "coalesce(excluded.persona_name, steam_accounts.persona_name)",
-                    ),
-                ),
-                steam_accounts::avatar_url.eq(
-                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
-                        "coalesce(excluded.avatar_url, steam_accounts.avatar_url)",
-                    ),
-                ),
+                // Kept when Steam gave none this time, for the same SteamID
+                // only: another one's name and sync time would be wrong.
+                steam_accounts::persona_name.eq(diesel::dsl::sql::<Nullable<Text>>(
+                    "CASE WHEN steam_accounts.steam_id = excluded.steam_id
+                          THEN coalesce(excluded.persona_name, steam_accounts.persona_name)
+                          ELSE excluded.persona_name END",
+                )),
+                steam_accounts::avatar_url.eq(diesel::dsl::sql::<Nullable<Text>>(
+                    "CASE WHEN steam_accounts.steam_id = excluded.steam_id
+                          THEN coalesce(excluded.avatar_url, steam_accounts.avatar_url)
+                          ELSE excluded.avatar_url END",
+                )),
+                steam_accounts::last_synced_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(
+                    "CASE WHEN steam_accounts.steam_id = excluded.steam_id THEN steam_accounts.last_synced_at END",
+                )),
             ))
             .execute(conn)
             .map(|_| ())

@@ -53,6 +53,13 @@ pub fn claim(
 ) -> Result<Claim, AppError> {
     let audit =
         |action: &'static str| AuditEvent::new("steam", action, meta).actor(user_id).target_text(steam_id.to_string());
+    // A holder's running sync is stopped before its row is locked: a sync
+    // locks its job, then its account (the order every writer keeps), so
+    // taking them the other way round could deadlock with it.
+    let unproven_holder = SteamAccount::holder_unlocked(conn, steam_id)?.filter(|(h, proven)| *h != user_id && !proven);
+    if let Some((holder, _)) = unproven_holder {
+        jobs::supersede(conn, STEAM_SYNC, holder, RELEASED)?;
+    }
     match SteamAccount::holder(conn, steam_id)? {
         Some((holder, proven)) if holder == user_id => {
             if proven {
@@ -63,8 +70,11 @@ pub fn claim(
             return Ok(Claim::Verified);
         }
         Some((holder, true)) => {
-            conflicts::record(conn, steam_id, Some(holder), Some(user_id), "refused")?;
-            tell_holder(conn, settings, holder, steam_id, false)?;
+            if unproven_holder.is_some() {
+                // Proven in between: its sync goes on after all.
+                jobs::enqueue(conn, STEAM_SYNC, holder)?;
+            }
+            refused(conn, settings, steam_id, holder, Some(user_id))?;
             audit("link").failed("SteamID held by another account").record(conn)?;
             return Ok(Claim::HeldByAnother);
         }
@@ -84,32 +94,69 @@ pub fn claim(
         }
         None => {}
     }
-    // A sync running for the link before this one stops writing from here
-    // on (its writes check its lease), and this link's first sync is
-    // queued at once rather than after it.
-    jobs::supersede(conn, STEAM_SYNC, user_id, SUPERSEDED)?;
-    // Another Steam account's games are not this one's.
     let previous = SteamAccount::find(conn, user_id)?.and_then(|a| a.steam_id);
     let replaced = previous.is_some_and(|p| p != steam_id as i64);
-    if replaced {
-        crate::models::library::delete_all_for(conn, user_id)?;
-        crate::rarity::rescore_users(conn, &[user_id])?;
-        crate::achievements::model::evaluate(conn, &[user_id])?;
-    }
-    // Two accounts proving one SteamID at once: the unique index lets one
-    // through; the other finds it held, as it would a moment later.
-    let linked = conn.transaction(|conn| SteamAccount::link_proven(conn, user_id, steam_id, persona, avatar));
+    // All of the link in one savepoint: two accounts proving one SteamID at
+    // once, the unique index lets one through, and the other finds it held
+    // (as it would a moment later) with nothing of its own changed.
+    let linked = conn.transaction(|conn| {
+        // A sync running for the link before this one stops writing from
+        // here on (its writes check its lease), and this link's first sync
+        // is queued at once rather than after it.
+        jobs::supersede(conn, STEAM_SYNC, user_id, SUPERSEDED)?;
+        // Games not synced from this SteamID (another one's, or brought by
+        // an import without a proven SteamID) are not this one's.
+        if previous != Some(steam_id as i64) {
+            crate::models::library::delete_all_for(conn, user_id)?;
+            crate::rarity::rescore_users(conn, &[user_id])?;
+            crate::achievements::model::evaluate(conn, &[user_id])?;
+        }
+        SteamAccount::link_proven(conn, user_id, steam_id, persona, avatar)?;
+        jobs::enqueue(conn, STEAM_SYNC, user_id)
+    });
     match linked {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+            // Whoever won has committed: the index said so.
+            if let Some((holder, _)) = SteamAccount::holder_unlocked(conn, steam_id)? {
+                refused(conn, settings, steam_id, holder, Some(user_id))?;
+            }
             audit("link").failed("SteamID held by another account").record(conn)?;
             return Ok(Claim::HeldByAnother);
         }
         Err(e) => return Err(e.into()),
     }
-    jobs::enqueue(conn, STEAM_SYNC, user_id)?;
     audit("link").details(serde_json::json!({ "proven": true, "replaced": replaced })).record(conn)?;
     Ok(Claim::Linked { replaced })
+}
+
+/// A proof refused because `holder` proved `steam_id` first: listed for the
+/// admin, and the holder told. `claimant` is `None` when the account that
+/// tried is gone with its rolled-back sign-up.
+pub fn refused(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    steam_id: u64,
+    holder: i64,
+    claimant: Option<i64>,
+) -> Result<(), AppError> {
+    conflicts::record(conn, steam_id, Some(holder), claimant, "refused")?;
+    tell_holder(conn, settings, holder, steam_id, false)
+}
+
+/// After a sign-up refused because another account proved its SteamID
+/// first (and rolled back whole): the conflict listed, the holder told.
+pub async fn sign_up_refused(state: &AppState, steam_id: u64) -> Result<(), AppError> {
+    let settings = state.settings.clone();
+    db::run(&state.pool, move |conn| {
+        conn.transaction(|conn| match SteamAccount::holder_unlocked(conn, steam_id)? {
+            Some((holder, _)) => refused(conn, &settings, steam_id, holder, None),
+            None => Ok(()),
+        })
+    })
+    .await?;
+    state.jobs.notify();
+    Ok(())
 }
 
 /// Mails the holder of a SteamID someone else proved.

@@ -112,6 +112,16 @@ pub(crate) async fn link_with(app: &TestApp, client: &reqwest::Client, profile: 
         }
     }
     let steam_id: u64 = profile.parse().expect("a SteamID64");
+    // Linking a sign-in method is a sensitive change: the password first
+    // (every test user here has the same one).
+    let res = app.submit_with(client, "/settings/steam", "/auth/steam", &[("intent", "link")]).await;
+    if location(&res).starts_with("/account/reauth") {
+        let page = location(&res);
+        let res = app
+            .submit_with(client, &page, "/account/reauth", &[("password", PASSWORD), ("next", "/settings/steam")])
+            .await;
+        assert_eq!(location(&res), "/settings/steam", "re-authenticated");
+    }
     steam_openid(app, client, "/settings/steam", "link", steam_id).await
 }
 

@@ -22,6 +22,13 @@ async fn sign_in(b: &Browser, login: &str, password: &str) {
 async fn link_steam(b: &Browser) {
     b.goto("/settings/steam").await;
     b.click("#link-form button[type=submit]").await;
+    // A sign-in method is a sensitive change: the password first, then
+    // the button again.
+    if b.path().await.starts_with("/account/reauth") {
+        b.fill("input[name=password]", PASSWORD).await;
+        b.click("form.auth-form button[type=submit]").await;
+        b.click("#link-form button[type=submit]").await;
+    }
     pick_on_steam(b, STEAM_ID).await;
 }
 
@@ -182,6 +189,10 @@ async fn an_unverified_link_is_explained_and_fixed_with_one_button() {
     assert!(b.has("#profile-unverified").await && b.has("#profile-not-verified-own").await);
     b.check("profile-unverified-own").await;
     b.goto("/settings/steam").await;
+    b.click("#verify-form button[type=submit]").await;
+    assert!(b.path().await.starts_with("/account/reauth"), "the password first");
+    b.fill("input[name=password]", PASSWORD).await;
+    b.click("form.auth-form button[type=submit]").await;
     b.click("#verify-form button[type=submit]").await;
     pick_on_steam(&b, STEAM_ID).await;
     assert_eq!(b.path().await, "/settings/steam");
