@@ -625,3 +625,43 @@ async fn steam_does_not_re_confirm_an_account_with_2fa() {
     let res = steam_openid(&app, &app.client, "/account/reauth?next=%2Faccount%2Fpassword", "reauth", STEAM_ID).await;
     assert!(location(&res).starts_with("/account/reauth"), "{}", location(&res));
 }
+
+#[actix_web::test]
+async fn linking_a_steam_account_asks_for_the_password_first() {
+    let (app, _fake) = app_with_instance_key(&[]).await;
+    app.register_verified("alice", "alice@example.com", PASSWORD).await;
+    app.login_with(&app.client, "alice", PASSWORD).await;
+    // A stolen session cannot add its own way in.
+    let res = app.submit("/settings/steam", "/auth/steam", &[("intent", "link")]).await;
+    assert_eq!(location(&res), "/account/reauth?next=%2Fsettings%2Fsteam");
+    let count: i64 = steam_accounts::table.count().get_result(&mut app.pool.get().unwrap()).unwrap();
+    assert_eq!(count, 0);
+    let res = link_with(&app, &app.client, &STEAM_ID.to_string(), "").await;
+    assert_eq!(location(&res), "/settings/steam", "with the password given, the link goes through");
+}
+
+#[actix_web::test]
+async fn a_proof_for_another_steam_id_replaces_a_library_nobody_proved() {
+    let (app, _fake) = app_with_instance_key(&[]).await;
+    app.register_verified("alice", "alice@example.com", PASSWORD).await;
+    app.login_with(&app.client, "alice", PASSWORD).await;
+    let alice = user_id(&app, "alice");
+    {
+        // A library brought without a SteamID (an import whose SteamID
+        // was dropped) must not stand as proven.
+        use questline::schema::library_entries;
+        let mut conn = app.pool.get().unwrap();
+        let cipher = questline::crypto::Cipher::from_settings(&app.settings);
+        questline::steam::account::SteamAccount::keep_unproven(&mut conn, &cipher, alice, None, Some(KEY)).unwrap();
+        diesel::sql_query("INSERT INTO games (appid, name) VALUES (999, 'Unproven Game')").execute(&mut conn).unwrap();
+        diesel::insert_into(library_entries::table)
+            .values((library_entries::user_id.eq(alice), library_entries::appid.eq(999)))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    link_with(&app, &app.client, &STEAM_ID.to_string(), "").await;
+    assert_eq!(sync_finished(&app).await, "done");
+    let library = html(app.get("/library").await).await;
+    assert_eq!(text_of(&library, "#game-count").as_deref(), Some("3 games"), "only the proven SteamID's games");
+    assert!(!library.html().contains("Unproven Game"));
+}
