@@ -78,6 +78,20 @@ fn set(fields: &mut [(String, String)], name: &str, value: &str) {
     fields.iter_mut().find(|(k, _)| k == name).unwrap().1 = value.to_owned();
 }
 
+/// Alice, registered and signed in on `app.client`; her id.
+async fn signed_in_alice(app: &TestApp) -> i64 {
+    app.register_verified("alice", "alice@example.com", PASSWORD).await;
+    app.login_with(&app.client, "alice", PASSWORD).await;
+    user_id(app, "alice")
+}
+
+/// A link made before proof was asked for (or brought by an import).
+fn keep_unproven(app: &TestApp, user: i64, steam_id: Option<u64>, key: Option<&str>) {
+    let mut conn = app.pool.get().unwrap();
+    let cipher = questline::crypto::Cipher::from_settings(&app.settings);
+    questline::steam::account::SteamAccount::keep_unproven(&mut conn, &cipher, user, steam_id, key).unwrap();
+}
+
 fn accounts(app: &TestApp) -> i64 {
     users::table.count().get_result(&mut app.pool.get().unwrap()).unwrap()
 }
@@ -327,13 +341,7 @@ async fn an_unproven_link_goes_to_whoever_proves_the_steam_id() {
     let (app, _fake) = app_with_instance_key(&[]).await;
     // Mallory typed a famous hunter's SteamID before proof was asked for.
     app.register_verified("mallory", "mallory@example.com", PASSWORD).await;
-    let mallory = user_id(&app, "mallory");
-    {
-        let mut conn = app.pool.get().unwrap();
-        let cipher = questline::crypto::Cipher::from_settings(&app.settings);
-        questline::steam::account::SteamAccount::keep_unproven(&mut conn, &cipher, mallory, Some(STEAM_ID), None)
-            .unwrap();
-    }
+    keep_unproven(&app, user_id(&app, "mallory"), Some(STEAM_ID), None);
     let res = steam_openid(&app, &app.client, "/login", "signin", STEAM_ID).await;
     assert_eq!(location(&res), "/register/steam", "an unproven link signs nobody in");
     let page = html(app.get("/register/steam").await).await;
@@ -365,14 +373,10 @@ async fn an_unproven_link_goes_to_whoever_proves_the_steam_id() {
 #[actix_web::test]
 async fn unproven_links_stay_off_leaderboards_compare_and_public_profiles_until_proven() {
     let (app, _fake) = app_with_instance_key(&[]).await;
-    app.register_verified("alice", "alice@example.com", PASSWORD).await;
-    app.login_with(&app.client, "alice", PASSWORD).await;
-    let alice = user_id(&app, "alice");
+    let alice = signed_in_alice(&app).await;
+    keep_unproven(&app, alice, Some(STEAM_ID), None);
     {
         let mut conn = app.pool.get().unwrap();
-        let cipher = questline::crypto::Cipher::from_settings(&app.settings);
-        questline::steam::account::SteamAccount::keep_unproven(&mut conn, &cipher, alice, Some(STEAM_ID), None)
-            .unwrap();
         questline::jobs::model::enqueue(&mut conn, questline::jobs::STEAM_SYNC, alice).unwrap();
     }
     assert_eq!(sync_finished(&app).await, "done", "an unproven link keeps syncing");
@@ -629,8 +633,7 @@ async fn steam_does_not_re_confirm_an_account_with_2fa() {
 #[actix_web::test]
 async fn linking_a_steam_account_asks_for_the_password_first() {
     let (app, _fake) = app_with_instance_key(&[]).await;
-    app.register_verified("alice", "alice@example.com", PASSWORD).await;
-    app.login_with(&app.client, "alice", PASSWORD).await;
+    signed_in_alice(&app).await;
     // A stolen session cannot add its own way in.
     let res = app.submit("/settings/steam", "/auth/steam", &[("intent", "link")]).await;
     assert_eq!(location(&res), "/account/reauth?next=%2Fsettings%2Fsteam");
@@ -643,16 +646,13 @@ async fn linking_a_steam_account_asks_for_the_password_first() {
 #[actix_web::test]
 async fn a_proof_for_another_steam_id_replaces_a_library_nobody_proved() {
     let (app, _fake) = app_with_instance_key(&[]).await;
-    app.register_verified("alice", "alice@example.com", PASSWORD).await;
-    app.login_with(&app.client, "alice", PASSWORD).await;
-    let alice = user_id(&app, "alice");
+    let alice = signed_in_alice(&app).await;
+    // A library brought without a SteamID (an import whose SteamID was
+    // dropped) must not stand as proven.
+    keep_unproven(&app, alice, None, Some(KEY));
     {
-        // A library brought without a SteamID (an import whose SteamID
-        // was dropped) must not stand as proven.
         use questline::schema::library_entries;
         let mut conn = app.pool.get().unwrap();
-        let cipher = questline::crypto::Cipher::from_settings(&app.settings);
-        questline::steam::account::SteamAccount::keep_unproven(&mut conn, &cipher, alice, None, Some(KEY)).unwrap();
         diesel::sql_query("INSERT INTO games (appid, name) VALUES (999, 'Unproven Game')").execute(&mut conn).unwrap();
         diesel::insert_into(library_entries::table)
             .values((library_entries::user_id.eq(alice), library_entries::appid.eq(999)))
