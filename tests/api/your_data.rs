@@ -6,6 +6,13 @@ use diesel::prelude::*;
 use questline::schema::{community_achievements, users};
 
 use crate::achievements::{create, synced_alice};
+
+/// Signs out and in again: the password confirmed while linking Steam
+/// counts for that session only.
+async fn fresh_session(app: &TestApp) {
+    app.submit("/dashboard", "/logout", &[]).await;
+    app.login_with(&app.client, "alice", PASSWORD).await;
+}
 use crate::helpers::{location, TestApp};
 use crate::steam::PASSWORD;
 
@@ -37,6 +44,8 @@ async fn confirm_password(app: &TestApp, next: &str) {
 #[actix_web::test]
 async fn the_export_needs_the_password_and_holds_the_library_unlocks_goals_and_images() {
     let (app, _fake) = synced_alice().await;
+    // Linking asked for the password; a new session has not.
+    fresh_session(&app).await;
     let res = crate::images::create_with_image(&app, "badge.png", crate::images::png(64, 64, 7)).await;
     assert_eq!(res.status(), 303);
     create(
@@ -90,6 +99,8 @@ async fn the_export_needs_the_password_and_holds_the_library_unlocks_goals_and_i
 #[actix_web::test]
 async fn deleting_your_account_needs_the_password_and_your_username_and_keeps_shared_goals() {
     let (app, _fake) = synced_alice().await;
+    // Linking asked for the password; a new session has not.
+    fresh_session(&app).await;
     let id = create(&app, &[("name", "Centurion"), ("condition_type", "playtime"), ("hours", "100"), ("games", "570")])
         .await;
     app.submit("/achievements", &format!("/achievements/{id}/share"), &[]).await;
