@@ -151,6 +151,10 @@ impl AppSession {
         self.0.remove(CSRF);
         self.0.remove(PENDING_SECOND_FACTOR);
         self.0.remove(STEAM_SIGN_UP);
+        // Nothing proven for whoever used this browser before carries over
+        // to the account signed in now.
+        self.0.remove(REAUTHENTICATED_AT);
+        self.0.remove(PENDING_STEAM);
         self.0.insert(SID, session_id).map_err(|e| stored("the session id", e))
     }
 
@@ -162,6 +166,8 @@ impl AppSession {
     /// Remembers a sign-in waiting for its code, under a new session id.
     pub fn begin_second_factor(&self, pending: &PendingSecondFactor) -> Result<(), SessionWriteError> {
         self.0.renew();
+        self.0.remove(REAUTHENTICATED_AT);
+        self.0.remove(PENDING_STEAM);
         self.0.insert(PENDING_SECOND_FACTOR, pending).map_err(|e| stored("the sign-in step", e))
     }
 

@@ -212,10 +212,14 @@ struct UnlinkPage {
 
 /// Asks first: unlinking deletes the synced library.
 async fn unlink_confirm(
+    req: actix_web::HttpRequest,
     ctx: PageContext,
     current: CurrentUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    // Unlinking takes away a way to sign in and the library: sudo mode,
+    // as linking needs.
+    crate::auth::reauth::require_recent_auth(&req, "/settings/steam/unlink")?;
     let user_id = current.user.id;
     let found = db::run(&state.pool, move |conn| {
         let Some(account) = SteamAccount::find(conn, user_id)? else { return Ok(None) };
@@ -227,7 +231,13 @@ async fn unlink_confirm(
     render(&UnlinkPage { ctx, persona, games })
 }
 
-async fn unlink(current: CurrentUser, meta: RequestMeta, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+async fn unlink(
+    req: actix_web::HttpRequest,
+    current: CurrentUser,
+    meta: RequestMeta,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    crate::auth::reauth::require_recent_auth(&req, "/settings/steam/unlink")?;
     let Some(games) = service::unlink(&state, current.user.id, &meta).await? else {
         FlashMessage::warning(
             "Set a password first (Account → Password): you sign in through Steam, so without a password you could not sign in once it is unlinked.",

@@ -421,17 +421,17 @@ async fn unproven_links_stay_off_leaderboards_compare_and_public_profiles_until_
 async fn an_account_made_through_steam_cannot_unlink_until_it_has_a_password() {
     let (app, _fake) = app_with_instance_key(&[]).await;
     sign_up(&app, &app.client, STEAM_ID, "gabe", "gabe@example.com").await;
+    // Unlinking is a sensitive change: confirm first, through Steam.
+    let res = app.get("/settings/steam/unlink").await;
+    assert_eq!(location(&res), "/account/reauth?next=%2Fsettings%2Fsteam%2Funlink");
+    let page = html(app.get("/account/reauth?next=%2Fsettings%2Fsteam%2Funlink").await).await;
+    assert!(text_of(&page, "#reauth-steam").is_some(), "offered to an account without a password");
+    let res = steam_openid(&app, &app.client, "/account/reauth", "reauth", STEAM_ID).await;
+    assert_eq!(location(&res), "/account", "the start form carries no next; the account page");
     let res = app.submit("/settings/steam/unlink", "/settings/steam/unlink", &[]).await;
     assert_eq!(location(&res), "/settings/steam");
     let count: i64 = steam_accounts::table.count().get_result(&mut app.pool.get().unwrap()).unwrap();
-    assert_eq!(count, 1, "still linked");
-    // Confirming through Steam lets Gabe set a password; then he may unlink.
-    let res = app.get("/account/password").await;
-    assert_eq!(location(&res), "/account/reauth?next=%2Faccount%2Fpassword");
-    let page = html(app.get("/account/reauth?next=%2Faccount%2Fpassword").await).await;
-    assert!(text_of(&page, "#reauth-steam").is_some());
-    let res = steam_openid(&app, &app.client, "/account/reauth?next=%2Faccount%2Fpassword", "reauth", STEAM_ID).await;
-    assert_eq!(location(&res), "/account", "the start form carries no next; the account page");
+    assert_eq!(count, 1, "still linked: without a password Gabe could not sign in again");
     let res = app
         .submit(
             "/account/password",
@@ -444,6 +444,19 @@ async fn an_account_made_through_steam_cannot_unlink_until_it_has_a_password() {
     assert_eq!(location(&res), "/settings/steam");
     let count: i64 = steam_accounts::table.count().get_result(&mut app.pool.get().unwrap()).unwrap();
     assert_eq!(count, 0, "unlinked, and the SteamID is free again");
+}
+
+#[actix_web::test]
+async fn signing_in_as_someone_else_carries_no_confirmation_over() {
+    let (app, _fake) = app_with_instance_key(&[("RATE_LIMIT_LOGIN_PER_MINUTE", "1000")]).await;
+    signed_in_alice(&app).await;
+    // Alice confirms her password, then Bob signs in in the same browser.
+    crate::two_factor::reauth(&app, &app.client, "/account/password", &[("password", PASSWORD)]).await;
+    assert_eq!(app.get("/account/password").await.status(), 200, "Alice is in sudo mode");
+    let bob = new_client();
+    app.register_verified_with(&bob, "bob", "bob@example.com", PASSWORD).await;
+    app.login_with(&app.client, "bob", PASSWORD).await;
+    assert_eq!(location(&app.get("/account/password").await), "/account/reauth?next=%2Faccount%2Fpassword");
 }
 
 #[actix_web::test]
