@@ -83,6 +83,11 @@ impl Storage for NullStorage {
     }
 }
 
+/// The answer to an import, dry run or rollback while another one runs.
+pub const BUSY: &str =
+    "another import-legacy run (an import, a dry run or a rollback) is in progress on this database: \
+                        nothing was done; run this again once it has finished";
+
 /// A dry run ends by rolling its transaction back through this error.
 #[derive(Debug)]
 pub(crate) struct DryRunDone(Report);
@@ -107,6 +112,9 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
     };
     let cipher = Cipher::from_settings(settings);
     let outcome = conn.transaction::<Report, TxError, _>(|conn| {
+        if !model::try_lock_imports(conn)? {
+            return Err(TxError::Other(BUSY.into()));
+        }
         let run_id = model::begin(conn, &source, opts.dry_run)?;
         let mut run = Run {
             conn,
@@ -151,7 +159,12 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
         .map_err(ImportError::Db)?;
     }
     match outcome {
-        Ok(report) => Ok(report),
+        Ok(mut report) => {
+            // The wall time, commit included (the run's stored report was
+            // written before its commit and cannot hold it).
+            report.seconds = started.elapsed().as_secs_f64();
+            Ok(report)
+        }
         Err(TxError::DryRun(DryRunDone(report))) => Ok(report),
         Err(TxError::Db(e)) => Err(ImportError::Db(e)),
         Err(TxError::Other(e)) => Err(ImportError::Other(e)),
@@ -247,6 +260,9 @@ pub struct RolledBack {
 /// Removes exactly what run `id` added, in one transaction.
 pub fn rollback(conn: &mut PgConnection, settings: &Settings, id: i64) -> Result<RolledBack, ImportError> {
     let done = conn.transaction::<RolledBack, ImportError, _>(|conn| {
+        if !model::try_lock_imports(conn)? {
+            return Err(ImportError::Other(BUSY.into()));
+        }
         match model::lock_for_rollback(conn, id)? {
             None => return Err(ImportError::Other(format!("there is no import run {id}"))),
             Some(Some(at)) => return Err(ImportError::Other(format!("run {id} was already rolled back at {at}"))),

@@ -14,6 +14,25 @@ struct RunId {
     id: i64,
 }
 
+/// The advisory lock every import, dry run and rollback holds for its
+/// whole transaction ("QLIMPORT").
+const IMPORT_LOCK_KEY: i64 = 0x514c_494d_504f_5254;
+
+/// Takes the import lock for the caller's transaction; false when another
+/// import, dry run or rollback holds it (they would collide on the same
+/// users, games and counts).
+pub fn try_lock_imports(conn: &mut PgConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+        .bind::<diesel::sql_types::BigInt, _>(IMPORT_LOCK_KEY)
+        .get_result::<Locked>(conn)
+        .map(|r| r.locked)
+}
+
 /// Starts a run and returns its number. A dry run is rolled back at the
 /// end, and numbered without the sequence, so it uses up no run number.
 pub fn begin(conn: &mut PgConnection, source: &str, dry_run: bool) -> QueryResult<i64> {

@@ -194,3 +194,32 @@ async fn the_command_exits_non_zero_when_the_directory_cannot_be_imported_and_wr
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(count(&app, "users"), 0);
 }
+
+#[actix_web::test]
+async fn an_import_a_dry_run_or_a_rollback_is_refused_while_another_runs() {
+    use diesel::Connection;
+    let app = spawn_app().await;
+    let (dir, _) = generate(5);
+    let first = import(&app, &dir, false);
+    let mut running = app.pool.get().unwrap();
+    let mut other = app.pool.get().unwrap();
+    running
+        .transaction::<_, diesel::result::Error, _>(|running| {
+            // Another run holds the lock for its whole transaction.
+            assert!(import::model::try_lock_imports(running)?);
+            for dry_run in [false, true] {
+                let err =
+                    import::run(&mut other, &app.settings, &Options { dir: dir.clone(), dry_run, progress: false })
+                        .unwrap_err();
+                assert!(err.to_string().contains("in progress"), "{err}");
+            }
+            let err = import::rollback(&mut other, &app.settings, first.run_id.unwrap()).unwrap_err();
+            assert!(err.to_string().contains("in progress"), "{err}");
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(count(&app, "import_runs"), 1, "the refused runs left nothing");
+    // Once it has finished, the next one goes ahead.
+    let rolled = import::rollback(&mut other, &app.settings, first.run_id.unwrap()).unwrap();
+    assert_eq!(rolled.users, 5);
+}
