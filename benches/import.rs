@@ -78,7 +78,7 @@ fn main() {
     println!("  second run: {:.1} s, imported nothing: {}", started.elapsed().as_secs_f64(), again.imported_nothing());
 
     let started = Instant::now();
-    let done = import::rollback(&mut conn, &settings, report.run_id.unwrap()).unwrap();
+    let done = import::rollback(&mut conn, &settings, report.run_id.unwrap(), false).unwrap();
     println!("  rollback: {:.1} s (budget 300 s), removed {} users", started.elapsed().as_secs_f64(), done.users);
 
     drop(conn);

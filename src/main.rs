@@ -42,6 +42,10 @@ enum Command {
         /// Remove what run ID added (the id is printed by each run).
         #[arg(long, value_name = "ID", conflicts_with_all = ["dir", "dry_run"])]
         rollback: Option<i64>,
+        /// With --rollback: go ahead even when accounts the run brought were
+        /// used since (their owners' work goes with them; audited).
+        #[arg(long, requires = "rollback")]
+        force: bool,
     },
     /// Write the whole database to FILE (pg_dump, custom format).
     Backup { file: std::path::PathBuf },
@@ -123,8 +127,8 @@ fn main() -> ExitCode {
         Command::Worker => worker(settings),
         Command::RotateKeys => rotate_keys(&settings),
         Command::CreateAdmin { username, email } => create_admin(&settings, &username, &email),
-        Command::ImportLegacy { dir, dry_run, report, rollback } => {
-            questline::import::command(&settings, dir, dry_run, report, rollback)
+        Command::ImportLegacy { dir, dry_run, report, rollback, force } => {
+            questline::import::command(&settings, dir, dry_run, report, rollback, force)
         }
         Command::Backup { file } => {
             questline::backup::backup(&settings, &file).map(|_| println!("backup written to {}", file.display()))

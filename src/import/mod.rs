@@ -205,6 +205,7 @@ pub fn command(
     dry_run: bool,
     report_file: Option<PathBuf>,
     rollback_id: Option<i64>,
+    force: bool,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     use std::io::IsTerminal;
@@ -226,7 +227,7 @@ pub fn command(
     }
     if let Some(id) = rollback_id {
         let started = Instant::now();
-        let done = rollback(&mut conn, settings, id)?;
+        let done = rollback(&mut conn, settings, id, force)?;
         println!(
             "rolled back run {id}: removed {} user(s), {} shared achievement(s), {} game(s), {} achievement definition(s) in {:.1} s",
             done.users,
@@ -257,8 +258,10 @@ pub struct RolledBack {
     pub achievements: usize,
 }
 
-/// Removes exactly what run `id` added, in one transaction.
-pub fn rollback(conn: &mut PgConnection, settings: &Settings, id: i64) -> Result<RolledBack, ImportError> {
+/// Removes exactly what run `id` added, in one transaction. Refused when
+/// accounts it brought were used since (their owners' work would go with
+/// them), unless `force`, which the audit log records.
+pub fn rollback(conn: &mut PgConnection, settings: &Settings, id: i64, force: bool) -> Result<RolledBack, ImportError> {
     let done = conn.transaction::<RolledBack, ImportError, _>(|conn| {
         if !model::try_lock_imports(conn)? {
             return Err(ImportError::Other(BUSY.into()));
@@ -267,6 +270,33 @@ pub fn rollback(conn: &mut PgConnection, settings: &Settings, id: i64) -> Result
             None => return Err(ImportError::Other(format!("there is no import run {id}"))),
             Some(Some(at)) => return Err(ImportError::Other(format!("run {id} was already rolled back at {at}"))),
             Some(None) => {}
+        }
+        let (used, total) = model::used_accounts(conn, id)?;
+        if total > 0 && !force {
+            let list: Vec<String> = used.iter().map(|u| format!("  {}: {}", u.username, u.what)).collect();
+            let more = if total > used.len() as i64 {
+                format!("\n  … and {} more", total - used.len() as i64)
+            } else {
+                String::new()
+            };
+            return Err(ImportError::Other(format!(
+                "run {id} brought {total} account(s) that were used since; rolling back would delete their owners' \
+                 work with them. Nothing was done. Add --force to roll back anyway:\n{}{more}",
+                list.join("\n")
+            )));
+        }
+        if total > 0 {
+            let meta = crate::audit::RequestMeta {
+                ip: None,
+                user_agent: Some("questline import-legacy --rollback --force".into()),
+            };
+            crate::audit::AuditEvent::new("import", "rollback_forced", &meta)
+                .details(serde_json::json!({
+                    "run": id,
+                    "used_accounts": total,
+                    "first": used.iter().map(|u| format!("{}: {}", u.username, u.what)).collect::<Vec<_>>(),
+                }))
+                .record(conn)?;
         }
         // Shared copies of images belong to no user: delete them by hand.
         let (shared, community_images) = crate::community::model::delete_imported(conn, id)?;

@@ -88,3 +88,45 @@ pub fn record_game_counts(conn: &mut PgConnection, appids: &[i64], run_id: i64) 
     .bind::<BigInt, _>(run_id)
     .execute(conn)
 }
+
+/// An account a run brought over that its owner has used since.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct UsedAccount {
+    #[diesel(sql_type = Text)]
+    pub username: String,
+    /// What they did, in words ("signed in; 2 goal(s) of their own; audit: login, password_change").
+    #[diesel(sql_type = Text)]
+    pub what: String,
+}
+
+/// The accounts run `run_id` brought that were used since (signed in,
+/// made goals of their own, or did anything the audit log records), the
+/// first 50 by name, and how many there are.
+pub fn used_accounts(conn: &mut PgConnection, run_id: i64) -> QueryResult<(Vec<UsedAccount>, i64)> {
+    const USED: &str = "FROM users u
+         WHERE u.import_run_id = $1
+           AND (u.last_login_at IS NOT NULL
+                OR EXISTS (SELECT 1 FROM custom_achievements c WHERE c.owner_id = u.id AND c.import_run_id IS NULL)
+                OR EXISTS (SELECT 1 FROM audit_log a WHERE a.actor_id = u.id))";
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let total = diesel::sql_query(format!("SELECT count(*) AS n {USED}"))
+        .bind::<BigInt, _>(run_id)
+        .get_result::<Count>(conn)?
+        .n;
+    let rows = diesel::sql_query(format!(
+        "SELECT u.username, concat_ws('; ',
+                CASE WHEN u.last_login_at IS NOT NULL THEN 'signed in' END,
+                (SELECT CASE WHEN count(*) > 0 THEN count(*) || ' goal(s) of their own' END
+                 FROM custom_achievements c WHERE c.owner_id = u.id AND c.import_run_id IS NULL),
+                (SELECT 'audit: ' || string_agg(DISTINCT a.action, ', ')
+                 FROM audit_log a WHERE a.actor_id = u.id)) AS what
+         {USED} ORDER BY u.username LIMIT 50"
+    ))
+    .bind::<BigInt, _>(run_id)
+    .load(conn)?;
+    Ok((rows, total))
+}

@@ -40,6 +40,12 @@ struct N {
 }
 
 /// Rows in `table`.
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
 fn count(app: &TestApp, table: &str) -> i64 {
     let mut conn = app.pool.get().unwrap();
     diesel::sql_query(format!("SELECT count(*) AS n FROM {table}")).get_result::<N>(&mut conn).unwrap().n
@@ -104,7 +110,20 @@ async fn a_generated_directory_imports_with_the_expected_counts_reruns_as_a_no_o
     let files_before = app.stored_files().len();
     assert!(files_before > 0);
     let run_id = report.run_id.unwrap();
-    let done = import::rollback(&mut conn, &app.settings, run_id).unwrap();
+    // Some imported users signed in above: their owners' use is named, and
+    // nothing goes without --force.
+    let refused = import::rollback(&mut conn, &app.settings, run_id, false).unwrap_err().to_string();
+    assert!(
+        refused.contains("used since") && refused.contains("signed in") && refused.contains("--force"),
+        "{refused}"
+    );
+    assert_eq!(count(&app, "users"), expected["users"] as i64, "nothing was done");
+    let done = import::rollback(&mut conn, &app.settings, run_id, true).unwrap();
+    let forced: i64 = diesel::sql_query("SELECT count(*) AS n FROM audit_log WHERE action = 'rollback_forced'")
+        .get_result::<Count>(&mut app.pool.get().unwrap())
+        .unwrap()
+        .n;
+    assert_eq!(forced, 1, "a forced rollback is audited");
     assert_eq!(done.users as u64, expected["users"]);
     for (table, n) in [
         ("users", count(&app, "users")),
@@ -117,9 +136,9 @@ async fn a_generated_directory_imports_with_the_expected_counts_reruns_as_a_no_o
         assert_eq!(n, 0, "{table} after rollback");
     }
     assert!(app.stored_files().is_empty(), "image files removed");
-    assert!(import::rollback(&mut conn, &app.settings, run_id).is_err(), "a run rolls back once");
+    assert!(import::rollback(&mut conn, &app.settings, run_id, false).is_err(), "a run rolls back once");
     // The second run added nothing, so rolling it back removes nothing.
-    let nothing = import::rollback(&mut conn, &app.settings, again.run_id.unwrap()).unwrap();
+    let nothing = import::rollback(&mut conn, &app.settings, again.run_id.unwrap(), false).unwrap();
     assert_eq!(nothing.users, 0);
 }
 
@@ -213,13 +232,13 @@ async fn an_import_a_dry_run_or_a_rollback_is_refused_while_another_runs() {
                         .unwrap_err();
                 assert!(err.to_string().contains("in progress"), "{err}");
             }
-            let err = import::rollback(&mut other, &app.settings, first.run_id.unwrap()).unwrap_err();
+            let err = import::rollback(&mut other, &app.settings, first.run_id.unwrap(), false).unwrap_err();
             assert!(err.to_string().contains("in progress"), "{err}");
             Ok(())
         })
         .unwrap();
     assert_eq!(count(&app, "import_runs"), 1, "the refused runs left nothing");
     // Once it has finished, the next one goes ahead.
-    let rolled = import::rollback(&mut other, &app.settings, first.run_id.unwrap()).unwrap();
+    let rolled = import::rollback(&mut other, &app.settings, first.run_id.unwrap(), false).unwrap();
     assert_eq!(rolled.users, 5);
 }

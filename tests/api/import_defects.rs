@@ -140,7 +140,7 @@ async fn rolling_back_a_run_leaves_every_table_exactly_as_it_was() {
         .first(&mut conn)
         .unwrap();
     assert_eq!(count, 16);
-    import::rollback(&mut conn, &app.settings, report.run_id.unwrap()).unwrap();
+    import::rollback(&mut conn, &app.settings, report.run_id.unwrap(), false).unwrap();
     let after = snapshot(&app);
     for (i, table) in TABLES.iter().enumerate() {
         assert_eq!(after[i], before[i], "{table} is exactly as before the run");
@@ -170,7 +170,7 @@ async fn a_file_skipped_by_one_run_is_imported_by_a_later_one_once_fixed_and_rol
     assert_eq!(third.counts["library_entries"].already_present, 2);
 
     // Rolling back the second run removes its entries, not the user.
-    import::rollback(&mut conn, &app.settings, second.run_id.unwrap()).unwrap();
+    import::rollback(&mut conn, &app.settings, second.run_id.unwrap(), false).unwrap();
     assert_eq!(snapshot(&app), before);
 }
 
