@@ -123,12 +123,17 @@ impl User {
     /// Finds by username (any case) or by email (stored lower-case).
     pub fn find_by_login(conn: &mut PgConnection, login: &str) -> QueryResult<Option<User>> {
         let login = login.trim();
-        let lower = login.to_lowercase();
+        // PostgreSQL's lower() on both sides: the unique index's own rule.
+        // Rust's to_lowercase folds some letters differently (a final Σ
+        // becomes ς), and such a user could never sign in.
         users::table
             .filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>("lower(username) = ")
-                    .bind::<Text, _>(lower.clone())
-                    .or(users::email.eq(lower)),
+                diesel::dsl::sql::<diesel::sql_types::Bool>("lower(username) = lower(")
+                    .bind::<Text, _>(login.to_owned())
+                    .sql(")")
+                    .or(diesel::dsl::sql::<diesel::sql_types::Bool>("email = lower(")
+                        .bind::<Text, _>(login.to_owned())
+                        .sql(")")),
             )
             .select(User::as_select())
             .first(conn)
@@ -320,9 +325,14 @@ impl User {
 
     /// Whether an account has this username, in any case.
     pub fn username_taken(conn: &mut PgConnection, username: &str) -> QueryResult<bool> {
-        diesel::select(diesel::dsl::exists(users::table.filter(
-            diesel::dsl::sql::<diesel::sql_types::Bool>("lower(username) = ").bind::<Text, _>(username.to_lowercase()),
-        )))
+        // The unique index's rule (see `find_by_login`).
+        diesel::select(diesel::dsl::exists(
+            users::table.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>("lower(username) = lower(")
+                    .bind::<Text, _>(username.to_owned())
+                    .sql(")"),
+            ),
+        ))
         .get_result(conn)
     }
 

@@ -187,3 +187,29 @@ async fn the_activity_page_lists_successes_and_failures() {
     assert!(rows[0].contains("127.0.0.1"));
     assert!(rows[0].contains("Firefox"));
 }
+
+#[actix_web::test]
+async fn a_name_ending_in_a_capital_sigma_signs_in_as_it_was_stored() {
+    use questline::models::user::{NewUser, Role, User};
+    let app = app_without_ip_limits().await;
+    {
+        // Imported names may be Greek; Rust's to_lowercase folds a final Σ
+        // to ς, the database's lower() to σ (or, in the C locale, not at
+        // all): the unique index's rule must decide, on both sides. (One
+        // fold for every locale, with the import's, is issue 30's.)
+        let hash = questline::auth::password::hash_now(PASSWORD).unwrap();
+        let mut conn = app.pool.get().unwrap();
+        let user = User::insert(
+            &mut conn,
+            &NewUser { username: "ΟΔΥΣΣΕΑΣ", email: None, password_hash: Some(&hash), role: Role::User },
+        )
+        .unwrap();
+        assert!(User::username_taken(&mut conn, "ΟΔΥΣΣΕΑΣ").unwrap(), "taken by the unique index's rule");
+        assert_eq!(User::find_by_login(&mut conn, "ΟΔΥΣΣΕΑΣ").unwrap().map(|u| u.id), Some(user.id));
+    }
+    for typed in ["ΟΔΥΣΣΕΑΣ", " ΟΔΥΣΣΕΑΣ "] {
+        let client = new_client();
+        let res = app.login_with(&client, typed, PASSWORD).await;
+        assert_eq!(location(&res), "/dashboard", "{typed} signs in");
+    }
+}
