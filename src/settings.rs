@@ -271,12 +271,10 @@ impl Settings {
             &mut problems,
             parse_http_url,
         );
-        let steam_api_key = match get("STEAM_API_KEY") {
+        let steam_api_key = match get("STEAM_API_KEY").map(|k| crate::steam::ids::valid_api_key(&k)) {
             None => None,
-            Some(k) if k.len() == 32 && k.chars().all(|c| c.is_ascii_hexdigit()) => {
-                Some(SecretString::from(k.to_uppercase()))
-            }
-            Some(_) => {
+            Some(Ok(k)) => Some(SecretString::from(k)),
+            Some(Err(_)) => {
                 problems.push("STEAM_API_KEY is invalid: a Steam Web API key is 32 hexadecimal characters".into());
                 None
             }

@@ -11,7 +11,7 @@ use crate::auth::legacy_hash;
 use crate::models::user::{ImportedUser, User};
 use crate::schema::users;
 use crate::steam::account::SteamAccount;
-use crate::steam::client::valid_api_key;
+use crate::steam::ids::valid_api_key;
 
 const KIND: &str = "users";
 /// Questline's column allows 64 characters; a rename adds a suffix.

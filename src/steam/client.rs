@@ -415,18 +415,6 @@ struct SummariesResponse {
     players: Vec<PlayerSummary>,
 }
 
-#[derive(Deserialize)]
-struct VanityEnvelope {
-    response: VanityResponse,
-}
-
-#[derive(Deserialize)]
-struct VanityResponse {
-    success: i32,
-    #[serde(default)]
-    steamid: Option<String>,
-}
-
 /// Text from Steam as Questline keeps it: control characters other than
 /// line breaks and tabs dropped. A NUL in one game's name could not even be
 /// stored, and failed the whole sync; the rest of the name stays.
@@ -711,16 +699,6 @@ impl SteamClient {
             .map_err(not_found_on_bad_request)?;
         env.response.players.into_iter().next().ok_or(SteamError::NotFound)
     }
-
-    /// A custom profile name to its SteamID64.
-    pub async fn resolve_vanity(&self, key: &ApiKey, name: &str) -> Result<u64, SteamError> {
-        let (_, env): (_, VanityEnvelope) =
-            self.get("/ISteamUser/ResolveVanityURL/v1/", key, &[("vanityurl", name.to_owned())]).await?;
-        match (env.response.success, env.response.steamid) {
-            (1, Some(id)) => id.parse().map_err(|_| SteamError::Malformed("steamid".into())),
-            _ => Err(SteamError::NotFound),
-        }
-    }
 }
 
 /// The method name of an endpoint path (`/ISteamUserStats/GetSchemaForGame/v2/`
@@ -737,81 +715,9 @@ fn not_found_on_bad_request(e: SteamError) -> SteamError {
     }
 }
 
-/// What the user typed to name their Steam account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProfileRef {
-    Id(u64),
-    Vanity(String),
-}
-
-/// Accepts a SteamID64, a profile URL (`/profiles/ID` or `/id/NAME`) or a
-/// bare custom name.
-pub fn parse_profile(input: &str) -> Result<ProfileRef, String> {
-    let input = input.trim().trim_end_matches('/');
-    if input.is_empty() {
-        return Err("Enter your SteamID64, profile link or custom name.".into());
-    }
-    if let Some(rest) = input.split("steamcommunity.com/").nth(1) {
-        let mut parts = rest.split('/');
-        return match (parts.next(), parts.next()) {
-            (Some("profiles"), Some(id)) => valid_steam_id(id).map(ProfileRef::Id),
-            (Some("id"), Some(name)) if valid_vanity(name) => Ok(ProfileRef::Vanity(name.to_owned())),
-            _ => Err("That link is not a Steam profile link.".into()),
-        };
-    }
-    if input.chars().all(|c| c.is_ascii_digit()) && input.len() == 17 {
-        return valid_steam_id(input).map(ProfileRef::Id);
-    }
-    if valid_vanity(input) {
-        return Ok(ProfileRef::Vanity(input.to_owned()));
-    }
-    Err("That is not a SteamID64, a profile link or a custom profile name.".into())
-}
-
-fn valid_vanity(name: &str) -> bool {
-    (2..=32).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-/// A SteamID64 of an individual account in the public universe.
-pub fn valid_steam_id(raw: &str) -> Result<u64, String> {
-    let value: u64 = raw.parse().map_err(|_| "A SteamID64 is 17 digits.".to_owned())?;
-    let id = steamid_ng::SteamID::from_steam64(value).map_err(|_| "That is not a valid SteamID64.".to_owned())?;
-    if id.account_type() != steamid_ng::AccountType::Individual || id.universe() != steamid_ng::Universe::Public {
-        return Err("That SteamID64 is not a personal Steam account.".into());
-    }
-    Ok(value)
-}
-
-/// A Web API key is 32 hexadecimal characters.
-pub fn valid_api_key(raw: &str) -> Result<String, String> {
-    let key = raw.trim();
-    if key.len() == 32 && key.chars().all(|c| c.is_ascii_hexdigit()) {
-        Ok(key.to_uppercase())
-    } else {
-        Err("A Steam Web API key is 32 letters and digits (0-9, A-F).".into())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn profile_references_are_understood_in_every_form() {
-        assert_eq!(parse_profile("76561197960287930").unwrap(), ProfileRef::Id(76561197960287930));
-        assert_eq!(
-            parse_profile("https://steamcommunity.com/profiles/76561197960287930/").unwrap(),
-            ProfileRef::Id(76561197960287930)
-        );
-        assert_eq!(
-            parse_profile("https://steamcommunity.com/id/gabelogannewell").unwrap(),
-            ProfileRef::Vanity("gabelogannewell".into())
-        );
-        assert_eq!(parse_profile("gabelogannewell").unwrap(), ProfileRef::Vanity("gabelogannewell".into()));
-        assert!(parse_profile("https://steamcommunity.com/groups/x").is_err());
-        assert!(parse_profile("12345678901234567").is_err(), "not an individual account");
-        assert!(parse_profile("bad name!").is_err());
-    }
 
     #[test]
     fn text_and_images_from_steam_are_cleaned_field_by_field() {
@@ -837,13 +743,6 @@ mod tests {
         assert_eq!(a[0].icongray.as_deref(), Some("https://cdn.example/g.jpg"));
         assert_eq!(a[1].icon, None);
         assert_eq!(a[1].icongray.as_deref(), Some("http://cdn.example/x.jpg"));
-    }
-
-    #[test]
-    fn api_keys_are_32_hex_characters() {
-        assert_eq!(valid_api_key(" 0123456789abcdef0123456789ABCDEF ").unwrap(), "0123456789ABCDEF0123456789ABCDEF");
-        assert!(valid_api_key("0123").is_err());
-        assert!(valid_api_key("0123456789abcdef0123456789ABCDEZ").is_err());
     }
 
     #[test]

@@ -88,7 +88,6 @@ impl Lcg {
 pub fn demo_state() -> FakeState {
     let mut s = FakeState::default();
     s.keys.insert(DEMO_KEY.into());
-    s.vanity.insert("questline-demo".into(), DEMO_STEAM_ID);
     let mut rng = Lcg(42);
     let mut owned = Vec::new();
     // 2012-01-01 to 2026-11-01.

@@ -65,7 +65,6 @@ pub enum GameFault {
 #[derive(Debug, Default)]
 pub struct FakeState {
     pub keys: HashSet<String>,
-    pub vanity: HashMap<String, u64>,
     pub players: HashMap<u64, FakePlayer>,
     pub games: HashMap<i64, FakeGame>,
     /// Added to every answer.
@@ -123,7 +122,6 @@ impl FakeSteam {
                 .route("/ISteamUserStats/GetSchemaForGame/v2/", web::get().to(schema))
                 .route("/ISteamUserStats/GetGlobalAchievementPercentagesForApp/v2/", web::get().to(global))
                 .route("/ISteamUser/GetPlayerSummaries/v2/", web::get().to(summaries))
-                .route("/ISteamUser/ResolveVanityURL/v1/", web::get().to(vanity))
                 .route(OPENID_PATH, web::get().to(openid_page))
                 .route(OPENID_PATH, web::post().to(openid_check))
                 .route("/openid/approve", web::get().to(openid_approve))
@@ -198,7 +196,6 @@ struct Query {
     steamids: Option<String>,
     appid: Option<i64>,
     gameid: Option<i64>,
-    vanityurl: Option<String>,
 }
 
 fn bad_request_html() -> HttpResponse {
@@ -429,17 +426,6 @@ async fn summaries(state: web::Data<Mutex<FakeState>>, own: web::Data<FakeBase>,
         .into_iter()
         .collect();
     HttpResponse::Ok().json(json!({"response": {"players": players}}))
-}
-
-async fn vanity(state: web::Data<Mutex<FakeState>>, q: web::Query<Query>) -> HttpResponse {
-    if let Err(r) = gate(&state, "ResolveVanityURL", &q).await {
-        return r;
-    }
-    let s = state.lock().unwrap();
-    match q.vanityurl.as_ref().and_then(|v| s.vanity.get(v)) {
-        Some(id) => HttpResponse::Ok().json(json!({"response": {"steamid": id.to_string(), "success": 1}})),
-        None => HttpResponse::Ok().json(json!({"response": {"success": 42, "message": "No match"}})),
-    }
 }
 
 /// A generated library: `games` games, every `achievement_every`-th with

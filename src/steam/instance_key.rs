@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::client::ApiKey;
 use crate::crypto::Cipher;
 use crate::error::AppError;
 use crate::schema::instance_secrets;
@@ -49,6 +50,17 @@ pub fn current(
         return Ok(Some(SecretString::from(String::from_utf8_lossy(&plain).into_owned())));
     }
     Ok(settings.steam_api_key.clone())
+}
+
+/// The key in force, lent to `user` (their calls count toward their
+/// daily share), if there is one.
+pub fn lent_to(
+    conn: &mut PgConnection,
+    cipher: &Cipher,
+    settings: &Settings,
+    user: i64,
+) -> Result<Option<ApiKey>, AppError> {
+    Ok(current(conn, cipher, settings)?.map(|secret| ApiKey { secret, shared_with: Some(user) }))
 }
 
 /// Which key is in force, for the admin page.

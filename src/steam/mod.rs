@@ -6,6 +6,7 @@ pub mod client;
 pub mod conflicts;
 pub mod demo;
 pub mod fake;
+pub mod ids;
 pub mod instance_key;
 pub mod library;
 pub mod link;

@@ -108,9 +108,8 @@ pub fn steam_id_of(claimed_id: &str) -> Option<u64> {
     if digits.len() != 17 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let id: u64 = digits.parse().ok()?;
-    // Individual accounts only: universe 1 (public), type 1 (individual).
-    (id >> 56 == 1 && (id >> 52) & 0xF == 1).then_some(id)
+    // Individual accounts in the public universe only.
+    super::ids::valid_steam_id(digits).ok()
 }
 
 /// When a nonce says it was made: its leading `YYYY-MM-DDTHH:MM:SSZ`.

@@ -4,8 +4,9 @@ use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::account::SteamAccount;
-use super::client::{valid_api_key, ApiKey, PlayerSummary, SteamError};
+use super::client::{ApiKey, PlayerSummary, SteamError};
 use super::conflicts;
+use super::ids::valid_api_key;
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::db;
 use crate::email::messages::SteamIdClaimed;
@@ -80,10 +81,8 @@ pub fn claim(
         }
         Some((holder, false)) => {
             jobs::supersede(conn, STEAM_SYNC, holder, RELEASED)?;
-            crate::models::library::delete_all_for(conn, holder)?;
             SteamAccount::release(conn, holder)?;
-            crate::rarity::rescore_users(conn, &[holder])?;
-            crate::achievements::model::evaluate(conn, &[holder])?;
+            clear_library(conn, holder)?;
             conflicts::record(conn, steam_id, Some(holder), Some(user_id), "released")?;
             tell_holder(conn, settings, holder, steam_id, true)?;
             AuditEvent::new("steam", "release", meta)
@@ -107,9 +106,7 @@ pub fn claim(
         // Games not synced from this SteamID (another one's, or brought by
         // an import without a proven SteamID) are not this one's.
         if previous != Some(steam_id as i64) {
-            crate::models::library::delete_all_for(conn, user_id)?;
-            crate::rarity::rescore_users(conn, &[user_id])?;
-            crate::achievements::model::evaluate(conn, &[user_id])?;
+            clear_library(conn, user_id)?;
         }
         SteamAccount::link_proven(conn, user_id, steam_id, persona, avatar)?;
         jobs::enqueue(conn, STEAM_SYNC, user_id)
@@ -128,6 +125,16 @@ pub fn claim(
     }
     audit("link").details(serde_json::json!({ "proven": true, "replaced": replaced })).record(conn)?;
     Ok(Claim::Linked { replaced })
+}
+
+/// Deletes a user's synced library (games, playtime, unlocks, what was set
+/// aside) and works out their points and goals again: what a SteamID's
+/// games leave behind when it goes. How many games there were.
+fn clear_library(conn: &mut PgConnection, user_id: i64) -> diesel::QueryResult<usize> {
+    let games = crate::models::library::delete_all_for(conn, user_id)?;
+    crate::rarity::rescore_users(conn, &[user_id])?;
+    crate::achievements::model::evaluate(conn, &[user_id])?;
+    Ok(games)
 }
 
 /// A proof refused because `holder` proved `steam_id` first: listed for the
@@ -226,8 +233,7 @@ pub async fn profile_of(state: &AppState, user_id: Option<i64>, steam_id: u64) -
             Some(k) => Ok(Some(ApiKey::own(k))),
             // Before there is an account, the calls count toward one share
             // for every sign-up, so strangers cannot spend the key.
-            None => Ok(super::instance_key::current(conn, &cipher, &settings)?
-                .map(|secret| ApiKey { secret, shared_with: Some(user_id.unwrap_or(SIGN_UPS)) })),
+            None => super::instance_key::lent_to(conn, &cipher, &settings, user_id.unwrap_or(SIGN_UPS)),
         }
     })
     .await
@@ -305,10 +311,8 @@ pub async fn unlink(state: &AppState, user_id: i64, meta: &RequestMeta) -> Resul
             }
             // A sync still running writes nothing more of this account.
             jobs::supersede(conn, STEAM_SYNC, user_id, UNLINKED)?;
-            let games = crate::models::library::delete_all_for(conn, user_id)?;
             SteamAccount::unlink(conn, user_id)?;
-            crate::rarity::rescore_users(conn, &[user_id])?;
-            crate::achievements::model::evaluate(conn, &[user_id])?;
+            let games = clear_library(conn, user_id)?;
             AuditEvent::new("steam", "unlink", &meta)
                 .actor(user_id)
                 .details(serde_json::json!({ "games_removed": games }))

@@ -130,11 +130,13 @@ async fn sync_key(ctx: &AppState, account: &SteamAccount) -> Result<ApiKey, Sync
         return Ok(ApiKey::own(own));
     }
     let (cipher, settings) = (ctx.cipher.clone(), ctx.settings.clone());
-    let shared = crate::db::run(&ctx.background, move |conn| super::instance_key::current(conn, &cipher, &settings))
-        .await
-        .map_err(|e| JobError::transient(e.to_string()))?;
+    let user = account.user_id;
+    let shared =
+        crate::db::run(&ctx.background, move |conn| super::instance_key::lent_to(conn, &cipher, &settings, user))
+            .await
+            .map_err(|e| JobError::transient(e.to_string()))?;
     match shared {
-        Some(secret) => Ok(ApiKey { secret, shared_with: Some(account.user_id) }),
+        Some(key) => Ok(key),
         None => Err(JobError::fatal(
             "This site has no Steam Web API key for syncing yet. Add your own key on the Steam page, \
              or ask the admin to set one.",

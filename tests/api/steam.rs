@@ -13,7 +13,6 @@ pub(crate) const STEAM_ID: u64 = 76561197960287930;
 pub(crate) fn portal_state() -> FakeState {
     let mut s = FakeState::default();
     s.keys.insert(KEY.into());
-    s.vanity.insert("gaben".into(), STEAM_ID);
     let ach = |n: &str, hidden: bool, pct: f64| FakeAchievement {
         api_name: n.into(),
         display_name: format!("{n} title"),
