@@ -27,6 +27,26 @@ pub fn record(
         .map(|_| ())
 }
 
+/// Whether `claimant` (or, for `None`, a sign-up that left no account) was
+/// refused `steam_id` in the last hour: repeated attempts make one line
+/// and one mail an hour, however often they come.
+pub fn refused_lately(conn: &mut PgConnection, steam_id: u64, claimant: Option<i64>) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        found: bool,
+    }
+    diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM steam_id_conflicts
+                        WHERE steam_id = $1 AND outcome = 'refused' AND claimant_id IS NOT DISTINCT FROM $2
+                          AND created_at > now() - interval '1 hour') AS found",
+    )
+    .bind::<BigInt, _>(steam_id as i64)
+    .bind::<Nullable<BigInt>, _>(claimant)
+    .get_result::<Found>(conn)
+    .map(|r| r.found)
+}
+
 /// One line of the admin page.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Conflict {

@@ -138,8 +138,9 @@ fn clear_library(conn: &mut PgConnection, user_id: i64) -> diesel::QueryResult<u
 }
 
 /// A proof refused because `holder` proved `steam_id` first: listed for the
-/// admin, and the holder told. `claimant` is `None` when the account that
-/// tried is gone with its rolled-back sign-up.
+/// admin, and the holder told, once an hour for the same claimant.
+/// `claimant` is `None` when the account that tried is gone with its
+/// rolled-back sign-up.
 pub fn refused(
     conn: &mut PgConnection,
     settings: &Settings,
@@ -147,6 +148,9 @@ pub fn refused(
     holder: i64,
     claimant: Option<i64>,
 ) -> Result<(), AppError> {
+    if conflicts::refused_lately(conn, steam_id, claimant)? {
+        return Ok(());
+    }
     conflicts::record(conn, steam_id, Some(holder), claimant, "refused")?;
     tell_holder(conn, settings, holder, steam_id, false)
 }

@@ -334,6 +334,27 @@ async fn a_steam_id_proven_by_one_account_is_refused_to_another_and_its_owner_to
     let notice = app.mail.next_email().await;
     assert_eq!(notice.to, "gabe@example.com");
     assert!(notice.subject.contains("tried to link your Steam account"));
+
+    // Trying again and again makes one line and one mail an hour.
+    for _ in 0..3 {
+        link_with(&app, &bob, &STEAM_ID.to_string(), "").await;
+    }
+    let lines: i64 = steam_id_conflicts::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(lines, 1);
+    let notices: i64 = diesel::sql_query(
+        "SELECT count(*) AS n FROM jobs WHERE payload->>'to' = 'gabe@example.com'
+         AND payload->>'subject' LIKE '%tried to link%'",
+    )
+    .get_result::<Count>(&mut conn)
+    .unwrap()
+    .n;
+    assert_eq!(notices, 1, "the holder is not flooded");
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 #[actix_web::test]
