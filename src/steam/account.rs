@@ -199,14 +199,15 @@ impl SteamAccount {
     /// Forgets the user's own key (syncs use the instance's from then on).
     /// A row left with neither SteamID nor key goes.
     pub fn clear_api_key(conn: &mut PgConnection, user_id: i64) -> QueryResult<()> {
+        // A row holding the key alone goes first: a row with neither half
+        // is refused by the table's check.
+        diesel::delete(steam_accounts::table.find(user_id).filter(steam_accounts::steam_id.is_null())).execute(conn)?;
         diesel::update(steam_accounts::table.find(user_id))
             .set((
                 steam_accounts::api_key_enc.eq(None::<Vec<u8>>),
                 steam_accounts::api_key_key_id.eq(None::<String>),
                 steam_accounts::api_key_last4.eq(None::<String>),
             ))
-            .execute(conn)?;
-        diesel::delete(steam_accounts::table.find(user_id).filter(steam_accounts::steam_id.is_null()))
             .execute(conn)
             .map(|_| ())
     }

@@ -180,6 +180,30 @@ async fn a_bad_key_is_refused_with_a_clear_message_and_nothing_is_saved() {
     assert!(text_of(&html(res).await, "#link-error").unwrap().contains("32 letters and digits"));
     let mut conn = app.pool.get().unwrap();
     assert_eq!(steam_accounts::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+    // A control character or a NUL is refused like any other wrong key.
+    let res = app
+        .submit("/settings/steam", "/settings/steam/key", &[("api_key", "0123456789ABCDEF\u{0}123456789ABCDE")])
+        .await;
+    assert_eq!(res.status(), 400, "refused as unstorable text, nothing saved");
+}
+
+#[actix_web::test]
+async fn a_saved_key_can_be_removed_and_nothing_is_left_without_a_steam_id() {
+    let (app, _fake) = app_with_steam(portal_state()).await;
+    let res = app.submit("/settings/steam", "/settings/steam/key", &[("api_key", KEY)]).await;
+    assert_eq!(location(&res), "/settings/steam");
+    let page = html(app.get("/settings/steam").await).await;
+    assert_eq!(text_of(&page, "#key-hint").as_deref(), Some("••••CDEF"));
+    let res = app.submit("/settings/steam", "/settings/steam/key/remove", &[]).await;
+    assert_eq!(location(&res), "/settings/steam");
+    let page = html(app.get("/settings/steam").await).await;
+    assert!(text_of(&page, "#key-hint").is_none());
+    let mut conn = app.pool.get().unwrap();
+    assert_eq!(
+        steam_accounts::table.count().get_result::<i64>(&mut conn).unwrap(),
+        0,
+        "a key-only row goes with its key"
+    );
 }
 
 #[actix_web::test]

@@ -572,6 +572,12 @@ async fn the_admin_sets_the_instance_key_and_sees_its_use_and_the_conflicts() {
     let conflicts = text_of(&page, "#conflicts").unwrap();
     assert!(conflicts.contains("bob") && conflicts.contains("carol") && conflicts.contains("Refused"), "{conflicts}");
     assert_eq!(carol.get(app.url("/admin/steam")).send().await.unwrap().status(), 404);
+
+    // Removed, no key is in force any more (STEAM_API_KEY is not set here).
+    let res = app.submit("/admin/steam", "/admin/steam/key/remove", &[]).await;
+    assert_eq!(location(&res), "/admin/steam");
+    let page = html(app.get("/admin/steam").await).await;
+    assert!(text_of(&page, "#instance-key-state").unwrap().contains("No instance key"));
 }
 
 #[test]
