@@ -28,6 +28,7 @@ pub mod layout;
 pub mod metrics;
 pub mod middleware;
 pub mod models;
+pub mod names;
 pub mod pagination;
 pub mod pins;
 pub mod profiles;

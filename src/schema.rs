@@ -88,6 +88,7 @@ diesel::table! {
         totp_pending_key_id -> Nullable<Text>,
         legacy_username -> Nullable<Text>,
         import_run_id -> Nullable<Int8>,
+        username_key -> Nullable<Text>,
     }
 }
 
@@ -354,6 +355,23 @@ diesel::table! {
         appid -> Int8,
         achievement_count -> Int4,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    import_files (run_id, storage_key) {
+        run_id -> Int8,
+        storage_key -> Text,
+    }
+}
+
+diesel::table! {
+    import_undo (run_id, tbl, key) {
+        run_id -> Int8,
+        tbl -> Text,
+        key -> Jsonb,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
     }
 }
 

@@ -224,6 +224,7 @@ pub fn preview_progress(
                 created_at: None,
                 legacy_id: None,
                 import_run_id: None,
+                id: None,
             },
         )?;
         evaluate_goals(conn, owner, &[id])?;
@@ -296,6 +297,9 @@ pub fn insert(conn: &mut PgConnection, new: &NewCustomAchievement<'_>) -> QueryR
 #[derive(Debug, Insertable)]
 #[diesel(table_name = custom_achievements)]
 pub struct NewCustomAchievement<'a> {
+    /// `None`: the next of the sequence. A dry run of the import gives its
+    /// own, so it uses up none.
+    pub id: Option<i64>,
     pub owner_id: i64,
     pub name: &'a str,
     pub description: &'a str,
@@ -328,8 +332,19 @@ impl<'a> NewCustomAchievement<'a> {
             created_at: None,
             legacy_id: None,
             import_run_id: None,
+            id: None,
         }
     }
+}
+
+/// Deletes the achievements import run `run_id` gave accounts that existed
+/// before it; returns their images (which the accounts keep otherwise).
+pub fn delete_imported(conn: &mut PgConnection, run_id: i64) -> QueryResult<Vec<i64>> {
+    let deleted: Vec<Option<i64>> =
+        diesel::delete(custom_achievements::table.filter(custom_achievements::import_run_id.eq(run_id)))
+            .returning(custom_achievements::image_id)
+            .get_results(conn)?;
+    Ok(deleted.into_iter().flatten().collect())
 }
 
 /// The achievement an earlier import brought for `owner_id` under the

@@ -156,6 +156,7 @@ pub fn store(conn: &mut diesel::PgConnection, owner: i64, incoming: &Incoming, l
                 created_at: None,
                 legacy_id: None,
                 import_run_id: None,
+                id: None,
             },
         )?;
         model::evaluate_goals(conn, owner, &[id])?;

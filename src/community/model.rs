@@ -316,6 +316,8 @@ pub fn set_hidden(conn: &mut PgConnection, id: i64, hidden_by: Option<i64>) -> Q
 #[derive(Debug, Insertable)]
 #[diesel(table_name = community_achievements)]
 pub struct ImportedShare {
+    /// `None`: the next of the sequence (a dry run gives its own).
+    pub id: Option<i64>,
     pub creator_id: Option<i64>,
     pub name: String,
     pub description: String,

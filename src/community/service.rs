@@ -77,6 +77,7 @@ fn copy(conn: &mut PgConnection, community_id: i64, user_id: i64, limit: i64) ->
             created_at: None,
             legacy_id: None,
             import_run_id: None,
+            id: None,
         },
     )?;
     model::count_try(conn, community_id, user_id)?;

@@ -80,6 +80,10 @@ fn store_image(
 ) -> Result<Option<i64>, TxError> {
     let Some(name) = name else { return Ok(None) };
     let Some(p) = cache.get(run, &name, src) else { return Ok(None) };
+    if run.opts.dry_run {
+        // Checked and counted; a dry run stores no file and no row.
+        return Ok(None);
+    }
     let storage = run.storage.clone();
     match images::store(run.conn, storage.as_ref(), owner, &p, None) {
         Ok(record) => Ok(Some(record.image.id)),
@@ -139,9 +143,11 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
         let image = store_image(run, &mut cache, opt_text(v.get("image")), None, &src)?;
         let shared_at = opt_text(v.get("shared_at")).and_then(|t| parse_time(&t)).unwrap_or_else(chrono::Utc::now);
         let (tries, completions) = (count(v, "tries_count"), count(v, "completions_count"));
+        let fresh = run.fresh_id();
         let id = community::insert_imported(
             run.conn,
             &ImportedShare {
+                id: fresh,
                 creator_id: creator,
                 name: text(v, "name"),
                 description: text(v, "description"),
@@ -209,9 +215,11 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
             let created_at =
                 opt_text(v.get("created_at")).and_then(|t| parse_time(&t)).unwrap_or_else(chrono::Utc::now);
             let (name, description) = (text(v, "name"), text(v, "description"));
+            let fresh = run.fresh_id();
             let id = custom::insert(
                 run.conn,
                 &NewCustomAchievement {
+                    id: fresh,
                     owner_id: owner,
                     name: &name,
                     description: &description,

@@ -102,7 +102,16 @@ fn majority(names: &HashMap<String, u32>) -> (&str, Vec<&str>) {
     (all[0].0, all[1..].iter().map(|(n, _)| n.as_str()).collect())
 }
 
-pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Result<(), TxError> {
+/// The definitions the rows refer to: id by (appid, api_name), and the
+/// ids that existed before this run.
+pub(crate) struct Definitions {
+    ids: HashMap<i64, HashMap<String, i64>>,
+    before: HashSet<i64>,
+}
+
+/// Games and achievement definitions Questline lacks; returns every
+/// definition's id and the games whose achievement count this run changed.
+pub(crate) fn import_games(run: &mut Run<'_>, scan: &Scan) -> Result<(Definitions, Vec<i64>), TxError> {
     // Games: the ones Questline lacks are added under the majority name.
     let appids: Vec<i64> = scan.names.keys().copied().collect();
     let present: HashSet<i64> = crate::schema::games::table
@@ -143,16 +152,33 @@ pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Resul
             d_desc.push(desc.clone());
         }
     }
-    let defs = ImportedDefinitions { appids: &d_app, api_names: &d_api, names: &d_name, descriptions: &d_desc };
+    let before: HashSet<i64> = GameAchievement::ids_of(run.conn, &appids)?.into_iter().map(|d| d.id).collect();
+    let d_ids = run.fresh_ids(d_app.len());
+    let defs =
+        ImportedDefinitions { ids: &d_ids, appids: &d_app, api_names: &d_api, names: &d_name, descriptions: &d_desc };
     GameAchievement::insert_imported(run.conn, &defs, run.run_id)?;
     // Games that existed before this run keep what they were in
     // `import_game_counts`, so a rollback can put it back exactly.
     super::model::record_game_counts(run.conn, &appids, run.run_id)?;
     Game::recount_achievements(run.conn, &appids)?;
-    let mut def_ids: HashMap<i64, HashMap<String, i64>> = HashMap::new();
+    let changed = super::model::changed_games(run.conn, run.run_id)?;
+    let mut ids: HashMap<i64, HashMap<String, i64>> = HashMap::new();
     for d in GameAchievement::ids_of(run.conn, &appids)? {
-        def_ids.entry(d.appid).or_default().insert(d.api_name, d.id);
+        ids.entry(d.appid).or_default().insert(d.api_name, d.id);
     }
+    Ok((Definitions { ids, before }, changed))
+}
+
+/// The users' own rows, file by file, copied in large batches. A user from
+/// an earlier run gets what that run did not write: games it skipped, and
+/// unlocks of rows it skipped (each recorded in the undo log).
+pub(crate) fn import_rows(
+    run: &mut Run<'_>,
+    files: &[CsvFile],
+    scan: &Scan,
+    defs: &Definitions,
+) -> Result<(), TxError> {
+    let def_ids = &defs.ids;
 
     // The users' own rows, file by file, copied in large batches.
     let total: u64 = files.iter().zip(&scan.per_file).filter(|(_, s)| s.is_some()).map(|(f, _)| f.size).sum();
@@ -172,24 +198,48 @@ pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Resul
         };
         // "Present" means present: a user from an earlier run gets the
         // games that run did not write (its file was skipped then and fixed
-        // since); the games already there are left as they are.
-        let present: HashSet<i64> = if run.new_users.contains(&f.username) {
-            HashSet::new()
-        } else {
-            library::appids_of(run.conn, user_id)?.into_iter().collect()
-        };
+        // since), and in the games it wrote, the unlocks of rows it skipped.
+        let existing = !run.new_users.contains(&f.username);
+        let present: HashSet<i64> =
+            if existing { library::appids_of(run.conn, user_id)?.into_iter().collect() } else { HashSet::new() };
         let lib = read_library(&f.path)
             .map_err(|e| TxError::Other(format!("{} changed during the import: {e}", f.file_name)))?;
+        // Only where the legacy data is still the source: a game Steam has
+        // synced since shows what Steam says.
+        let from_legacy: HashSet<i64> = if existing {
+            library::imported_unsynced_appids_of(run.conn, user_id)?.into_iter().collect()
+        } else {
+            HashSet::new()
+        };
+        let in_both: Vec<i64> = lib.games.keys().copied().filter(|a| from_legacy.contains(a)).collect();
+        let unlocked: HashSet<i64> = if in_both.is_empty() {
+            HashSet::new()
+        } else {
+            library::unlocked_ids_of(run.conn, user_id, &in_both)?.into_iter().collect()
+        };
         let (mut added_games, mut added_achievements) = (0u64, 0u64);
+        let mut late = Vec::new();
         for (appid, game) in &lib.games {
             if present.contains(appid) {
                 run.report.counts("library_entries").already_present += 1;
-                run.report.counts("achievements").already_present += game.achievements.len() as u64;
+                for (api, a) in &game.achievements {
+                    let id = def_ids.get(appid).and_then(|m| m.get(api.as_str())).copied();
+                    let known = id.is_some_and(|id| defs.before.contains(&id));
+                    match id {
+                        Some(id) if a.achieved && from_legacy.contains(appid) && !unlocked.contains(&id) => {
+                            let at = a.unlocked_at.and_then(|t| DateTime::from_timestamp(t, 0));
+                            late.push(UnlockRow { user_id, achievement_id: id, unlocked_at: at });
+                            added_achievements += 1;
+                        }
+                        _ if known => run.report.counts("achievements").already_present += 1,
+                        _ => added_achievements += 1,
+                    }
+                }
                 continue;
             }
             added_games += 1;
             added_achievements += game.achievements.len() as u64;
-            let mut unlocked = 0;
+            let mut unlocked_here = 0;
             let mut last = None;
             for (api, a) in &game.achievements {
                 if !a.achieved {
@@ -198,19 +248,27 @@ pub(crate) fn import(run: &mut Run<'_>, files: &[CsvFile], scan: &Scan) -> Resul
                 let Some(id) = def_ids.get(appid).and_then(|m| m.get(api.as_str())) else { continue };
                 let at = a.unlocked_at.and_then(|t| DateTime::from_timestamp(t, 0));
                 last = last.max(at);
-                unlocked += 1;
+                unlocked_here += 1;
                 unlocks.push(UnlockRow { user_id, achievement_id: *id, unlocked_at: at });
             }
             entries.push(EntryRow {
                 user_id,
                 appid: *appid,
                 playtime_minutes: game.playtime_minutes as i32,
-                unlocked_count: unlocked,
+                unlocked_count: unlocked_here,
                 last_unlock_at: last,
                 import_run_id: Some(run.run_id),
             });
         }
-        if added_games > 0 && !run.new_users.contains(&f.username) {
+        if !late.is_empty() {
+            let keys: Vec<String> = late
+                .iter()
+                .map(|u| serde_json::json!({"user_id": u.user_id, "achievement_id": u.achievement_id}).to_string())
+                .collect();
+            super::undo::record_inserted(run.conn, run.run_id, "user_achievements", &keys)?;
+            library::add_unlocks(run.conn, &late)?;
+        }
+        if (added_games > 0 || !late.is_empty()) && existing {
             run.touched_users.insert(user_id);
         }
         run.report.counts("library_entries").imported += added_games;

@@ -4,10 +4,12 @@
 //! back.
 
 pub mod achievements;
+mod files;
 pub mod library;
 pub mod model;
 pub mod report;
 pub mod source;
+mod undo;
 pub mod users;
 
 use std::collections::{HashMap, HashSet};
@@ -63,6 +65,25 @@ pub(crate) struct Run<'a> {
     pub new_users: HashSet<String>,
     /// Users from earlier runs that this run added library entries to.
     pub touched_users: HashSet<i64>,
+    /// The last id a dry run gave out (they count down from -1): a dry run
+    /// draws nothing from the database's sequences, which no rollback
+    /// would give back.
+    pub dry_ids: Option<i64>,
+}
+
+impl Run<'_> {
+    /// An id for a new row: `None` (the sequence's) in a real run, the
+    /// dry run's own otherwise.
+    pub fn fresh_id(&mut self) -> Option<i64> {
+        let last = self.dry_ids.as_mut()?;
+        *last -= 1;
+        Some(*last)
+    }
+
+    /// [`Self::fresh_id`] for `n` rows at once (empty in a real run).
+    pub fn fresh_ids(&mut self, n: usize) -> Vec<i64> {
+        (0..n).map_while(|_| self.fresh_id()).collect()
+    }
 }
 
 /// Stores nothing: a dry run checks images without writing files.
@@ -111,11 +132,20 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
         Arc::new(crate::images::LocalStorage::new(settings.upload_dir.clone()))
     };
     let cipher = Cipher::from_settings(settings);
+    let mut started_run = None;
     let outcome = conn.transaction::<Report, TxError, _>(|conn| {
         if !model::try_lock_imports(conn)? {
             return Err(TxError::Other(BUSY.into()));
         }
         let run_id = model::begin(conn, &source, opts.dry_run)?;
+        started_run = Some(run_id);
+        let storage: Arc<dyn Storage> = if opts.dry_run {
+            storage
+        } else {
+            // Files an earlier run wrote and never committed go first.
+            files::sweep_abandoned(conn, storage.as_ref(), None)?;
+            Arc::new(files::RecordingStorage::new(storage, settings.database_url.clone(), run_id))
+        };
         let mut run = Run {
             conn,
             report,
@@ -126,12 +156,34 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
             user_ids: HashMap::new(),
             new_users: HashSet::new(),
             touched_users: HashSet::new(),
+            dry_ids: opts.dry_run.then_some(0),
         };
         users::import(&mut run, &legacy_users)?;
-        library::import(&mut run, &files, &scan)?;
+        let (defs, changed) = library::import_games(&mut run, &scan)?;
+        // The accounts here before the run whose rows it may change: those
+        // the directory brings rows for, and the owners of games whose
+        // achievement count it changed (a perfect game may be no longer).
+        let owners = crate::models::library::owners_of(run.conn, &changed)?;
+        let mut accounts: Vec<i64> = run
+            .user_ids
+            .iter()
+            .filter(|(name, _)| !run.new_users.contains(*name))
+            .filter(|(name, _)| files.iter().any(|f| &f.username == *name) || custom.iter().any(|(u, _)| u == *name))
+            .map(|(_, id)| *id)
+            .chain(owners.iter().copied())
+            .collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        if !opts.dry_run {
+            undo::keep_before(run.conn, run_id, &accounts)?;
+        }
+        library::import_rows(&mut run, &files, &scan, &defs)?;
         let restore = achievements::import(&mut run, &custom, &shared)?;
-        evaluate(&mut run)?;
+        evaluate(&mut run, &changed, &owners)?;
         achievements::restore_counts(run.conn, &restore)?;
+        if !opts.dry_run {
+            undo::keep_after(run.conn, run_id, &accounts)?;
+        }
         let mut report = run.report;
         report.seconds = started.elapsed().as_secs_f64();
         if opts.dry_run {
@@ -157,6 +209,17 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
             ],
         )
         .map_err(ImportError::Db)?;
+    }
+    if !opts.dry_run {
+        // Committed: the run's files are named by rows now. Failed: they
+        // are named by none. Either way its record of them goes (this run's
+        // only: another import may have started since).
+        if let Some(run_id) = outcome.as_ref().ok().and_then(|r| r.run_id).or(started_run) {
+            let local = crate::images::LocalStorage::new(settings.upload_dir.clone());
+            if let Err(e) = files::sweep_abandoned(conn, &local, Some(run_id)) {
+                tracing::warn!(error = %e, "could not forget the import's files; the next run will");
+            }
+        }
     }
     match outcome {
         Ok(mut report) => {
@@ -186,13 +249,22 @@ impl From<diesel::result::Error> for TxError {
 }
 
 /// Progress toward every imported user's achievements, set-based, a
-/// thousand users per statement.
-fn evaluate(run: &mut Run<'_>) -> Result<(), TxError> {
+/// thousand users per statement; then the totals and goals of the other
+/// owners of games whose achievement count the run changed.
+fn evaluate(run: &mut Run<'_>, changed: &[i64], owners: &[i64]) -> Result<(), TxError> {
     let mut ids: Vec<i64> = run.new_users.iter().filter_map(|u| run.user_ids.get(u).copied()).collect();
     ids.extend(run.touched_users.iter().copied());
     for chunk in ids.chunks(1000) {
         crate::rarity::rescore_users(run.conn, chunk)?;
         crate::achievements::evaluate(run.conn, chunk)?;
+    }
+    let done: HashSet<i64> = ids.into_iter().collect();
+    let others: Vec<i64> = owners.iter().copied().filter(|o| !done.contains(o)).collect();
+    if !others.is_empty() {
+        crate::rarity::rescore_owners(run.conn, changed, &others)?;
+        for chunk in others.chunks(1000) {
+            crate::achievements::evaluate(run.conn, chunk)?;
+        }
     }
     Ok(())
 }
@@ -298,20 +370,31 @@ pub fn rollback(conn: &mut PgConnection, settings: &Settings, id: i64, force: bo
                 }))
                 .record(conn)?;
         }
+        files::sweep_abandoned(conn, &crate::images::LocalStorage::new(settings.upload_dir.clone()), None)?;
         // Shared copies of images belong to no user: delete them by hand.
         let (shared, community_images) = crate::community::model::delete_imported(conn, id)?;
         crate::images::model::delete(conn, &community_images)?;
         // Their library, unlocks, Steam account, achievements and images
         // follow by cascade.
         let users = User::delete_imported(conn, id)?;
+        // Goals the run gave accounts that were here before it.
+        let goal_images = crate::achievements::model::delete_imported(conn, id)?;
+        crate::images::model::delete(conn, &goal_images)?;
         // Entries the run added to accounts that existed before it, with
-        // their unlocks; those accounts' goals are evaluated again below.
-        let touched = libraries::delete_imported(conn, id)?;
+        // their unlocks.
+        libraries::delete_imported(conn, id)?;
+        // Every row the run changed goes back to what it was, where nothing
+        // changed it since; the owners of rows that did change are worked
+        // out again below.
+        let drifted = undo::restore(conn, id)?;
         let achievements = GameAchievement::delete_imported(conn, id)?;
         // Games that existed before the run get their count back.
         Game::restore_imported_counts(conn, id)?;
-        crate::rarity::rescore_users(conn, &touched)?;
-        crate::achievements::evaluate(conn, &touched)?;
+        model::forget_game_counts(conn, id)?;
+        for chunk in drifted.chunks(1000) {
+            crate::rarity::rescore_users(conn, chunk)?;
+            crate::achievements::evaluate(conn, chunk)?;
+        }
         let games = Game::delete_imported(conn, id)?;
         model::mark_rolled_back(conn, id)?;
         Ok(RolledBack { users, shared_achievements: shared, games, achievements })

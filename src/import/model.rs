@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 
-use crate::schema::import_runs;
+use crate::schema::{import_files, import_runs};
 
 #[derive(QueryableByName)]
 struct RunId {
@@ -129,4 +129,48 @@ pub fn used_accounts(conn: &mut PgConnection, run_id: i64) -> QueryResult<(Vec<U
     .bind::<BigInt, _>(run_id)
     .load(conn)?;
     Ok((rows, total))
+}
+
+/// Records (and commits, on `conn`'s own transaction) a file run `run_id`
+/// is about to write.
+pub fn record_file(conn: &mut PgConnection, run_id: i64, key: &str) -> QueryResult<()> {
+    diesel::insert_into(import_files::table)
+        .values((import_files::run_id.eq(run_id), import_files::storage_key.eq(key)))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Forgets the recorded files of every run (or of `run_id`) and returns
+/// those that no image blob names.
+pub fn forget_files(conn: &mut PgConnection, run_id: Option<i64>) -> QueryResult<Vec<String>> {
+    #[derive(QueryableByName)]
+    struct Key {
+        #[diesel(sql_type = Text)]
+        storage_key: String,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        named: bool,
+    }
+    let rows: Vec<Key> = diesel::sql_query(
+        "DELETE FROM import_files f WHERE $1::int8 IS NULL OR f.run_id = $1
+         RETURNING f.storage_key,
+                   EXISTS (SELECT 1 FROM image_blobs b WHERE b.storage_key = f.storage_key OR b.thumb_key = f.storage_key) AS named",
+    )
+    .bind::<diesel::sql_types::Nullable<BigInt>, _>(run_id)
+    .load(conn)?;
+    Ok(rows.into_iter().filter(|k| !k.named).map(|k| k.storage_key).collect())
+}
+
+/// The games that existed before run `run_id` and whose achievement count
+/// it changed.
+pub fn changed_games(conn: &mut PgConnection, run_id: i64) -> QueryResult<Vec<i64>> {
+    use crate::schema::import_game_counts;
+    import_game_counts::table.filter(import_game_counts::run_id.eq(run_id)).select(import_game_counts::appid).load(conn)
+}
+
+/// Forgets run `run_id`'s record of the game counts it changed (after its
+/// rollback put them back).
+pub fn forget_game_counts(conn: &mut PgConnection, run_id: i64) -> QueryResult<()> {
+    use crate::schema::import_game_counts;
+    diesel::delete(import_game_counts::table.filter(import_game_counts::run_id.eq(run_id))).execute(conn).map(|_| ())
 }

@@ -9,6 +9,7 @@ use super::source::{parse_time, LegacyUser};
 use super::{Run, TxError};
 use crate::auth::legacy_hash;
 use crate::models::user::{ImportedUser, User};
+use crate::names;
 use crate::schema::users;
 use crate::steam::account::SteamAccount;
 use crate::steam::ids::valid_api_key;
@@ -25,14 +26,17 @@ fn valid_steam_id(raw: &str) -> Option<u64> {
 
 /// One user as it will be written.
 pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxError> {
-    let existing: Vec<(String, Option<String>, i64)> =
-        users::table.select((users::username, users::legacy_username, users::id)).load(run.conn)?;
-    let mut taken: HashSet<String> = existing.iter().map(|(u, _, _)| u.to_lowercase()).collect();
-    for (_, legacy_name, id) in &existing {
+    let existing: Vec<(Option<String>, i64)> =
+        users::table.select((users::legacy_username, users::id)).load(run.conn)?;
+    for (legacy_name, id) in &existing {
         if let Some(l) = legacy_name {
             run.user_ids.insert(l.clone(), *id);
         }
     }
+    // Names compare by one rule everywhere (`crate::names::key`: NFKC and
+    // full case folding), so `ΣΑΣ` and `σας`, or `Zoë` composed and
+    // decomposed, are one name here exactly as at sign-in.
+    let mut taken: HashSet<String> = User::all_keys(run.conn)?.into_iter().collect();
     let mut emails: HashSet<String> = users::table
         .filter(users::email.is_not_null())
         .select(users::email.assume_not_null())
@@ -42,7 +46,7 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
 
     // A rename's suffix must be free of every name, existing or incoming:
     // `A`, `a` and `a-2` become `A`, `a-3` and `a-2`, never `a-2-2`.
-    let incoming: HashSet<String> = legacy.iter().map(|u| u.name.to_lowercase()).collect();
+    let incoming: HashSet<String> = legacy.iter().map(|u| names::key(&u.name)).collect();
     let mut rows = Vec::new();
     for u in legacy {
         let src = format!("users.json: {}", u.name);
@@ -51,24 +55,36 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
             run.report.counts(KIND).already_present += 1;
             continue;
         }
-        if u.name.trim().is_empty() || u.name.chars().count() > MAX_NAME || u.name.chars().any(char::is_control) {
+        let display = names::display_form(&u.name);
+        if display.trim().is_empty() || display.chars().count() > MAX_NAME || display.chars().any(char::is_control) {
             run.report.skip(KIND, format!("username must be 1 to {MAX_NAME} printable characters"), src);
             continue;
         }
-        let mut username = u.name.clone();
-        if taken.contains(&username.to_lowercase()) {
+        if display != u.name {
+            run.report.change(
+                KIND,
+                format!("name stored in Unicode NFC as `{display}` (same letters, composed)"),
+                &src,
+            );
+        }
+        let mut username = display.clone();
+        if taken.contains(&names::key(&username)) {
             let mut k = 2;
             loop {
-                let candidate = format!("{}-{k}", u.name).to_lowercase();
+                let candidate = names::key(&format!("{display}-{k}"));
                 if !taken.contains(&candidate) && !incoming.contains(&candidate) {
                     break;
                 }
                 k += 1;
             }
-            username = format!("{}-{k}", u.name);
-            run.report.change(KIND, format!("renamed to `{username}`: the name is taken without regard to case"), &src);
+            username = format!("{display}-{k}");
+            run.report.change(
+                KIND,
+                format!("renamed to `{username}`: the name is taken without regard to case or Unicode form"),
+                &src,
+            );
         }
-        taken.insert(username.to_lowercase());
+        taken.insert(names::key(&username));
         let password_hash = match &u.password_hash {
             Some(h) if legacy_hash::parse(h).is_some() => Some(h.clone()),
             _ => {
@@ -88,6 +104,9 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
                     None
                 }
                 Ok(e) => {
+                    if names::display_form(raw.trim()) != raw.trim() {
+                        run.report.change(KIND, format!("email stored in Unicode NFC as `{e}`"), &src);
+                    }
                     emails.insert(e.clone());
                     Some(e)
                 }
@@ -102,6 +121,7 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
             }
         };
         rows.push(ImportedUser {
+            id: run.fresh_id(),
             legacy: u.name.clone(),
             username,
             email,
@@ -152,7 +172,9 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
             Some(id) => match SteamAccount::holder_unlocked(run.conn, id)? {
                 Some((holder, _)) => {
                     conflicted = true;
-                    crate::steam::conflicts::record(run.conn, id, Some(holder), Some(user_id), "refused")?;
+                    if !run.opts.dry_run {
+                        crate::steam::conflicts::record(run.conn, id, Some(holder), Some(user_id), "refused")?;
+                    }
                     run.report.change(
                         KIND,
                         format!("steam_id `{id}` dropped: another account has it linked; the user can prove theirs by signing in through Steam"),
@@ -180,7 +202,9 @@ pub(crate) fn import(run: &mut Run<'_>, legacy: &[LegacyUser]) -> Result<(), TxE
                     conflicted = true;
                     let id = steam_id.expect("checked by the guard");
                     let holder = SteamAccount::holder_unlocked(run.conn, id)?.map(|(h, _)| h);
-                    crate::steam::conflicts::record(run.conn, id, holder, Some(user_id), "refused")?;
+                    if !run.opts.dry_run {
+                        crate::steam::conflicts::record(run.conn, id, holder, Some(user_id), "refused")?;
+                    }
                     run.report.change(
                         KIND,
                         format!("steam_id `{id}` dropped: another account has it linked; the user can prove theirs by signing in through Steam"),

@@ -261,6 +261,9 @@ pub struct DefinitionId {
 
 /// Achievement definitions the importer writes, column by column.
 pub struct ImportedDefinitions<'a> {
+    /// Ids to use, one per definition (a dry run's own); empty: the
+    /// sequence's, drawn only for the definitions actually added.
+    pub ids: &'a [i64],
     pub appids: &'a [i64],
     pub api_names: &'a [String],
     pub names: &'a [String],
@@ -439,8 +442,11 @@ impl GameAchievement {
     /// Adds the definitions import run `run_id` found that Questline lacks.
     pub fn insert_imported(conn: &mut PgConnection, defs: &ImportedDefinitions<'_>, run_id: i64) -> QueryResult<usize> {
         diesel::sql_query(
-            "INSERT INTO game_achievements (appid, api_name, display_name, description, import_run_id)
-             SELECT a, k, n, NULLIF(d, ''), $5 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS t(a, k, n, d)
+            "INSERT INTO game_achievements (id, appid, api_name, display_name, description, import_run_id)
+             SELECT coalesce(($6::bigint[])[t.ord], nextval('game_achievements_id_seq')), a, k, n, NULLIF(d, ''), $5
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(a, k, n, d, ord)
+             -- Only the missing ones draw an id: a re-run uses up none.
+             WHERE NOT EXISTS (SELECT 1 FROM game_achievements ga WHERE ga.appid = t.a AND ga.api_name = t.k)
              ON CONFLICT (appid, api_name) DO NOTHING",
         )
         .bind::<Array<BigInt>, _>(defs.appids)
@@ -448,6 +454,7 @@ impl GameAchievement {
         .bind::<Array<Text>, _>(defs.names)
         .bind::<Array<Text>, _>(defs.descriptions)
         .bind::<BigInt, _>(run_id)
+        .bind::<Array<BigInt>, _>(defs.ids)
         .execute(conn)
     }
 

@@ -971,6 +971,52 @@ pub fn closest_to_perfect(conn: &mut PgConnection, user_id: i64, limit: i64) -> 
     .load(conn)
 }
 
+/// The achievements `user_id` has unlocked in these games.
+pub fn unlocked_ids_of(conn: &mut PgConnection, user_id: i64, appids: &[i64]) -> QueryResult<Vec<i64>> {
+    user_achievements::table
+        .inner_join(crate::schema::game_achievements::table)
+        .filter(user_achievements::user_id.eq(user_id))
+        .filter(crate::schema::game_achievements::appid.eq_any(appids))
+        .select(user_achievements::achievement_id)
+        .load(conn)
+}
+
+/// Adds unlocks to library entries that exist already (an import bringing
+/// rows an earlier run skipped), and counts those entries again.
+pub fn add_unlocks(conn: &mut PgConnection, rows: &[UnlockRow]) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    diesel::insert_into(user_achievements::table).values(rows).on_conflict_do_nothing().execute(conn)?;
+    let users: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
+    let ids: Vec<i64> = rows.iter().map(|r| r.achievement_id).collect();
+    diesel::sql_query(
+        "UPDATE library_entries le SET unlocked_count = c.n, last_unlock_at = c.last
+         FROM (SELECT ua.user_id, ga.appid, count(*)::int AS n, max(ua.unlocked_at) AS last
+               FROM user_achievements ua JOIN game_achievements ga ON ga.id = ua.achievement_id
+               WHERE ga.removed_at IS NULL
+                 AND (ua.user_id, ga.appid) IN (SELECT k.u, g.appid FROM unnest($1::int8[], $2::int8[]) AS k(u, a)
+                                               JOIN game_achievements g ON g.id = k.a)
+               GROUP BY ua.user_id, ga.appid) c
+         WHERE le.user_id = c.user_id AND le.appid = c.appid",
+    )
+    .bind::<diesel::sql_types::Array<BigInt>, _>(&users)
+    .bind::<diesel::sql_types::Array<BigInt>, _>(&ids)
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// The games of `user_id` that an import brought and Steam has not synced
+/// since (the legacy data is still their source).
+pub fn imported_unsynced_appids_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<i64>> {
+    library_entries::table
+        .filter(library_entries::user_id.eq(user_id))
+        .filter(library_entries::import_run_id.is_not_null())
+        .filter(library_entries::achievements_synced_at.is_null())
+        .select(library_entries::appid)
+        .load(conn)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -73,6 +73,8 @@ pub struct UserRow {
 /// An account the importer brings over from the legacy app.
 #[derive(Debug)]
 pub struct ImportedUser {
+    /// `None`: the next of the sequence (a dry run gives its own).
+    pub id: Option<i64>,
     /// Its name in the legacy app.
     pub legacy: String,
     pub username: String,
@@ -107,8 +109,19 @@ pub struct NewUser<'a> {
 
 impl User {
     /// Inserts a user; a taken username or email is a unique violation.
+    /// The name is stored in NFC with its comparison key (`crate::names`).
     pub fn insert(conn: &mut PgConnection, new: &NewUser<'_>) -> QueryResult<User> {
-        diesel::insert_into(users::table).values(new).returning(User::as_returning()).get_result(conn)
+        let name = crate::names::display_form(new.username);
+        diesel::insert_into(users::table)
+            .values((
+                users::username_key.eq(crate::names::key(&name)),
+                users::username.eq(&name),
+                users::email.eq(new.email),
+                users::password_hash.eq(new.password_hash),
+                users::role.eq(new.role),
+            ))
+            .returning(User::as_returning())
+            .get_result(conn)
     }
 
     pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Option<User>> {
@@ -120,24 +133,81 @@ impl User {
         users::table.filter(users::email.eq(email)).select(User::as_select()).first(conn).optional()
     }
 
-    /// Finds by username (any case) or by email (stored lower-case).
+    /// Finds by username (by its key: any case, any normal form) or by
+    /// email (stored in [`crate::names::email_form`]).
     pub fn find_by_login(conn: &mut PgConnection, login: &str) -> QueryResult<Option<User>> {
         let login = login.trim();
-        // PostgreSQL's lower() on both sides: the unique index's own rule.
-        // Rust's to_lowercase folds some letters differently (a final Σ
-        // becomes ς), and such a user could never sign in.
+        let key = crate::names::key(login);
+        let email = crate::names::email_form(login);
         users::table
-            .filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>("lower(username) = lower(")
-                    .bind::<Text, _>(login.to_owned())
-                    .sql(")")
-                    .or(diesel::dsl::sql::<diesel::sql_types::Bool>("email = lower(")
-                        .bind::<Text, _>(login.to_owned())
-                        .sql(")")),
-            )
+            .filter(users::username_key.eq(&key).or(users::email.eq(&email)).or(Self::unkeyed_named(login)))
+            .order(users::username_key.eq(&key).desc().nulls_last())
             .select(User::as_select())
             .first(conn)
             .optional()
+    }
+
+    /// A row written before its key was filled in (by an older node while
+    /// the cluster upgrades), compared the old way.
+    fn unkeyed_named(name: &str) -> Box<dyn BoxableExpression<users::table, Pg, SqlType = diesel::sql_types::Bool>> {
+        Box::new(
+            users::username_key.is_null().and(
+                diesel::dsl::sql::<diesel::sql_types::Bool>("lower(username) = lower(")
+                    .bind::<Text, _>(name.to_owned())
+                    .sql(")"),
+            ),
+        )
+    }
+
+    /// Fills in the comparison key of rows that lack one, a thousand at a
+    /// time. Two names that now compare equal (say `σας` and `σασ`, kept
+    /// apart by the old lower-case rule): the older account keeps its
+    /// name, the other becomes `NAME-2` (the first free suffix, as the
+    /// legacy import renames), and each rename is returned.
+    pub fn fill_missing_keys(conn: &mut PgConnection) -> QueryResult<Vec<(String, String)>> {
+        let mut renamed = Vec::new();
+        loop {
+            let rows: Vec<(i64, String)> = users::table
+                .filter(users::username_key.is_null())
+                .select((users::id, users::username))
+                .order(users::id)
+                .limit(1000)
+                .load(conn)?;
+            if rows.is_empty() {
+                return Ok(renamed);
+            }
+            conn.transaction(|conn| {
+                for (id, name) in rows {
+                    let mut candidate = crate::names::display_form(&name);
+                    let mut k = 1;
+                    while Self::key_taken(conn, &crate::names::key(&candidate))? {
+                        k += 1;
+                        candidate = format!("{}-{k}", crate::names::display_form(&name));
+                    }
+                    if candidate != name {
+                        renamed.push((name.clone(), candidate.clone()));
+                    }
+                    diesel::update(users::table.find(id))
+                        .set((users::username.eq(&candidate), users::username_key.eq(crate::names::key(&candidate))))
+                        .execute(conn)?;
+                }
+                Ok::<_, diesel::result::Error>(())
+            })?;
+        }
+    }
+
+    fn key_taken(conn: &mut PgConnection, key: &str) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(users::table.filter(users::username_key.eq(key)))).get_result(conn)
+    }
+
+    /// Every username's key, for the import's collision rule.
+    pub fn all_keys(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+        Ok(users::table
+            .select((users::username, users::username_key))
+            .load::<(String, Option<String>)>(conn)?
+            .into_iter()
+            .map(|(name, key)| key.unwrap_or_else(|| crate::names::key(&name)))
+            .collect())
     }
 
     /// Reads the row under `FOR UPDATE`, so concurrent sign-in failures
@@ -323,15 +393,11 @@ impl User {
         .load(conn)
     }
 
-    /// Whether an account has this username, in any case.
+    /// Whether an account has this username, by [`crate::names::key`].
     pub fn username_taken(conn: &mut PgConnection, username: &str) -> QueryResult<bool> {
-        // The unique index's rule (see `find_by_login`).
+        let key = crate::names::key(username);
         diesel::select(diesel::dsl::exists(
-            users::table.filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>("lower(username) = lower(")
-                    .bind::<Text, _>(username.to_owned())
-                    .sql(")"),
-            ),
+            users::table.filter(users::username_key.eq(&key).or(Self::unkeyed_named(username.trim()))),
         ))
         .get_result(conn)
     }
@@ -357,7 +423,9 @@ impl User {
             .iter()
             .map(|r| {
                 (
+                    r.id.map(|id| users::id.eq(id)),
                     users::username.eq(&r.username),
+                    users::username_key.eq(crate::names::key(&r.username)),
                     users::email.eq(&r.email),
                     users::password_hash.eq(&r.password_hash),
                     users::role.eq(r.role),

@@ -135,7 +135,7 @@ pub struct PublicUser {
     pub steam_linked: bool,
 }
 
-/// An active account by username (any case), with its choices.
+/// An active account by username (by [`crate::names::key`]), with its choices.
 pub fn find_profile(conn: &mut PgConnection, username: &str) -> QueryResult<Option<PublicUser>> {
     diesel::sql_query(
         "SELECT u.id, u.username, u.created_at, s.avatar_url, s.persona_name,
@@ -147,8 +147,10 @@ pub fn find_profile(conn: &mut PgConnection, username: &str) -> QueryResult<Opti
          FROM users u
          LEFT JOIN user_preferences p ON p.user_id = u.id
          LEFT JOIN steam_accounts s ON s.user_id = u.id
-         WHERE lower(u.username) = lower($1) AND u.status = 'active'",
+         WHERE (u.username_key = $1 OR (u.username_key IS NULL AND lower(u.username) = lower($2)))
+           AND u.status = 'active'",
     )
+    .bind::<Text, _>(crate::names::key(username))
     .bind::<Text, _>(username)
     .get_result(conn)
     .optional()

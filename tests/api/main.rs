@@ -21,6 +21,7 @@ mod home;
 mod images;
 mod import;
 mod import_defects;
+mod import_fidelity;
 mod import_rules;
 mod jobs;
 mod login;

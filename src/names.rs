@@ -1,0 +1,89 @@
+//! One rule for comparing usernames and one form for storing names and
+//! addresses, the same on every path (sign-in, registration, Steam sign-up,
+//! the admin command, the legacy import) and independent of the database's
+//! locale.
+//!
+//! A name is stored as typed but in Unicode NFC, so `Zoë` typed with a
+//! combining diaeresis and with the precomposed letter is one name. Two
+//! names are the same name when their [`key`]s are equal: Unicode's
+//! compatibility caseless match (NFKC with full case folding, as in
+//! Unicode 16 §3.13 D146), so `ΣΑΣ`, `σας` and `σασ` are one name, `ß` and
+//! `SS` are, and so are a full-width `Ａ` and `a`. PostgreSQL's `lower()`
+//! depends on the database's locale (and folds a final `Σ` differently from
+//! Rust's `to_lowercase`); the key does not.
+
+use caseless::Caseless;
+use unicode_normalization::UnicodeNormalization;
+
+/// The stored form of a name or text typed by a person: NFC.
+pub fn display_form(name: &str) -> String {
+    name.nfc().collect()
+}
+
+/// The comparison key of a username: equal keys mean the same account
+/// name. NFD, case fold, NFKD, case fold, NFKD (the compatibility caseless
+/// form), kept in NFC so the column stays compact and readable.
+pub fn key(name: &str) -> String {
+    name.trim().nfd().default_case_fold().nfkd().default_case_fold().nfkd().nfc().collect()
+}
+
+/// Whether two names are the same name by [`key`].
+pub fn same(a: &str, b: &str) -> bool {
+    key(a) == key(b)
+}
+
+/// The stored form of an email address: trimmed, NFC, lower-case (a
+/// decomposed `josé@example.com` is the same address as the composed one).
+pub fn email_form(raw: &str) -> String {
+    raw.trim().nfc().collect::<String>().to_lowercase().nfc().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_final_sigma_folds_like_any_other() {
+        assert_eq!(key("ΣΑΣ"), key("σας"));
+        assert_eq!(key("ΣΑΣ"), key("σασ"));
+        assert_eq!(key("ΟΔΥΣΣΕΑΣ"), key("οδυσσεας"));
+    }
+
+    #[test]
+    fn dotted_capital_i_and_sharp_s_fold_fully() {
+        assert_eq!(key("STRASSE"), key("straße"));
+        assert_eq!(key("İ"), key("i\u{307}"));
+        assert_ne!(key("İ"), key("i"));
+    }
+
+    #[test]
+    fn composed_and_decomposed_forms_are_one_name() {
+        let nfc = "Zo\u{eb}";
+        let nfd = "Zoe\u{308}";
+        assert_eq!(key(nfc), key(nfd));
+        assert_eq!(display_form(nfd), nfc);
+    }
+
+    #[test]
+    fn compatibility_forms_are_one_name() {
+        assert_eq!(key("\u{FF21}lice"), key("alice"));
+        assert_eq!(key("\u{FB01}sh"), key("fish"));
+    }
+
+    #[test]
+    fn decomposed_addresses_are_stored_composed() {
+        assert_eq!(email_form(" Jose\u{301}@Example.COM "), "jos\u{e9}@example.com");
+    }
+
+    proptest! {
+        #[test]
+        fn the_key_is_idempotent_and_ignores_case_and_normal_form(s in "[a-zA-Z0-9_ α-ωΑ-ΩςéëÉËßİ\u{301}\u{308}]{0,12}") {
+            let k = key(&s);
+            prop_assert_eq!(key(&k), k.clone());
+            prop_assert_eq!(key(&s.to_uppercase()), key(&s.to_lowercase()));
+            prop_assert_eq!(key(&s.nfd().collect::<String>()), k.clone());
+            prop_assert_eq!(key(&display_form(&s)), k);
+        }
+    }
+}
