@@ -22,14 +22,20 @@ pub fn display_form(name: &str) -> String {
 
 /// The comparison key of a username: equal keys mean the same account
 /// name. NFD, case fold, NFKD, case fold, NFKD (the compatibility caseless
-/// form), kept in NFC so the column stays compact and readable.
+/// form) without invisible characters, kept in NFC so the column stays
+/// compact and readable.
 pub fn key(name: &str) -> String {
-    name.trim().nfd().default_case_fold().nfkd().default_case_fold().nfkd().nfc().collect()
+    name.trim().nfd().default_case_fold().nfkd().default_case_fold().nfkd().filter(|c| !invisible(*c)).nfc().collect()
 }
 
-/// Whether two names are the same name by [`key`].
-pub fn same(a: &str, b: &str) -> bool {
-    key(a) == key(b)
+/// Unicode's Default_Ignorable_Code_Point characters (soft hyphen,
+/// zero-width spaces and joiners, direction marks, variation selectors,
+/// tags): invisible, so `al\u{AD}ice` is `alice`, as NFKC_Casefold has it.
+fn invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180F | 0x200B..=0x200F
+        | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
 }
 
 /// The stored form of an email address: trimmed, NFC, lower-case (a
@@ -63,6 +69,13 @@ mod tests {
         let nfd = "Zoe\u{308}";
         assert_eq!(key(nfc), key(nfd));
         assert_eq!(display_form(nfd), nfc);
+    }
+
+    #[test]
+    fn invisible_characters_do_not_make_another_name() {
+        assert_eq!(key("al\u{AD}ice"), key("alice"));
+        assert_eq!(key("alice\u{200B}"), key("alice"));
+        assert_eq!(key("a\u{200D}lice\u{FE0F}"), key("ALICE"));
     }
 
     #[test]

@@ -44,7 +44,8 @@ DROP FUNCTION note_versions_creator_id();
 DROP FUNCTION note_versions_owner_id();
 DROP FUNCTION note_versions_user_id();
 DROP FUNCTION arm_version_flush(BOOL);
-ALTER TABLE user_versions DROP CONSTRAINT user_versions_user_id_fkey;
+DROP TRIGGER users_forget_versions ON users;
+DROP FUNCTION forget_user_versions();
 DROP TABLE version_flush;
 DROP TABLE version_pending;
 

@@ -41,10 +41,16 @@ CREATE UNLOGGED TABLE version_flush (
 );
 
 -- A deleted user's number goes with them (and is never bumped again: the
--- flush skips users that no longer exist).
+-- flush skips users that no longer exist). By a trigger, not a foreign
+-- key: the flush at commit must never wait on a `users` row.
 DELETE FROM user_versions v WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = v.user_id);
-ALTER TABLE user_versions
-    ADD CONSTRAINT user_versions_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE;
+CREATE FUNCTION forget_user_versions() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM user_versions v USING old_rows o WHERE v.user_id = o.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER users_forget_versions AFTER DELETE ON users
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION forget_user_versions();
 
 -- Queues the flush of this transaction once (`shared`: the pages of many
 -- users move too). The setting is transaction-local and follows savepoint

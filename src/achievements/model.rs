@@ -337,6 +337,17 @@ impl<'a> NewCustomAchievement<'a> {
     }
 }
 
+/// Takes the met mark off these goals (an import that set it was rolled
+/// back); the next evaluation stamps it again if the goal still holds.
+pub fn clear_met(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::update(custom_achievements::table.filter(custom_achievements::id.eq_any(ids)))
+        .set(custom_achievements::met_at.eq(None::<chrono::DateTime<chrono::Utc>>))
+        .execute(conn)
+}
+
 /// Deletes the achievements import run `run_id` gave accounts that existed
 /// before it; returns their images (which the accounts keep otherwise).
 pub fn delete_imported(conn: &mut PgConnection, run_id: i64) -> QueryResult<Vec<i64>> {

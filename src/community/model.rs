@@ -407,6 +407,29 @@ pub fn count_completions(conn: &mut PgConnection, met: &[(i64, i64)]) -> QueryRe
     .execute(conn)
 }
 
+/// Moves shared goals' counters back by what an import added to them
+/// (never below zero), whatever else moved them since.
+pub fn take_back_counts(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    tries: &[i32],
+    completions: &[i32],
+) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::sql_query(
+        "UPDATE community_achievements s
+         SET tries_count = GREATEST(s.tries_count - d.t, 0), completions_count = GREATEST(s.completions_count - d.c, 0)
+         FROM unnest($1::int8[], $2::int4[], $3::int4[]) AS d(id, t, c)
+         WHERE s.id = d.id AND (d.t <> 0 OR d.c <> 0)",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(ids)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Integer>, _>(tries)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Integer>, _>(completions)
+    .execute(conn)
+}
+
 /// Deletes the shared achievements import run `run_id` brought; returns how
 /// many, and their images (which belong to no user, so do not cascade).
 pub fn delete_imported(conn: &mut PgConnection, run_id: i64) -> QueryResult<(usize, Vec<i64>)> {

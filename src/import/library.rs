@@ -261,12 +261,10 @@ pub(crate) fn import_rows(
             });
         }
         if !late.is_empty() {
-            let keys: Vec<String> = late
-                .iter()
-                .map(|u| serde_json::json!({"user_id": u.user_id, "achievement_id": u.achievement_id}).to_string())
-                .collect();
-            super::undo::record_inserted(run.conn, run.run_id, "user_achievements", &keys)?;
-            library::add_unlocks(run.conn, &late)?;
+            let added = library::add_unlocks(run.conn, &late)?;
+            let keys: Vec<String> =
+                added.iter().map(|(u, a)| serde_json::json!({"user_id": u, "achievement_id": a}).to_string()).collect();
+            super::undo::record_inserted(run.conn, run.run_id, &keys)?;
         }
         if (added_games > 0 || !late.is_empty()) && existing {
             run.touched_users.insert(user_id);

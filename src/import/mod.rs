@@ -133,6 +133,7 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
     };
     let cipher = Cipher::from_settings(settings);
     let mut started_run = None;
+    let mut committing = None;
     let outcome = conn.transaction::<Report, TxError, _>(|conn| {
         if !model::try_lock_imports(conn)? {
             return Err(TxError::Other(BUSY.into()));
@@ -164,25 +165,25 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
         // the directory brings rows for, and the owners of games whose
         // achievement count it changed (a perfect game may be no longer).
         let owners = crate::models::library::owners_of(run.conn, &changed)?;
+        let brought: HashSet<&str> =
+            files.iter().map(|f| f.username.as_str()).chain(custom.iter().map(|(u, _)| u.as_str())).collect();
         let mut accounts: Vec<i64> = run
             .user_ids
             .iter()
-            .filter(|(name, _)| !run.new_users.contains(*name))
-            .filter(|(name, _)| files.iter().any(|f| &f.username == *name) || custom.iter().any(|(u, _)| u == *name))
+            .filter(|(name, _)| !run.new_users.contains(*name) && brought.contains(name.as_str()))
             .map(|(_, id)| *id)
-            .chain(owners.iter().copied())
             .collect();
         accounts.sort_unstable();
-        accounts.dedup();
+        let touched = undo::Touched { accounts: &accounts, owners: &owners, games: &changed };
         if !opts.dry_run {
-            undo::keep_before(run.conn, run_id, &accounts)?;
+            undo::keep_before(run.conn, run_id, &touched)?;
         }
         library::import_rows(&mut run, &files, &scan, &defs)?;
         let restore = achievements::import(&mut run, &custom, &shared)?;
         evaluate(&mut run, &changed, &owners)?;
         achievements::restore_counts(run.conn, &restore)?;
         if !opts.dry_run {
-            undo::keep_after(run.conn, run_id, &accounts)?;
+            undo::keep_after(run.conn, run_id, &touched)?;
         }
         let mut report = run.report;
         report.seconds = started.elapsed().as_secs_f64();
@@ -192,8 +193,10 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
         report.run_id = Some(run_id);
         let json = serde_json::to_value(&report).unwrap_or_default();
         model::finish(run.conn, run_id, json)?;
+        committing = Some(Instant::now());
         Ok(report)
     });
+    let commit_seconds = committing.map(|c: Instant| c.elapsed().as_secs_f64()).unwrap_or_default();
     if outcome.is_ok() && !opts.dry_run {
         // Fresh statistics, or the first page views plan for empty tables.
         crate::db::analyze(
@@ -226,6 +229,7 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
             // The wall time, commit included (the run's stored report was
             // written before its commit and cannot hold it).
             report.seconds = started.elapsed().as_secs_f64();
+            report.commit_seconds = commit_seconds;
             Ok(report)
         }
         Err(TxError::DryRun(DryRunDone(report))) => Ok(report),
@@ -260,7 +264,8 @@ fn evaluate(run: &mut Run<'_>, changed: &[i64], owners: &[i64]) -> Result<(), Tx
     }
     let done: HashSet<i64> = ids.into_iter().collect();
     let others: Vec<i64> = owners.iter().copied().filter(|o| !done.contains(o)).collect();
-    if !others.is_empty() {
+    // A dry run reports the same without them (and locks no one's totals).
+    if !others.is_empty() && !run.opts.dry_run {
         crate::rarity::rescore_owners(run.conn, changed, &others)?;
         for chunk in others.chunks(1000) {
             crate::achievements::evaluate(run.conn, chunk)?;
@@ -386,12 +391,19 @@ pub fn rollback(conn: &mut PgConnection, settings: &Settings, id: i64, force: bo
         // Every row the run changed goes back to what it was, where nothing
         // changed it since; the owners of rows that did change are worked
         // out again below.
-        let drifted = undo::restore(conn, id)?;
+        let restored = undo::restore(conn, id)?;
         let achievements = GameAchievement::delete_imported(conn, id)?;
-        // Games that existed before the run get their count back.
+        // Games that existed before the run get their count back, and
+        // owners the log does not know (they got the game since) their
+        // totals and goals for it.
+        let changed = model::changed_games(conn, id)?;
         Game::restore_imported_counts(conn, id)?;
         model::forget_game_counts(conn, id)?;
-        for chunk in drifted.chunks(1000) {
+        let newer: Vec<i64> = libraries::owners_of(conn, &changed)?
+            .into_iter()
+            .filter(|o| restored.logged.binary_search(o).is_err() && restored.drifted.binary_search(o).is_err())
+            .collect();
+        for chunk in restored.drifted.chunks(1000).chain(newer.chunks(1000)) {
             crate::rarity::rescore_users(conn, chunk)?;
             crate::achievements::evaluate(conn, chunk)?;
         }

@@ -1,20 +1,26 @@
 //! The run's undo log (`import_undo`): what it changed on rows that were
 //! here before it, so a rollback puts them back exactly.
 //!
-//! Before a run writes, it keeps the image of every row it may change for
-//! the accounts it touches (their library entries, totals, goals and
-//! shared-goal progress) and the counters of every shared goal; after its
-//! last write it keeps their new images and drops the rows it left alone.
+//! Before a run writes, it keeps (and locks, until its commit) the image of
+//! every row it may change for the accounts it touches: their totals,
+//! library entries, goals and shared-goal progress; for the other owners of
+//! games whose achievement count it changes, their totals and those games'
+//! entries. It also keeps the counters of every shared goal. After its last
+//! write it keeps the new images and drops the rows it left alone. Because
+//! the rows stay locked from the first image to the commit, the difference
+//! between the two images is the run's alone.
+//!
 //! A rollback restores a row's earlier image only where the row is still
 //! exactly what the run left: a row changed since (a sync, an edit) is not
 //! overwritten, and its owner's numbers are worked out again instead.
 //! Shared goals' counters move back by what the run added, whatever else
-//! moved them since.
+//! moved them since; nothing else of a shared goal is touched.
 //!
-//! This is a log of row images, written and read through the tables'
-//! own row types (`to_jsonb`, `jsonb_populate_record`), the way a
+//! This is a log of row images, compared as JSON and written back through
+//! the tables' own row types (`jsonb_populate_record`), the way a
 //! database's own undo is: the one place that writes several domains'
-//! tables, and only to put back what they held.
+//! rows, only ever to put back what they held. Values the other domains
+//! own (counters, a goal's met mark) go back through their models.
 
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
@@ -24,97 +30,61 @@ struct Tracked {
     table: &'static str,
     /// The row's key, as JSON, over alias `t`.
     key: &'static str,
+    /// The same key's columns, for a stable locking order.
+    order: &'static str,
     /// Its owner's user id, over the JSON image `r`.
     owner: &'static str,
-    /// Which rows: `$1` the run, `$2` the touched accounts.
+    /// Which rows: `$1` the run, `$2` the accounts it brings rows for, `$3`
+    /// the other owners of `$4`, the games whose count it changes.
     scope: &'static str,
     /// Rows the run inserts that nothing else marks as its own.
     inserted: Option<&'static str>,
 }
 
+/// In the order the rest of the app locks them (totals first, as
+/// `score::lock` does), so a sync and an import never wait on each other
+/// crosswise.
 const TRACKED: [Tracked; 4] = [
+    Tracked {
+        table: "user_scores",
+        key: "jsonb_build_object('user_id', t.user_id)",
+        order: "t.user_id",
+        owner: "(r ->> 'user_id')::int8",
+        scope: "(t.user_id = ANY($2) OR t.user_id = ANY($3))",
+        // Totals of an account that had none (now() is the run's
+        // transaction's start: no other transaction writes that instant).
+        inserted: Some("t.computed_at = now()"),
+    },
     Tracked {
         table: "library_entries",
         key: "jsonb_build_object('user_id', t.user_id, 'appid', t.appid)",
+        order: "t.user_id, t.appid",
         owner: "(r ->> 'user_id')::int8",
         // The run's own entries carry its number and go with it.
-        scope: "t.user_id = ANY($2) AND t.import_run_id IS DISTINCT FROM $1",
+        scope: "t.import_run_id IS DISTINCT FROM $1 AND (t.user_id = ANY($2) OR (t.user_id = ANY($3) AND t.appid = ANY($4)))",
         inserted: None,
     },
     Tracked {
         table: "custom_achievements",
         key: "jsonb_build_object('id', t.id)",
+        order: "t.id",
         owner: "(r ->> 'owner_id')::int8",
-        scope: "t.owner_id = ANY($2) AND t.import_run_id IS DISTINCT FROM $1",
+        scope: "t.import_run_id IS DISTINCT FROM $1 AND (t.owner_id = ANY($2) OR t.owner_id = ANY($3))",
         inserted: None,
     },
     Tracked {
         table: "community_takers",
         key: "jsonb_build_object('community_id', t.community_id, 'user_id', t.user_id)",
+        order: "t.community_id, t.user_id",
         owner: "(r ->> 'user_id')::int8",
-        scope: "t.user_id = ANY($2)",
-        // A goal a touched account met in this run (now() is the run's
-        // transaction's start: no other transaction writes that instant).
+        scope: "(t.user_id = ANY($2) OR t.user_id = ANY($3))",
+        // A shared goal a touched account met in this run.
         inserted: Some("t.taken_at = now()"),
-    },
-    Tracked {
-        table: "user_scores",
-        key: "jsonb_build_object('user_id', t.user_id)",
-        owner: "(r ->> 'user_id')::int8",
-        scope: "t.user_id = ANY($2)",
-        inserted: Some("t.computed_at = now()"),
     },
 ];
 
-/// Keeps the images of the rows run `run_id` may change for `accounts`
-/// (which existed before it), and the counters of every shared goal.
-pub(crate) fn keep_before(conn: &mut PgConnection, run_id: i64, accounts: &[i64]) -> QueryResult<()> {
-    for t in &TRACKED {
-        diesel::sql_query(format!(
-            "INSERT INTO import_undo (run_id, tbl, key, before)
-             SELECT $1, '{table}', {key}, to_jsonb(t) FROM {table} t WHERE {scope}
-             ON CONFLICT DO NOTHING",
-            table = t.table,
-            key = t.key,
-            scope = t.scope
-        ))
-        .bind::<BigInt, _>(run_id)
-        .bind::<Array<BigInt>, _>(accounts)
-        .execute(conn)?;
-    }
-    diesel::sql_query(
-        "INSERT INTO import_undo (run_id, tbl, key, before)
-         SELECT $1, 'community_achievements', jsonb_build_object('id', t.id), to_jsonb(t)
-         FROM community_achievements t WHERE t.import_run_id IS DISTINCT FROM $1
-         ON CONFLICT DO NOTHING",
-    )
-    .bind::<BigInt, _>(run_id)
-    .execute(conn)
-    .map(|_| ())
-}
-
-/// Records rows of `table` the run added to accounts that existed before
-/// it, by key (`keys`: one JSON object per row, as [`Tracked::key`]).
-pub(crate) fn record_inserted(
-    conn: &mut PgConnection,
-    run_id: i64,
-    table: &'static str,
-    keys: &[String],
-) -> QueryResult<()> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    diesel::sql_query(
-        "INSERT INTO import_undo (run_id, tbl, key, before)
-         SELECT $1, $2, k::jsonb, NULL FROM unnest($3::text[]) AS k
-         ON CONFLICT DO NOTHING",
-    )
-    .bind::<BigInt, _>(run_id)
-    .bind::<Text, _>(table)
-    .bind::<Array<Text>, _>(keys)
-    .execute(conn)
-    .map(|_| ())
-}
+/// Rows recorded one by one as the run inserts them (no image before).
+const INSERTED_ONLY: &str = "user_achievements";
 
 /// How a logged row finds its table's row (`u` the log, `t` the table),
 /// by the table's own indexed columns.
@@ -133,19 +103,77 @@ fn join_of(table: &str) -> &'static str {
     }
 }
 
-const LOGGED: [&str; 6] = [
-    "library_entries",
-    "custom_achievements",
-    "community_takers",
-    "user_scores",
-    "community_achievements",
-    "user_achievements",
-];
+/// Images are compared as JSON text: fix what their rendering depends on,
+/// so a rollback from another session (another time zone) still matches.
+fn fix_rendering(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query("SET LOCAL TimeZone = 'UTC'").execute(conn)?;
+    diesel::sql_query("SET LOCAL extra_float_digits = 1").execute(conn).map(|_| ())
+}
+
+/// The accounts a run touches: `accounts` (it brings rows for them) and
+/// `owners` (they own `games`, whose achievement count it changes).
+pub(crate) struct Touched<'a> {
+    pub accounts: &'a [i64],
+    pub owners: &'a [i64],
+    pub games: &'a [i64],
+}
+
+/// Keeps (and locks) the images of the rows run `run_id` may change, and
+/// the counters of every shared goal.
+pub(crate) fn keep_before(conn: &mut PgConnection, run_id: i64, touched: &Touched<'_>) -> QueryResult<()> {
+    fix_rendering(conn)?;
+    for t in &TRACKED {
+        diesel::sql_query(format!(
+            "INSERT INTO import_undo (run_id, tbl, key, before)
+             SELECT $1, '{table}', {key}, to_jsonb(t)
+             FROM (SELECT * FROM {table} t WHERE {scope} ORDER BY {order} FOR UPDATE) t
+             ON CONFLICT DO NOTHING",
+            table = t.table,
+            key = t.key,
+            scope = t.scope,
+            order = t.order,
+        ))
+        .bind::<BigInt, _>(run_id)
+        .bind::<Array<BigInt>, _>(touched.accounts)
+        .bind::<Array<BigInt>, _>(touched.owners)
+        .bind::<Array<BigInt>, _>(touched.games)
+        .execute(conn)?;
+    }
+    diesel::sql_query(
+        "INSERT INTO import_undo (run_id, tbl, key, before)
+         SELECT $1, 'community_achievements', jsonb_build_object('id', t.id),
+                jsonb_build_object('tries_count', t.tries_count, 'completions_count', t.completions_count)
+         FROM community_achievements t WHERE t.import_run_id IS DISTINCT FROM $1
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<BigInt, _>(run_id)
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// Records rows of `user_achievements` the run added to accounts that
+/// existed before it (`keys`: `{"user_id", "achievement_id"}` objects).
+pub(crate) fn record_inserted(conn: &mut PgConnection, run_id: i64, keys: &[String]) -> QueryResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(
+        "INSERT INTO import_undo (run_id, tbl, key, before)
+         SELECT $1, $2, k::jsonb, NULL FROM unnest($3::text[]) AS k
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<BigInt, _>(run_id)
+    .bind::<Text, _>(INSERTED_ONLY)
+    .bind::<Array<Text>, _>(keys)
+    .execute(conn)
+    .map(|_| ())
+}
 
 /// After the run's last write: keeps the new images, adds the rows it
-/// inserted for `accounts`, and drops what it left as it was.
-pub(crate) fn keep_after(conn: &mut PgConnection, run_id: i64, accounts: &[i64]) -> QueryResult<()> {
-    for table in LOGGED {
+/// inserted for the touched accounts, and drops what it left as it was.
+pub(crate) fn keep_after(conn: &mut PgConnection, run_id: i64, touched: &Touched<'_>) -> QueryResult<()> {
+    fix_rendering(conn)?;
+    for table in TRACKED.iter().map(|t| t.table).chain([INSERTED_ONLY]) {
         diesel::sql_query(format!(
             "UPDATE import_undo u SET after = to_jsonb(t) FROM {table} t
              WHERE u.run_id = $1 AND u.tbl = '{table}' AND {join}",
@@ -154,6 +182,14 @@ pub(crate) fn keep_after(conn: &mut PgConnection, run_id: i64, accounts: &[i64])
         .bind::<BigInt, _>(run_id)
         .execute(conn)?;
     }
+    diesel::sql_query(
+        "UPDATE import_undo u
+         SET after = jsonb_build_object('tries_count', t.tries_count, 'completions_count', t.completions_count)
+         FROM community_achievements t
+         WHERE u.run_id = $1 AND u.tbl = 'community_achievements' AND t.id = (u.key ->> 'id')::int8",
+    )
+    .bind::<BigInt, _>(run_id)
+    .execute(conn)?;
     for t in TRACKED.iter() {
         let Some(inserted) = t.inserted else { continue };
         diesel::sql_query(format!(
@@ -165,7 +201,9 @@ pub(crate) fn keep_after(conn: &mut PgConnection, run_id: i64, accounts: &[i64])
             scope = t.scope,
         ))
         .bind::<BigInt, _>(run_id)
-        .bind::<Array<BigInt>, _>(accounts)
+        .bind::<Array<BigInt>, _>(touched.accounts)
+        .bind::<Array<BigInt>, _>(touched.owners)
+        .bind::<Array<BigInt>, _>(touched.games)
         .execute(conn)?;
     }
     diesel::sql_query("DELETE FROM import_undo WHERE run_id = $1 AND before IS NOT DISTINCT FROM after")
@@ -193,60 +231,95 @@ fn columns(conn: &mut PgConnection, table: &str) -> QueryResult<Vec<String>> {
     .collect())
 }
 
-/// Puts back what run `run_id` changed (after its own rows are gone) and
-/// returns the accounts whose rows changed since, to be worked out again.
-pub(crate) fn restore(conn: &mut PgConnection, run_id: i64) -> QueryResult<Vec<i64>> {
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// What a rollback found: accounts whose rows changed since the run (to be
+/// worked out again), and every account the run's log names.
+pub(crate) struct Restored {
+    pub drifted: Vec<i64>,
+    pub logged: Vec<i64>,
+}
+
+/// Puts back what run `run_id` changed (after its own rows are gone).
+pub(crate) fn restore(conn: &mut PgConnection, run_id: i64) -> QueryResult<Restored> {
+    fix_rendering(conn)?;
+    // Shared goals: the counters move back by what the run added.
     #[derive(QueryableByName)]
-    struct Id {
+    struct Counters {
         #[diesel(sql_type = BigInt)]
         id: i64,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        tries: i32,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        completions: i32,
     }
-    let mut drifted: Vec<i64> = Vec::new();
-    // Shared goals: the counters move back by what the run added; a goal
-    // nothing else touched since gets its whole row back.
-    diesel::sql_query(
-        "UPDATE community_achievements t SET
-             tries_count = GREATEST(t.tries_count - ((u.after ->> 'tries_count')::int - (u.before ->> 'tries_count')::int), 0),
-             completions_count = GREATEST(t.completions_count
-                 - ((u.after ->> 'completions_count')::int - (u.before ->> 'completions_count')::int), 0)
+    let moved: Vec<Counters> = diesel::sql_query(
+        "SELECT (u.key ->> 'id')::int8 AS id,
+                ((u.after ->> 'tries_count')::int - (u.before ->> 'tries_count')::int) AS tries,
+                ((u.after ->> 'completions_count')::int - (u.before ->> 'completions_count')::int) AS completions
          FROM import_undo u
-         WHERE u.run_id = $1 AND u.tbl = 'community_achievements' AND t.id = (u.key ->> 'id')::int8
-           AND u.before IS NOT NULL AND u.after IS NOT NULL
-           AND to_jsonb(t) IS DISTINCT FROM u.after",
+         WHERE u.run_id = $1 AND u.tbl = 'community_achievements' AND u.before IS NOT NULL AND u.after IS NOT NULL",
     )
     .bind::<BigInt, _>(run_id)
-    .execute(conn)?;
-    for table in LOGGED {
+    .load(conn)?;
+    let ids: Vec<i64> = moved.iter().map(|c| c.id).collect();
+    let tries: Vec<i32> = moved.iter().map(|c| c.tries).collect();
+    let completions: Vec<i32> = moved.iter().map(|c| c.completions).collect();
+    crate::community::model::take_back_counts(conn, &ids, &tries, &completions)?;
+
+    let mut drifted: Vec<i64> = Vec::new();
+    let mut logged: Vec<i64> = Vec::new();
+    for (table, owner) in TRACKED.iter().map(|t| (t.table, t.owner)).chain([(INSERTED_ONLY, "(r ->> 'user_id')::int8")])
+    {
         let join = join_of(table);
-        // Rows changed since: their owners are worked out again. A goal the
-        // run marked met loses the mark (it is stamped again if it holds).
-        if table != "community_achievements" {
-            let owner = TRACKED.iter().find(|t| t.table == table).map(|t| t.owner).unwrap_or("(r ->> 'user_id')::int8");
-            let ids: Vec<Id> = diesel::sql_query(format!(
+        // Nobody changes a logged row between its comparison and its restore.
+        diesel::sql_query(format!(
+            "SELECT 1 FROM {table} t JOIN import_undo u ON {join}
+             WHERE u.run_id = $1 AND u.tbl = '{table}' ORDER BY u.key::text FOR UPDATE OF t"
+        ))
+        .bind::<BigInt, _>(run_id)
+        .execute(conn)?;
+        let owners = |conn: &mut PgConnection, only_changed: bool| -> QueryResult<Vec<i64>> {
+            let changed = if only_changed {
+                "AND to_jsonb(t) IS DISTINCT FROM u.after AND NOT (u.before IS NULL AND to_jsonb(t) IS NULL)"
+            } else {
+                ""
+            };
+            Ok(diesel::sql_query(format!(
                 "SELECT DISTINCT {owner} AS id
                  FROM import_undo u
                  LEFT JOIN {table} t ON {join}
                  CROSS JOIN LATERAL (SELECT coalesce(u.after, u.before)) AS x(r)
-                 WHERE u.run_id = $1 AND u.tbl = '{table}'
-                   AND to_jsonb(t) IS DISTINCT FROM u.after
-                   AND NOT (u.before IS NULL AND to_jsonb(t) IS NULL)
-                   AND {owner} IS NOT NULL"
+                 WHERE u.run_id = $1 AND u.tbl = '{table}' {changed}
+                   AND EXISTS (SELECT 1 FROM users a WHERE a.id = {owner})"
             ))
             .bind::<BigInt, _>(run_id)
-            .load(conn)?;
-            drifted.extend(ids.into_iter().map(|i| i.id));
-        }
+            .load::<Id>(conn)?
+            .into_iter()
+            .map(|i| i.id)
+            .collect())
+        };
+        // Rows changed since: their owners are worked out again.
+        drifted.extend(owners(conn, true)?);
+        logged.extend(owners(conn, false)?);
         if table == "custom_achievements" {
-            diesel::sql_query(
-                "UPDATE custom_achievements t SET met_at = NULL
-                 FROM import_undo u
-                 WHERE u.run_id = $1 AND u.tbl = 'custom_achievements' AND t.id = (u.key ->> 'id')::int8
+            // A goal the run marked met, changed since: the mark goes (it
+            // is stamped again if the goal still holds).
+            let ids: Vec<Id> = diesel::sql_query(
+                "SELECT t.id FROM custom_achievements t JOIN import_undo u ON t.id = (u.key ->> 'id')::int8
+                 WHERE u.run_id = $1 AND u.tbl = 'custom_achievements'
                    AND to_jsonb(t) IS DISTINCT FROM u.after
                    AND u.before ->> 'met_at' IS NULL AND u.after ->> 'met_at' IS NOT NULL
-                   AND t.met_at = (u.after ->> 'met_at')::timestamptz",
+                   AND to_jsonb(t.met_at) = u.after -> 'met_at'",
             )
             .bind::<BigInt, _>(run_id)
-            .execute(conn)?;
+            .load(conn)?;
+            let ids: Vec<i64> = ids.into_iter().map(|i| i.id).collect();
+            crate::achievements::model::clear_met(conn, &ids)?;
         }
         // Rows the run added, still as it left them: gone.
         diesel::sql_query(format!(
@@ -269,7 +342,9 @@ pub(crate) fn restore(conn: &mut PgConnection, run_id: i64) -> QueryResult<Vec<i
         .execute(conn)?;
     }
     diesel::sql_query("DELETE FROM import_undo WHERE run_id = $1").bind::<BigInt, _>(run_id).execute(conn)?;
-    drifted.sort_unstable();
-    drifted.dedup();
-    Ok(drifted)
+    for list in [&mut drifted, &mut logged] {
+        list.sort_unstable();
+        list.dedup();
+    }
+    Ok(Restored { drifted, logged })
 }

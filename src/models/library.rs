@@ -982,14 +982,20 @@ pub fn unlocked_ids_of(conn: &mut PgConnection, user_id: i64, appids: &[i64]) ->
 }
 
 /// Adds unlocks to library entries that exist already (an import bringing
-/// rows an earlier run skipped), and counts those entries again.
-pub fn add_unlocks(conn: &mut PgConnection, rows: &[UnlockRow]) -> QueryResult<()> {
+/// rows an earlier run skipped), counts those entries again, and returns
+/// the (user, achievement) pairs it added (one a sync added meanwhile is
+/// left as it is).
+pub fn add_unlocks(conn: &mut PgConnection, rows: &[UnlockRow]) -> QueryResult<Vec<(i64, i64)>> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    diesel::insert_into(user_achievements::table).values(rows).on_conflict_do_nothing().execute(conn)?;
-    let users: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
-    let ids: Vec<i64> = rows.iter().map(|r| r.achievement_id).collect();
+    let added: Vec<(i64, i64)> = diesel::insert_into(user_achievements::table)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .returning((user_achievements::user_id, user_achievements::achievement_id))
+        .get_results(conn)?;
+    let users: Vec<i64> = added.iter().map(|r| r.0).collect();
+    let ids: Vec<i64> = added.iter().map(|r| r.1).collect();
     diesel::sql_query(
         "UPDATE library_entries le SET unlocked_count = c.n, last_unlock_at = c.last
          FROM (SELECT ua.user_id, ga.appid, count(*)::int AS n, max(ua.unlocked_at) AS last
@@ -1002,8 +1008,8 @@ pub fn add_unlocks(conn: &mut PgConnection, rows: &[UnlockRow]) -> QueryResult<(
     )
     .bind::<diesel::sql_types::Array<BigInt>, _>(&users)
     .bind::<diesel::sql_types::Array<BigInt>, _>(&ids)
-    .execute(conn)
-    .map(|_| ())
+    .execute(conn)?;
+    Ok(added)
 }
 
 /// The games of `user_id` that an import brought and Steam has not synced

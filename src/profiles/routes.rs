@@ -82,7 +82,7 @@ async fn profile(
     // Kept like any page: every anonymous visitor shares one copy, which
     // the owner's privacy choices (the shared version) replace at once.
     let key = viewer
-        .view_key(&state, "profile", format!("{}\u{1f}{page}", name.to_lowercase()))
+        .view_key(&state, "profile", format!("{}\u{1f}{page}", crate::names::key(&name)))
         .await?
         .kept_if(page <= crate::views::KEPT_PAGES);
     let p = state.views.load(&state.reads, key, move |conn| super::view(conn, &name, viewer_id, page)).await?;

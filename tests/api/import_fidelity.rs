@@ -310,6 +310,8 @@ async fn a_rollback_puts_back_every_row_the_run_changed_and_only_keeps_what_the_
     assert!(goal.0.is_some() && goal.1 == 3.0, "the run met Alice's goal: {goal:?}");
     assert_ne!(database(&app, false, &except), before);
 
+    // From a session in another time zone: images still compare equal.
+    diesel::sql_query("SET TimeZone = 'Pacific/Auckland'").execute(&mut conn).unwrap();
     import::rollback(&mut conn, &app.settings, report.run_id.unwrap(), false).unwrap();
     assert_same(&before, &database(&app, false, &except));
     // Version rows: the same users; the run's own user's went with them.
@@ -470,4 +472,21 @@ async fn many_rows_for_many_users_move_each_users_version_once_per_transaction()
     let versions =
         texts(&mut conn, "SELECT count(*)::text || ':' || min(version) || ':' || max(version) AS t FROM user_versions");
     assert_eq!(versions, ["300:2:2"]);
+}
+
+#[actix_web::test]
+async fn an_account_deleted_after_the_run_does_not_stop_its_rollback() {
+    let app = spawn_app().await;
+    let (first, second) = two_runs();
+    run(&app, &first, false);
+    let report = run(&app, &second, false);
+    let mut conn = app.pool.get().unwrap();
+    // Bob (whose perfect Portal the run changed) and Alice (whose library
+    // it changed) leave.
+    diesel::delete(users::table.filter(users::username.eq_any(["bob", "alice"]))).execute(&mut conn).unwrap();
+    import::rollback(&mut conn, &app.settings, report.run_id.unwrap(), false).unwrap();
+    let scores: i64 = user_scores::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(scores, 0, "no totals are made up for accounts that are gone");
+    let names = stored_names(&app);
+    assert!(names.is_empty(), "{names:?}");
 }
