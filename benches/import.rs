@@ -183,7 +183,7 @@ fn main() {
         }
     }
     if parts.contains("users") {
-        side_by_side("many users", 100_000 / scale, 3);
+        side_by_side("many users", 100_000 / scale, 1);
     }
     if parts.contains("rows") {
         side_by_side("many achievement rows", 20_000 / scale, 60);

@@ -67,84 +67,31 @@ BEGIN
     PERFORM set_config('questline.version_flush', CASE WHEN shared THEN 'shared' ELSE 'yes' END, true);
 END $$;
 
--- One function per watched column (static SQL, planned once a session);
--- TG_ARGV[0] = 'shared' when the table's rows also show on shared pages.
-CREATE FUNCTION note_versions_user_id() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+-- One function for every watched table: TG_ARGV[0] names the column that
+-- holds the user, TG_ARGV[1] = 'shared' when the table's rows also show on
+-- pages of many users (a row without a user still moves those).
+CREATE FUNCTION note_versions() RETURNS TRIGGER LANGUAGE plpgsql AS $$
 DECLARE
-    n INT8;
+    shared BOOL := TG_ARGV[1] = 'shared';
+    users TEXT := CASE TG_OP
+        WHEN 'INSERT' THEN format('SELECT %I AS u FROM new_rows', TG_ARGV[0])
+        WHEN 'DELETE' THEN format('SELECT %I AS u FROM old_rows', TG_ARGV[0])
+        ELSE format('SELECT %1$I AS u FROM new_rows UNION SELECT %1$I FROM old_rows', TG_ARGV[0]) END;
+    noted INT8;
+    any_row BOOL;
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO version_pending (xact, user_id)
-        SELECT DISTINCT pg_current_xact_id(), user_id FROM new_rows WHERE user_id IS NOT NULL
-        ON CONFLICT DO NOTHING;
-    ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO version_pending (xact, user_id)
-        SELECT DISTINCT pg_current_xact_id(), user_id FROM old_rows WHERE user_id IS NOT NULL
-        ON CONFLICT DO NOTHING;
-    ELSE
-        INSERT INTO version_pending (xact, user_id)
-        SELECT pg_current_xact_id(), u FROM (SELECT user_id FROM new_rows UNION SELECT user_id FROM old_rows) s(u)
-        WHERE u IS NOT NULL
-        ON CONFLICT DO NOTHING;
-    END IF;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    IF n > 0 THEN
-        PERFORM arm_version_flush(TG_ARGV[0] = 'shared');
-    ELSIF TG_ARGV[0] = 'shared' THEN
-        IF TG_OP = 'DELETE' THEN
-            IF EXISTS (SELECT 1 FROM old_rows) THEN PERFORM arm_version_flush(true); END IF;
-        ELSIF EXISTS (SELECT 1 FROM new_rows) THEN
+    EXECUTE format('INSERT INTO version_pending (xact, user_id)
+                    SELECT DISTINCT pg_current_xact_id(), u FROM (%s) s WHERE u IS NOT NULL
+                    ON CONFLICT DO NOTHING', users);
+    GET DIAGNOSTICS noted = ROW_COUNT;
+    IF noted > 0 THEN
+        PERFORM arm_version_flush(shared);
+    ELSIF shared THEN
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I)', CASE WHEN TG_OP = 'DELETE' THEN 'old_rows' ELSE 'new_rows' END)
+            INTO any_row;
+        IF any_row THEN
             PERFORM arm_version_flush(true);
         END IF;
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE FUNCTION note_versions_owner_id() RETURNS TRIGGER LANGUAGE plpgsql AS $$
-DECLARE
-    n INT8;
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO version_pending (xact, user_id)
-        SELECT DISTINCT pg_current_xact_id(), owner_id FROM new_rows WHERE owner_id IS NOT NULL
-        ON CONFLICT DO NOTHING;
-    ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO version_pending (xact, user_id)
-        SELECT DISTINCT pg_current_xact_id(), owner_id FROM old_rows WHERE owner_id IS NOT NULL
-        ON CONFLICT DO NOTHING;
-    ELSE
-        INSERT INTO version_pending (xact, user_id)
-        SELECT pg_current_xact_id(), u FROM (SELECT owner_id FROM new_rows UNION SELECT owner_id FROM old_rows) s(u)
-        WHERE u IS NOT NULL
-        ON CONFLICT DO NOTHING;
-    END IF;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    IF n > 0 THEN
-        PERFORM arm_version_flush(false);
-    END IF;
-    RETURN NULL;
-END $$;
-
--- Shared goals: their creator's pages and the shared pages. A row without
--- a creator (a deleted user's) still moves the shared pages.
-CREATE FUNCTION note_versions_creator_id() RETURNS TRIGGER LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO version_pending (xact, user_id)
-        SELECT DISTINCT pg_current_xact_id(), creator_id FROM new_rows WHERE creator_id IS NOT NULL
-        ON CONFLICT DO NOTHING;
-        IF EXISTS (SELECT 1 FROM new_rows) THEN PERFORM arm_version_flush(true); END IF;
-    ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO version_pending (xact, user_id)
-        SELECT DISTINCT pg_current_xact_id(), creator_id FROM old_rows WHERE creator_id IS NOT NULL
-        ON CONFLICT DO NOTHING;
-        IF EXISTS (SELECT 1 FROM old_rows) THEN PERFORM arm_version_flush(true); END IF;
-    ELSE
-        INSERT INTO version_pending (xact, user_id)
-        SELECT pg_current_xact_id(), u FROM (SELECT creator_id FROM new_rows UNION SELECT creator_id FROM old_rows) s(u)
-        WHERE u IS NOT NULL
-        ON CONFLICT DO NOTHING;
-        IF EXISTS (SELECT 1 FROM new_rows) THEN PERFORM arm_version_flush(true); END IF;
     END IF;
     RETURN NULL;
 END $$;
@@ -187,74 +134,74 @@ CREATE CONSTRAINT TRIGGER version_flush_at_commit AFTER INSERT ON version_flush
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION flush_versions();
 
 CREATE TRIGGER library_entries_versions_ins AFTER INSERT ON library_entries
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 CREATE TRIGGER library_entries_versions_upd AFTER UPDATE ON library_entries
-    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 CREATE TRIGGER library_entries_versions_del AFTER DELETE ON library_entries
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 
 CREATE TRIGGER user_scores_versions_ins AFTER INSERT ON user_scores
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('shared');
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', 'shared');
 CREATE TRIGGER user_scores_versions_upd AFTER UPDATE ON user_scores
-    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('shared');
+    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', 'shared');
 CREATE TRIGGER user_scores_versions_del AFTER DELETE ON user_scores
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('shared');
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', 'shared');
 
 CREATE TRIGGER steam_accounts_versions_ins AFTER INSERT ON steam_accounts
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 CREATE TRIGGER steam_accounts_versions_upd AFTER UPDATE ON steam_accounts
-    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 CREATE TRIGGER steam_accounts_versions_del AFTER DELETE ON steam_accounts
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 
 CREATE TRIGGER jobs_versions_ins AFTER INSERT ON jobs
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 CREATE TRIGGER jobs_versions_upd AFTER UPDATE ON jobs
-    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 CREATE TRIGGER jobs_versions_del AFTER DELETE ON jobs
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 
 CREATE TRIGGER pins_versions_ins AFTER INSERT ON pins
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 CREATE TRIGGER pins_versions_upd AFTER UPDATE ON pins
-    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 CREATE TRIGGER pins_versions_del AFTER DELETE ON pins
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 
 CREATE TRIGGER user_preferences_versions_ins AFTER INSERT ON user_preferences
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('shared');
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', 'shared');
 CREATE TRIGGER user_preferences_versions_upd AFTER UPDATE ON user_preferences
-    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('shared');
+    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', 'shared');
 CREATE TRIGGER user_preferences_versions_del AFTER DELETE ON user_preferences
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('shared');
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', 'shared');
 
 CREATE TRIGGER custom_achievements_versions_ins AFTER INSERT ON custom_achievements
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_owner_id();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('owner_id', '');
 CREATE TRIGGER custom_achievements_versions_upd AFTER UPDATE ON custom_achievements
-    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_owner_id();
+    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('owner_id', '');
 CREATE TRIGGER custom_achievements_versions_del AFTER DELETE ON custom_achievements
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_owner_id();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('owner_id', '');
 
 CREATE TRIGGER community_achievements_versions_ins AFTER INSERT ON community_achievements
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_creator_id();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('creator_id', 'shared');
 CREATE TRIGGER community_achievements_versions_upd AFTER UPDATE ON community_achievements
-    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_creator_id();
+    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('creator_id', 'shared');
 CREATE TRIGGER community_achievements_versions_del AFTER DELETE ON community_achievements
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_creator_id();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('creator_id', 'shared');
 
 CREATE TRIGGER removed_games_versions_ins AFTER INSERT ON removed_games
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 CREATE TRIGGER removed_games_versions_upd AFTER UPDATE ON removed_games
-    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 CREATE TRIGGER removed_games_versions_del AFTER DELETE ON removed_games
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 
 CREATE TRIGGER removed_unlocks_versions_ins AFTER INSERT ON removed_unlocks
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 CREATE TRIGGER removed_unlocks_versions_upd AFTER UPDATE ON removed_unlocks
-    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 CREATE TRIGGER removed_unlocks_versions_del AFTER DELETE ON removed_unlocks
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions_user_id('');
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION note_versions('user_id', '');
 
 -- A lock, an unlock or a rename moves the leaderboards and the community
 -- list; so does a Steam link proven, released or renamed.
