@@ -109,6 +109,19 @@ pub const BUSY: &str =
     "another import-legacy run (an import, a dry run or a rollback) is in progress on this database: \
                         nothing was done; run this again once it has finished";
 
+/// The tables a run fills, analysed inside the run (for its own queries)
+/// and again after its commit (for everyone's).
+const ANALYZED: [&str; 8] = [
+    "users",
+    "games",
+    "game_achievements",
+    "library_entries",
+    "user_achievements",
+    "custom_achievements",
+    "community_achievements",
+    "user_scores",
+];
+
 /// A dry run ends by rolling its transaction back through this error.
 #[derive(Debug)]
 pub(crate) struct DryRunDone(Report);
@@ -180,6 +193,10 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
         }
         library::import_rows(&mut run, &files, &scan, &defs)?;
         let restore = achievements::import(&mut run, &custom, &shared)?;
+        // The planner has not seen the rows this transaction wrote: without
+        // statistics it scans whole tables once per batch of users below,
+        // and the run grows with the square of its size.
+        crate::db::analyze(run.conn, &ANALYZED)?;
         evaluate(&mut run, &changed, &owners)?;
         achievements::restore_counts(run.conn, &restore)?;
         if !opts.dry_run {
@@ -199,19 +216,7 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
     let commit_seconds = committing.map(|c: Instant| c.elapsed().as_secs_f64()).unwrap_or_default();
     if outcome.is_ok() && !opts.dry_run {
         // Fresh statistics, or the first page views plan for empty tables.
-        crate::db::analyze(
-            conn,
-            &[
-                "users",
-                "games",
-                "game_achievements",
-                "library_entries",
-                "user_achievements",
-                "custom_achievements",
-                "user_scores",
-            ],
-        )
-        .map_err(ImportError::Db)?;
+        crate::db::analyze(conn, &ANALYZED).map_err(ImportError::Db)?;
     }
     if !opts.dry_run {
         // Committed: the run's files are named by rows now. Failed: they
