@@ -1,3 +1,7 @@
+DROP INDEX steam_id_conflicts_claimant_id_idx;
+DROP INDEX steam_id_conflicts_holder_id_idx;
+DROP INDEX community_achievements_hidden_by_idx;
+DROP INDEX community_achievements_creator_id_idx;
 DROP TABLE import_files;
 DROP TABLE import_undo;
 CREATE UNIQUE INDEX users_username_lower_key ON users (lower(username));

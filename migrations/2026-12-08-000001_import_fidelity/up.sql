@@ -213,6 +213,15 @@ CREATE TRIGGER steam_accounts_shared
     AFTER INSERT OR DELETE OR UPDATE OF steam_id, verified_at, persona_name, avatar_url ON steam_accounts
     FOR EACH ROW EXECUTE FUNCTION note_shared_change();
 
+-- Deleting users (an import's rollback deletes thousands at once) sets
+-- these references to NULL one user at a time: without an index, each
+-- user scanned the whole table, and the rollback of 100,000 users never
+-- ended.
+CREATE INDEX community_achievements_creator_id_idx ON community_achievements (creator_id);
+CREATE INDEX community_achievements_hidden_by_idx ON community_achievements (hidden_by) WHERE hidden_by IS NOT NULL;
+CREATE INDEX steam_id_conflicts_holder_id_idx ON steam_id_conflicts (holder_id);
+CREATE INDEX steam_id_conflicts_claimant_id_idx ON steam_id_conflicts (claimant_id);
+
 -- 2. One rule for names, computed in one place (Rust, `crate::names`):
 -- the key is the name's Unicode compatibility caseless form (NFKC and full
 -- case folding), whatever the database's locale. It is filled for the

@@ -28,10 +28,16 @@ impl RecordingStorage {
     fn record(&self, key: &str) -> io::Result<()> {
         let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
         if journal.is_none() {
-            *journal = Some(
-                PgConnection::establish(self.database_url.expose_secret())
-                    .map_err(|e| io::Error::other(e.to_string()))?,
-            );
+            let mut conn = PgConnection::establish(self.database_url.expose_secret())
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            // Each record is committed before its file is written, so a
+            // killed import leaves nothing unrecorded; waiting for the disk
+            // on each of them (tens of thousands of images) would only
+            // guard against PostgreSQL itself crashing in that instant.
+            diesel::sql_query("SET synchronous_commit = off")
+                .execute(&mut conn)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            *journal = Some(conn);
         }
         let conn = journal.as_mut().expect("opened above");
         super::model::record_file(conn, self.run_id, key).map_err(|e| io::Error::other(e.to_string()))
