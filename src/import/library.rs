@@ -200,17 +200,13 @@ pub(crate) fn import_rows(
         // games that run did not write (its file was skipped then and fixed
         // since), and in the games it wrote, the unlocks of rows it skipped.
         let existing = !run.new_users.contains(&f.username);
-        let present: HashSet<i64> =
-            if existing { library::appids_of(run.conn, user_id)?.into_iter().collect() } else { HashSet::new() };
-        let lib = read_library(&f.path)
-            .map_err(|e| TxError::Other(format!("{} changed during the import: {e}", f.file_name)))?;
+        let owned = if existing { library::appids_of(run.conn, user_id)? } else { Vec::new() };
+        let present: HashSet<i64> = owned.iter().map(|(appid, _)| *appid).collect();
         // Only where the legacy data is still the source: a game Steam has
         // synced since shows what Steam says.
-        let from_legacy: HashSet<i64> = if existing {
-            library::imported_unsynced_appids_of(run.conn, user_id)?.into_iter().collect()
-        } else {
-            HashSet::new()
-        };
+        let from_legacy: HashSet<i64> = owned.iter().filter(|(_, legacy)| *legacy).map(|(appid, _)| *appid).collect();
+        let lib = read_library(&f.path)
+            .map_err(|e| TxError::Other(format!("{} changed during the import: {e}", f.file_name)))?;
         let in_both: Vec<i64> = lib.games.keys().copied().filter(|a| from_legacy.contains(a)).collect();
         let unlocked: HashSet<i64> = if in_both.is_empty() {
             HashSet::new()

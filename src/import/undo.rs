@@ -28,10 +28,8 @@ use diesel::sql_types::{Array, BigInt, Text};
 /// A table the log follows for the accounts a run touches.
 struct Tracked {
     table: &'static str,
-    /// The row's key, as JSON, over alias `t`.
-    key: &'static str,
-    /// The same key's columns, for a stable locking order.
-    order: &'static str,
+    /// The columns of the row's key (all `int8`).
+    key: &'static [&'static str],
     /// Its owner's user id, over the JSON image `r`.
     owner: &'static str,
     /// Which rows: `$1` the run, `$2` the accounts it brings rows for, `$3`
@@ -47,8 +45,7 @@ struct Tracked {
 const TRACKED: [Tracked; 4] = [
     Tracked {
         table: "user_scores",
-        key: "jsonb_build_object('user_id', t.user_id)",
-        order: "t.user_id",
+        key: &["user_id"],
         owner: "(r ->> 'user_id')::int8",
         scope: "(t.user_id = ANY($2) OR t.user_id = ANY($3))",
         // Totals of an account that had none (now() is the run's
@@ -57,8 +54,7 @@ const TRACKED: [Tracked; 4] = [
     },
     Tracked {
         table: "library_entries",
-        key: "jsonb_build_object('user_id', t.user_id, 'appid', t.appid)",
-        order: "t.user_id, t.appid",
+        key: &["user_id", "appid"],
         owner: "(r ->> 'user_id')::int8",
         // The run's own entries carry its number and go with it.
         scope: "t.import_run_id IS DISTINCT FROM $1 AND (t.user_id = ANY($2) OR (t.user_id = ANY($3) AND t.appid = ANY($4)))",
@@ -66,16 +62,14 @@ const TRACKED: [Tracked; 4] = [
     },
     Tracked {
         table: "custom_achievements",
-        key: "jsonb_build_object('id', t.id)",
-        order: "t.id",
+        key: &["id"],
         owner: "(r ->> 'owner_id')::int8",
         scope: "t.import_run_id IS DISTINCT FROM $1 AND (t.owner_id = ANY($2) OR t.owner_id = ANY($3))",
         inserted: None,
     },
     Tracked {
         table: "community_takers",
-        key: "jsonb_build_object('community_id', t.community_id, 'user_id', t.user_id)",
-        order: "t.community_id, t.user_id",
+        key: &["community_id", "user_id"],
         owner: "(r ->> 'user_id')::int8",
         scope: "(t.user_id = ANY($2) OR t.user_id = ANY($3))",
         // A shared goal a touched account met in this run.
@@ -86,21 +80,29 @@ const TRACKED: [Tracked; 4] = [
 /// Rows recorded one by one as the run inserts them (no image before).
 const INSERTED_ONLY: &str = "user_achievements";
 
-/// How a logged row finds its table's row (`u` the log, `t` the table),
-/// by the table's own indexed columns.
-fn join_of(table: &str) -> &'static str {
+/// The key columns of a logged table.
+fn key_of(table: &str) -> &'static [&'static str] {
     match table {
-        "library_entries" => "t.user_id = (u.key ->> 'user_id')::int8 AND t.appid = (u.key ->> 'appid')::int8",
-        "custom_achievements" | "community_achievements" => "t.id = (u.key ->> 'id')::int8",
-        "community_takers" => {
-            "t.community_id = (u.key ->> 'community_id')::int8 AND t.user_id = (u.key ->> 'user_id')::int8"
-        }
-        "user_scores" => "t.user_id = (u.key ->> 'user_id')::int8",
-        "user_achievements" => {
-            "t.user_id = (u.key ->> 'user_id')::int8 AND t.achievement_id = (u.key ->> 'achievement_id')::int8"
-        }
-        _ => "FALSE",
+        INSERTED_ONLY => &["user_id", "achievement_id"],
+        "community_achievements" => &["id"],
+        _ => TRACKED.iter().find(|t| t.table == table).map(|t| t.key).unwrap_or(&[]),
     }
+}
+
+/// The row's key as JSON, over alias `t`.
+fn key_json(columns: &[&str]) -> String {
+    let pairs: Vec<String> = columns.iter().map(|c| format!("'{c}', t.{c}")).collect();
+    format!("jsonb_build_object({})", pairs.join(", "))
+}
+
+/// How a logged row (`u`) finds its table's row (`t`), by the table's own
+/// indexed columns.
+fn join_of(table: &str) -> String {
+    let columns = key_of(table);
+    if columns.is_empty() {
+        return "FALSE".into();
+    }
+    columns.iter().map(|c| format!("t.{c} = (u.key ->> '{c}')::int8")).collect::<Vec<_>>().join(" AND ")
 }
 
 /// Images are compared as JSON text: fix what their rendering depends on,
@@ -129,9 +131,9 @@ pub(crate) fn keep_before(conn: &mut PgConnection, run_id: i64, touched: &Touche
              FROM (SELECT * FROM {table} t WHERE {scope} ORDER BY {order} FOR UPDATE) t
              ON CONFLICT DO NOTHING",
             table = t.table,
-            key = t.key,
+            key = key_json(t.key),
             scope = t.scope,
-            order = t.order,
+            order = t.key.iter().map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", "),
         ))
         .bind::<BigInt, _>(run_id)
         .bind::<Array<BigInt>, _>(touched.accounts)
@@ -197,7 +199,7 @@ pub(crate) fn keep_after(conn: &mut PgConnection, run_id: i64, touched: &Touched
              SELECT $1, '{table}', {key}, NULL, to_jsonb(t) FROM {table} t WHERE {scope} AND {inserted}
              ON CONFLICT DO NOTHING",
             table = t.table,
-            key = t.key,
+            key = key_json(t.key),
             scope = t.scope,
         ))
         .bind::<BigInt, _>(run_id)
@@ -283,29 +285,34 @@ pub(crate) fn restore(conn: &mut PgConnection, run_id: i64) -> QueryResult<Resto
         ))
         .bind::<BigInt, _>(run_id)
         .execute(conn)?;
-        let owners = |conn: &mut PgConnection, only_changed: bool| -> QueryResult<Vec<i64>> {
-            let changed = if only_changed {
-                "AND to_jsonb(t) IS DISTINCT FROM u.after AND NOT (u.before IS NULL AND to_jsonb(t) IS NULL)"
-            } else {
-                ""
-            };
-            Ok(diesel::sql_query(format!(
-                "SELECT DISTINCT {owner} AS id
-                 FROM import_undo u
-                 LEFT JOIN {table} t ON {join}
-                 CROSS JOIN LATERAL (SELECT coalesce(u.after, u.before)) AS x(r)
-                 WHERE u.run_id = $1 AND u.tbl = '{table}' {changed}
-                   AND EXISTS (SELECT 1 FROM users a WHERE a.id = {owner})"
-            ))
-            .bind::<BigInt, _>(run_id)
-            .load::<Id>(conn)?
-            .into_iter()
-            .map(|i| i.id)
-            .collect())
-        };
-        // Rows changed since: their owners are worked out again.
-        drifted.extend(owners(conn, true)?);
-        logged.extend(owners(conn, false)?);
+        // Every owner the log names, and whether any of their rows changed
+        // since the run: those are worked out again.
+        #[derive(QueryableByName)]
+        struct Owner {
+            #[diesel(sql_type = BigInt)]
+            id: i64,
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            changed: bool,
+        }
+        let owners: Vec<Owner> = diesel::sql_query(format!(
+            "SELECT {owner} AS id,
+                    bool_or(to_jsonb(t) IS DISTINCT FROM u.after
+                            AND NOT (u.before IS NULL AND to_jsonb(t) IS NULL)) AS changed
+             FROM import_undo u
+             LEFT JOIN {table} t ON {join}
+             CROSS JOIN LATERAL (SELECT coalesce(u.after, u.before)) AS x(r)
+             WHERE u.run_id = $1 AND u.tbl = '{table}'
+               AND EXISTS (SELECT 1 FROM users a WHERE a.id = {owner})
+             GROUP BY 1"
+        ))
+        .bind::<BigInt, _>(run_id)
+        .load(conn)?;
+        for o in owners {
+            if o.changed {
+                drifted.push(o.id);
+            }
+            logged.push(o.id);
+        }
         if table == "custom_achievements" {
             // A goal the run marked met, changed since: the mark goes (it
             // is stamped again if the goal still holds).

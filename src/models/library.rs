@@ -389,9 +389,17 @@ pub fn copy_imported(
     Ok(())
 }
 
-/// The games in a user's library.
-pub fn appids_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<i64>> {
-    library_entries::table.filter(library_entries::user_id.eq(user_id)).select(library_entries::appid).load(conn)
+/// The games in a user's library, each with whether its legacy data is
+/// still its source (an import brought it and Steam has not synced it
+/// since).
+pub fn appids_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<(i64, bool)>> {
+    library_entries::table
+        .filter(library_entries::user_id.eq(user_id))
+        .select((
+            library_entries::appid,
+            library_entries::import_run_id.is_not_null().and(library_entries::achievements_synced_at.is_null()),
+        ))
+        .load(conn)
 }
 
 /// Removes the entries import run `run_id` added to accounts that existed
@@ -1010,17 +1018,6 @@ pub fn add_unlocks(conn: &mut PgConnection, rows: &[UnlockRow]) -> QueryResult<V
     .bind::<diesel::sql_types::Array<BigInt>, _>(&ids)
     .execute(conn)?;
     Ok(added)
-}
-
-/// The games of `user_id` that an import brought and Steam has not synced
-/// since (the legacy data is still their source).
-pub fn imported_unsynced_appids_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<i64>> {
-    library_entries::table
-        .filter(library_entries::user_id.eq(user_id))
-        .filter(library_entries::import_run_id.is_not_null())
-        .filter(library_entries::achievements_synced_at.is_null())
-        .select(library_entries::appid)
-        .load(conn)
 }
 
 #[cfg(test)]
