@@ -85,7 +85,7 @@ impl Drop for Db {
 
 fn import(db: &mut Db, dir: &Path) -> (Report, f64) {
     let started = Instant::now();
-    let opts = Options { dir: dir.to_owned(), dry_run: false, progress: false };
+    let opts = Options { dir: dir.to_owned(), dry_run: false, progress: false, loading: Default::default() };
     let report = import::run(&mut db.conn, &db.settings, &opts).expect("the import succeeds");
     (report, started.elapsed().as_secs_f64())
 }

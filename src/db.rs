@@ -1,6 +1,8 @@
 //! PostgreSQL pool, embedded migrations and the bridge that keeps blocking
 //! diesel calls off the async workers.
 
+pub mod bulk;
+
 use std::time::Duration;
 
 use anyhow::Context;

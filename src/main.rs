@@ -46,6 +46,10 @@ enum Command {
         /// used since (their owners' work goes with them; audited).
         #[arg(long, requires = "rollback")]
         force: bool,
+        /// Never load in bulk: the site keeps answering during a large
+        /// import, which then takes several times longer (see the README).
+        #[arg(long, conflicts_with = "rollback")]
+        row_by_row: bool,
     },
     /// Write the whole database to FILE (pg_dump, custom format).
     Backup { file: std::path::PathBuf },
@@ -127,8 +131,9 @@ fn main() -> ExitCode {
         Command::Worker => worker(settings),
         Command::RotateKeys => rotate_keys(&settings),
         Command::CreateAdmin { username, email } => create_admin(&settings, &username, &email),
-        Command::ImportLegacy { dir, dry_run, report, rollback, force } => {
-            questline::import::command(&settings, dir, dry_run, report, rollback, force)
+        Command::ImportLegacy { dir, dry_run, report, rollback, force, row_by_row } => {
+            let loading = if row_by_row { questline::import::Loading::RowByRow } else { Default::default() };
+            questline::import::command(&settings, dir, dry_run, report, rollback, force, loading)
         }
         Command::Backup { file } => {
             questline::backup::backup(&settings, &file).map(|_| println!("backup written to {}", file.display()))

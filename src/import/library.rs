@@ -144,7 +144,10 @@ pub(crate) fn import_games(run: &mut Run<'_>, scan: &Scan) -> Result<(Definition
 
     // Achievement definitions Questline lacks, then every id at once.
     let (mut d_app, mut d_api, mut d_name, mut d_desc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (appid, defs) in &scan.defs {
+    // In one order every time: the same directory gets the same ids.
+    let mut by_game: Vec<_> = scan.defs.iter().collect();
+    by_game.sort_unstable_by_key(|(appid, _)| **appid);
+    for (appid, defs) in by_game {
         for (api, (name, desc)) in defs {
             d_app.push(*appid);
             d_api.push(api.clone());
@@ -169,24 +172,114 @@ pub(crate) fn import_games(run: &mut Run<'_>, scan: &Scan) -> Result<(Definition
     Ok((Definitions { ids, before }, changed))
 }
 
-/// The users' own rows, file by file, copied in large batches. A user from
-/// an earlier run gets what that run did not write: games it skipped, and
-/// unlocks of rows it skipped (each recorded in the undo log).
+/// The tables a large run loads without their indexes and foreign keys.
+const BULK_TABLES: [&str; 2] = ["user_achievements", "library_entries"];
+
+/// Below this many rows, index maintenance costs less than a rebuild.
+const BULK_MIN_ROWS: u64 = 200_000;
+
+/// How long a run waits for the tables' lock before it loads row by row.
+const BULK_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Files parsed ahead of the rows being copied.
+const READ_AHEAD: usize = 8;
+
+/// The users' own rows, file by file, copied in large batches, the files
+/// read on a second thread while the rows before them are copied.
+///
+/// Accounts from earlier runs come first, while the tables have their
+/// indexes: a user from an earlier run gets what that run did not write
+/// (games it skipped, and unlocks of rows it skipped, each recorded in the
+/// undo log), which means looking up what they hold. The new accounts'
+/// rows follow, loaded in bulk (see [`crate::db::bulk`]) when they are at
+/// least as many as the tables already hold: an instance's first import.
 pub(crate) fn import_rows(
     run: &mut Run<'_>,
     files: &[CsvFile],
     scan: &Scan,
     defs: &Definitions,
 ) -> Result<(), TxError> {
-    let def_ids = &defs.ids;
-
-    // The users' own rows, file by file, copied in large batches.
     let total: u64 = files.iter().zip(&scan.per_file).filter(|(_, s)| s.is_some()).map(|(f, _)| f.size).sum();
     let bar = progress(run.opts.progress, total, "importing libraries");
-    let (mut entries, mut unlocks) = (Vec::new(), Vec::new());
-    for (f, summary) in files.iter().zip(&scan.per_file) {
-        let Some((games, _)) = *summary else { continue };
-        bar.inc(f.size);
+    let (earlier, new): (Vec<_>, Vec<_>) = files
+        .iter()
+        .zip(&scan.per_file)
+        .filter_map(|(f, s)| s.map(|(games, distinct)| (f, games, distinct)))
+        .partition(|(f, ..)| run.user_ids.contains_key(&f.username) && !run.new_users.contains(&f.username));
+    let incoming: u64 =
+        new.iter().filter(|(f, ..)| run.user_ids.contains_key(&f.username)).map(|(.., distinct)| distinct).sum();
+    let order: Vec<&CsvFile> = earlier.iter().chain(&new).map(|(f, ..)| *f).collect();
+    let mut load = Load::default();
+    std::thread::scope(|scope| -> Result<(), TxError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
+        // Ends when every file is read, or at the first send after the
+        // receiver is gone (this run failed).
+        scope.spawn(move || {
+            for f in order {
+                if tx.send(read_library(&f.path)).is_err() {
+                    break;
+                }
+            }
+        });
+        let next = || rx.recv().map_err(|_| TxError::Other("the library file reader stopped".into()));
+        for (f, games, _) in &earlier {
+            bar.inc(f.size);
+            load.file(run, f, *games, next()?, defs)?;
+        }
+        load.flush(run.conn)?;
+        let existing = crate::db::bulk::estimated_rows(run.conn, BULK_TABLES[0])?;
+        let bulk = match run.opts.loading {
+            super::Loading::Auto => incoming >= BULK_MIN_ROWS && incoming >= u64::try_from(existing).unwrap_or(0),
+            super::Loading::RowByRow => false,
+            super::Loading::Bulk => true,
+        };
+        let stripped = if bulk { crate::db::bulk::strip(run.conn, &BULK_TABLES, BULK_LOCK_WAIT)? } else { None };
+        for (f, games, _) in &new {
+            bar.inc(f.size);
+            load.file(run, f, *games, next()?, defs)?;
+        }
+        load.flush(run.conn)?;
+        if let Some(stripped) = stripped {
+            run.report.loaded_in_bulk = true;
+            let started = std::time::Instant::now();
+            stripped.put_back(run.conn, 256)?;
+            run.report.steps.push(("libraries: indexes rebuilt", started.elapsed().as_secs_f64()));
+        }
+        Ok(())
+    })?;
+    run.report.steps.push(("libraries: copy", load.copying.as_secs_f64()));
+    run.report.steps.push(("libraries: look-ups", load.looking.as_secs_f64()));
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Rows waiting for their COPY, and where the step's time went.
+#[derive(Default)]
+struct Load {
+    entries: Vec<EntryRow>,
+    unlocks: Vec<UnlockRow>,
+    copying: std::time::Duration,
+    looking: std::time::Duration,
+}
+
+impl Load {
+    fn flush(&mut self, conn: &mut PgConnection) -> Result<(), TxError> {
+        let started = std::time::Instant::now();
+        library::copy_imported(conn, &mut self.entries, &mut self.unlocks)?;
+        self.copying += started.elapsed();
+        Ok(())
+    }
+
+    /// One user's file: its rows join the batch (copied when it is full).
+    fn file(
+        &mut self,
+        run: &mut Run<'_>,
+        f: &CsvFile,
+        games: u64,
+        lib: Result<super::source::Library, String>,
+        defs: &Definitions,
+    ) -> Result<(), TxError> {
+        let def_ids = &defs.ids;
         let Some(&user_id) = run.user_ids.get(&f.username) else {
             // The user was skipped (the report says why): so is their file.
             run.report.skip(
@@ -194,25 +287,26 @@ pub(crate) fn import_rows(
                 format!("user `{}` was not imported; {games} game(s) left out", f.username),
                 &f.file_name,
             );
-            continue;
+            return Ok(());
         };
+        let lib = lib.map_err(|e| TxError::Other(format!("{} changed during the import: {e}", f.file_name)))?;
         // "Present" means present: a user from an earlier run gets the
         // games that run did not write (its file was skipped then and fixed
         // since), and in the games it wrote, the unlocks of rows it skipped.
         let existing = !run.new_users.contains(&f.username);
+        let looked = std::time::Instant::now();
         let owned = if existing { library::appids_of(run.conn, user_id)? } else { Vec::new() };
         let present: HashSet<i64> = owned.iter().map(|(appid, _)| *appid).collect();
         // Only where the legacy data is still the source: a game Steam has
         // synced since shows what Steam says.
         let from_legacy: HashSet<i64> = owned.iter().filter(|(_, legacy)| *legacy).map(|(appid, _)| *appid).collect();
-        let lib = read_library(&f.path)
-            .map_err(|e| TxError::Other(format!("{} changed during the import: {e}", f.file_name)))?;
         let in_both: Vec<i64> = lib.games.keys().copied().filter(|a| from_legacy.contains(a)).collect();
         let unlocked: HashSet<i64> = if in_both.is_empty() {
             HashSet::new()
         } else {
             library::unlocked_ids_of(run.conn, user_id, &in_both)?.into_iter().collect()
         };
+        self.looking += looked.elapsed();
         let (mut added_games, mut added_achievements) = (0u64, 0u64);
         let mut late = Vec::new();
         for (appid, game) in &lib.games {
@@ -245,9 +339,9 @@ pub(crate) fn import_rows(
                 let at = a.unlocked_at.and_then(|t| DateTime::from_timestamp(t, 0));
                 last = last.max(at);
                 unlocked_here += 1;
-                unlocks.push(UnlockRow { user_id, achievement_id: *id, unlocked_at: at });
+                self.unlocks.push(UnlockRow { user_id, achievement_id: *id, unlocked_at: at });
             }
-            entries.push(EntryRow {
+            self.entries.push(EntryRow {
                 user_id,
                 appid: *appid,
                 playtime_minutes: game.playtime_minutes as i32,
@@ -267,11 +361,9 @@ pub(crate) fn import_rows(
         }
         run.report.counts("library_entries").imported += added_games;
         run.report.counts("achievements").imported += added_achievements;
-        if entries.len() >= ENTRY_BATCH || unlocks.len() >= UNLOCK_BATCH {
-            library::copy_imported(run.conn, &mut entries, &mut unlocks)?;
+        if self.entries.len() >= ENTRY_BATCH || self.unlocks.len() >= UNLOCK_BATCH {
+            self.flush(run.conn)?;
         }
+        Ok(())
     }
-    library::copy_imported(run.conn, &mut entries, &mut unlocks)?;
-    bar.finish_and_clear();
-    Ok(())
 }

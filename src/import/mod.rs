@@ -37,6 +37,24 @@ pub struct Options {
     pub dry_run: bool,
     /// Draw progress bars on the terminal.
     pub progress: bool,
+    /// Whether the new accounts' rows may be loaded in bulk.
+    pub loading: Loading,
+}
+
+/// How the new accounts' library rows are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Loading {
+    /// In bulk (the unlock and library tables locked, their indexes and
+    /// foreign keys built again at the end) when the run brings at least
+    /// 200,000 rows and at least as many as the tables hold, and their
+    /// lock comes within 5 s; row by row otherwise.
+    #[default]
+    Auto,
+    /// Row by row, whatever the size: the site keeps answering.
+    RowByRow,
+    /// In bulk whatever the size, when the lock comes (tests use it on
+    /// small data sets).
+    Bulk,
 }
 
 /// Why an import could not run at all (nothing was written).
@@ -137,7 +155,9 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
     let shared = source::read_shared(&opts.dir)?;
     let files = source::list_csv(&opts.dir)?;
     let mut report = Report::new(source.clone(), opts.dry_run);
+    let mut step = report.step("read", started);
     let scan = library::scan(&files, &legacy_users, &mut report, opts.progress);
+    step = report.step("scan", step);
 
     let storage: Arc<dyn Storage> = if opts.dry_run {
         Arc::new(NullStorage)
@@ -173,7 +193,9 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
             dry_ids: opts.dry_run.then_some(0),
         };
         users::import(&mut run, &legacy_users)?;
+        step = run.report.step("users", step);
         let (defs, changed) = library::import_games(&mut run, &scan)?;
+        step = run.report.step("games", step);
         // The accounts here before the run whose rows it may change: those
         // the directory brings rows for, and the owners of games whose
         // achievement count it changed (a perfect game may be no longer).
@@ -190,17 +212,23 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
         let touched = undo::Touched { accounts: &accounts, owners: &owners, games: &changed };
         if !opts.dry_run {
             undo::keep_before(run.conn, run_id, &touched)?;
+            step = run.report.step("undo log", step);
         }
         library::import_rows(&mut run, &files, &scan, &defs)?;
+        step = run.report.step("libraries", step);
         let restore = achievements::import(&mut run, &custom, &shared)?;
+        step = run.report.step("goals", step);
         // The planner has not seen the rows this transaction wrote: without
         // statistics it scans whole tables once per batch of users below,
         // and the run grows with the square of its size.
         crate::db::analyze(run.conn, &ANALYZED)?;
+        step = run.report.step("analyse", step);
         evaluate(&mut run, &changed, &owners)?;
         achievements::restore_counts(run.conn, &restore)?;
+        step = run.report.step("evaluate", step);
         if !opts.dry_run {
             undo::keep_after(run.conn, run_id, &touched)?;
+            run.report.step("undo log after", step);
         }
         let mut report = run.report;
         report.seconds = started.elapsed().as_secs_f64();
@@ -214,10 +242,12 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
         Ok(report)
     });
     let commit_seconds = committing.map(|c: Instant| c.elapsed().as_secs_f64()).unwrap_or_default();
+    let analysed = Instant::now();
     if outcome.is_ok() && !opts.dry_run {
         // Fresh statistics, or the first page views plan for empty tables.
         crate::db::analyze(conn, &ANALYZED).map_err(ImportError::Db)?;
     }
+    let analyse_seconds = analysed.elapsed().as_secs_f64();
     if !opts.dry_run {
         // Committed: the run's files are named by rows now. Failed: they
         // are named by none. Either way its record of them goes (this run's
@@ -235,6 +265,8 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
             // written before its commit and cannot hold it).
             report.seconds = started.elapsed().as_secs_f64();
             report.commit_seconds = commit_seconds;
+            report.steps.push(("commit", commit_seconds));
+            report.steps.push(("analyse after", analyse_seconds));
             Ok(report)
         }
         Err(TxError::DryRun(DryRunDone(report))) => Ok(report),
@@ -288,6 +320,7 @@ pub fn command(
     report_file: Option<PathBuf>,
     rollback_id: Option<i64>,
     force: bool,
+    loading: Loading,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     use std::io::IsTerminal;
@@ -321,7 +354,7 @@ pub fn command(
         return Ok(());
     }
     let dir = dir.context("give the legacy data directory")?;
-    let opts = Options { dir, dry_run, progress: std::io::stderr().is_terminal() };
+    let opts = Options { dir, dry_run, progress: std::io::stderr().is_terminal(), loading };
     let report = run(&mut conn, settings, &opts)?;
     print!("{report}");
     if let Some(path) = report_file {

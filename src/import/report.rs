@@ -44,6 +44,12 @@ pub struct Report {
     pub seconds: f64,
     /// Of which the commit (deferred work runs there: it must stay linear).
     pub commit_seconds: f64,
+    /// Whether the new accounts' rows were loaded in bulk (their tables
+    /// locked, indexes and foreign keys built again at the end).
+    pub loaded_in_bulk: bool,
+    /// Seconds per step, in the order they ran (where a slow run spends
+    /// its time).
+    pub steps: Vec<(&'static str, f64)>,
 }
 
 impl Report {
@@ -64,6 +70,14 @@ impl Report {
     /// A record imported with something changed or dropped.
     pub fn change(&mut self, kind: &'static str, reason: impl Into<String>, source: impl Into<String>) {
         self.events.push(Event { kind, action: "changed", reason: reason.into(), source: source.into() });
+    }
+
+    /// Records that `step` ended now, having started at `since`; returns
+    /// now, the next step's start.
+    pub fn step(&mut self, step: &'static str, since: std::time::Instant) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        self.steps.push((step, now.duration_since(since).as_secs_f64()));
+        now
     }
 
     /// True when the run added nothing (as a second run over the same
@@ -95,6 +109,10 @@ impl fmt::Display for Report {
                 writeln!(f, "  {} {} at {}: {}", e.kind, e.action, e.source, e.reason)?;
             }
         }
-        writeln!(f, "took {:.1} s (commit {:.2} s)", self.seconds, self.commit_seconds)
+        if self.loaded_in_bulk {
+            writeln!(f, "Library rows loaded in bulk: their indexes and foreign keys were built again.")?;
+        }
+        let steps: Vec<String> = self.steps.iter().map(|(s, t)| format!("{s} {t:.1}")).collect();
+        writeln!(f, "took {:.1} s (commit {:.2} s; {})", self.seconds, self.commit_seconds, steps.join(", "))
     }
 }

@@ -30,7 +30,12 @@ pub(crate) fn generate(users: u32) -> (PathBuf, HashMap<String, u64>) {
 
 fn import(app: &TestApp, dir: &Path, dry_run: bool) -> Report {
     let mut conn = app.pool.get().unwrap();
-    import::run(&mut conn, &app.settings, &Options { dir: dir.to_owned(), dry_run, progress: false }).unwrap()
+    import::run(
+        &mut conn,
+        &app.settings,
+        &Options { dir: dir.to_owned(), dry_run, progress: false, loading: Default::default() },
+    )
+    .unwrap()
 }
 
 #[derive(QueryableByName)]
@@ -166,7 +171,11 @@ async fn a_failure_midway_leaves_nothing_behind_and_a_rerun_completes() {
     diesel::sql_query("ALTER TABLE community_achievements ADD CONSTRAINT test_boom CHECK (tries_count < 0)")
         .execute(&mut conn)
         .unwrap();
-    let err = import::run(&mut conn, &app.settings, &Options { dir: dir.clone(), dry_run: false, progress: false });
+    let err = import::run(
+        &mut conn,
+        &app.settings,
+        &Options { dir: dir.clone(), dry_run: false, progress: false, loading: Default::default() },
+    );
     assert!(err.is_err());
     assert_eq!(count(&app, "users"), 0);
     assert_eq!(count(&app, "library_entries"), 0);
@@ -227,9 +236,12 @@ async fn an_import_a_dry_run_or_a_rollback_is_refused_while_another_runs() {
             // Another run holds the lock for its whole transaction.
             assert!(import::model::try_lock_imports(running)?);
             for dry_run in [false, true] {
-                let err =
-                    import::run(&mut other, &app.settings, &Options { dir: dir.clone(), dry_run, progress: false })
-                        .unwrap_err();
+                let err = import::run(
+                    &mut other,
+                    &app.settings,
+                    &Options { dir: dir.clone(), dry_run, progress: false, loading: Default::default() },
+                )
+                .unwrap_err();
                 assert!(err.to_string().contains("in progress"), "{err}");
             }
             let err = import::rollback(&mut other, &app.settings, first.run_id.unwrap(), false).unwrap_err();

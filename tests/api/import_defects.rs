@@ -44,7 +44,12 @@ fn write_library(dir: &Path, name: &str, body: &str) {
 
 fn run(app: &TestApp, dir: &Path) -> Report {
     let mut conn = app.pool.get().unwrap();
-    import::run(&mut conn, &app.settings, &Options { dir: dir.to_owned(), dry_run: false, progress: false }).unwrap()
+    import::run(
+        &mut conn,
+        &app.settings,
+        &Options { dir: dir.to_owned(), dry_run: false, progress: false, loading: Default::default() },
+    )
+    .unwrap()
 }
 
 fn sources(report: &Report, words: &str) -> Vec<String> {

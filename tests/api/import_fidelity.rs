@@ -56,8 +56,12 @@ fn user(password: &str) -> serde_json::Value {
 
 fn run(app: &TestApp, dir: &Path, dry_run: bool) -> Report {
     let mut conn = app.pool.get().unwrap();
-    import::run(&mut conn, &app.settings, &Options { dir: dir.to_owned(), dry_run, progress: false })
-        .unwrap_or_else(|e| panic!("import of {}: {e}", dir.display()))
+    import::run(
+        &mut conn,
+        &app.settings,
+        &Options { dir: dir.to_owned(), dry_run, progress: false, loading: Default::default() },
+    )
+    .unwrap_or_else(|e| panic!("import of {}: {e}", dir.display()))
 }
 
 fn said(report: &Report, words: &str) -> Vec<String> {
@@ -396,7 +400,11 @@ async fn image_files_of_a_run_that_never_committed_are_removed() {
     diesel::sql_query("ALTER TABLE community_achievements ADD CONSTRAINT test_boom CHECK (tries_count < 0)")
         .execute(&mut conn)
         .unwrap();
-    let failed = import::run(&mut conn, &app.settings, &Options { dir: dir.clone(), dry_run: false, progress: false });
+    let failed = import::run(
+        &mut conn,
+        &app.settings,
+        &Options { dir: dir.clone(), dry_run: false, progress: false, loading: Default::default() },
+    );
     assert!(failed.is_err());
     assert!(app.stored_files().is_empty(), "the failed run's files went with it");
     diesel::sql_query("ALTER TABLE community_achievements DROP CONSTRAINT test_boom").execute(&mut conn).unwrap();
@@ -489,4 +497,99 @@ async fn an_account_deleted_after_the_run_does_not_stop_its_rollback() {
     assert_eq!(scores, 0, "no totals are made up for accounts that are gone");
     let names = stored_names(&app);
     assert!(names.is_empty(), "{names:?}");
+}
+
+fn run_loading(app: &TestApp, dir: &Path, loading: import::Loading) -> Report {
+    let mut conn = app.pool.get().unwrap();
+    let opts = Options { dir: dir.to_owned(), dry_run: false, progress: false, loading };
+    import::run(&mut conn, &app.settings, &opts).unwrap_or_else(|e| panic!("import of {}: {e}", dir.display()))
+}
+
+/// Every index and constraint of the schema, with whether it is valid.
+fn catalog(app: &TestApp) -> Vec<String> {
+    let mut conn = app.pool.get().unwrap();
+    texts(
+        &mut conn,
+        "SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) || ' ' || convalidated AS t
+         FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+         UNION ALL
+         SELECT i.indexrelid::regclass || ' ' || pg_get_indexdef(i.indexrelid) || ' ' || i.indisvalid
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid WHERE c.relnamespace = 'public'::regnamespace
+         ORDER BY 1",
+    )
+}
+
+/// What users see of the libraries, scores and goals, without the times
+/// rows were written at.
+fn what_users_see(app: &TestApp) -> Vec<String> {
+    let mut conn = app.pool.get().unwrap();
+    let mut out = Vec::new();
+    for (table, order) in [
+        ("library_entries", "user_id, appid"),
+        ("user_achievements", "user_id, achievement_id"),
+        ("user_scores", "user_id"),
+        ("custom_achievements", "id"),
+        ("game_achievements", "id"),
+        ("games", "appid"),
+    ] {
+        out.extend(texts(
+            &mut conn,
+            &format!(
+                "SELECT '{table} ' || (to_jsonb(x) - '{{created_at,updated_at,computed_at,evaluated_at}}'::text[])::text AS t
+                 FROM {table} x ORDER BY {order}"
+            ),
+        ));
+    }
+    out
+}
+
+#[actix_web::test]
+async fn a_bulk_load_ends_with_the_schemas_own_indexes_and_the_rows_a_row_by_row_load_writes() {
+    let (bulk, rows) = (spawn_app().await, spawn_app().await);
+    let schema = catalog(&bulk);
+    let (first, second) = two_runs();
+    // The second run brings an account from the first (loaded first, with
+    // the indexes) and a new one (loaded in bulk).
+    for app in [&bulk, &rows] {
+        run_loading(app, &first, import::Loading::RowByRow);
+    }
+    let b = run_loading(&bulk, &second, import::Loading::Bulk);
+    let r = run_loading(&rows, &second, import::Loading::RowByRow);
+    assert!(b.loaded_in_bulk && !r.loaded_in_bulk, "{b}\n{r}");
+    assert_eq!(b.counts, r.counts);
+    assert_eq!(catalog(&bulk), schema, "every index and constraint is back, as the migrations made it, and valid");
+    assert_eq!(what_users_see(&bulk), what_users_see(&rows));
+
+    // The foreign keys hold again.
+    let mut conn = bulk.pool.get().unwrap();
+    let orphan = diesel::sql_query("INSERT INTO user_achievements (user_id, achievement_id) VALUES (1, 987654321)")
+        .execute(&mut conn);
+    assert!(orphan.is_err(), "an unlock of an achievement that does not exist is refused");
+
+    // And a rollback of a bulk run is as exact as any.
+    for (app, report) in [(&bulk, &b), (&rows, &r)] {
+        let mut conn = app.pool.get().unwrap();
+        import::rollback(&mut conn, &app.settings, report.run_id.unwrap(), false).unwrap();
+    }
+    assert_eq!(what_users_see(&bulk), what_users_see(&rows));
+}
+
+#[actix_web::test]
+async fn a_bulk_load_that_would_wait_for_someone_elses_lock_loads_row_by_row() {
+    let app = spawn_app().await;
+    let (first, _) = two_runs();
+    // A reader in the middle of a long transaction on the unlocks.
+    let mut reader = app.pool.get().unwrap();
+    diesel::sql_query("BEGIN ISOLATION LEVEL REPEATABLE READ").execute(&mut reader).unwrap();
+    assert_eq!(texts(&mut reader, "SELECT count(*)::text AS t FROM user_achievements"), ["0"]);
+
+    let report = run_loading(&app, &first, import::Loading::Bulk);
+    assert!(!report.loaded_in_bulk, "{report}");
+    assert_eq!(report.counts["achievements"].imported, 4, "{report}");
+    // The reader was never blocked, and its transaction is still usable.
+    let seen = texts(&mut reader, "SELECT count(*)::text AS t FROM user_achievements");
+    assert_eq!(seen, ["0"], "the reader's snapshot predates the import");
+    diesel::sql_query("ROLLBACK").execute(&mut reader).unwrap();
+    let mut conn = app.pool.get().unwrap();
+    assert_eq!(texts(&mut conn, "SELECT count(*)::text AS t FROM user_achievements"), ["4"]);
 }

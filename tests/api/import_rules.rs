@@ -104,7 +104,12 @@ fn write_dir() -> PathBuf {
 
 fn run(app: &TestApp, dir: &Path) -> Report {
     let mut conn = app.pool.get().unwrap();
-    import::run(&mut conn, &app.settings, &Options { dir: dir.to_owned(), dry_run: false, progress: false }).unwrap()
+    import::run(
+        &mut conn,
+        &app.settings,
+        &Options { dir: dir.to_owned(), dry_run: false, progress: false, loading: Default::default() },
+    )
+    .unwrap()
 }
 
 fn said(report: &Report, source: &str, words: &str) -> bool {
