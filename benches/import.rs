@@ -135,6 +135,10 @@ fn plain_copy(dir: &Path) -> (f64, u64) {
     (took, rows)
 }
 
+fn steps(report: &Report) -> String {
+    report.steps.iter().map(|(s, t)| format!("{s} {t:.1}")).collect::<Vec<_>>().join(", ")
+}
+
 fn side_by_side(what: &str, users: u32, games: u32) {
     let (dir, expected) = data_set(users, games);
     let bytes: u64 =
@@ -151,6 +155,7 @@ fn side_by_side(what: &str, users: u32, games: u32) {
         took / copy_s
     );
     println!("  peak memory {peak:.0} MiB (budget 1024; {before:.0} MiB before)");
+    println!("  loaded in bulk: {}; steps (s): {}", report.loaded_in_bulk, steps(&report));
     for (kind, c) in &report.counts {
         let want = expected.get(*kind).copied().unwrap_or(0);
         let mark = if c.imported == want { "ok" } else { "MISMATCH" };
@@ -158,6 +163,7 @@ fn side_by_side(what: &str, users: u32, games: u32) {
     }
     let (again, again_s) = import(&mut db, &dir);
     println!("  second run: {again_s:.1} s, imported nothing: {}", again.imported_nothing());
+    println!("  its steps (s): {}", steps(&again));
     let started = Instant::now();
     let done = import::rollback(&mut db.conn, &db.settings, report.run_id.unwrap(), false).unwrap();
     println!("  rollback: {:.1} s, removed {} users", started.elapsed().as_secs_f64(), done.users);

@@ -25,6 +25,8 @@ pub(crate) struct Restore {
 /// Images by file name: checked once, stored on first use.
 struct ImageCache {
     checked: HashMap<String, Option<Arc<Processed>>>,
+    /// Time spent checking and storing images (the report's steps).
+    spent: std::time::Duration,
 }
 
 impl ImageCache {
@@ -79,7 +81,20 @@ fn store_image(
     src: &str,
 ) -> Result<Option<i64>, TxError> {
     let Some(name) = name else { return Ok(None) };
-    let Some(p) = cache.get(run, &name, src) else { return Ok(None) };
+    let started = std::time::Instant::now();
+    let stored = store_checked(run, cache, &name, owner, src);
+    cache.spent += started.elapsed();
+    stored
+}
+
+fn store_checked(
+    run: &mut Run<'_>,
+    cache: &mut ImageCache,
+    name: &str,
+    owner: Option<i64>,
+    src: &str,
+) -> Result<Option<i64>, TxError> {
+    let Some(p) = cache.get(run, name, src) else { return Ok(None) };
     if run.opts.dry_run {
         // Checked and counted; a dry run stores no file and no row.
         return Ok(None);
@@ -114,7 +129,7 @@ fn count(v: &Value, key: &str) -> i32 {
 }
 
 pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared: &[Value]) -> Result<Restore, TxError> {
-    let mut cache = ImageCache { checked: HashMap::new() };
+    let mut cache = ImageCache { checked: HashMap::new(), spent: std::time::Duration::ZERO };
     let mut restore = Restore { ids: Vec::new(), tries: Vec::new(), completions: Vec::new() };
 
     // Shared achievements first: custom ones refer to them.
@@ -283,6 +298,7 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
                 .count() as u64
         })
         .unwrap_or(0);
+    run.report.steps.push(("goals: images", cache.spent.as_secs_f64()));
     Ok(restore)
 }
 

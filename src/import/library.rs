@@ -43,11 +43,48 @@ pub(crate) fn progress(show: bool, total: u64, what: &'static str) -> ProgressBa
     bar
 }
 
-/// First pass, before any write: reads every file once, counts, and notes
-/// every skip and change.
+/// Threads that parse library files (the second pass leaves a core to
+/// PostgreSQL's COPY).
+const READERS: usize = 2;
+
+/// First pass, before any write: reads every file once (on two threads,
+/// each a contiguous half, merged in file order), counts, and notes every
+/// skip and change.
 pub fn scan(files: &[CsvFile], users: &[LegacyUser], report: &mut Report, show: bool) -> Scan {
     let known: HashSet<&str> = users.iter().map(|u| u.name.as_str()).collect();
     let bar = progress(show, files.iter().map(|f| f.size).sum(), "checking files");
+    let half = files.len().div_ceil(READERS).max(1);
+    let parts: Vec<(Scan, Report)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files.chunks(half).map(|part| scope.spawn(|| scan_part(part, &known, &bar))).collect();
+        // A panic in a reader is a bug: it surfaces here as one.
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
+    bar.finish_and_clear();
+    let mut scan = Scan::default();
+    for (part, events) in parts {
+        report.absorb(events);
+        for (appid, votes) in part.names {
+            let mine = scan.names.entry(appid).or_default();
+            for (name, n) in votes {
+                *mine.entry(name).or_default() += n;
+            }
+        }
+        for (appid, defs) in part.defs {
+            let mine = scan.defs.entry(appid).or_default();
+            for (api, def) in defs {
+                // The first file to name it, in file order.
+                mine.entry(api).or_insert(def);
+            }
+        }
+        scan.per_file.extend(part.per_file);
+    }
+    report.counts("games").read += scan.names.len() as u64;
+    scan
+}
+
+/// [`scan`] of consecutive files, with a report of their own.
+fn scan_part(files: &[CsvFile], known: &HashSet<&str>, bar: &ProgressBar) -> (Scan, Report) {
+    let mut report = Report::default();
     let mut scan = Scan::default();
     for f in files {
         bar.inc(f.size);
@@ -78,21 +115,20 @@ pub fn scan(files: &[CsvFile], users: &[LegacyUser], report: &mut Report, show: 
             );
         }
         let mut distinct = 0;
-        for (appid, game) in &lib.games {
-            *scan.names.entry(*appid).or_default().entry(game.name.clone()).or_default() += 1;
-            let defs = scan.defs.entry(*appid).or_default();
-            for (api, a) in &game.achievements {
-                defs.entry(api.clone()).or_insert_with(|| (a.display_name.clone(), a.description.clone()));
-            }
+        let games = lib.games.len() as u64;
+        for (appid, game) in lib.games {
+            *scan.names.entry(appid).or_default().entry(game.name).or_default() += 1;
+            let defs = scan.defs.entry(appid).or_default();
             distinct += game.achievements.len() as u64;
+            for (api, a) in game.achievements {
+                defs.entry(api).or_insert((a.display_name, a.description));
+            }
         }
-        report.counts("library_entries").read += lib.games.len() as u64;
+        report.counts("library_entries").read += games;
         report.counts("achievements").read += lib.achievement_rows;
-        scan.per_file.push(Some((lib.games.len() as u64, distinct)));
+        scan.per_file.push(Some((games, distinct)));
     }
-    bar.finish_and_clear();
-    report.counts("games").read += scan.names.len() as u64;
-    scan
+    (scan, report)
 }
 
 /// The name most files use; ties go to the first in byte order.
@@ -211,17 +247,30 @@ pub(crate) fn import_rows(
     let order: Vec<&CsvFile> = earlier.iter().chain(&new).map(|(f, ..)| *f).collect();
     let mut load = Load::default();
     std::thread::scope(|scope| -> Result<(), TxError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
-        // Ends when every file is read, or at the first send after the
-        // receiver is gone (this run failed).
-        scope.spawn(move || {
-            for f in order {
-                if tx.send(read_library(&f.path)).is_err() {
-                    break;
-                }
-            }
-        });
-        let next = || rx.recv().map_err(|_| TxError::Other("the library file reader stopped".into()));
+        // Reader k parses files k, k + READERS, …; taking from each in
+        // turn gives the files back in order.
+        let readers: Vec<_> = (0..READERS)
+            .map(|k| {
+                let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
+                let mine: Vec<&CsvFile> = order.iter().skip(k).step_by(READERS).copied().collect();
+                // Ends when its files are read, or at the first send after
+                // the receiver is gone (this run failed).
+                scope.spawn(move || {
+                    for f in mine {
+                        if tx.send(read_library(&f.path)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        let mut turn = 0;
+        let mut next = || {
+            let got = readers[turn % READERS].recv();
+            turn += 1;
+            got.map_err(|_| TxError::Other("a library file reader stopped".into()))
+        };
         for (f, games, _) in &earlier {
             bar.inc(f.size);
             load.file(run, f, *games, next()?, defs)?;

@@ -295,10 +295,17 @@ impl From<diesel::result::Error> for TxError {
 fn evaluate(run: &mut Run<'_>, changed: &[i64], owners: &[i64]) -> Result<(), TxError> {
     let mut ids: Vec<i64> = run.new_users.iter().filter_map(|u| run.user_ids.get(u).copied()).collect();
     ids.extend(run.touched_users.iter().copied());
+    let (mut points, mut goals) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     for chunk in ids.chunks(1000) {
+        let started = Instant::now();
         crate::rarity::rescore_users(run.conn, chunk)?;
+        let scored = Instant::now();
         crate::achievements::evaluate(run.conn, chunk)?;
+        points += scored - started;
+        goals += scored.elapsed();
     }
+    run.report.steps.push(("evaluate: points", points.as_secs_f64()));
+    run.report.steps.push(("evaluate: goals", goals.as_secs_f64()));
     let done: HashSet<i64> = ids.into_iter().collect();
     let others: Vec<i64> = owners.iter().copied().filter(|o| !done.contains(o)).collect();
     // A dry run reports the same without them (and locks no one's totals).

@@ -80,6 +80,19 @@ impl Report {
         now
     }
 
+    /// Takes in the counts and events of a report on a part of the input
+    /// (its events follow this one's).
+    pub fn absorb(&mut self, part: Report) {
+        for (kind, c) in part.counts {
+            let mine = self.counts(kind);
+            mine.read += c.read;
+            mine.imported += c.imported;
+            mine.already_present += c.already_present;
+            mine.skipped += c.skipped;
+        }
+        self.events.extend(part.events);
+    }
+
     /// True when the run added nothing (as a second run over the same
     /// directory should).
     pub fn imported_nothing(&self) -> bool {

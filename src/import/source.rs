@@ -232,7 +232,7 @@ impl<R: BufRead> BoundedLines<R> {
             if buf.is_empty() {
                 break;
             }
-            let (take, ends) = match buf.iter().position(|&b| b == b'\n') {
+            let (take, ends) = match memchr::memchr(b'\n', buf) {
                 Some(i) => (i + 1, true),
                 None => (buf.len(), false),
             };
@@ -261,14 +261,22 @@ impl<R: BufRead> BoundedLines<R> {
 }
 
 impl<R: BufRead> Read for BoundedLines<R> {
+    /// As many lines as fit (one read per line would mean a call per row).
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.pos >= self.pending.len() {
-            self.next_line()?;
+        let mut written = 0;
+        while written < out.len() {
+            if self.pos >= self.pending.len() {
+                self.next_line()?;
+                if self.pending.is_empty() {
+                    break; // the end
+                }
+            }
+            let n = (out.len() - written).min(self.pending.len() - self.pos);
+            out[written..written + n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
+            self.pos += n;
+            written += n;
         }
-        let n = out.len().min(self.pending.len() - self.pos);
-        out[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(written)
     }
 }
 
