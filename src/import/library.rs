@@ -290,6 +290,17 @@ pub(crate) fn import_rows(
         load.flush(run.conn)?;
         if let Some(stripped) = stripped {
             run.report.loaded_in_bulk = true;
+            // Points and totals while the entries have no indexes to keep
+            // up: one statement for every new account instead of one per
+            // thousand, each writing every index of every entry.
+            let started = std::time::Instant::now();
+            let mut fresh: Vec<i64> = run.new_users.iter().filter_map(|u| run.user_ids.get(u).copied()).collect();
+            fresh.sort_unstable();
+            // The planner must know the tables are no longer empty.
+            crate::db::analyze(run.conn, &BULK_TABLES)?;
+            crate::rarity::rescore_users(run.conn, &fresh)?;
+            run.scored.extend(fresh);
+            run.report.steps.push(("libraries: points", started.elapsed().as_secs_f64()));
             let started = std::time::Instant::now();
             stripped.put_back(run.conn, 256)?;
             run.report.steps.push(("libraries: indexes rebuilt", started.elapsed().as_secs_f64()));

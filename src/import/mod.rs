@@ -83,6 +83,9 @@ pub(crate) struct Run<'a> {
     pub new_users: HashSet<String>,
     /// Users from earlier runs that this run added library entries to.
     pub touched_users: HashSet<i64>,
+    /// Users whose points and totals the library step already worked out
+    /// (loaded in bulk: scored before the indexes came back).
+    pub scored: HashSet<i64>,
     /// The last id a dry run gave out (they count down from -1): a dry run
     /// draws nothing from the database's sequences, which no rollback
     /// would give back.
@@ -190,6 +193,7 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
             user_ids: HashMap::new(),
             new_users: HashSet::new(),
             touched_users: HashSet::new(),
+            scored: HashSet::new(),
             dry_ids: opts.dry_run.then_some(0),
         };
         users::import(&mut run, &legacy_users)?;
@@ -296,9 +300,13 @@ fn evaluate(run: &mut Run<'_>, changed: &[i64], owners: &[i64]) -> Result<(), Tx
     let mut ids: Vec<i64> = run.new_users.iter().filter_map(|u| run.user_ids.get(u).copied()).collect();
     ids.extend(run.touched_users.iter().copied());
     let (mut points, mut goals) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    ids.sort_unstable();
     for chunk in ids.chunks(1000) {
         let started = Instant::now();
-        crate::rarity::rescore_users(run.conn, chunk)?;
+        let unscored: Vec<i64> = chunk.iter().copied().filter(|id| !run.scored.contains(id)).collect();
+        if !unscored.is_empty() {
+            crate::rarity::rescore_users(run.conn, &unscored)?;
+        }
         let scored = Instant::now();
         crate::achievements::evaluate(run.conn, chunk)?;
         points += scored - started;
