@@ -291,6 +291,21 @@ pub fn insert(conn: &mut PgConnection, new: &NewCustomAchievement<'_>) -> QueryR
     diesel::insert_into(custom_achievements::table).values(new).returning(custom_achievements::id).get_result(conn)
 }
 
+/// Inserts many at once (the legacy import); returns each row's id with
+/// its owner and legacy id.
+pub fn insert_many(
+    conn: &mut PgConnection,
+    rows: &[NewCustomAchievement<'_>],
+) -> QueryResult<Vec<(i64, i64, Option<String>)>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    diesel::insert_into(custom_achievements::table)
+        .values(rows)
+        .returning((custom_achievements::id, custom_achievements::owner_id, custom_achievements::legacy_id))
+        .get_results(conn)
+}
+
 /// A custom achievement to create: from the form, a copy of a shared one,
 /// or one brought over from the legacy app. Every caller goes through
 /// [`insert`].

@@ -107,6 +107,21 @@ fn store_checked(
     }
 }
 
+/// A custom achievement read and checked, waiting for its batch.
+struct PendingGoal {
+    id: Option<i64>,
+    owner: i64,
+    name: String,
+    description: String,
+    kind: String,
+    data: Value,
+    needs_edit: bool,
+    image: Option<i64>,
+    imported_from: Option<i64>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    legacy_id: String,
+}
+
 /// The condition, or the data kept as it was and marked for its owner.
 fn condition(run: &mut Run<'_>, kind: &'static str, v: &Value, src: &str) -> (String, Value, bool) {
     let raw_kind = v.get("condition_type").and_then(Value::as_str).unwrap_or("").to_owned();
@@ -186,8 +201,10 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
         links.push((id, opt_text(v.get("original_id")), creator, src));
     }
 
-    // Custom achievements, owner by owner.
+    // Custom achievements, owner by owner, inserted a thousand at a time.
     let mut custom_ids: HashMap<(i64, String), i64> = HashMap::new();
+    let mut pending: Vec<PendingGoal> = Vec::new();
+    let mut planned: std::collections::HashSet<(i64, String)> = std::collections::HashSet::new();
     for (username, list) in custom {
         const KIND: &str = "custom_achievements";
         let owner = run.user_ids.get(username).copied();
@@ -207,7 +224,8 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
                     continue;
                 }
             }
-            if custom_ids.contains_key(&(owner, legacy_id.clone())) {
+            let key = (owner, legacy_id.clone());
+            if custom_ids.contains_key(&key) || planned.contains(&key) {
                 run.report.skip(KIND, "the same id appears twice for this user: kept the first", src);
                 continue;
             }
@@ -229,27 +247,43 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
             let image = store_image(run, &mut cache, opt_text(v.get("image")), Some(owner), &src)?;
             let created_at =
                 opt_text(v.get("created_at")).and_then(|t| parse_time(&t)).unwrap_or_else(chrono::Utc::now);
-            let (name, description) = (text(v, "name"), text(v, "description"));
-            let fresh = run.fresh_id();
-            let id = custom::insert(
-                run.conn,
-                &NewCustomAchievement {
-                    id: fresh,
-                    owner_id: owner,
-                    name: &name,
-                    description: &description,
-                    condition_type: &kind,
-                    condition: &data,
-                    needs_edit,
-                    image_id: image,
-                    imported_from,
-                    created_at: Some(created_at),
-                    legacy_id: Some(&legacy_id),
-                    import_run_id: Some(run.run_id),
-                },
-            )?;
-            custom_ids.insert((owner, legacy_id), id);
+            planned.insert(key);
+            pending.push(PendingGoal {
+                id: run.fresh_id(),
+                owner,
+                name: text(v, "name"),
+                description: text(v, "description"),
+                kind,
+                data,
+                needs_edit,
+                image,
+                imported_from,
+                created_at,
+                legacy_id,
+            });
             run.report.counts(KIND).imported += 1;
+        }
+    }
+    for chunk in pending.chunks(1000) {
+        let rows: Vec<NewCustomAchievement<'_>> = chunk
+            .iter()
+            .map(|g| NewCustomAchievement {
+                id: g.id,
+                owner_id: g.owner,
+                name: &g.name,
+                description: &g.description,
+                condition_type: &g.kind,
+                condition: &g.data,
+                needs_edit: g.needs_edit,
+                image_id: g.image,
+                imported_from: g.imported_from,
+                created_at: Some(g.created_at),
+                legacy_id: Some(&g.legacy_id),
+                import_run_id: Some(run.run_id),
+            })
+            .collect();
+        for (id, owner, legacy_id) in custom::insert_many(run.conn, &rows)? {
+            custom_ids.insert((owner, legacy_id.unwrap_or_default()), id);
         }
     }
 
