@@ -373,15 +373,18 @@ pub fn delete_imported(conn: &mut PgConnection, run_id: i64) -> QueryResult<Vec<
     Ok(deleted.into_iter().flatten().collect())
 }
 
-/// The achievement an earlier import brought for `owner_id` under the
-/// legacy id `legacy_id`.
-pub fn find_by_legacy_id(conn: &mut PgConnection, owner_id: i64, legacy_id: &str) -> QueryResult<Option<i64>> {
+/// The goals these owners hold that came from the legacy app: (owner,
+/// legacy id, id).
+pub fn legacy_ids_of(conn: &mut PgConnection, owners: &[i64]) -> QueryResult<Vec<(i64, String, i64)>> {
     custom_achievements::table
-        .filter(custom_achievements::owner_id.eq(owner_id))
-        .filter(custom_achievements::legacy_id.eq(legacy_id))
-        .select(custom_achievements::id)
-        .first(conn)
-        .optional()
+        .filter(custom_achievements::owner_id.eq_any(owners))
+        .filter(custom_achievements::legacy_id.is_not_null())
+        .select((
+            custom_achievements::owner_id,
+            custom_achievements::legacy_id.assume_not_null(),
+            custom_achievements::id,
+        ))
+        .load(conn)
 }
 
 /// Whether `owner_id` already holds a copy of shared achievement `community_id`.

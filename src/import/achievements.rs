@@ -143,7 +143,51 @@ fn count(v: &Value, key: &str) -> i32 {
     v.get(key).and_then(Value::as_i64).unwrap_or(0).clamp(0, i32::MAX as i64) as i32
 }
 
-pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared: &[Value]) -> Result<Restore, TxError> {
+/// A custom achievement's key: its legacy id, or its place in its
+/// owner's list when it has none.
+fn goal_key(username: &str, i: usize, v: &Value) -> String {
+    opt_text(v.get("id")).unwrap_or_else(|| format!("{username}#{}", i + 1))
+}
+
+/// The goals of accounts from earlier runs that the directory brings
+/// goals for, by (owner, legacy key): what is already present.
+pub(crate) type KnownGoals = HashMap<(i64, String), i64>;
+
+/// [`KnownGoals`] in one query.
+pub(crate) fn known_goals(run: &mut Run<'_>, custom: &[(String, Vec<Value>)]) -> Result<KnownGoals, TxError> {
+    let owners: Vec<i64> = custom
+        .iter()
+        .filter(|(u, _)| !run.new_users.contains(u))
+        .filter_map(|(u, _)| run.user_ids.get(u).copied())
+        .collect();
+    if owners.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(custom::legacy_ids_of(run.conn, &owners)?.into_iter().map(|(o, key, id)| ((o, key), id)).collect())
+}
+
+/// Accounts from earlier runs the directory brings goals for that they do
+/// not hold yet, in id order.
+pub(crate) fn bringing_new_goals(run: &Run<'_>, custom: &[(String, Vec<Value>)], known: &KnownGoals) -> Vec<i64> {
+    let mut out: Vec<i64> = custom
+        .iter()
+        .filter(|(u, _)| !run.new_users.contains(u))
+        .filter_map(|(u, list)| {
+            let owner = *run.user_ids.get(u)?;
+            list.iter().enumerate().any(|(i, v)| !known.contains_key(&(owner, goal_key(u, i, v)))).then_some(owner)
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+pub(crate) fn import(
+    run: &mut Run<'_>,
+    custom: &[(String, Vec<Value>)],
+    shared: &[Value],
+    known: &KnownGoals,
+) -> Result<Restore, TxError> {
     let mut cache = ImageCache { checked: HashMap::new(), spent: std::time::Duration::ZERO };
     let mut restore = Restore { ids: Vec::new(), tries: Vec::new(), completions: Vec::new() };
 
@@ -210,19 +254,16 @@ pub(crate) fn import(run: &mut Run<'_>, custom: &[(String, Vec<Value>)], shared:
         let owner = run.user_ids.get(username).copied();
         for (i, v) in list.iter().enumerate() {
             run.report.counts(KIND).read += 1;
-            let legacy_id = opt_text(v.get("id")).unwrap_or_else(|| format!("{username}#{}", i + 1));
+            let legacy_id = goal_key(username, i, v);
             let src = format!("custom_achievements.json: {username}/{legacy_id}");
             let Some(owner) = owner else {
                 run.report.skip(KIND, format!("no user `{username}` in users.json"), src);
                 continue;
             };
-            if !run.new_users.contains(username) {
-                let found = custom::find_by_legacy_id(run.conn, owner, &legacy_id)?;
-                if let Some(id) = found {
-                    run.report.counts(KIND).already_present += 1;
-                    custom_ids.insert((owner, legacy_id), id);
-                    continue;
-                }
+            if let Some(&id) = known.get(&(owner, legacy_id.clone())) {
+                run.report.counts(KIND).already_present += 1;
+                custom_ids.insert((owner, legacy_id), id);
+                continue;
             }
             let key = (owner, legacy_id.clone());
             if custom_ids.contains_key(&key) || planned.contains(&key) {

@@ -220,15 +220,22 @@ const BULK_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Files parsed ahead of the rows being copied.
 const READ_AHEAD: usize = 8;
 
+/// Accounts from earlier runs looked up (and their rows kept in the undo
+/// log) together.
+const EARLIER_BATCH: usize = 500;
+
 /// The users' own rows, file by file, copied in large batches, the files
-/// read on a second thread while the rows before them are copied.
+/// read on other threads while the rows before them are copied.
 ///
 /// Accounts from earlier runs come first, while the tables have their
-/// indexes: a user from an earlier run gets what that run did not write
-/// (games it skipped, and unlocks of rows it skipped, each recorded in the
-/// undo log), which means looking up what they hold. The new accounts'
-/// rows follow, loaded in bulk (see [`crate::db::bulk`]) when they are at
-/// least as many as the tables already hold: an instance's first import.
+/// indexes, in batches in the order of their ids (the order every writer
+/// locks accounts in): a user from an earlier run gets what that run did
+/// not write (games it skipped, and unlocks of rows it skipped), which
+/// means looking up what they hold, and keeping the images of the rows of
+/// those it changes in the undo log before changing them. The new
+/// accounts' rows follow, loaded in bulk (see [`crate::db::bulk`]) when
+/// they are at least as many as the tables already hold: an instance's
+/// first import.
 pub(crate) fn import_rows(
     run: &mut Run<'_>,
     files: &[CsvFile],
@@ -237,11 +244,12 @@ pub(crate) fn import_rows(
 ) -> Result<(), TxError> {
     let total: u64 = files.iter().zip(&scan.per_file).filter(|(_, s)| s.is_some()).map(|(f, _)| f.size).sum();
     let bar = progress(run.opts.progress, total, "importing libraries");
-    let (earlier, new): (Vec<_>, Vec<_>) = files
+    let (mut earlier, new): (Vec<_>, Vec<_>) = files
         .iter()
         .zip(&scan.per_file)
         .filter_map(|(f, s)| s.map(|(games, distinct)| (f, games, distinct)))
         .partition(|(f, ..)| run.user_ids.contains_key(&f.username) && !run.new_users.contains(&f.username));
+    earlier.sort_by_key(|(f, ..)| run.user_ids[&f.username]);
     let incoming: u64 =
         new.iter().filter(|(f, ..)| run.user_ids.contains_key(&f.username)).map(|(.., distinct)| distinct).sum();
     let order: Vec<&CsvFile> = earlier.iter().chain(&new).map(|(f, ..)| *f).collect();
@@ -271,11 +279,38 @@ pub(crate) fn import_rows(
             turn += 1;
             got.map_err(|_| TxError::Other("a library file reader stopped".into()))
         };
-        for (f, games, _) in &earlier {
-            bar.inc(f.size);
-            load.file(run, f, *games, next()?, defs)?;
+        for batch in earlier.chunks(EARLIER_BATCH) {
+            let looked = std::time::Instant::now();
+            let users: Vec<i64> = batch.iter().map(|(f, ..)| run.user_ids[&f.username]).collect();
+            let mut held: HashMap<i64, Held> = HashMap::new();
+            for (user, appid, legacy) in library::appids_of_many(run.conn, &users)? {
+                let h = held.entry(user).or_default();
+                h.present.insert(appid);
+                if legacy {
+                    h.from_legacy.insert(appid);
+                }
+            }
+            for (user, achievement) in library::legacy_unlocks_of_many(run.conn, &users)? {
+                held.entry(user).or_default().unlocked.insert(achievement);
+            }
+            load.looking += looked.elapsed();
+            let empty = Held::default();
+            for (f, games, _) in batch {
+                bar.inc(f.size);
+                let user = run.user_ids[&f.username];
+                load.file(run, f, *games, next()?, defs, held.get(&user).unwrap_or(&empty))?;
+            }
+            // Only now, before the batch writes anything: the images of the
+            // rows of the accounts it changes.
+            let changed: Vec<i64> = std::mem::take(&mut load.changed);
+            let fresh: Vec<i64> = changed.into_iter().filter(|u| !run.kept.contains(u)).collect();
+            if !fresh.is_empty() && !run.opts.dry_run {
+                super::undo::keep_before(run.conn, run.run_id, &super::undo::Touched::accounts(&fresh))?;
+            }
+            run.kept.extend(fresh);
+            load.write_late(run)?;
+            load.flush(run.conn)?;
         }
-        load.flush(run.conn)?;
         let existing = crate::db::bulk::estimated_rows(run.conn, BULK_TABLES[0])?;
         let bulk = match run.opts.loading {
             super::Loading::Auto => incoming >= BULK_MIN_ROWS && incoming >= u64::try_from(existing).unwrap_or(0),
@@ -283,9 +318,13 @@ pub(crate) fn import_rows(
             super::Loading::Bulk => true,
         };
         let stripped = if bulk { crate::db::bulk::strip(run.conn, &BULK_TABLES, BULK_LOCK_WAIT)? } else { None };
+        let nothing = Held::default();
         for (f, games, _) in &new {
             bar.inc(f.size);
-            load.file(run, f, *games, next()?, defs)?;
+            load.file(run, f, *games, next()?, defs, &nothing)?;
+            if load.entries.len() >= ENTRY_BATCH || load.unlocks.len() >= UNLOCK_BATCH {
+                load.flush(run.conn)?;
+            }
         }
         load.flush(run.conn)?;
         if let Some(stripped) = stripped {
@@ -313,11 +352,26 @@ pub(crate) fn import_rows(
     Ok(())
 }
 
+/// What an account from an earlier run holds.
+#[derive(Default)]
+struct Held {
+    present: HashSet<i64>,
+    /// Games whose legacy data is still their source (Steam has not synced
+    /// them since: a synced game shows what Steam says).
+    from_legacy: HashSet<i64>,
+    /// Achievement ids unlocked in those games.
+    unlocked: HashSet<i64>,
+}
+
 /// Rows waiting for their COPY, and where the step's time went.
 #[derive(Default)]
 struct Load {
     entries: Vec<EntryRow>,
     unlocks: Vec<UnlockRow>,
+    /// Unlocks of rows an earlier run skipped, in games it wrote.
+    late: Vec<UnlockRow>,
+    /// Accounts from earlier runs this batch changes.
+    changed: Vec<i64>,
     copying: std::time::Duration,
     looking: std::time::Duration,
 }
@@ -330,7 +384,20 @@ impl Load {
         Ok(())
     }
 
-    /// One user's file: its rows join the batch (copied when it is full).
+    /// The late unlocks, each recorded in the undo log.
+    fn write_late(&mut self, run: &mut Run<'_>) -> Result<(), TxError> {
+        if self.late.is_empty() {
+            return Ok(());
+        }
+        let added = library::add_unlocks(run.conn, &self.late)?;
+        self.late.clear();
+        let keys: Vec<String> =
+            added.iter().map(|(u, a)| serde_json::json!({"user_id": u, "achievement_id": a}).to_string()).collect();
+        super::undo::record_inserted(run.conn, run.run_id, &keys)?;
+        Ok(())
+    }
+
+    /// One user's file: its rows join the batch, written by the caller.
     fn file(
         &mut self,
         run: &mut Run<'_>,
@@ -338,6 +405,7 @@ impl Load {
         games: u64,
         lib: Result<super::source::Library, String>,
         defs: &Definitions,
+        held: &Held,
     ) -> Result<(), TxError> {
         let def_ids = &defs.ids;
         let Some(&user_id) = run.user_ids.get(&f.username) else {
@@ -354,31 +422,18 @@ impl Load {
         // games that run did not write (its file was skipped then and fixed
         // since), and in the games it wrote, the unlocks of rows it skipped.
         let existing = !run.new_users.contains(&f.username);
-        let looked = std::time::Instant::now();
-        let owned = if existing { library::appids_of(run.conn, user_id)? } else { Vec::new() };
-        let present: HashSet<i64> = owned.iter().map(|(appid, _)| *appid).collect();
-        // Only where the legacy data is still the source: a game Steam has
-        // synced since shows what Steam says.
-        let from_legacy: HashSet<i64> = owned.iter().filter(|(_, legacy)| *legacy).map(|(appid, _)| *appid).collect();
-        let in_both: Vec<i64> = lib.games.keys().copied().filter(|a| from_legacy.contains(a)).collect();
-        let unlocked: HashSet<i64> = if in_both.is_empty() {
-            HashSet::new()
-        } else {
-            library::unlocked_ids_of(run.conn, user_id, &in_both)?.into_iter().collect()
-        };
-        self.looking += looked.elapsed();
         let (mut added_games, mut added_achievements) = (0u64, 0u64);
-        let mut late = Vec::new();
+        let late_before = self.late.len();
         for (appid, game) in &lib.games {
-            if present.contains(appid) {
+            if held.present.contains(appid) {
                 run.report.counts("library_entries").already_present += 1;
                 for (api, a) in &game.achievements {
                     let id = def_ids.get(appid).and_then(|m| m.get(api.as_str())).copied();
                     let known = id.is_some_and(|id| defs.before.contains(&id));
                     match id {
-                        Some(id) if a.achieved && from_legacy.contains(appid) && !unlocked.contains(&id) => {
+                        Some(id) if a.achieved && held.from_legacy.contains(appid) && !held.unlocked.contains(&id) => {
                             let at = a.unlocked_at.and_then(|t| DateTime::from_timestamp(t, 0));
-                            late.push(UnlockRow { user_id, achievement_id: id, unlocked_at: at });
+                            self.late.push(UnlockRow { user_id, achievement_id: id, unlocked_at: at });
                             added_achievements += 1;
                         }
                         _ if known => run.report.counts("achievements").already_present += 1,
@@ -410,20 +465,12 @@ impl Load {
                 import_run_id: Some(run.run_id),
             });
         }
-        if !late.is_empty() {
-            let added = library::add_unlocks(run.conn, &late)?;
-            let keys: Vec<String> =
-                added.iter().map(|(u, a)| serde_json::json!({"user_id": u, "achievement_id": a}).to_string()).collect();
-            super::undo::record_inserted(run.conn, run.run_id, &keys)?;
-        }
-        if (added_games > 0 || !late.is_empty()) && existing {
+        if (added_games > 0 || self.late.len() > late_before) && existing {
             run.touched_users.insert(user_id);
+            self.changed.push(user_id);
         }
         run.report.counts("library_entries").imported += added_games;
         run.report.counts("achievements").imported += added_achievements;
-        if self.entries.len() >= ENTRY_BATCH || self.unlocks.len() >= UNLOCK_BATCH {
-            self.flush(run.conn)?;
-        }
         Ok(())
     }
 }

@@ -83,6 +83,8 @@ pub(crate) struct Run<'a> {
     pub new_users: HashSet<String>,
     /// Users from earlier runs that this run added library entries to.
     pub touched_users: HashSet<i64>,
+    /// Accounts from earlier runs whose rows the undo log keeps.
+    pub kept: HashSet<i64>,
     /// Users whose points and totals the library step already worked out
     /// (loaded in bulk: scored before the indexes came back).
     pub scored: HashSet<i64>,
@@ -194,33 +196,33 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
             new_users: HashSet::new(),
             touched_users: HashSet::new(),
             scored: HashSet::new(),
+            kept: HashSet::new(),
             dry_ids: opts.dry_run.then_some(0),
         };
         users::import(&mut run, &legacy_users)?;
         step = run.report.step("users", step);
         let (defs, changed) = library::import_games(&mut run, &scan)?;
         step = run.report.step("games", step);
-        // The accounts here before the run whose rows it may change: those
-        // the directory brings rows for, and the owners of games whose
-        // achievement count it changed (a perfect game may be no longer).
+        // The accounts here before the run whose rows it may change: the
+        // owners of games whose achievement count it changed (a perfect
+        // game may be no longer) and those it brings new goals for, kept
+        // in the undo log now; those whose libraries it adds to, batch by
+        // batch as the library step finds them.
         let owners = crate::models::library::owners_of(run.conn, &changed)?;
-        let brought: HashSet<&str> =
-            files.iter().map(|f| f.username.as_str()).chain(custom.iter().map(|(u, _)| u.as_str())).collect();
-        let mut accounts: Vec<i64> = run
-            .user_ids
-            .iter()
-            .filter(|(name, _)| !run.new_users.contains(*name) && brought.contains(name.as_str()))
-            .map(|(_, id)| *id)
-            .collect();
-        accounts.sort_unstable();
-        let touched = undo::Touched { accounts: &accounts, owners: &owners, games: &changed };
+        let known_goals = achievements::known_goals(&mut run, &custom)?;
+        let goal_accounts = achievements::bringing_new_goals(&run, &custom, &known_goals);
         if !opts.dry_run {
-            undo::keep_before(run.conn, run_id, &touched)?;
+            undo::keep_before(
+                run.conn,
+                run_id,
+                &undo::Touched { accounts: &goal_accounts, owners: &owners, games: &changed },
+            )?;
             step = run.report.step("undo log", step);
         }
+        run.kept.extend(goal_accounts);
         library::import_rows(&mut run, &files, &scan, &defs)?;
         step = run.report.step("libraries", step);
-        let restore = achievements::import(&mut run, &custom, &shared)?;
+        let restore = achievements::import(&mut run, &custom, &shared, &known_goals)?;
         step = run.report.step("goals", step);
         // The planner has not seen the rows this transaction wrote: without
         // statistics it scans whole tables once per batch of users below,
@@ -231,7 +233,13 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
         achievements::restore_counts(run.conn, &restore)?;
         step = run.report.step("evaluate", step);
         if !opts.dry_run {
-            undo::keep_after(run.conn, run_id, &touched)?;
+            let mut accounts: Vec<i64> = run.kept.iter().copied().collect();
+            accounts.sort_unstable();
+            undo::keep_after(
+                run.conn,
+                run_id,
+                &undo::Touched { accounts: &accounts, owners: &owners, games: &changed },
+            )?;
             run.report.step("undo log after", step);
         }
         let mut report = run.report;

@@ -120,6 +120,13 @@ pub(crate) struct Touched<'a> {
     pub games: &'a [i64],
 }
 
+impl<'a> Touched<'a> {
+    /// Only these accounts (no games changed).
+    pub fn accounts(accounts: &'a [i64]) -> Self {
+        Touched { accounts, owners: &[], games: &[] }
+    }
+}
+
 /// Keeps (and locks) the images of the rows run `run_id` may change, and
 /// the counters of every shared goal.
 pub(crate) fn keep_before(conn: &mut PgConnection, run_id: i64, touched: &Touched<'_>) -> QueryResult<()> {

@@ -389,19 +389,6 @@ pub fn copy_imported(
     Ok(())
 }
 
-/// The games in a user's library, each with whether its legacy data is
-/// still its source (an import brought it and Steam has not synced it
-/// since).
-pub fn appids_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<(i64, bool)>> {
-    library_entries::table
-        .filter(library_entries::user_id.eq(user_id))
-        .select((
-            library_entries::appid,
-            library_entries::import_run_id.is_not_null().and(library_entries::achievements_synced_at.is_null()),
-        ))
-        .load(conn)
-}
-
 /// Removes the entries import run `run_id` added to accounts that existed
 /// before it, with their unlocks; returns those accounts.
 pub fn delete_imported(conn: &mut PgConnection, run_id: i64) -> QueryResult<Vec<i64>> {
@@ -979,14 +966,40 @@ pub fn closest_to_perfect(conn: &mut PgConnection, user_id: i64, limit: i64) -> 
     .load(conn)
 }
 
-/// The achievements `user_id` has unlocked in these games.
-pub fn unlocked_ids_of(conn: &mut PgConnection, user_id: i64, appids: &[i64]) -> QueryResult<Vec<i64>> {
-    user_achievements::table
-        .inner_join(crate::schema::game_achievements::table)
-        .filter(user_achievements::user_id.eq(user_id))
-        .filter(crate::schema::game_achievements::appid.eq_any(appids))
-        .select(user_achievements::achievement_id)
+/// The games in these users' libraries: (user, appid, whether its legacy
+/// data is still its source: an import brought it and Steam has not
+/// synced it since).
+pub fn appids_of_many(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<Vec<(i64, i64, bool)>> {
+    library_entries::table
+        .filter(library_entries::user_id.eq_any(user_ids))
+        .select((
+            library_entries::user_id,
+            library_entries::appid,
+            library_entries::import_run_id.is_not_null().and(library_entries::achievements_synced_at.is_null()),
+        ))
         .load(conn)
+}
+
+/// These users' unlocks in the games whose legacy data is still their
+/// source: (user, achievement).
+pub fn legacy_unlocks_of_many(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
+    #[derive(QueryableByName)]
+    struct Pair {
+        #[diesel(sql_type = BigInt)]
+        user_id: i64,
+        #[diesel(sql_type = BigInt)]
+        achievement_id: i64,
+    }
+    let pairs: Vec<Pair> = diesel::sql_query(
+        "SELECT ua.user_id, ua.achievement_id
+         FROM library_entries le
+         JOIN game_achievements ga ON ga.appid = le.appid
+         JOIN user_achievements ua ON ua.user_id = le.user_id AND ua.achievement_id = ga.id
+         WHERE le.user_id = ANY($1) AND le.import_run_id IS NOT NULL AND le.achievements_synced_at IS NULL",
+    )
+    .bind::<diesel::sql_types::Array<BigInt>, _>(user_ids)
+    .load(conn)?;
+    Ok(pairs.into_iter().map(|p| (p.user_id, p.achievement_id)).collect())
 }
 
 /// Adds unlocks to library entries that exist already (an import bringing
