@@ -221,8 +221,11 @@ const BULK_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 const READ_AHEAD: usize = 8;
 
 /// Accounts from earlier runs looked up (and their rows kept in the undo
-/// log) together.
+/// log) together: at most this many, with at most about
+/// [`EARLIER_BATCH_ROWS`] achievements between them (what a batch holds
+/// in memory).
 const EARLIER_BATCH: usize = 500;
+const EARLIER_BATCH_ROWS: u64 = 200_000;
 
 /// The users' own rows, file by file, copied in large batches, the files
 /// read on other threads while the rows before them are copied.
@@ -279,7 +282,7 @@ pub(crate) fn import_rows(
             turn += 1;
             got.map_err(|_| TxError::Other("a library file reader stopped".into()))
         };
-        for batch in earlier.chunks(EARLIER_BATCH) {
+        for batch in batches(&earlier) {
             let looked = std::time::Instant::now();
             let users: Vec<i64> = batch.iter().map(|(f, ..)| run.user_ids[&f.username]).collect();
             let mut held: HashMap<i64, Held> = HashMap::new();
@@ -290,7 +293,7 @@ pub(crate) fn import_rows(
                     h.from_legacy.insert(appid);
                 }
             }
-            for (user, achievement) in library::legacy_unlocks_of_many(run.conn, &users)? {
+            for (user, achievement) in library::unlocks_of_many(run.conn, &users)? {
                 held.entry(user).or_default().unlocked.insert(achievement);
             }
             load.looking += looked.elapsed();
@@ -352,6 +355,24 @@ pub(crate) fn import_rows(
     Ok(())
 }
 
+/// Consecutive runs of files of at most [`EARLIER_BATCH`] accounts and
+/// about [`EARLIER_BATCH_ROWS`] achievements (one file may exceed it alone).
+fn batches<'a, 'f>(files: &'a [(&'f CsvFile, u64, u64)]) -> Vec<&'a [(&'f CsvFile, u64, u64)]> {
+    let mut out = Vec::new();
+    let (mut start, mut rows) = (0, 0);
+    for (i, (.., distinct)) in files.iter().enumerate() {
+        if i > start && (i - start >= EARLIER_BATCH || rows + distinct > EARLIER_BATCH_ROWS) {
+            out.push(&files[start..i]);
+            (start, rows) = (i, 0);
+        }
+        rows += distinct;
+    }
+    if start < files.len() {
+        out.push(&files[start..]);
+    }
+    out
+}
+
 /// What an account from an earlier run holds.
 #[derive(Default)]
 struct Held {
@@ -359,7 +380,7 @@ struct Held {
     /// Games whose legacy data is still their source (Steam has not synced
     /// them since: a synced game shows what Steam says).
     from_legacy: HashSet<i64>,
-    /// Achievement ids unlocked in those games.
+    /// Achievement ids unlocked (only those of `from_legacy` games count).
     unlocked: HashSet<i64>,
 }
 
@@ -472,5 +493,29 @@ impl Load {
         run.report.counts("library_entries").imported += added_games;
         run.report.counts("achievements").imported += added_achievements;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(n: usize) -> CsvFile {
+        CsvFile { username: format!("u{n}"), file_name: format!("u{n}.csv"), path: "x".into(), size: 1 }
+    }
+
+    #[test]
+    fn batches_hold_at_most_so_many_accounts_and_about_so_many_rows_and_lose_no_file() {
+        let files: Vec<CsvFile> = (0..1300).map(file).collect();
+        let small: Vec<(&CsvFile, u64, u64)> = files.iter().map(|f| (f, 1, 10)).collect();
+        let sizes: Vec<usize> = batches(&small).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [500, 500, 300]);
+
+        // 150,000 rows each: one file per batch; one over the limit alone.
+        let big: Vec<(&CsvFile, u64, u64)> =
+            files[..3].iter().zip([150_000, 150_000, 900_000]).map(|(f, d)| (f, 1, d)).collect();
+        let sizes: Vec<usize> = batches(&big).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [1, 1, 1]);
+        assert!(batches(&[]).is_empty());
     }
 }

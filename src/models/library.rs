@@ -980,26 +980,12 @@ pub fn appids_of_many(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<
         .load(conn)
 }
 
-/// These users' unlocks in the games whose legacy data is still their
-/// source: (user, achievement).
-pub fn legacy_unlocks_of_many(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
-    #[derive(QueryableByName)]
-    struct Pair {
-        #[diesel(sql_type = BigInt)]
-        user_id: i64,
-        #[diesel(sql_type = BigInt)]
-        achievement_id: i64,
-    }
-    let pairs: Vec<Pair> = diesel::sql_query(
-        "SELECT ua.user_id, ua.achievement_id
-         FROM library_entries le
-         JOIN game_achievements ga ON ga.appid = le.appid
-         JOIN user_achievements ua ON ua.user_id = le.user_id AND ua.achievement_id = ga.id
-         WHERE le.user_id = ANY($1) AND le.import_run_id IS NOT NULL AND le.achievements_synced_at IS NULL",
-    )
-    .bind::<diesel::sql_types::Array<BigInt>, _>(user_ids)
-    .load(conn)?;
-    Ok(pairs.into_iter().map(|p| (p.user_id, p.achievement_id)).collect())
+/// These users' unlocks: (user, achievement), by the primary key.
+pub fn unlocks_of_many(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
+    user_achievements::table
+        .filter(user_achievements::user_id.eq_any(user_ids))
+        .select((user_achievements::user_id, user_achievements::achievement_id))
+        .load(conn)
 }
 
 /// Adds unlocks to library entries that exist already (an import bringing
