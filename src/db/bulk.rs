@@ -5,11 +5,13 @@
 //! random insertion: ten million unlocks took 312 s that way, 32 s this way.
 //!
 //! What is taken off is read from the catalog, not written here, so the
-//! statements that put it back are exactly the schema's, whatever later
-//! migrations make of it. It all happens inside the caller's transaction:
+//! statements that put it back are the schema's, whatever later migrations
+//! make of it (not carried: tablespaces, comments, CLUSTER marks and
+//! per-index statistics targets, none of which the schema uses). It all happens inside the caller's transaction:
 //! a failure or a kill rolls the tables back with their indexes, and no one
-//! else ever sees them without (the tables are locked, which is the price:
-//! readers of these tables wait until the transaction ends).
+//! else ever sees them without (the tables are locked, with those their
+//! foreign keys point at, which is the price: everyone waits until the
+//! transaction ends).
 
 use std::time::Duration;
 
@@ -45,6 +47,12 @@ struct Got {
 }
 
 #[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
 struct Setting {
     #[diesel(sql_type = Text)]
     value: String,
@@ -67,16 +75,31 @@ pub fn estimated_rows(conn: &mut PgConnection, table: &str) -> QueryResult<i64> 
 
 /// Takes the indexes and constraints (primary and unique keys, foreign keys
 /// from and to them) off `tables`, after locking them, within the caller's
-/// transaction. `None`, with nothing changed, when the tables could not be
-/// locked within `wait` (someone is using them: the caller loads row by row
-/// instead of queueing every reader behind its lock).
+/// transaction. Dropping a foreign key locks the table at its other end
+/// too (`users`, say), so those are locked with them, until the caller's
+/// commit: the whole site waits meanwhile, which is why this is for an
+/// instance's first import. `None`, with nothing changed, when the tables
+/// could not all be locked within `wait` (someone is using them: the
+/// caller loads row by row instead of queueing everyone behind its lock).
 pub fn strip(conn: &mut PgConnection, tables: &[&str], wait: Duration) -> QueryResult<Option<Stripped>> {
     let names: Vec<String> = tables.iter().map(|t| (*t).to_owned()).collect();
     // Names come from the caller's constant list, never from input.
     debug_assert!(tables.iter().all(|t| t.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+    // Every table the drops lock, in one order (quoted by regclass).
+    let others: Vec<Name> = diesel::sql_query(
+        "SELECT DISTINCT r::regclass::text AS name FROM (
+             SELECT c.confrelid AS r FROM pg_constraint c
+             WHERE c.contype = 'f' AND c.conrelid = ANY($1::text[]::regclass[])
+             UNION SELECT c.conrelid FROM pg_constraint c
+             WHERE c.contype = 'f' AND c.confrelid = ANY($1::text[]::regclass[])
+         ) t WHERE r <> ALL($1::text[]::regclass[]::oid[]) ORDER BY 1",
+    )
+    .bind::<Array<Text>, _>(&names)
+    .load(conn)?;
+    let list: Vec<String> = tables.iter().map(|t| (*t).to_owned()).chain(others.into_iter().map(|n| n.name)).collect();
     // A lock timeout raises an error, which would abort the transaction:
-    // the inner block catches it in a subtransaction, and the caller's own
-    // lock_timeout comes back either way.
+    // the inner block catches it (or a deadlock) in a subtransaction, and
+    // the caller's own lock_timeout comes back either way.
     diesel::sql_query(format!(
         "DO $$
          DECLARE previous TEXT := current_setting('lock_timeout');
@@ -86,13 +109,13 @@ pub fn strip(conn: &mut PgConnection, tables: &[&str], wait: Duration) -> QueryR
                  PERFORM set_config('lock_timeout', '{ms}ms', true);
                  LOCK TABLE {list} IN ACCESS EXCLUSIVE MODE;
                  PERFORM set_config('questline.bulk_locked', 'yes', true);
-             EXCEPTION WHEN lock_not_available THEN
+             EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
                  NULL;
              END;
              PERFORM set_config('lock_timeout', previous, true);
          END $$",
         ms = wait.as_millis().max(1),
-        list = tables.join(", "),
+        list = list.join(", "),
     ))
     .execute(conn)?;
     let got: Got =

@@ -284,7 +284,15 @@ pub(crate) fn import_rows(
         };
         for batch in batches(&earlier) {
             let looked = std::time::Instant::now();
-            let users: Vec<i64> = batch.iter().map(|(f, ..)| run.user_ids[&f.username]).collect();
+            let mut users: Vec<i64> = batch.iter().map(|(f, ..)| run.user_ids[&f.username]).collect();
+            users.sort_unstable();
+            if !run.opts.dry_run {
+                // Locked before they are read, in the order every writer
+                // locks accounts in (totals, then entries): a sync cannot
+                // change what the batch decides on before it writes.
+                crate::models::score::lock(run.conn, &users, &[])?;
+                library::lock_entries(run.conn, &users)?;
+            }
             let mut held: HashMap<i64, Held> = HashMap::new();
             for (user, appid, legacy) in library::appids_of_many(run.conn, &users)? {
                 let h = held.entry(user).or_default();
@@ -316,7 +324,9 @@ pub(crate) fn import_rows(
         }
         let existing = crate::db::bulk::estimated_rows(run.conn, BULK_TABLES[0])?;
         let bulk = match run.opts.loading {
-            super::Loading::Auto => incoming >= BULK_MIN_ROWS && incoming >= u64::try_from(existing).unwrap_or(0),
+            super::Loading::Auto => {
+                incoming >= BULK_MIN_ROWS && incoming >= u64::try_from(existing).unwrap_or(0).saturating_mul(4)
+            }
             super::Loading::RowByRow => false,
             super::Loading::Bulk => true,
         };

@@ -44,10 +44,11 @@ pub struct Options {
 /// How the new accounts' library rows are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Loading {
-    /// In bulk (the unlock and library tables locked, their indexes and
-    /// foreign keys built again at the end) when the run brings at least
-    /// 200,000 rows and at least as many as the tables hold, and their
-    /// lock comes within 5 s; row by row otherwise.
+    /// In bulk (the unlock and library tables locked, with the tables their
+    /// foreign keys point at, their indexes and foreign keys built again at
+    /// the end) when the new accounts bring at least 200,000 achievement
+    /// rows and at least four times as many as there are unlocks stored,
+    /// and the locks come within 5 s; row by row otherwise.
     #[default]
     Auto,
     /// Row by row, whatever the size: the site keeps answering.

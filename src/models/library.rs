@@ -980,6 +980,15 @@ pub fn appids_of_many(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<
         .load(conn)
 }
 
+/// Locks these users' library entries until the transaction ends (in key
+/// order, as every writer takes them).
+pub fn lock_entries(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<()> {
+    diesel::sql_query("SELECT 1 FROM library_entries WHERE user_id = ANY($1) ORDER BY user_id, appid FOR UPDATE")
+        .bind::<diesel::sql_types::Array<BigInt>, _>(user_ids)
+        .execute(conn)
+        .map(|_| ())
+}
+
 /// These users' unlocks: (user, achievement), by the primary key.
 pub fn unlocks_of_many(conn: &mut PgConnection, user_ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
     user_achievements::table

@@ -576,20 +576,24 @@ async fn a_bulk_load_ends_with_the_schemas_own_indexes_and_the_rows_a_row_by_row
 
 #[actix_web::test]
 async fn a_bulk_load_that_would_wait_for_someone_elses_lock_loads_row_by_row() {
-    let app = spawn_app().await;
-    let (first, _) = two_runs();
-    // A reader in the middle of a long transaction on the unlocks.
-    let mut reader = app.pool.get().unwrap();
-    diesel::sql_query("BEGIN ISOLATION LEVEL REPEATABLE READ").execute(&mut reader).unwrap();
-    assert_eq!(texts(&mut reader, "SELECT count(*)::text AS t FROM user_achievements"), ["0"]);
+    // The unlocks themselves, or `users`, which dropping a foreign key to
+    // it would lock too.
+    for table in ["user_achievements", "users"] {
+        let app = spawn_app().await;
+        let (first, _) = two_runs();
+        // A reader in the middle of a long transaction.
+        let mut reader = app.pool.get().unwrap();
+        diesel::sql_query("BEGIN ISOLATION LEVEL REPEATABLE READ").execute(&mut reader).unwrap();
+        let seen = format!("SELECT count(*)::text AS t FROM {table}");
+        let before = texts(&mut reader, &seen);
 
-    let report = run_loading(&app, &first, import::Loading::Bulk);
-    assert!(!report.loaded_in_bulk, "{report}");
-    assert_eq!(report.counts["achievements"].imported, 4, "{report}");
-    // The reader was never blocked, and its transaction is still usable.
-    let seen = texts(&mut reader, "SELECT count(*)::text AS t FROM user_achievements");
-    assert_eq!(seen, ["0"], "the reader's snapshot predates the import");
-    diesel::sql_query("ROLLBACK").execute(&mut reader).unwrap();
-    let mut conn = app.pool.get().unwrap();
-    assert_eq!(texts(&mut conn, "SELECT count(*)::text AS t FROM user_achievements"), ["4"]);
+        let report = run_loading(&app, &first, import::Loading::Bulk);
+        assert!(!report.loaded_in_bulk, "reader of {table}: {report}");
+        assert_eq!(report.counts["achievements"].imported, 4, "{report}");
+        // The reader was never blocked, and its transaction is still usable.
+        assert_eq!(texts(&mut reader, &seen), before, "the reader's snapshot predates the import");
+        diesel::sql_query("ROLLBACK").execute(&mut reader).unwrap();
+        let mut conn = app.pool.get().unwrap();
+        assert_eq!(texts(&mut conn, "SELECT count(*)::text AS t FROM user_achievements"), ["4"]);
+    }
 }
