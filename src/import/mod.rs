@@ -246,7 +246,7 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
         let mut report = run.report;
         report.seconds = started.elapsed().as_secs_f64();
         if opts.dry_run {
-            return Err(TxError::DryRun(DryRunDone(report)));
+            return Err(TxError::DryRun(Box::new(DryRunDone(report))));
         }
         report.run_id = Some(run_id);
         let json = serde_json::to_value(&report).unwrap_or_default();
@@ -282,7 +282,7 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
             report.steps.push(("analyse after", analyse_seconds));
             Ok(report)
         }
-        Err(TxError::DryRun(DryRunDone(report))) => Ok(report),
+        Err(TxError::DryRun(done)) => Ok(done.0),
         Err(TxError::Db(e)) => Err(ImportError::Db(e)),
         Err(TxError::Other(e)) => Err(ImportError::Other(e)),
     }
@@ -292,7 +292,7 @@ pub fn run(conn: &mut PgConnection, settings: &Settings, opts: &Options) -> Resu
 #[derive(Debug)]
 pub(crate) enum TxError {
     Db(diesel::result::Error),
-    DryRun(DryRunDone),
+    DryRun(Box<DryRunDone>),
     Other(String),
 }
 
