@@ -7,11 +7,12 @@
 //! What is taken off is read from the catalog, not written here, so the
 //! statements that put it back are the schema's, whatever later migrations
 //! make of it (not carried: tablespaces, comments, CLUSTER marks and
-//! per-index statistics targets, none of which the schema uses). It all happens inside the caller's transaction:
-//! a failure or a kill rolls the tables back with their indexes, and no one
-//! else ever sees them without (the tables are locked, with those their
-//! foreign keys point at, which is the price: everyone waits until the
-//! transaction ends).
+//! per-index statistics targets, none of which the schema uses).
+//!
+//! It all happens inside the caller's transaction: a failure or a kill
+//! rolls the tables back with their indexes, and no one else ever sees them
+//! without (the tables are locked, with those their foreign keys point at,
+//! which is the price: everyone waits until the transaction ends).
 
 use std::time::Duration;
 
@@ -96,7 +97,7 @@ pub fn strip(conn: &mut PgConnection, tables: &[&str], wait: Duration) -> QueryR
     )
     .bind::<Array<Text>, _>(&names)
     .load(conn)?;
-    let list: Vec<String> = tables.iter().map(|t| (*t).to_owned()).chain(others.into_iter().map(|n| n.name)).collect();
+    let list: Vec<String> = names.iter().cloned().chain(others.into_iter().map(|n| n.name)).collect();
     // A lock timeout raises an error, which would abort the transaction:
     // the inner block catches it (or a deadlock) in a subtransaction, and
     // the caller's own lock_timeout comes back either way.
@@ -151,7 +152,7 @@ pub fn strip(conn: &mut PgConnection, tables: &[&str], wait: Duration) -> QueryR
 
 impl Stripped {
     /// Builds every index and constraint again (the foreign keys are
-    /// checked in one pass each) with `memory` for each sort.
+    /// checked in one pass each), with `memory_mib` MiB for each sort.
     pub fn put_back(self, conn: &mut PgConnection, memory_mib: u32) -> QueryResult<()> {
         let previous: Setting =
             diesel::sql_query("SELECT current_setting('maintenance_work_mem') AS value").get_result(conn)?;
@@ -165,15 +166,5 @@ impl Stripped {
             .bind::<Text, _>(previous.value)
             .execute(conn)?;
         Ok(())
-    }
-
-    /// How many indexes and constraints were taken off.
-    pub fn len(&self) -> usize {
-        self.restore.len()
-    }
-
-    /// Whether nothing was taken off.
-    pub fn is_empty(&self) -> bool {
-        self.restore.is_empty()
     }
 }

@@ -237,8 +237,8 @@ const EARLIER_BATCH_ROWS: u64 = 200_000;
 /// means looking up what they hold, and keeping the images of the rows of
 /// those it changes in the undo log before changing them. The new
 /// accounts' rows follow, loaded in bulk (see [`crate::db::bulk`]) when
-/// they are at least as many as the tables already hold: an instance's
-/// first import.
+/// they are at least four times as many as the unlocks already stored: an
+/// instance's first import.
 pub(crate) fn import_rows(
     run: &mut Run<'_>,
     files: &[CsvFile],
