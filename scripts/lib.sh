@@ -27,7 +27,39 @@ free_port() {
   echo "$p"
 }
 
-say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+# Minutes and seconds since the outermost script started (shared with the
+# scripts it calls), so every line says when it happened.
+QUESTLINE_T0=${QUESTLINE_T0:-$(date +%s)}
+export QUESTLINE_T0
+elapsed() {
+  local s=$(($(date +%s) - QUESTLINE_T0))
+  printf '%dm%02ds' $((s / 60)) $((s % 60))
+}
+say() { printf '\033[1;34m==>\033[0m [%s] %s\n' "$(elapsed)" "$*" >&2; }
+
+# Named stages for the closing table of `scripts/test`: `stage NAME` ends
+# the stage before it. The log is shared with the scripts it calls.
+STAGE_LOG=${STAGE_LOG:-$VAR/stages.$$}
+export STAGE_LOG
+stage() {
+  say "$*"
+  printf '%s\t%s\n' "$(date +%s)" "$*" >>"$STAGE_LOG"
+}
+# Prints each stage's duration and the total, then forgets the log.
+print_stages() {
+  [ -f "$STAGE_LOG" ] || return 0
+  printf '\n%-48s %8s\n' "stage" "time" >&2
+  awk -F'\t' -v now="$(date +%s)" -v t0="$QUESTLINE_T0" '
+    { start[NR] = $1; name[NR] = $2 }
+    END {
+      for (i = 1; i <= NR; i++) {
+        end = (i < NR) ? start[i + 1] : now
+        printf "%-48s %5dm%02ds\n", name[i], (end - start[i]) / 60, (end - start[i]) % 60
+      }
+      printf "%-48s %5dm%02ds\n", "total", (now - t0) / 60, (now - t0) % 60
+    }' "$STAGE_LOG" >&2
+  rm -f "$STAGE_LOG"
+}
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
 if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
@@ -160,7 +192,7 @@ ensure_dev_secrets() {
 # cargo-audit from crates.io, built once into ~/.cargo/bin.
 ensure_cargo_audit() {
   if ! cargo audit --version >/dev/null 2>&1; then
-    say "installing cargo-audit (crates.io, once)"
+    stage "installing cargo-audit (crates.io, once)"
     cargo install --locked cargo-audit >/dev/null
   fi
 }
@@ -170,7 +202,7 @@ ensure_cargo_audit() {
 # Vulnerabilities fail the run; "unmaintained" notices are printed only.
 run_audit() {
   local live="$VAR/advisory-db-live" snapshot_tar="$ROOT/../shared/advisory-db/advisory-db.tar.gz"
-  say "cargo audit"
+  stage "cargo audit"
   rm -rf "$live"
   if timeout 120 cargo audit --db "$live" 2>"$VAR/audit-fetch.log"; then
     return 0

@@ -13,7 +13,6 @@ pub mod backup;
 pub mod body_budget;
 pub mod cache;
 pub mod client_ip;
-pub mod community;
 pub mod crypto;
 pub mod dashboard;
 pub mod db;

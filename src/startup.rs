@@ -249,7 +249,7 @@ fn run(
             .configure(crate::account::routes)
             .configure(crate::steam::routes)
             .configure(crate::achievements::routes)
-            .configure(crate::community::routes)
+            .configure(crate::achievements::shared::routes)
             .configure(crate::images::routes)
             .configure(crate::admin::routes)
             .configure(crate::rarity::routes::routes)

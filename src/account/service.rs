@@ -195,7 +195,7 @@ pub async fn request_email_change(
             }
             // The current address stays in force until the new one is proved.
             User::set_pending_email(conn, u.id, &addr)?;
-            crate::auth::verify::send_link(conn, &base, &u, &addr)?;
+            crate::auth::mail_links::queue_verification(conn, &base, &u, &addr)?;
             if let Some(old) = &u.email {
                 EmailChangeNotice { username: u.username.clone(), new_email: addr.to_owned() }.queue(conn, old)?;
             }
@@ -225,7 +225,7 @@ pub async fn delete_account(state: &AppState, user: &User, meta: &RequestMeta) -
     let (user, meta, storage) = (user.clone(), meta.clone(), state.storage.clone());
     let deleted = db::run(&state.pool, move |conn| {
         let deleted = conn.transaction(|conn| {
-            let shared_kept = crate::community::model::count_by_creator(conn, user.id)?;
+            let shared_kept = crate::achievements::shared::model::count_by_creator(conn, user.id)?;
             if let Some(email) = &user.email {
                 AccountDeleted { username: user.username.clone(), shared_kept }.queue(conn, email)?;
             }

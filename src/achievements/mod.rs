@@ -3,9 +3,11 @@
 
 pub mod condition;
 pub mod form;
+pub mod goal_file;
 pub mod model;
 pub mod routes;
 pub mod service;
+pub mod shared;
 pub mod transfer;
 
 pub use condition::Condition;

@@ -481,7 +481,7 @@ fn evaluate_where(conn: &mut PgConnection, user_ids: &[i64], goal_ids: Option<&[
             .bind::<Nullable<Array<BigInt>>, _>(goal_ids)
             .get_result(conn)?;
         let met: Vec<(i64, i64)> = row.completed_shares.into_iter().zip(row.completed_by).collect();
-        crate::community::model::count_completions(conn, &met)?;
+        crate::achievements::shared::model::count_completions(conn, &met)?;
         Ok(Evaluated { evaluated: row.evaluated, newly_met: row.newly_met })
     })
 }

@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::form::{self, FormValues};
 use super::model::{self, AchievementInput, AchievementRow, NewCustomAchievement};
+use super::shared::model as listing;
 use crate::audit::{AuditEvent, RequestMeta};
-use crate::community;
 use crate::db::{self, PgPool};
 use crate::error::AppError;
 use crate::images::model::{self as images, StoreError, UploadRecord};
@@ -126,7 +126,7 @@ pub async fn update(
                 details["replaced_sha256"] = json!(old_sha);
                 image_event(action, &meta, user_id, details).record(conn)?;
             }
-            let mut released = community::model::refresh_from_source(conn, id)?;
+            let mut released = listing::refresh_from_source(conn, id)?;
             released.extend(old_sha);
             AuditEvent::new("achievement", "update", &meta).actor(user_id).target_text(id.to_string()).record(conn)?;
             Ok(Ok(released))
@@ -150,7 +150,7 @@ pub async fn delete(state: &AppState, user_id: i64, row: &AchievementRow, meta: 
     let (storage, meta, row) = (state.storage.clone(), meta.clone(), row.clone());
     db::run(&state.pool, move |conn| {
         let sha = conn.transaction::<_, AppError, _>(|conn| {
-            community::model::set_active(conn, row.id, false)?;
+            listing::set_active(conn, row.id, false)?;
             model::delete(conn, row.id, user_id)?;
             let mut sha = None;
             if let Some(image_id) = row.image_id {

@@ -4,11 +4,10 @@
 use actix_web::{web, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
-use diesel::prelude::*;
 
-use crate::audit::{AuditEvent, RequestMeta};
+use crate::achievements::shared::{self as community, model::ModerationRow};
+use crate::audit::RequestMeta;
 use crate::auth::extractors::AdminUser;
-use crate::community::{self, model::ModerationRow};
 use crate::db::{self};
 use crate::error::AppError;
 use crate::layout::PageContext;
@@ -42,23 +41,7 @@ async fn set_hidden(
         "restore" => false,
         _ => return Err(AppError::NotFound),
     };
-    let actor = admin.0.user.id;
-    db::run(pool, move |conn| {
-        conn.transaction(|conn| {
-            if !community::model::set_hidden(conn, id, hide.then_some(actor))? {
-                return Err(AppError::NotFound);
-            }
-            // Every viewer's cached community pages go at once, not within
-            // the cache's minute: hidden means hidden now.
-            crate::rarity::model::clear_cached_pages(conn)?;
-            AuditEvent::new("admin", if hide { "hide_shared" } else { "restore_shared" }, &meta)
-                .actor(actor)
-                .target_text(id.to_string())
-                .record(conn)?;
-            Ok(())
-        })
-    })
-    .await?;
+    super::service::set_shared_hidden(pool, admin.0.user.id, id, hide, &meta).await?;
     FlashMessage::success(if hide { "Hidden from the community." } else { "Restored to the community." }).send();
     Ok(see_other("/admin/community"))
 }

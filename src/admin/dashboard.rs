@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
 use askama::Template;
-use diesel::Connection;
 
 use crate::auth::extractors::AdminUser;
 use crate::db::{self};
@@ -97,15 +96,7 @@ async fn clear_cache(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     crate::auth::reauth::require_recent_auth(&req, "/admin")?;
-    let actor = admin.0.user.id;
-    db::run(&state.pool, move |conn| {
-        conn.transaction(|conn| {
-            crate::rarity::model::clear_cached_pages(conn)?;
-            crate::audit::AuditEvent::new("admin", "clear_cache", &meta).actor(actor).record(conn)
-        })
-        .map_err(AppError::from)
-    })
-    .await?;
+    super::service::clear_cached_pages(&state.pool, admin.0.user.id, &meta).await?;
     let removed = state.views.clear();
     actix_web_flash_messages::FlashMessage::success(format!(
         "Cached pages cleared on every instance ({removed} were kept by this one)."

@@ -10,6 +10,7 @@ pub mod maintenance;
 pub mod maintenance_switch;
 pub mod rarity;
 pub mod security;
+pub mod service;
 pub mod steam;
 pub mod users;
 

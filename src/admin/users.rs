@@ -3,11 +3,11 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
-use diesel::prelude::*;
 use serde::Deserialize;
 
+use super::service::{self, AccountAction};
 use crate::account::view::AccountView;
-use crate::audit::{AuditEvent, RequestMeta};
+use crate::audit::RequestMeta;
 use crate::auth::extractors::AdminUser;
 use crate::auth::reauth::require_recent_auth;
 use crate::auth::session::UserSession;
@@ -95,77 +95,6 @@ async fn show(
     render(&UserPage { ctx, user: AccountView::from(&user), sessions })
 }
 
-/// The actions on one user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
-    Lock,
-    Unlock,
-    Verify,
-    Reset2fa,
-    EndSessions,
-    MakeAdmin,
-    MakeUser,
-}
-
-impl Action {
-    fn parse(s: &str) -> Option<Action> {
-        Some(match s {
-            "lock" => Action::Lock,
-            "unlock" => Action::Unlock,
-            "verify" => Action::Verify,
-            "reset-2fa" => Action::Reset2fa,
-            "end-sessions" => Action::EndSessions,
-            "make-admin" => Action::MakeAdmin,
-            "make-user" => Action::MakeUser,
-            _ => return None,
-        })
-    }
-    fn name(self) -> &'static str {
-        match self {
-            Action::Lock => "lock",
-            Action::Unlock => "unlock",
-            Action::Verify => "mark_verified",
-            Action::Reset2fa => "reset_2fa",
-            Action::EndSessions => "end_sessions",
-            Action::MakeAdmin | Action::MakeUser => "change_role",
-        }
-    }
-    fn sensitive(self) -> bool {
-        matches!(self, Action::MakeAdmin | Action::MakeUser)
-    }
-}
-
-fn apply(conn: &mut PgConnection, action: Action, user: &User) -> QueryResult<String> {
-    Ok(match action {
-        Action::Lock => {
-            User::set_locked(conn, user.id)?;
-            UserSession::revoke_all_except(conn, user.id, None)?;
-            format!("{} is locked and signed out everywhere.", user.username)
-        }
-        Action::Unlock => {
-            User::unlock(conn, user.id)?;
-            format!("{} is unlocked.", user.username)
-        }
-        Action::Verify => {
-            User::mark_email_verified(conn, user.id)?;
-            format!("{}'s email address is marked as verified.", user.username)
-        }
-        Action::Reset2fa => {
-            crate::auth::totp::disable(conn, user.id)?;
-            format!("Two-factor authentication is off for {}; they can enrol again.", user.username)
-        }
-        Action::EndSessions => {
-            let n = UserSession::revoke_all_except(conn, user.id, None)?;
-            format!("Ended {n} session(s) of {}.", user.username)
-        }
-        Action::MakeAdmin | Action::MakeUser => {
-            let role = if action == Action::MakeAdmin { Role::Admin } else { Role::User };
-            User::set_role(conn, user.id, role)?;
-            format!("{} is now {}.", user.username, role.as_str())
-        }
-    })
-}
-
 /// The actions that make sense for the account as it is now: (action,
 /// button label, whether it is dangerous).
 fn actions_for(user: &AccountView, sessions: usize) -> Vec<(&'static str, &'static str, bool)> {
@@ -244,29 +173,18 @@ async fn act(
 ) -> Result<HttpResponse, AppError> {
     let pool = &state.pool;
     let (id, name) = path.into_inner();
-    let action = Action::parse(&name).ok_or(AppError::NotFound)?;
+    let action = AccountAction::parse(&name).ok_or(AppError::NotFound)?;
     let back = format!("/admin/users/{id}");
     if action.sensitive() {
         require_recent_auth(&req, &back)?;
     }
     let user = find(pool, id).await?;
     let actor = admin.0.user.id;
-    if actor == id && matches!(action, Action::Lock | Action::MakeUser | Action::EndSessions) {
+    if actor == id && matches!(action, AccountAction::Lock | AccountAction::MakeUser | AccountAction::EndSessions) {
         FlashMessage::error("You cannot do that to your own account here.").send();
         return Ok(see_other(&back));
     }
-    let message = db::run(pool, move |conn| {
-        conn.transaction(|conn| {
-            let message = apply(conn, action, &user)?;
-            AuditEvent::new("admin", action.name(), &meta)
-                .actor(actor)
-                .target_user(user.id, &user.username)
-                .details(serde_json::json!({ "action": name }))
-                .record(conn)?;
-            Ok::<_, AppError>(message)
-        })
-    })
-    .await?;
+    let message = service::act_on_account(pool, actor, user, action, &meta).await?;
     FlashMessage::success(message).send();
     Ok(see_other(&back))
 }
@@ -301,19 +219,7 @@ async fn delete(
         FlashMessage::error("Type the username exactly to confirm the deletion.").send();
         return Ok(see_other(&back));
     }
-    let (actor, storage) = (admin.0.user.id, storage.clone());
-    db::run(pool, move |conn| {
-        conn.transaction(|conn| {
-            User::delete(conn, user.id)?;
-            AuditEvent::new("admin", "delete_user", &meta)
-                .actor(actor)
-                .target_user(user.id, &user.username)
-                .record(conn)
-        })?;
-        crate::images::model::sweep_orphans(conn, storage.as_ref(), None);
-        Ok(())
-    })
-    .await?;
+    service::delete_account(pool, storage, admin.0.user.id, user, &meta).await?;
     FlashMessage::success("The account and its data are deleted.").send();
     Ok(see_other("/admin/users"))
 }

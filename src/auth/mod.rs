@@ -6,6 +6,7 @@ pub mod email_address;
 pub mod extractors;
 pub mod legacy_hash;
 pub mod login;
+pub mod mail_links;
 pub mod password;
 pub mod reauth;
 pub mod redirect;

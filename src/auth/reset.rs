@@ -6,20 +6,15 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
-use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::email_address::{normalise_email, EmailForm};
+use super::mail_links::{self, MailedLink};
 use super::password::{self};
-use super::session::UserSession;
-use super::tokens::{self, Purpose};
-use crate::audit::{AuditEvent, RequestMeta};
-use crate::db::{self};
-use crate::email::messages::{PasswordChanged, ResetPassword};
+use crate::audit::RequestMeta;
 use crate::error::AppError;
 use crate::layout::PageContext;
-use crate::models::user::User;
 use crate::ratelimit::{self, PerAccount, PerIp};
 use crate::response::{render, render_status, see_other};
 use crate::state::AppState;
@@ -52,31 +47,7 @@ async fn forgot(
         // Counted per address whether or not an account uses it, so the
         // limit itself reveals nothing; over it, the answer stays the same.
         let over = ratelimit::over_limit(ratelimit::per_account(redis, PerAccount::ResetMail, &email).await)?;
-        let base = settings.clone();
-        db::run(pool, move |conn| {
-            conn.transaction(|conn| {
-                let Some(user) = User::find_by_email(conn, &email)? else {
-                    AuditEvent::new("auth", "reset_request", &meta).failed("unknown address").record(conn)?;
-                    return Ok(());
-                };
-                if over {
-                    AuditEvent::new("auth", "reset_request", &meta)
-                        .target_user(user.id, &user.username)
-                        .failed("too many reset mails to this address this hour")
-                        .record(conn)?;
-                    return Ok(());
-                }
-                let token = tokens::issue(conn, user.id, Purpose::ResetPassword, None)?;
-                ResetPassword {
-                    username: user.username.clone(),
-                    link: base.public_url(&format!("/password/reset/{token}")),
-                }
-                .queue(conn, &email)?;
-                AuditEvent::new("auth", "reset_request", &meta).target_user(user.id, &user.username).record(conn)?;
-                Ok(())
-            })
-        })
-        .await?;
+        mail_links::request(pool, settings, MailedLink::ResetPassword, email, over, &meta).await?;
         signal.notify();
     }
     FlashMessage::info(SENT).send();
@@ -99,8 +70,7 @@ async fn reset_form(
 ) -> Result<HttpResponse, AppError> {
     let pool = &state.pool;
     let token = token.into_inner();
-    let t = token.clone();
-    let valid = db::run(pool, move |conn| Ok(tokens::peek(conn, &t, Purpose::ResetPassword)?.is_some())).await?;
+    let valid = mail_links::is_live(pool, MailedLink::ResetPassword, token.clone()).await?;
     let page = ResetPage { ctx, token, valid, error: None };
     if valid {
         render(&page)
@@ -127,12 +97,7 @@ async fn reset(
     let signal = &state.jobs;
     let form = form.into_inner();
     let token = form.token.clone();
-    let t = token.clone();
-    let owner = db::run(pool, move |conn| match tokens::peek(conn, &t, Purpose::ResetPassword)? {
-        Some(id) => Ok(User::find(conn, id)?),
-        None => Ok(None),
-    })
-    .await?;
+    let owner = mail_links::reset_owner(pool, token.clone()).await?;
     let Some(owner) = owner else {
         return render_status(StatusCode::BAD_REQUEST, &ResetPage { ctx, token, valid: false, error: None });
     };
@@ -145,25 +110,7 @@ async fn reset(
         return render_status(StatusCode::UNPROCESSABLE_ENTITY, &ResetPage { ctx, token, valid: true, error });
     }
     let hash = hasher.hash(form.password).await?;
-    let done = db::run(pool, move |conn| {
-        conn.transaction(|conn| {
-            // Spent here, in the same transaction as the change: a second
-            // submit of the same link finds it used.
-            let Some(spent) = tokens::consume(conn, &token, Purpose::ResetPassword)? else { return Ok(false) };
-            let user = User::find(conn, spent.user_id)?.ok_or(AppError::NotFound)?;
-            User::reset_password(conn, &user, &hash)?;
-            let ended = UserSession::revoke_all_except(conn, user.id, None)?;
-            AuditEvent::new("auth", "password_reset", &meta)
-                .target_user(user.id, &user.username)
-                .details(serde_json::json!({ "sessions_ended": ended }))
-                .record(conn)?;
-            if let Some(email) = &user.email {
-                PasswordChanged { username: user.username.clone() }.queue(conn, email)?;
-            }
-            Ok(true)
-        })
-    })
-    .await?;
+    let done = mail_links::reset_password(pool, token, hash, &meta).await?;
     if !done {
         return render_status(
             StatusCode::BAD_REQUEST,

@@ -49,7 +49,7 @@ pub async fn create_account(
                 conn,
                 &NewUser { username: &name, email: Some(&addr), password_hash: Some(&hash), role: Role::User },
             )?;
-            super::verify::send_link(conn, &base, &user, &addr)?;
+            super::mail_links::queue_verification(conn, &base, &user, &addr)?;
             AuditEvent::new("auth", "register", &meta)
                 .actor(user.id)
                 .target_user(user.id, &user.username)

@@ -305,7 +305,7 @@ pub async fn sign_up(
                 }
                 None => {
                     User::set_pending_email(conn, user.id, &addr)?;
-                    super::verify::send_link(conn, &settings, &user, &addr)?;
+                    super::mail_links::queue_verification(conn, &settings, &user, &addr)?;
                 }
             }
             let (persona, avatar) = (p.persona.as_deref(), p.avatar.as_deref());

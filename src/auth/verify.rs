@@ -5,34 +5,16 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
-use chrono::{Duration, Utc};
-use diesel::prelude::*;
 use serde::Deserialize;
 
 use super::email_address::{normalise_email, EmailForm};
-use super::tokens::{self, Purpose};
-use crate::audit::{AuditEvent, RequestMeta};
-use crate::db::{self};
-use crate::email::messages::VerifyEmail;
+use super::mail_links::{self, MailedLink};
+use crate::audit::RequestMeta;
 use crate::error::AppError;
 use crate::layout::PageContext;
-use crate::models::user::User;
 use crate::ratelimit::{self, PerIp};
 use crate::response::{render, render_status, see_other};
-use crate::settings::Settings;
 use crate::state::AppState;
-
-/// Issues a confirmation token for `email` and queues the link to it, in
-/// the caller's transaction. Registration, "send again" and email changes
-/// all go through here.
-pub fn send_link(conn: &mut PgConnection, settings: &Settings, user: &User, email: &str) -> Result<(), AppError> {
-    let token = tokens::issue(conn, user.id, Purpose::VerifyEmail, Some(email))?;
-    VerifyEmail { username: user.username.clone(), link: settings.public_url(&format!("/verify-email/{token}")) }
-        .queue(conn, email)
-}
-
-/// A new link is sent at most this often per account.
-const RESEND_INTERVAL: Duration = Duration::seconds(60);
 
 #[derive(Template)]
 #[template(path = "auth/verify.html")]
@@ -49,8 +31,7 @@ async fn show(
 ) -> Result<HttpResponse, AppError> {
     let pool = &state.pool;
     let token = token.into_inner();
-    let t = token.clone();
-    let valid = db::run(pool, move |conn| Ok(tokens::peek(conn, &t, Purpose::VerifyEmail)?.is_some())).await?;
+    let valid = mail_links::is_live(pool, MailedLink::VerifyEmail, token.clone()).await?;
     let page = ConfirmPage { ctx, token, valid };
     if valid {
         render(&page)
@@ -72,31 +53,7 @@ async fn confirm(
 ) -> Result<HttpResponse, AppError> {
     let pool = &state.pool;
     let token = form.into_inner().token;
-    let t = token.clone();
-    let verified = db::run(pool, move |conn| {
-        conn.transaction(|conn| {
-            let Some(spent) = tokens::consume(conn, &t, Purpose::VerifyEmail)? else {
-                AuditEvent::new("auth", "verify_email", &meta).failed("invalid or expired token").record(conn)?;
-                return Ok(false);
-            };
-            let user = User::find(conn, spent.user_id)?.ok_or(AppError::NotFound)?;
-            let email = spent.email.or(user.email.clone());
-            User::confirm_email(conn, user.id, email.as_deref()).map_err(|e| match e {
-                // Taken by another account since the link was sent; the
-                // transaction rolls back, so the link stays unspent.
-                diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
-                    AppError::BadRequest("That address is now used by another account.".into())
-                }
-                other => other.into(),
-            })?;
-            AuditEvent::new("auth", "verify_email", &meta)
-                .actor(user.id)
-                .target_user(user.id, &user.username)
-                .record(conn)?;
-            Ok(true)
-        })
-    })
-    .await?;
+    let verified = mail_links::confirm_email(pool, token.clone(), &meta).await?;
     if verified {
         // Signed in (an address change, or a confirmation in the same
         // browser): back to the account, not to the sign-in form.
@@ -134,23 +91,7 @@ async fn resend(
     let signal = &state.jobs;
     ratelimit::per_ip(redis, settings, PerIp::VerifyResend, &meta).await?;
     if let Ok(email) = normalise_email(&form.email) {
-        let base = settings.clone();
-        db::run(pool, move |conn| {
-            conn.transaction(|conn| {
-                let Some(user) = User::find_by_email(conn, &email)?.filter(|u| u.email_verified_at.is_none()) else {
-                    return Ok(());
-                };
-                let recent = tokens::last_issued(conn, user.id, Purpose::VerifyEmail)?
-                    .is_some_and(|t| Utc::now() - t < RESEND_INTERVAL);
-                if recent {
-                    return Ok(());
-                }
-                send_link(conn, &base, &user, &email)?;
-                AuditEvent::new("auth", "verify_resend", &meta).target_user(user.id, &user.username).record(conn)?;
-                Ok(())
-            })
-        })
-        .await?;
+        mail_links::request(pool, settings, MailedLink::VerifyEmail, email, false, &meta).await?;
         signal.notify();
     }
     FlashMessage::info("If that address is waiting for confirmation, a new link is on its way.").send();

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use diesel::prelude::*;
 use serde_json::Value;
 
+use super::context::{Run, TxError};
 use super::source::{opt_text, parse_time, IMAGE_DIR};
-use super::{Run, TxError};
 use crate::achievements::model::{self as custom, NewCustomAchievement};
+use crate::achievements::shared::model::{self as community, ImportedShare};
 use crate::achievements::Condition;
-use crate::community::model::{self as community, ImportedShare};
 use crate::images::{model as images, process, Processed, MAX_UPLOAD_BYTES};
 
 /// Legacy counters of the shared achievements this run added, put back

@@ -8,8 +8,9 @@ use chrono::DateTime;
 use diesel::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::context::{Loading, Run, TxError};
+use super::report::Report;
 use super::source::{read_library, CsvFile, LegacyUser};
-use super::{Report, Run, TxError};
 use crate::models::game::{Game, GameAchievement, ImportedDefinitions};
 use crate::models::library::{self, EntryRow, UnlockRow};
 
@@ -324,11 +325,11 @@ pub(crate) fn import_rows(
         }
         let existing = crate::db::bulk::estimated_rows(run.conn, BULK_TABLES[0])?;
         let bulk = match run.opts.loading {
-            super::Loading::Auto => {
+            Loading::Auto => {
                 incoming >= BULK_MIN_ROWS && incoming >= u64::try_from(existing).unwrap_or(0).saturating_mul(4)
             }
-            super::Loading::RowByRow => false,
-            super::Loading::Bulk => true,
+            Loading::RowByRow => false,
+            Loading::Bulk => true,
         };
         let stripped = if bulk { crate::db::bulk::strip(run.conn, &BULK_TABLES, BULK_LOCK_WAIT)? } else { None };
         let nothing = Held::default();

@@ -278,7 +278,7 @@ pub(crate) fn restore(conn: &mut PgConnection, run_id: i64) -> QueryResult<Resto
     let ids: Vec<i64> = moved.iter().map(|c| c.id).collect();
     let tries: Vec<i32> = moved.iter().map(|c| c.tries).collect();
     let completions: Vec<i32> = moved.iter().map(|c| c.completions).collect();
-    crate::community::model::take_back_counts(conn, &ids, &tries, &completions)?;
+    crate::achievements::shared::model::take_back_counts(conn, &ids, &tries, &completions)?;
 
     let mut drifted: Vec<i64> = Vec::new();
     let mut logged: Vec<i64> = Vec::new();

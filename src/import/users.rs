@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use diesel::prelude::*;
 
+use super::context::{Run, TxError};
 use super::source::{parse_time, LegacyUser};
-use super::{Run, TxError};
 use crate::auth::legacy_hash;
 use crate::models::user::{ImportedUser, User};
 use crate::names;

@@ -8,7 +8,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
-use diesel::Connection;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +20,7 @@ use crate::error::AppError;
 use crate::jobs::model::{self as jobs, Job};
 use crate::jobs::STEAM_SYNC;
 use crate::layout::PageContext;
-use crate::models::library::{request_full_resync, unsynced_count, unsynced_games, RemovedGame, UnsyncedGame};
+use crate::models::library::{unsynced_count, unsynced_games, RemovedGame, UnsyncedGame};
 use crate::ratelimit::{self, Limit};
 use crate::response::{render, render_status, see_other};
 use crate::state::AppState;
@@ -160,19 +159,7 @@ async fn start_sync(current: CurrentUser, state: &AppState, everything: bool) ->
         .send();
         return Ok(see_other("/settings/steam"));
     }
-    let queued = db::run(pool, move |conn| {
-        conn.transaction(|conn| {
-            if !SteamAccount::find(conn, user_id)?.is_some_and(|a| a.is_linked()) {
-                return Ok(None);
-            }
-            if everything {
-                request_full_resync(conn, user_id)?;
-                SteamAccount::request_resync(conn, user_id)?;
-            }
-            Ok(Some(jobs::enqueue(conn, STEAM_SYNC, user_id)?))
-        })
-    })
-    .await?;
+    let queued = service::queue_sync(pool, user_id, everything).await?;
     match (queued, everything) {
         (None, _) => FlashMessage::error("Link a Steam account first.").send(),
         (Some(true), false) => {

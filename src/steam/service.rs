@@ -340,6 +340,26 @@ pub struct AdminOverview {
     pub proven: i64,
 }
 
+/// Queues a sync of `user_id`'s library; `everything` first marks every
+/// game to be fetched again, not only those whose playtime moved. `None`
+/// when no Steam account is linked; `Some(false)` when a sync is already
+/// queued or running (it takes the marks with it).
+pub async fn queue_sync(pool: &db::PgPool, user_id: i64, everything: bool) -> Result<Option<bool>, AppError> {
+    db::run(pool, move |conn| {
+        conn.transaction(|conn| {
+            if !SteamAccount::find(conn, user_id)?.is_some_and(|a| a.is_linked()) {
+                return Ok(None);
+            }
+            if everything {
+                crate::models::library::request_full_resync(conn, user_id)?;
+                SteamAccount::request_resync(conn, user_id)?;
+            }
+            Ok(Some(jobs::enqueue(conn, STEAM_SYNC, user_id)?))
+        })
+    })
+    .await
+}
+
 /// The instance key, its use today and the SteamID conflicts (a page of
 /// 50, newest first).
 pub async fn admin_overview(state: &AppState, page: i64) -> Result<AdminOverview, AppError> {

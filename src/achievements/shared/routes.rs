@@ -6,9 +6,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::model::{self, SharedRow, PAGE_SIZE};
-use super::service::{self, ImportOutcome};
-use crate::achievements::model as achievements;
-use crate::audit::{AuditEvent, RequestMeta};
+use super::service::{self, ImportOutcome, ShareOutcome};
+use crate::audit::RequestMeta;
 use crate::auth::extractors::CurrentUser;
 use crate::db::{self};
 use crate::error::AppError;
@@ -109,31 +108,16 @@ async fn share(
     meta: RequestMeta,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let (user_id, source_id) = (current.user.id, path.into_inner());
-    let row = db::run(pool, move |conn| achievements::find_owned(conn, source_id, user_id)?.ok_or(AppError::NotFound))
-        .await?;
-    if current.user.email_verified_at.is_none() {
-        FlashMessage::error("Verify your email address before sharing achievements.").send();
-        return Ok(see_other("/achievements"));
+    let verified = current.user.email_verified_at.is_some();
+    match service::share(&state.pool, current.user.id, verified, path.into_inner(), &meta).await? {
+        ShareOutcome::Shared { name } => {
+            FlashMessage::success(format!("Shared \u{201c}{name}\u{201d} with the community.")).send()
+        }
+        ShareOutcome::Unverified => {
+            FlashMessage::error("Verify your email address before sharing achievements.").send()
+        }
+        ShareOutcome::NeedsEdit => FlashMessage::error("Fix this achievement's condition before sharing it.").send(),
     }
-    if row.needs_edit {
-        FlashMessage::error("Fix this achievement's condition before sharing it.").send();
-        return Ok(see_other("/achievements"));
-    }
-    db::run(pool, move |conn| {
-        conn.build_transaction().run(|conn| {
-            let id = model::share(conn, source_id, user_id)?;
-            AuditEvent::new("community", "share", &meta)
-                .actor(user_id)
-                .target_text(source_id.to_string())
-                .details(serde_json::json!({ "community_id": id }))
-                .record(conn)
-        })?;
-        Ok(())
-    })
-    .await?;
-    FlashMessage::success(format!("Shared \u{201c}{}\u{201d} with the community.", row.name)).send();
     Ok(see_other("/achievements"))
 }
 
@@ -143,20 +127,7 @@ async fn unshare(
     meta: RequestMeta,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let pool = &state.pool;
-    let (user_id, source_id) = (current.user.id, path.into_inner());
-    db::run(pool, move |conn| {
-        achievements::find_owned(conn, source_id, user_id)?.ok_or(AppError::NotFound)?;
-        conn.build_transaction().run(|conn| {
-            model::set_active(conn, source_id, false)?;
-            AuditEvent::new("community", "unshare", &meta)
-                .actor(user_id)
-                .target_text(source_id.to_string())
-                .record(conn)
-        })?;
-        Ok(())
-    })
-    .await?;
+    service::unshare(&state.pool, current.user.id, path.into_inner(), &meta).await?;
     FlashMessage::info("No longer shared. Copies others imported stay theirs.").send();
     Ok(see_other("/achievements"))
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text, Timestamptz};
 
-use super::super::achievements::condition::describe_progress;
+use crate::achievements::condition::describe_progress;
 use crate::images::model as images;
 use crate::images::ImageRef;
 use crate::schema::{community_achievements, community_takers, custom_achievements};

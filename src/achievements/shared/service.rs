@@ -48,6 +48,68 @@ pub async fn import(
     .await
 }
 
+/// What asking to share a goal came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ShareOutcome {
+    /// Listed (or listed again), under this name.
+    Shared { name: String },
+    /// Only owners with a confirmed address may share.
+    Unverified,
+    /// Its condition names something that no longer exists.
+    NeedsEdit,
+}
+
+/// Lists the owner's goal `source_id` in the community (or refreshes its
+/// listing) and audits it, in one transaction. Another user's goal is
+/// `NotFound`.
+pub async fn share(
+    pool: &db::PgPool,
+    user_id: i64,
+    verified: bool,
+    source_id: i64,
+    meta: &RequestMeta,
+) -> Result<ShareOutcome, AppError> {
+    let meta = meta.clone();
+    db::run(pool, move |conn| {
+        conn.transaction(|conn| {
+            let row = custom::find_owned(conn, source_id, user_id)?.ok_or(AppError::NotFound)?;
+            if !verified {
+                return Ok(ShareOutcome::Unverified);
+            }
+            if row.needs_edit {
+                return Ok(ShareOutcome::NeedsEdit);
+            }
+            let id = model::share(conn, source_id, user_id)?;
+            AuditEvent::new("community", "share", &meta)
+                .actor(user_id)
+                .target_text(source_id.to_string())
+                .details(serde_json::json!({ "community_id": id }))
+                .record(conn)?;
+            Ok(ShareOutcome::Shared { name: row.name.clone() })
+        })
+    })
+    .await
+}
+
+/// Takes the owner's goal `source_id` out of the community list (copies
+/// others made stay theirs) and audits it. Another user's goal is
+/// `NotFound`.
+pub async fn unshare(pool: &db::PgPool, user_id: i64, source_id: i64, meta: &RequestMeta) -> Result<(), AppError> {
+    let meta = meta.clone();
+    db::run(pool, move |conn| {
+        conn.transaction(|conn| {
+            custom::find_owned(conn, source_id, user_id)?.ok_or(AppError::NotFound)?;
+            model::set_active(conn, source_id, false)?;
+            AuditEvent::new("community", "unshare", &meta)
+                .actor(user_id)
+                .target_text(source_id.to_string())
+                .record(conn)?;
+            Ok(())
+        })
+    })
+    .await
+}
+
 fn copy(conn: &mut PgConnection, community_id: i64, user_id: i64, limit: i64) -> QueryResult<ImportOutcome> {
     let Some(share) = model::lock_for_copy(conn, community_id)? else { return Ok(ImportOutcome::NotFound) };
     if share.creator_id == Some(user_id) {

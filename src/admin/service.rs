@@ -1,0 +1,186 @@
+//! The admin console's use cases: acting on accounts, moderating shared
+//! goals and emptying the page cache. Each runs in one transaction with its
+//! audit entry, so an action is never done without its record.
+
+use diesel::prelude::*;
+
+use crate::audit::{AuditEvent, RequestMeta};
+use crate::auth::session::UserSession;
+use crate::db::{self, PgPool};
+use crate::error::AppError;
+use crate::models::user::{Role, User};
+
+/// What an admin can do to one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountAction {
+    Lock,
+    Unlock,
+    Verify,
+    Reset2fa,
+    EndSessions,
+    MakeAdmin,
+    MakeUser,
+}
+
+impl AccountAction {
+    /// The action named in a URL (`reset-2fa`).
+    pub fn parse(s: &str) -> Option<AccountAction> {
+        Some(match s {
+            "lock" => AccountAction::Lock,
+            "unlock" => AccountAction::Unlock,
+            "verify" => AccountAction::Verify,
+            "reset-2fa" => AccountAction::Reset2fa,
+            "end-sessions" => AccountAction::EndSessions,
+            "make-admin" => AccountAction::MakeAdmin,
+            "make-user" => AccountAction::MakeUser,
+            _ => return None,
+        })
+    }
+    /// Its name in URLs, the inverse of `parse`.
+    pub fn slug(self) -> &'static str {
+        match self {
+            AccountAction::Lock => "lock",
+            AccountAction::Unlock => "unlock",
+            AccountAction::Verify => "verify",
+            AccountAction::Reset2fa => "reset-2fa",
+            AccountAction::EndSessions => "end-sessions",
+            AccountAction::MakeAdmin => "make-admin",
+            AccountAction::MakeUser => "make-user",
+        }
+    }
+    /// The audit log's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccountAction::Lock => "lock",
+            AccountAction::Unlock => "unlock",
+            AccountAction::Verify => "mark_verified",
+            AccountAction::Reset2fa => "reset_2fa",
+            AccountAction::EndSessions => "end_sessions",
+            AccountAction::MakeAdmin | AccountAction::MakeUser => "change_role",
+        }
+    }
+    /// Changes who may administer: needs a fresh password.
+    pub fn sensitive(self) -> bool {
+        matches!(self, AccountAction::MakeAdmin | AccountAction::MakeUser)
+    }
+}
+
+fn apply(conn: &mut PgConnection, action: AccountAction, user: &User) -> QueryResult<String> {
+    Ok(match action {
+        AccountAction::Lock => {
+            User::set_locked(conn, user.id)?;
+            UserSession::revoke_all_except(conn, user.id, None)?;
+            format!("{} is locked and signed out everywhere.", user.username)
+        }
+        AccountAction::Unlock => {
+            User::unlock(conn, user.id)?;
+            format!("{} is unlocked.", user.username)
+        }
+        AccountAction::Verify => {
+            User::mark_email_verified(conn, user.id)?;
+            format!("{}'s email address is marked as verified.", user.username)
+        }
+        AccountAction::Reset2fa => {
+            crate::auth::totp::disable(conn, user.id)?;
+            format!("Two-factor authentication is off for {}; they can enrol again.", user.username)
+        }
+        AccountAction::EndSessions => {
+            let n = UserSession::revoke_all_except(conn, user.id, None)?;
+            format!("Ended {n} session(s) of {}.", user.username)
+        }
+        AccountAction::MakeAdmin | AccountAction::MakeUser => {
+            let role = if action == AccountAction::MakeAdmin { Role::Admin } else { Role::User };
+            User::set_role(conn, user.id, role)?;
+            format!("{} is now {}.", user.username, role.as_str())
+        }
+    })
+}
+
+/// Applies `action` to `user` on behalf of admin `actor` and audits it;
+/// returns what to tell the admin.
+pub async fn act_on_account(
+    pool: &PgPool,
+    actor: i64,
+    user: User,
+    action: AccountAction,
+    meta: &RequestMeta,
+) -> Result<String, AppError> {
+    let meta = meta.clone();
+    db::run(pool, move |conn| {
+        conn.transaction(|conn| {
+            let message = apply(conn, action, &user)?;
+            AuditEvent::new("admin", action.name(), &meta)
+                .actor(actor)
+                .target_user(user.id, &user.username)
+                .details(serde_json::json!({ "action": action.slug() }))
+                .record(conn)?;
+            Ok(message)
+        })
+    })
+    .await
+}
+
+/// Deletes `user` with everything it owns (shared goals stay, shown as by
+/// a deleted user), audits it, then removes images nobody uses any more.
+pub async fn delete_account(
+    pool: &PgPool,
+    storage: &crate::images::storage::SharedStorage,
+    actor: i64,
+    user: User,
+    meta: &RequestMeta,
+) -> Result<(), AppError> {
+    let (meta, storage) = (meta.clone(), storage.clone());
+    db::run(pool, move |conn| {
+        conn.transaction(|conn| {
+            User::delete(conn, user.id)?;
+            AuditEvent::new("admin", "delete_user", &meta)
+                .actor(actor)
+                .target_user(user.id, &user.username)
+                .record(conn)
+        })?;
+        crate::images::model::sweep_orphans(conn, storage.as_ref(), None);
+        Ok(())
+    })
+    .await
+}
+
+/// Hides shared goal `id` from the community (or restores it) and drops
+/// every cached page at once: hidden means hidden now, not within the
+/// cache's minute. `NotFound` when there is no such shared goal.
+pub async fn set_shared_hidden(
+    pool: &PgPool,
+    actor: i64,
+    id: i64,
+    hide: bool,
+    meta: &RequestMeta,
+) -> Result<(), AppError> {
+    let meta = meta.clone();
+    db::run(pool, move |conn| {
+        conn.transaction(|conn| {
+            if !crate::achievements::shared::model::set_hidden(conn, id, hide.then_some(actor))? {
+                return Err(AppError::NotFound);
+            }
+            crate::rarity::model::clear_cached_pages(conn)?;
+            AuditEvent::new("admin", if hide { "hide_shared" } else { "restore_shared" }, &meta)
+                .actor(actor)
+                .target_text(id.to_string())
+                .record(conn)?;
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// Empties the page cache on every instance (the epoch every request reads
+/// moves) and audits it.
+pub async fn clear_cached_pages(pool: &PgPool, actor: i64, meta: &RequestMeta) -> Result<(), AppError> {
+    let meta = meta.clone();
+    db::run(pool, move |conn| {
+        conn.transaction(|conn| {
+            crate::rarity::model::clear_cached_pages(conn)?;
+            AuditEvent::new("admin", "clear_cache", &meta).actor(actor).record(conn)
+        })
+        .map_err(AppError::from)
+    })
+    .await
+}
