@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use questline::auth::password::PasswordHasher;
+use questline::infra::password::PasswordHasher;
 use secrecy::SecretString;
 
 fn median(mut v: Vec<Duration>) -> Duration {

@@ -71,7 +71,7 @@ fn fresh_db() -> Db {
     env.insert("UPLOAD_DIR".into(), uploads.to_string_lossy().into_owned());
     let settings = Settings::from_lookup(|k| env.get(k).cloned()).unwrap();
     let mut conn = PgConnection::establish(&common::server_url(&name)).unwrap();
-    questline::db::run_migrations(&mut conn).unwrap();
+    questline::models::migrate(&mut conn).unwrap();
     Db { name, settings, conn, uploads }
 }
 

@@ -4,8 +4,8 @@ use diesel::prelude::*;
 
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::email_address::normalise_email;
-use crate::auth::password;
 use crate::auth::register::check_username;
+use crate::infra::password;
 use crate::models::user::{NewUser, Role, User};
 
 /// What `create_admin` did.

@@ -183,10 +183,13 @@ pub fn pending_migrations(conn: &mut PgConnection) -> anyhow::Result<Vec<String>
 }
 
 /// Applies pending migrations under an advisory lock and returns their
-/// names; then fills in the username keys the database cannot compute
-/// itself (`crate::names`), under the same lock so two nodes starting at
-/// once do not race for a rename.
-pub fn run_migrations(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
+/// names; then runs `after` under the same lock (what the database cannot
+/// compute itself, so two nodes starting at once do not race for it).
+/// `crate::models::migrate` is the one caller, with the username keys.
+pub fn run_migrations(
+    conn: &mut PgConnection,
+    after: impl FnOnce(&mut PgConnection) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<String>> {
     diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
         .execute(conn)
         .context("taking the migration lock")?;
@@ -194,13 +197,7 @@ pub fn run_migrations(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
         .run_pending_migrations(MIGRATIONS)
         .map(|applied| applied.iter().map(|m| m.to_string()).collect::<Vec<String>>())
         .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))
-        .and_then(|applied| {
-            let renamed = crate::models::user::User::fill_missing_keys(conn).context("filling in username keys")?;
-            for (from, to) in renamed {
-                tracing::warn!(from = %from, to = %to, "renamed an account: its name equals an older one's without regard to case or Unicode form");
-            }
-            Ok(applied)
-        });
+        .and_then(|applied| after(conn).map(|()| applied));
     // Unlock even when a migration failed, or a retry in this session would wait forever.
     let unlock = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
         .execute(conn)

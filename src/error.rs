@@ -115,8 +115,8 @@ impl From<diesel::result::Error> for AppError {
     }
 }
 
-impl From<crate::auth::typed_session::SessionWriteError> for AppError {
-    fn from(e: crate::auth::typed_session::SessionWriteError) -> Self {
+impl From<crate::typed_session::SessionWriteError> for AppError {
+    fn from(e: crate::typed_session::SessionWriteError) -> Self {
         AppError::Internal(anyhow::Error::new(e))
     }
 }

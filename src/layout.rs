@@ -9,7 +9,7 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use actix_web_flash_messages::{IncomingFlashMessages, Level};
 
-use crate::auth::typed_session::AppSession;
+use crate::typed_session::AppSession;
 
 /// One message shown once at the top of the next page.
 #[derive(Debug, Clone)]

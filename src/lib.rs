@@ -22,6 +22,7 @@ pub mod health;
 pub mod home;
 pub mod images;
 pub mod import;
+pub mod infra;
 pub mod jobs;
 pub mod layout;
 pub mod metrics;
@@ -42,7 +43,9 @@ pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod steam;
+pub mod steam_ids;
 pub mod telemetry;
+pub mod typed_session;
 pub mod versions;
 pub mod views;
 

@@ -201,7 +201,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
 fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let pool = db::build_pool(settings);
     let mut conn = pool.get().context("connecting to PostgreSQL (DATABASE_URL)")?;
-    let applied = db::run_migrations(&mut conn)?;
+    let applied = questline::models::migrate(&mut conn)?;
     if applied.is_empty() {
         println!("database is up to date");
     }

@@ -271,7 +271,7 @@ impl Settings {
             &mut problems,
             parse_http_url,
         );
-        let steam_api_key = match get("STEAM_API_KEY").map(|k| crate::steam::ids::valid_api_key(&k)) {
+        let steam_api_key = match get("STEAM_API_KEY").map(|k| crate::steam_ids::valid_api_key(&k)) {
             None => None,
             Some(Ok(k)) => Some(SecretString::from(k)),
             Some(Err(_)) => {

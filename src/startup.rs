@@ -115,7 +115,7 @@ impl Application {
             let pool = pool.clone();
             let applied = web::block(move || -> anyhow::Result<Vec<String>> {
                 let mut conn = pool.get().context("connecting to PostgreSQL (DATABASE_URL)")?;
-                db::run_migrations(&mut conn)
+                crate::models::migrate(&mut conn)
             })
             .await??;
             for name in applied {
@@ -206,7 +206,7 @@ fn run(
 
     let server = HttpServer::new(move || {
         let session = SessionMiddleware::builder(session_store.clone(), key.clone())
-            .cookie_name(crate::auth::typed_session::SESSION_COOKIE.to_owned())
+            .cookie_name(crate::typed_session::SESSION_COOKIE.to_owned())
             .cookie_secure(https)
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)

@@ -9,18 +9,18 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpRequest};
 
-use crate::admin::maintenance_switch::MaintenanceCache;
-use crate::auth::password::PasswordHasher;
 use crate::cache::Redis;
 use crate::crypto::Cipher;
 use crate::db::PgPool;
-use crate::images::storage::{LocalStorage, SharedStorage};
-use crate::jobs::signal::JobSignal;
-use crate::metrics::Metrics;
+use crate::infra::job_signal::JobSignal;
+use crate::infra::maintenance_switch::MaintenanceCache;
+use crate::infra::metrics::Metrics;
+use crate::infra::password::PasswordHasher;
+use crate::infra::steam_client::{KeyBudget, RetryPolicy, SteamClient};
+use crate::infra::storage::{LocalStorage, SharedStorage};
+use crate::infra::streams::StreamCounter;
 use crate::replica::Reads;
 use crate::settings::Settings;
-use crate::steam::client::{KeyBudget, RetryPolicy, SteamClient};
-use crate::steam::streams::StreamCounter;
 use crate::views::Views;
 
 /// Data exports built at once per process: each reads a whole account and
@@ -51,7 +51,7 @@ pub struct AppState {
     /// The Steam Web API client, with its per-key call budget.
     pub steam: SteamClient,
     /// Steam's OpenID provider, for "Sign in through Steam".
-    pub openid: crate::steam::openid::Provider,
+    pub openid: crate::infra::openid::Provider,
     /// Wakes this instance's job worker when a job (a sync, a mail) is queued.
     pub jobs: JobSignal,
     /// Open sync-progress streams per user.
@@ -92,7 +92,7 @@ impl AppState {
             cipher: Cipher::from_settings(&settings),
             storage: Arc::new(LocalStorage::new(settings.upload_dir.clone())),
             steam,
-            openid: crate::steam::openid::Provider::new(settings.steam_openid_url.clone()),
+            openid: crate::infra::openid::Provider::new(settings.steam_openid_url.clone()),
             jobs: JobSignal::default(),
             streams: StreamCounter::default(),
             maintenance: MaintenanceCache::default(),

@@ -12,11 +12,11 @@ use super::service;
 use crate::audit::RequestMeta;
 use crate::auth::extractors::CurrentUser;
 use crate::auth::reauth::require_recent_auth;
-use crate::auth::typed_session::AppSession;
 use crate::error::AppError;
 use crate::layout::PageContext;
 use crate::response::{render, see_other};
 use crate::state::AppState;
+use crate::typed_session::AppSession;
 
 const PAGE: &str = "/account/data";
 

@@ -15,7 +15,7 @@ use zip::write::SimpleFileOptions;
 
 use crate::error::AppError;
 use crate::images::model::OwnedFile;
-use crate::images::storage::Storage;
+use crate::infra::storage::Storage;
 use crate::models::history;
 use crate::models::score;
 use crate::models::user::User;

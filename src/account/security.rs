@@ -14,15 +14,15 @@ use super::view::AccountView;
 use crate::audit::RequestMeta;
 use crate::auth::email_address::{normalise_email, EmailForm};
 use crate::auth::extractors::CurrentUser;
-use crate::auth::password::{self};
 use crate::auth::redirect::safe_next;
 use crate::auth::totp;
-use crate::auth::typed_session::AppSession;
 use crate::error::AppError;
+use crate::infra::password::{self};
 use crate::layout::PageContext;
 use crate::ratelimit::{self, PerAccount};
 use crate::response::{render, render_status, see_other};
 use crate::state::AppState;
+use crate::typed_session::AppSession;
 
 /// Refuses unless the password was confirmed in the last ten minutes.
 fn require_recent_auth(req: &HttpRequest) -> Result<(), AppError> {

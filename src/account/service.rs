@@ -8,13 +8,13 @@ use diesel::prelude::*;
 use secrecy::SecretString;
 
 use crate::audit::{AuditEvent, RequestMeta};
-use crate::auth::password::PasswordHasher;
 use crate::auth::session::UserSession;
 use crate::auth::totp;
 use crate::crypto::Cipher;
 use crate::db::{self, PgPool};
 use crate::email::messages::{AccountDeleted, AddressInUse, EmailChangeNotice, PasswordChanged};
 use crate::error::AppError;
+use crate::infra::password::PasswordHasher;
 use crate::models::user::User;
 use crate::ratelimit::{self, PerIp};
 use crate::state::AppState;

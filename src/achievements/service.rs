@@ -14,8 +14,8 @@ use crate::audit::{AuditEvent, RequestMeta};
 use crate::db::{self, PgPool};
 use crate::error::AppError;
 use crate::images::model::{self as images, StoreError, UploadRecord};
-use crate::images::storage::SharedStorage;
 use crate::images::{process_bounded, ImageError, Processed};
+use crate::infra::storage::SharedStorage;
 use crate::state::AppState;
 
 /// What an edit asks for besides the form's values.

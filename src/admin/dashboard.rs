@@ -69,7 +69,7 @@ async fn dashboard(ctx: PageContext, _admin: AdminUser, state: web::Data<AppStat
     let redis_ms = redis.ping().await.ok().map(|_| started.elapsed().as_secs_f64() * 1000.0);
     let cache_hit_rate = views.hit_rate();
     let replica = reads.status();
-    let maintenance = super::maintenance_switch::read(redis).await.unwrap_or(false);
+    let maintenance = crate::infra::maintenance_switch::read(redis).await.unwrap_or(false);
     let steam = crate::steam::service::admin_overview(app, 1).await?;
     render(&DashboardPage {
         ctx,

@@ -1,5 +1,5 @@
 //! Maintenance mode: everyone but admins gets the 503 page, and the admin
-//! button that flips it. The switch itself is in `maintenance_switch`.
+//! button that flips it. The switch itself is in `crate::infra::maintenance_switch`.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -7,12 +7,12 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use actix_web_flash_messages::FlashMessage;
 
-use super::maintenance_switch::{self};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::extractors::AdminUser;
 use crate::auth::reauth::require_recent_auth;
 use crate::db::{self};
 use crate::error::AppError;
+use crate::infra::maintenance_switch::{self};
 use crate::response::see_other;
 use crate::state::AppState;
 

@@ -7,7 +7,6 @@ pub mod community;
 pub mod dashboard;
 pub mod jobs;
 pub mod maintenance;
-pub mod maintenance_switch;
 pub mod rarity;
 pub mod security;
 pub mod service;

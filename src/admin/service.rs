@@ -124,7 +124,7 @@ pub async fn act_on_account(
 /// a deleted user), audits it, then removes images nobody uses any more.
 pub async fn delete_account(
     pool: &PgPool,
-    storage: &crate::images::storage::SharedStorage,
+    storage: &crate::infra::storage::SharedStorage,
     actor: i64,
     user: User,
     meta: &RequestMeta,

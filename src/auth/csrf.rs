@@ -9,8 +9,8 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError};
 
-use super::typed_session::AppSession;
 use crate::error::AppError;
+use crate::typed_session::AppSession;
 
 /// The form field carrying the token.
 pub const FIELD: &str = "csrf_token";

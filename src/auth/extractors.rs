@@ -11,12 +11,12 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
-use super::typed_session::{AppSession, SESSION_COOKIE};
 use crate::db;
 use crate::error::AppError;
 use crate::layout::{NavUser, Viewer};
 use crate::models::user::User;
 use crate::state::AppState;
+use crate::typed_session::{AppSession, SESSION_COOKIE};
 
 /// The signed-in user of this request, checked against the registry.
 #[derive(Debug, Clone)]

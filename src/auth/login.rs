@@ -10,12 +10,12 @@ use serde::Deserialize;
 use super::extractors::{self, CurrentUser};
 use super::redirect::safe_next;
 use super::sign_in::{self, Outcome, BAD_LOGIN};
-use super::typed_session::AppSession;
 use crate::audit::RequestMeta;
 use crate::error::AppError;
 use crate::layout::PageContext;
 use crate::response::{render, render_status, see_other};
 use crate::state::AppState;
+use crate::typed_session::AppSession;
 
 #[derive(Template)]
 #[template(path = "auth/login.html")]

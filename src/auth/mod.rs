@@ -4,10 +4,8 @@
 pub mod csrf;
 pub mod email_address;
 pub mod extractors;
-pub mod legacy_hash;
 pub mod login;
 pub mod mail_links;
-pub mod password;
 pub mod reauth;
 pub mod redirect;
 pub mod register;
@@ -16,12 +14,9 @@ pub mod session;
 pub mod session_store;
 pub mod sign_in;
 pub mod sign_up;
-pub mod steam_login;
-pub mod steam_sign_in;
 pub mod tokens;
 pub mod totp;
 pub mod two_factor;
-pub mod typed_session;
 pub mod verify;
 
 /// Registers the routes of this module.
@@ -30,6 +25,5 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     verify::routes(cfg);
     two_factor::routes(cfg);
     login::routes(cfg);
-    steam_login::routes(cfg);
     reset::routes(cfg);
 }

@@ -4,8 +4,8 @@
 use actix_web::HttpRequest;
 use chrono::Utc;
 
-use super::typed_session::AppSession;
 use crate::error::AppError;
+use crate::typed_session::AppSession;
 
 /// How long a re-authentication covers sensitive changes.
 pub const REAUTH_SECS: i64 = 600;

@@ -8,10 +8,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::email_address::normalise_email;
-use super::password;
 use super::sign_up;
 use crate::audit::RequestMeta;
 use crate::error::AppError;
+use crate::infra::password;
 use crate::layout::PageContext;
 use crate::ratelimit::{self, PerIp};
 use crate::response::{render, render_status, see_other};

@@ -11,9 +11,9 @@ use serde::Deserialize;
 
 use super::email_address::{normalise_email, EmailForm};
 use super::mail_links::{self, MailedLink};
-use super::password::{self};
 use crate::audit::RequestMeta;
 use crate::error::AppError;
+use crate::infra::password::{self};
 use crate::layout::PageContext;
 use crate::ratelimit::{self, PerAccount, PerIp};
 use crate::response::{render, render_status, see_other};

@@ -37,7 +37,7 @@ impl NamespacedSessionStore {
     }
 
     fn ttl_for(state: &HashMap<String, String>, ttl: &Duration) -> Duration {
-        if state.keys().any(|k| super::typed_session::marks_signed_in(k)) {
+        if state.keys().any(|k| crate::typed_session::marks_signed_in(k)) {
             *ttl
         } else {
             (*ttl).min(ANONYMOUS_TTL)

@@ -8,7 +8,6 @@ use secrecy::SecretString;
 
 use super::session::UserSession;
 use super::totp;
-use super::typed_session::{AppSession, PendingSecondFactor};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::db;
 use crate::email::messages::{AccountLocked, NewDeviceLogin};
@@ -16,6 +15,7 @@ use crate::error::AppError;
 use crate::models::user::{Status, User};
 use crate::ratelimit::{self, PerIp};
 use crate::state::AppState;
+use crate::typed_session::{AppSession, PendingSecondFactor};
 
 /// Consecutive failures that lock an account.
 pub const LOCKOUT_THRESHOLD: i32 = 5;
@@ -55,7 +55,7 @@ pub async fn password_step(
     // Verified even when there is no account or it is locked, so every
     // answer costs one argon2 run.
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let legacy = stored.as_deref().is_some_and(super::legacy_hash::is_legacy);
+    let legacy = stored.as_deref().is_some_and(crate::infra::legacy_hash::is_legacy);
     let password_ok = state.hasher.verify(stored, password.clone()).await?;
     // A legacy Werkzeug hash is replaced by argon2id at its first success.
     let upgraded = if password_ok && legacy { Some(state.hasher.hash(password).await?) } else { None };

@@ -5,11 +5,10 @@
 pub mod model;
 pub mod process;
 pub mod serve;
-pub mod storage;
 
+pub use crate::infra::storage::{LocalStorage, Storage};
 pub use model::{Image, ImageRef, StoredImage};
 pub use process::{process, process_bounded, ImageError, Processed, MAX_UPLOAD_BYTES};
-pub use storage::{LocalStorage, Storage};
 
 /// The image routes.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {

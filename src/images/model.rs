@@ -6,8 +6,8 @@ use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 use rand::RngCore;
 
 use super::process::Processed;
-use super::storage::Storage;
 use crate::error::AppError;
+use crate::infra::storage::Storage;
 use crate::schema::{image_blobs, images};
 
 /// An image as pages link to it.

@@ -11,7 +11,7 @@ use diesel::PgConnection;
 
 use super::report::Report;
 use crate::crypto::Cipher;
-use crate::images::storage::Storage;
+use crate::infra::storage::Storage;
 
 /// What to import and how.
 #[derive(Debug, Clone)]

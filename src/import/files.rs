@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::images::storage::Storage;
+use crate::infra::storage::Storage;
 
 /// Storage that records every key it is asked to write under run `run_id`.
 pub(crate) struct RecordingStorage {

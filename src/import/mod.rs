@@ -26,7 +26,7 @@ pub use report::Report;
 pub use source::SourceError;
 
 use crate::crypto::Cipher;
-use crate::images::storage::Storage;
+use crate::infra::storage::Storage;
 use crate::models::game::{Game, GameAchievement};
 use crate::models::library as libraries;
 use crate::models::user::User;
@@ -277,7 +277,7 @@ pub fn command(
             pending.join(", ")
         );
     } else {
-        crate::db::run_migrations(&mut conn)?;
+        crate::models::migrate(&mut conn)?;
     }
     if let Some(id) = rollback_id {
         let started = Instant::now();

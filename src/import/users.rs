@@ -7,12 +7,12 @@ use diesel::prelude::*;
 
 use super::context::{Run, TxError};
 use super::source::{parse_time, LegacyUser};
-use crate::auth::legacy_hash;
+use crate::infra::legacy_hash;
 use crate::models::user::{ImportedUser, User};
 use crate::names;
 use crate::schema::users;
 use crate::steam::account::SteamAccount;
-use crate::steam::ids::valid_api_key;
+use crate::steam_ids::valid_api_key;
 
 const KIND: &str = "users";
 /// Questline's column allows 64 characters; a rename adds a suffix.

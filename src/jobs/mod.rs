@@ -5,7 +5,6 @@
 pub mod kind;
 pub mod model;
 pub mod schedule;
-pub mod signal;
 pub mod worker;
 
 /// Queues the daily resync of every linked account due one (what the

@@ -6,8 +6,8 @@ use diesel::prelude::*;
 
 use super::account::SteamAccount;
 use super::fake::{FakeAchievement, FakeGame, FakeOwned, FakePlayer, FakeState, GameFault};
-use crate::auth::password;
 use crate::crypto::Cipher;
+use crate::infra::password;
 use crate::jobs::model as jobs;
 use crate::jobs::STEAM_SYNC;
 use crate::models::user::{NewUser, Role, User};

@@ -477,9 +477,9 @@ fn positive_assertion(
     return_to: &str,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Vec<(String, String)> {
-    let id = format!("{}{steam_id}", super::openid::CLAIMED_ID_PREFIX);
+    let id = format!("{}{steam_id}", crate::infra::openid::CLAIMED_ID_PREFIX);
     let mut fields: Vec<(String, String)> = [
-        ("ns", super::openid::NS.to_owned()),
+        ("ns", crate::infra::openid::NS.to_owned()),
         ("mode", "id_res".to_owned()),
         ("op_endpoint", endpoint.to_owned()),
         ("claimed_id", id.clone()),
@@ -560,7 +560,7 @@ async fn openid_page(
         .collect();
     let cancel = return_url(
         return_to,
-        &[("openid.ns".into(), super::openid::NS.into()), ("openid.mode".into(), "cancel".into())],
+        &[("openid.ns".into(), crate::infra::openid::NS.into()), ("openid.mode".into(), "cancel".into())],
     );
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
         "<!doctype html><html><head><meta name=\"viewport\" content=\"width=device-width\"><title>Sign In (fake Steam)</title><link rel=\"icon\" href=\"data:,\">\
@@ -601,5 +601,5 @@ async fn openid_check(state: web::Data<Mutex<FakeState>>, form: web::Form<Vec<(S
     let valid = !refuses
         && get("openid.mode").as_deref() == Some("check_authentication")
         && get("openid.sig").is_some_and(|sig| sig == signature(&fields));
-    HttpResponse::Ok().content_type("text/plain").body(format!("ns:{}\nis_valid:{valid}\n", super::openid::NS))
+    HttpResponse::Ok().content_type("text/plain").body(format!("ns:{}\nis_valid:{valid}\n", crate::infra::openid::NS))
 }

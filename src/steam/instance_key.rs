@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::client::ApiKey;
 use crate::crypto::Cipher;
 use crate::error::AppError;
+use crate::infra::steam_client::ApiKey;
 use crate::schema::instance_secrets;
 use crate::settings::Settings;
 

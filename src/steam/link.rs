@@ -1,5 +1,5 @@
 //! The Steam settings page: the linked account (proven by signing in
-//! through Steam, see `auth::steam_login`), the user's own Web API key if
+//! through Steam, see `steam::sign_in_routes`), the user's own Web API key if
 //! they want one, starting a sync and watching it live (server-sent events).
 
 use std::time::Duration;

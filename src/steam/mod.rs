@@ -1,24 +1,24 @@
-//! Steam: the Web API client, linked accounts, library sync and the pages
-//! that show the result.
+//! Steam: linked accounts, signing in through Steam, library sync and the
+//! pages that show the result (the Web API client and the OpenID provider
+//! are in `infra`).
 
 pub mod account;
-pub mod client;
 pub mod conflicts;
 pub mod demo;
 pub mod fake;
-pub mod ids;
 pub mod instance_key;
 pub mod library;
 pub mod link;
-pub mod openid;
 pub mod service;
+pub mod sign_in;
+pub mod sign_in_routes;
 pub mod stats;
-pub mod streams;
 pub mod sync;
 
 /// Registers the routes of this module.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     link::routes(cfg);
+    sign_in_routes::routes(cfg);
     library::routes(cfg);
     stats::routes(cfg);
 }

@@ -4,18 +4,18 @@ use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::account::SteamAccount;
-use super::client::{ApiKey, PlayerSummary, SteamError};
 use super::conflicts;
-use super::ids::valid_api_key;
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::db;
 use crate::email::messages::SteamIdClaimed;
 use crate::error::AppError;
+use crate::infra::steam_client::{ApiKey, PlayerSummary, SteamError};
 use crate::jobs::model as jobs;
 use crate::jobs::STEAM_SYNC;
 use crate::models::user::User;
 use crate::settings::Settings;
 use crate::state::AppState;
+use crate::steam_ids::valid_api_key;
 
 /// Why a running sync ended without finishing, as its job records it.
 const SUPERSEDED: &str = "Stopped: the Steam link changed while it ran; a new sync follows.";
@@ -330,7 +330,7 @@ pub async fn unlink(state: &AppState, user_id: i64, meta: &RequestMeta) -> Resul
 /// What the admin's Steam page shows.
 pub struct AdminOverview {
     pub key: Option<super::instance_key::KeyInfo>,
-    pub usage: super::client::SharedUsage,
+    pub usage: crate::infra::steam_client::SharedUsage,
     /// The heaviest users of the instance key today: (username, calls).
     pub top: Vec<(String, u64)>,
     pub conflicts: Vec<conflicts::Conflict>,

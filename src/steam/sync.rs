@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use futures_util::StreamExt;
 
 use super::account::SteamAccount;
-use super::client::{ApiKey, OwnedGame, SteamError};
+use crate::infra::steam_client::{ApiKey, OwnedGame, SteamError};
 use crate::jobs::kind::{Backoff, Done, JobError, JobFuture, JobKind};
 use crate::jobs::model::{self as jobs, Job, Lease};
 use crate::jobs::STEAM_SYNC;
@@ -481,8 +481,8 @@ async fn fetch_stats(ctx: &AppState, key: &ApiKey, game: &GameTodo) -> Result<()
 fn store_schema(
     conn: &mut PgConnection,
     appid: i64,
-    schema: &[super::client::SchemaAchievement],
-    globals: Option<&[super::client::GlobalPercent]>,
+    schema: &[crate::infra::steam_client::SchemaAchievement],
+    globals: Option<&[crate::infra::steam_client::GlobalPercent]>,
     globals_error: Option<String>,
 ) -> QueryResult<()> {
     conn.transaction(|conn| {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use diesel::pg::PgConnection;
 use diesel::{Connection, RunQueryDsl};
-use questline::db::{self, PgPool};
+use questline::db::PgPool;
 use questline::{settings, Application, Settings};
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -80,7 +80,7 @@ fn ensure_template() -> &'static str {
             diesel::sql_query(format!("CREATE DATABASE \"{building}\"")).execute(&mut admin).unwrap();
             {
                 let mut conn = PgConnection::establish(&database_url(&building)).unwrap();
-                db::run_migrations(&mut conn).expect("migrations apply to an empty database");
+                questline::models::migrate(&mut conn).expect("migrations apply to an empty database");
             }
             diesel::sql_query(format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\""))
                 .execute(&mut admin)

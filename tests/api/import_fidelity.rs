@@ -205,7 +205,7 @@ async fn names_stored_without_a_key_get_one_at_start_up_and_a_clash_is_renamed()
         .execute(&mut conn)
         .unwrap();
     assert!(questline::models::user::User::find_by_login(&mut conn, "plain").unwrap().is_some(), "found the old way");
-    questline::db::run_migrations(&mut conn).unwrap();
+    questline::models::migrate(&mut conn).unwrap();
     let rows: Vec<(String, Option<String>)> =
         users::table.select((users::username, users::username_key)).order(users::id).load(&mut conn).unwrap();
     assert_eq!(
@@ -411,7 +411,7 @@ async fn image_files_of_a_run_that_never_committed_are_removed() {
 
     // A run killed before its commit cannot clean up: the next one does.
     let storage = questline::images::LocalStorage::new(app.settings.upload_dir.clone());
-    questline::images::storage::Storage::put(&storage, "abkilled.png", b"half an import").unwrap();
+    questline::infra::storage::Storage::put(&storage, "abkilled.png", b"half an import").unwrap();
     diesel::sql_query("INSERT INTO import_files (run_id, storage_key) VALUES (999, 'abkilled.png')")
         .execute(&mut conn)
         .unwrap();

@@ -197,7 +197,7 @@ async fn a_name_ending_in_a_capital_sigma_signs_in_as_it_was_stored() {
         // to ς, the database's lower() to σ (or, in the C locale, not at
         // all): the unique index's rule must decide, on both sides. (One
         // fold for every locale, with the import's, is issue 30's.)
-        let hash = questline::auth::password::hash_now(PASSWORD).unwrap();
+        let hash = questline::infra::password::hash_now(PASSWORD).unwrap();
         let mut conn = app.pool.get().unwrap();
         let user = User::insert(
             &mut conn,

@@ -296,7 +296,7 @@ async fn a_cancelled_sign_in_says_so_and_changes_nothing() {
     let return_to = steam_start(&app, &app.client, "/login", "signin").await;
     let cancel = return_url(
         &return_to,
-        &[("openid.ns".into(), questline::steam::openid::NS.into()), ("openid.mode".into(), "cancel".into())],
+        &[("openid.ns".into(), questline::infra::openid::NS.into()), ("openid.mode".into(), "cancel".into())],
     );
     let res = app.client.get(cancel).send().await.unwrap();
     assert_eq!(location(&res), "/login");
@@ -627,7 +627,7 @@ async fn a_signature_over_a_return_address_with_newlines_cannot_be_recut_for_ano
     let eve = new_client();
     let ra = steam_start(&app, &eve, "/login", "signin").await;
     let e = app.settings.steam_openid_url.to_string();
-    let id = |n: u64| format!("{}{n}", questline::steam::openid::CLAIMED_ID_PREFIX);
+    let id = |n: u64| format!("{}{n}", questline::infra::openid::CLAIMED_ID_PREFIX);
     let (own, victim) = (id(OTHER_ID), id(STEAM_ID));
     let nonce = format!("{}f0f0f0", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
     let rp = app.url("/x");

@@ -371,9 +371,11 @@ fn by_folder(g: &Graph) -> Graph {
 /// tables every domain reads, the web frame, the domains, and last the
 /// wiring and the commands.
 const LAYERS: &[&str] = &[
-    // Foundation.
+    // Foundation: configuration, errors, the page frame, the services the
+    // state holds (`infra`), the database and the caches.
     "schema",
     "client_ip",
+    "steam_ids",
     "settings",
     "names",
     "pagination",
@@ -382,8 +384,11 @@ const LAYERS: &[&str] = &[
     "shutdown",
     "crypto",
     "cache",
+    "typed_session",
+    "layout",
     "error",
     "response",
+    "infra",
     "db",
     "versions",
     "replica",
@@ -392,18 +397,15 @@ const LAYERS: &[&str] = &[
     "audit",
     "ratelimit",
     "state",
-    // The web frame every page shares.
-    "layout",
-    "middleware",
     // Domains.
     "jobs",
     "email",
-    "images",
     "auth",
-    "steam",
+    "images",
     "rarity",
     "pins",
     "achievements",
+    "steam",
     "account",
     "profiles",
     "dashboard",
@@ -415,31 +417,14 @@ const LAYERS: &[&str] = &[
     "backup",
     "rotate",
     // Wiring and commands.
+    "middleware",
     "startup",
     "admin_cli",
 ];
 
 /// Arrows that still run up the layers, each to be removed (the list may
 /// only shrink). The drawing: `cargo test --test api structure -- --nocapture`.
-const UPWARD_DEBT: &[(&str, &str)] = &[
-    ("auth", "steam"),
-    ("db", "models"),
-    ("error", "auth"),
-    ("error", "layout"),
-    ("images", "auth"),
-    ("layout", "auth"),
-    ("middleware", "auth"),
-    ("settings", "steam"),
-    ("state", "admin"),
-    ("state", "auth"),
-    ("state", "images"),
-    ("state", "jobs"),
-    ("state", "metrics"),
-    ("state", "steam"),
-    ("steam", "achievements"),
-    ("steam", "pins"),
-    ("steam", "rarity"),
-];
+const UPWARD_DEBT: &[(&str, &str)] = &[];
 
 #[test]
 fn no_folder_uses_a_folder_above_it() {

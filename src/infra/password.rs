@@ -150,8 +150,8 @@ impl PasswordHasher {
                 Some(h) => (h.as_str(), true),
                 None => (&*dummy, false),
             };
-            let ok = if super::legacy_hash::is_legacy(hash) {
-                super::legacy_hash::verify(hash, password.expose_secret())
+            let ok = if crate::infra::legacy_hash::is_legacy(hash) {
+                crate::infra::legacy_hash::verify(hash, password.expose_secret())
             } else {
                 match PasswordHash::new(hash) {
                     Ok(parsed) => verify_argon2(&parsed, password.expose_secret().as_bytes()),

@@ -109,7 +109,7 @@ pub fn steam_id_of(claimed_id: &str) -> Option<u64> {
         return None;
     }
     // Individual accounts in the public universe only.
-    super::ids::valid_steam_id(digits).ok()
+    crate::steam_ids::valid_steam_id(digits).ok()
 }
 
 /// When a nonce says it was made: its leading `YYYY-MM-DDTHH:MM:SSZ`.

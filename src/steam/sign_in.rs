@@ -1,6 +1,6 @@
 //! Sign in through Steam, as use cases: starting it (bound to the browser's
 //! session), believing Steam's answer (every check of
-//! [`crate::steam::openid`], the provider's own word, a nonce spent once),
+//! [`crate::infra::openid`], the provider's own word, a nonce spent once),
 //! and what a proven SteamID then does: sign in, sign up, or re-confirm.
 
 use std::time::Duration;
@@ -9,20 +9,20 @@ use chrono::Utc;
 use diesel::prelude::*;
 use url::Url;
 
-use super::session::UserSession;
-use super::sign_in::complete;
-use super::typed_session::{AppSession, PendingSteam, SteamIntent, SteamSignUp};
 use crate::audit::{AuditEvent, RequestMeta};
+use crate::auth::session::UserSession;
+use crate::auth::sign_in::complete;
 use crate::cache::Redis;
 use crate::db;
 use crate::email::messages::AddressInUse;
 use crate::error::AppError;
+use crate::infra::openid::{self, Refusal};
 use crate::models::user::{NewUser, Role, Status, User};
 use crate::ratelimit::{self, Limit, PerIp};
 use crate::state::AppState;
 use crate::steam::account::SteamAccount;
-use crate::steam::openid::{self, Refusal};
 use crate::steam::service::{self as steam_service, Claim};
+use crate::typed_session::{AppSession, PendingSteam, SteamIntent, SteamSignUp};
 
 /// How long a sign-in through Steam may take, from our button to Steam's
 /// answer coming back.
@@ -305,7 +305,7 @@ pub async fn sign_up(
                 }
                 None => {
                     User::set_pending_email(conn, user.id, &addr)?;
-                    super::mail_links::queue_verification(conn, &settings, &user, &addr)?;
+                    crate::auth::mail_links::queue_verification(conn, &settings, &user, &addr)?;
                 }
             }
             let (persona, avatar) = (p.persona.as_deref(), p.avatar.as_deref());
