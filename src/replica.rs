@@ -125,6 +125,9 @@ struct Replica {
 pub struct Reads {
     primary: PgPool,
     replica: Option<Replica>,
+    /// Every read refuses tables no version trigger watches
+    /// ([`crate::versions::checked_read`]); on in debug builds.
+    check_tables: bool,
 }
 
 /// The error of a read on the replica, telling a lost replica from the
@@ -140,13 +143,17 @@ enum OnReplica<T> {
 impl Reads {
     /// Reads from the primary only.
     pub fn primary_only(primary: PgPool) -> Self {
-        Reads { primary, replica: None }
+        Reads { primary, replica: None, check_tables: cfg!(debug_assertions) }
     }
 
     /// Reads from `replica` while it is usable. It counts as unusable until
     /// the first probe ([`Reads::probe`]) finds it current.
     pub fn with_replica(primary: PgPool, replica: PgPool) -> Self {
-        Reads { primary, replica: Some(Replica { pool: replica, health: Arc::default() }) }
+        Reads {
+            primary,
+            replica: Some(Replica { pool: replica, health: Arc::default() }),
+            check_tables: cfg!(debug_assertions),
+        }
     }
 
     /// The replica's state, when one is configured.
@@ -171,6 +178,14 @@ impl Reads {
         T: Send + 'static,
         F: Fn(&mut PgConnection) -> Result<T, AppError> + Send + Sync + 'static,
     {
+        let check = self.check_tables;
+        let read = move |conn: &mut PgConnection| {
+            if check {
+                crate::versions::checked_read(conn, &read)
+            } else {
+                read(conn)
+            }
+        };
         let Some(replica) = &self.replica else { return db::run(&self.primary, read).await };
         let health = &replica.health;
         if !health.usable.load(Ordering::Acquire) {

@@ -79,3 +79,98 @@ pub fn versions_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Version
     let (user, instance) = diesel::select((user, instance_versions())).get_result(conn)?;
     Ok(versions(user, instance))
 }
+
+/// Tables a read kept under [`Versions`] may read although no version
+/// trigger watches them, each with the reason its changes still show.
+/// Every other table such a read touches must have a version trigger
+/// (`note_versions` or `note_shared_change`); [`checked_read`] enforces it.
+pub const UNWATCHED_READS: &[(&str, &str)] = &[
+    ("games", "the catalogue: names and counts every user shares, shown anew once a page is older than its TTL"),
+    ("game_achievements", "the catalogue, as for games"),
+    ("instance_settings", "its rarity time and cache epoch are part of every key"),
+    (
+        "images",
+        "rows are never updated: a goal shows another image only by pointing at another row, a change its own \
+         (watched) table makes",
+    ),
+    ("user_versions", "is the version itself"),
+];
+
+/// Per user table, how many scans this transaction has made so far.
+#[derive(QueryableByName)]
+struct Scans {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    relname: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    scans: i64,
+}
+
+fn scans(conn: &mut PgConnection) -> QueryResult<std::collections::HashMap<String, i64>> {
+    // The xact view counts this transaction's own scans as they happen,
+    // with nothing flushed in between: exact, and only this read's.
+    let rows: Vec<Scans> = diesel::sql_query(
+        "SELECT relname::text AS relname, (coalesce(seq_scan, 0) + coalesce(idx_scan, 0))::int8 AS scans
+         FROM pg_stat_xact_user_tables",
+    )
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.relname, r.scans)).collect())
+}
+
+/// The tables whose changes move a version: those with an enabled trigger
+/// calling `note_versions` or `note_shared_change`.
+fn watched(conn: &mut PgConnection) -> QueryResult<std::collections::HashSet<String>> {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        relname: String,
+    }
+    let rows: Vec<Name> = diesel::sql_query(
+        "SELECT DISTINCT c.relname::text AS relname
+         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
+         WHERE t.tgenabled <> 'D' AND p.proname IN ('note_versions', 'note_shared_change')",
+    )
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.relname).collect())
+}
+
+/// Runs `read` (data to be kept under versions) and refuses its result
+/// when it read a table whose changes move no version: such a page would
+/// show stale data until its TTL ran out, with nothing to say so. Debug
+/// builds (the tests) run every versioned read through this; a release
+/// build skips the two extra queries.
+pub fn checked_read<T, E>(conn: &mut PgConnection, read: impl FnOnce(&mut PgConnection) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<diesel::result::Error> + From<UnwatchedRead>,
+{
+    conn.transaction(|conn| {
+        let before = scans(conn)?;
+        let out = read(conn)?;
+        let after = scans(conn)?;
+        let watched = watched(conn)?;
+        let mut unwatched: Vec<String> = after
+            .into_iter()
+            .filter(|(t, n)| *n > before.get(t).copied().unwrap_or(0))
+            .map(|(t, _)| t)
+            .filter(|t| !watched.contains(t) && !UNWATCHED_READS.iter().any(|(u, _)| u == t))
+            .collect();
+        if unwatched.is_empty() {
+            return Ok(out);
+        }
+        unwatched.sort();
+        Err(UnwatchedRead(unwatched).into())
+    })
+}
+
+/// A versioned read touched tables no version trigger watches.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a page kept under versions read {0:?}, whose changes move no version: add a version trigger \
+     (see the user_versions migrations) or list the table in versions::UNWATCHED_READS with the reason"
+)]
+pub struct UnwatchedRead(pub Vec<String>);
+
+impl From<UnwatchedRead> for crate::error::AppError {
+    fn from(e: UnwatchedRead) -> Self {
+        crate::error::AppError::Internal(e.into())
+    }
+}

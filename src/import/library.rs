@@ -332,6 +332,11 @@ pub(crate) fn import_rows(
             Loading::Bulk => true,
         };
         let stripped = if bulk { crate::db::bulk::strip(run.conn, &BULK_TABLES, BULK_LOCK_WAIT)? } else { None };
+        if stripped.is_some() {
+            // Every account loaded now is new, and its library entries note
+            // its version in this transaction.
+            library::note_inserted_unlocks(run.conn, false)?;
+        }
         let nothing = Held::default();
         for (f, games, _) in &new {
             bar.inc(f.size);
@@ -354,6 +359,7 @@ pub(crate) fn import_rows(
             crate::rarity::rescore_users(run.conn, &fresh)?;
             run.scored.extend(fresh);
             run.report.steps.push(("libraries: points", started.elapsed().as_secs_f64()));
+            library::note_inserted_unlocks(run.conn, true)?;
             let started = std::time::Instant::now();
             stripped.put_back(run.conn, 256)?;
             run.report.steps.push(("libraries: indexes rebuilt", started.elapsed().as_secs_f64()));

@@ -371,6 +371,17 @@ pub struct UnlockRow {
     pub unlocked_at: Option<DateTime<Utc>>,
 }
 
+/// Pauses (`false`) or resumes the version note of inserted unlocks. Only
+/// for a bulk load, which holds the table exclusively and whose accounts'
+/// library entries, written in the same transaction, note them already:
+/// capturing millions of rows in a transition table buys nothing there.
+pub fn note_inserted_unlocks(conn: &mut PgConnection, on: bool) -> QueryResult<()> {
+    let verb = if on { "ENABLE" } else { "DISABLE" };
+    diesel::sql_query(format!("ALTER TABLE user_achievements {verb} TRIGGER user_achievements_versions_ins"))
+        .execute(conn)
+        .map(|_| ())
+}
+
 /// COPYs the buffered rows (binary format) and empties the buffers; library
 /// entries first, since nothing references them.
 pub fn copy_imported(

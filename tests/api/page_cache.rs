@@ -111,3 +111,58 @@ async fn clearing_cached_pages_moves_the_epoch_every_instance_reads() {
     let doc = html(app.get("/admin").await).await;
     assert!(text_of(&doc, ".flash").unwrap_or_default().contains("cleared on every instance"));
 }
+
+/// Every page kept under versions, worked out for a synced user with a
+/// goal and a pin, for a second user and for a visitor. Test builds run
+/// every versioned read through `versions::checked_read`, which refuses a
+/// read of any table whose changes move no version: each page answering
+/// 200 says everything it reads is watched (or listed with its reason).
+#[actix_web::test]
+async fn every_kept_page_reads_only_tables_whose_changes_move_a_version() {
+    let (app, _fake) = synced_alice().await;
+    crate::achievements::create(
+        &app,
+        &[("name", "Centurion"), ("condition_type", "playtime"), ("hours", "100"), ("games", "570")],
+    )
+    .await;
+    let game = html(app.get("/library/400").await).await;
+    let sel = scraper::Selector::parse("#achievements form.pin-form input[name=achievement]").unwrap();
+    let first = game.select(&sel).next().unwrap().value().attr("value").unwrap().to_owned();
+    app.submit("/library/400", "/pins", &[("achievement", &first), ("action", "pin"), ("next", "/library/400")]).await;
+    let public = [("profile_public", "1"), ("show_stats", "1"), ("show_library", "1"), ("on_leaderboard", "1")];
+    let res = app.submit("/settings/profile", "/settings/profile", &public).await;
+    assert_eq!(crate::helpers::location(&res), "/settings/profile");
+    for path in [
+        "/dashboard",
+        "/library",
+        "/library?sort=playtime&page=2",
+        "/library/400",
+        "/stats",
+        "/achievements",
+        "/u/alice",
+        "/community",
+    ] {
+        let res = app.get(path).await;
+        assert_eq!(res.status(), 200, "{path}: {}", res.text().await.unwrap_or_default());
+    }
+    let visitor = new_client();
+    for path in ["/u/alice", "/community"] {
+        assert_eq!(visitor.get(app.url(path)).send().await.unwrap().status(), 200, "{path} for a visitor");
+    }
+}
+
+/// The check itself: with the pins table's version trigger gone, the game
+/// page (which shows pins) is refused, where it would otherwise be kept
+/// and shown stale after the next pin.
+#[actix_web::test]
+async fn a_kept_page_that_reads_an_unwatched_table_is_refused_in_test_builds() {
+    let (app, _fake) = synced_alice().await;
+    assert_eq!(app.get("/library/400").await.status(), 200);
+    let mut conn = app.pool.get().unwrap();
+    for op in ["ins", "upd", "del"] {
+        diesel::sql_query(format!("DROP TRIGGER pins_versions_{op} ON pins")).execute(&mut conn).unwrap();
+    }
+    // A new version, so the page is worked out again rather than served.
+    diesel::sql_query("UPDATE instance_settings SET cache_epoch = cache_epoch + 1").execute(&mut conn).unwrap();
+    assert_eq!(app.get("/library/400").await.status(), 500);
+}

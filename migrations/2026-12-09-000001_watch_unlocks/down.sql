@@ -1,0 +1,3 @@
+DROP TRIGGER user_achievements_versions_del ON user_achievements;
+DROP TRIGGER user_achievements_versions_upd ON user_achievements;
+DROP TRIGGER user_achievements_versions_ins ON user_achievements;
