@@ -189,44 +189,54 @@ ensure_dev_secrets() {
   set +a
 }
 
-# cargo-audit from crates.io, built once into ~/.cargo/bin.
-ensure_cargo_audit() {
-  if ! cargo audit --version >/dev/null 2>&1; then
-    stage "installing cargo-audit (crates.io, once)"
-    cargo install --locked cargo-audit >/dev/null
+# cargo-deny from crates.io, built once into ~/.cargo/bin.
+ensure_cargo_deny() {
+  if ! cargo deny --version >/dev/null 2>&1; then
+    stage "installing cargo-deny (crates.io, once)"
+    cargo install --locked cargo-deny >/dev/null
   fi
 }
 
-# Audits Cargo.lock against the RustSec advisory database: the current one
-# when the network reaches it, else the snapshot in ../shared/advisory-db.
-# Vulnerabilities fail the run; "unmaintained" notices are printed only.
-run_audit() {
-  local live="$VAR/advisory-db-live" snapshot_tar="$ROOT/../shared/advisory-db/advisory-db.tar.gz"
-  stage "cargo audit"
-  rm -rf "$live"
-  if timeout 120 cargo audit --db "$live" 2>"$VAR/audit-fetch.log"; then
+# deny.toml's policy: licences (compatible with the AGPL), sources (only
+# crates.io) and bans, read from Cargo.lock; then the RustSec advisories,
+# from the current database when the network reaches it, else from the
+# snapshot in ../shared/advisory-db. Vulnerabilities fail the run.
+run_deny() {
+  stage "cargo deny: licences, sources, bans"
+  cargo deny --offline check licenses sources bans || die "a dependency breaks deny.toml (licence, source or ban)"
+  stage "cargo deny: advisories"
+  if timeout 120 cargo deny check advisories 2>"$VAR/deny-fetch.log"; then
     return 0
   fi
-  if [ -d "$live/crates" ]; then
+  if ! grep -q "failed to fetch advisory database" "$VAR/deny-fetch.log"; then
     # The database arrived, so the failure is a finding.
-    cat "$VAR/audit-fetch.log" >&2
-    die "cargo audit found vulnerable dependencies"
+    cat "$VAR/deny-fetch.log" >&2
+    die "cargo deny found vulnerable dependencies"
   fi
+  local snapshot_tar="$ROOT/../shared/advisory-db/advisory-db.tar.gz"
   if [ ! -f "$snapshot_tar" ]; then
-    say "warning: the advisory database is out of reach and $snapshot_tar is missing; audit skipped"
+    say "warning: the advisory database is out of reach and $snapshot_tar is missing; advisories not checked"
     return 0
   fi
   say "the advisory database is out of reach: using the snapshot in ../shared/advisory-db"
-  local db="$VAR/advisory-db-snapshot"
+  # cargo-deny keeps each database in a directory named after its URL
+  # (the failed fetch above names it); the snapshot goes there as a git
+  # repository, and the check runs without fetching.
+  local dbs="$VAR/advisory-dbs" config="$VAR/deny-offline.toml" name
+  name=$(grep -o 'advisory-db-[0-9a-f]\{16\}' "$VAR/deny-fetch.log" | head -n 1)
+  [ -n "$name" ] || { cat "$VAR/deny-fetch.log" >&2; die "cannot tell where cargo-deny keeps its advisory database"; }
+  local db="$dbs/$name"
   if [ ! -f "$db/.snapshot-of" ] || ! cmp -s "$db/.snapshot-of" <(sha256sum "$snapshot_tar" | cut -d' ' -f1); then
     rm -rf "$db" && mkdir -p "$db"
     tar -xzf "$snapshot_tar" -C "$db"
-    git -C "$db" init -q
+    git -C "$db" init -q -b main
     git -C "$db" add -A
     git -C "$db" -c user.name=snapshot -c user.email=snapshot@localhost commit -qm snapshot
     sha256sum "$snapshot_tar" | cut -d' ' -f1 >"$db/.snapshot-of"
   fi
-  cargo audit --no-fetch --stale --db "$db" || die "cargo audit found vulnerable dependencies"
+  # [advisories] is deny.toml's last table: the line lands in it.
+  { cat "$ROOT/deny.toml"; printf 'db-path = "%s"\n' "$dbs"; } >"$config"
+  cargo deny --offline --config "$config" check advisories || die "cargo deny found vulnerable dependencies"
 }
 
 # The browser tests' tools: Debian's Chromium and ChromeDriver, and axe-core

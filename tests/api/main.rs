@@ -31,6 +31,7 @@ mod page_cache;
 mod pages;
 mod profiles;
 mod proxies;
+mod raw_sql;
 mod register;
 mod replica;
 mod reset;
