@@ -32,6 +32,27 @@ impl From<String> for ReturnTo {
     }
 }
 
+/// What a use case answers when the user may be refused for a reason they
+/// can fix (a form's messages, a key Steam does not take): done, or
+/// refused with what to show. Failures are [`AppError`]s, never this.
+#[must_use]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<T, R = Vec<String>> {
+    /// It was done; nothing more to say but this.
+    Done(T),
+    /// Nothing was written; show the user this.
+    Refused(R),
+}
+
+impl<T, R> From<Result<T, R>> for Outcome<T, R> {
+    fn from(r: Result<T, R>) -> Self {
+        match r {
+            Ok(t) => Outcome::Done(t),
+            Err(r) => Outcome::Refused(r),
+        }
+    }
+}
+
 /// Everything a request handler can fail with. Each variant maps to one
 /// status code and a friendly page; internals are logged, never shown.
 #[derive(Debug, thiserror::Error)]

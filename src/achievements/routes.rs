@@ -15,7 +15,7 @@ use super::service;
 use crate::audit::RequestMeta;
 use crate::auth::extractors::CurrentUser;
 use crate::db::{self, PgPool};
-use crate::error::AppError;
+use crate::error::{AppError, Outcome};
 use crate::layout::PageContext;
 use crate::response::{render, render_status, see_other};
 use crate::state::AppState;
@@ -195,7 +195,7 @@ async fn create(
 ) -> Result<HttpResponse, AppError> {
     let user_id = current.user.id;
     let (values, image, _) = FormValues::from_form(form.into_inner());
-    if let Err(errors) = service::create(&state, user_id, &values, image, &meta).await? {
+    if let Outcome::Refused(errors) = service::create(&state, user_id, &values, image, &meta).await? {
         return form_page(ctx, &state.pool, user_id, None, values, errors, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     FlashMessage::success("Achievement created.").send();
@@ -214,7 +214,7 @@ async fn update(
     let row = find(&state.pool, path.into_inner(), user_id).await?;
     let (values, image, remove_image) = FormValues::from_form(form.into_inner());
     let changes = service::Changes { values: &values, image, remove_image };
-    if let Err(errors) = service::update(&state, user_id, &row, changes, &meta).await? {
+    if let Outcome::Refused(errors) = service::update(&state, user_id, &row, changes, &meta).await? {
         return form_page(ctx, &state.pool, user_id, Some(row), values, errors, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     FlashMessage::success("Achievement saved.").send();

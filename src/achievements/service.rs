@@ -12,7 +12,7 @@ use super::model::{self, AchievementInput, AchievementRow, NewCustomAchievement}
 use super::shared::model as listing;
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::db::{self, PgPool};
-use crate::error::AppError;
+use crate::error::{AppError, Outcome};
 use crate::images::model::{self as images, StoreError, UploadRecord};
 use crate::images::{process_bounded, ImageError, Processed};
 use crate::infra::storage::SharedStorage;
@@ -28,7 +28,7 @@ pub struct Changes<'a> {
     pub remove_image: bool,
 }
 
-/// Creates an achievement for `user_id` from the form. `Err(messages)` when
+/// Creates an achievement for `user_id` from the form. `Refused(messages)` when
 /// the form must be shown again with them; nothing is written then.
 pub async fn create(
     state: &AppState,
@@ -36,11 +36,11 @@ pub async fn create(
     values: &FormValues,
     image: Option<Vec<u8>>,
     meta: &RequestMeta,
-) -> Result<Result<(), Vec<String>>, AppError> {
+) -> Result<Outcome<()>, AppError> {
     let started = Instant::now();
     let (input, processed) = match check(&state.pool, user_id, values, image).await? {
-        Ok(ok) => ok,
-        Err(errors) => return Ok(Err(errors)),
+        Outcome::Done(ok) => ok,
+        Outcome::Refused(errors) => return Ok(Outcome::Refused(errors)),
     };
     let (storage, quota, meta) = (state.storage.clone(), state.settings.upload_quota_bytes, meta.clone());
     let limit = state.settings.goals_per_account;
@@ -50,8 +50,8 @@ pub async fn create(
                 return Ok(Err(goals_full(limit)));
             }
             let upload = match store_image(conn, &storage, quota, user_id, processed.as_ref())? {
-                Ok(upload) => upload,
-                Err(full) => return Ok(Err(full)),
+                Outcome::Done(upload) => upload,
+                Outcome::Refused(full) => return Ok(Err(full)),
             };
             let condition = input.condition.to_json();
             let new = NewCustomAchievement {
@@ -75,11 +75,11 @@ pub async fn create(
         Ok(result.map(|_| ()))
     })
     .await?;
-    Ok(saved.map_err(|refused| vec![refused]))
+    Ok(saved.map_err(|refused| vec![refused]).into())
 }
 
 /// Saves an edit of `row` (owned by `user_id`): its values, a new or
-/// removed image, the community copy it may have. `Err(messages)` when the
+/// removed image, the community copy it may have. `Refused(messages)` when the
 /// form must be shown again; nothing is written then.
 pub async fn update(
     state: &AppState,
@@ -87,12 +87,12 @@ pub async fn update(
     row: &AchievementRow,
     changes: Changes<'_>,
     meta: &RequestMeta,
-) -> Result<Result<(), Vec<String>>, AppError> {
+) -> Result<Outcome<()>, AppError> {
     let started = Instant::now();
     let Changes { values, image, remove_image } = changes;
     let (input, processed) = match check(&state.pool, user_id, values, image).await? {
-        Ok(ok) => ok,
-        Err(errors) => return Ok(Err(errors)),
+        Outcome::Done(ok) => ok,
+        Outcome::Refused(errors) => return Ok(Outcome::Refused(errors)),
     };
     let (storage, quota, meta) = (state.storage.clone(), state.settings.upload_quota_bytes, meta.clone());
     let (id, old_image) = (row.id, row.image_id);
@@ -102,8 +102,8 @@ pub async fn update(
             // The new image first: a full quota must refuse the edit before
             // anything is written.
             let upload = match store_image(conn, &storage, quota, user_id, processed.as_ref())? {
-                Ok(upload) => upload,
-                Err(full) => return Ok(Err(full)),
+                Outcome::Done(upload) => upload,
+                Outcome::Refused(full) => return Ok(Err(full)),
             };
             model::update(conn, &row, &input)?;
             let mut old_sha = None;
@@ -140,7 +140,7 @@ pub async fn update(
         Ok(result.map(|_| ()))
     })
     .await?;
-    Ok(saved.map_err(|quota| vec![quota]))
+    Ok(saved.map_err(|quota| vec![quota]).into())
 }
 
 /// Deletes `row` (owned by `user_id`) with its image, and withdraws it from
@@ -182,7 +182,7 @@ async fn check(
     user_id: i64,
     values: &FormValues,
     image: Option<Vec<u8>>,
-) -> Result<Result<(AchievementInput, Option<Processed>), Vec<String>>, AppError> {
+) -> Result<Outcome<(AchievementInput, Option<Processed>)>, AppError> {
     let mut values = values.clone();
     if values.condition_type == "combined" {
         let picked = values.parts.clone();
@@ -196,7 +196,7 @@ async fn check(
                 // Browsers never fill a file field again: say so.
                 errors.push("Choose the image again: a refused form cannot keep the file you picked.".into());
             }
-            return Ok(Err(errors));
+            return Ok(Outcome::Refused(errors));
         }
     };
     let condition = input.condition.clone();
@@ -217,9 +217,9 @@ async fn check(
         },
     };
     if errors.is_empty() {
-        Ok(Ok((input, processed)))
+        Ok(Outcome::Done((input, processed)))
     } else {
-        Ok(Err(errors))
+        Ok(Outcome::Refused(errors))
     }
 }
 
@@ -257,11 +257,11 @@ fn store_image(
     quota: u64,
     user_id: i64,
     p: Option<&Processed>,
-) -> Result<Result<Option<UploadRecord>, String>, AppError> {
-    let Some(p) = p else { return Ok(Ok(None)) };
+) -> Result<Outcome<Option<UploadRecord>, String>, AppError> {
+    let Some(p) = p else { return Ok(Outcome::Done(None)) };
     match images::store(conn, storage.as_ref(), Some(user_id), p, Some(quota)) {
-        Ok(r) => Ok(Ok(Some(r))),
-        Err(e @ StoreError::Quota { .. }) => Ok(Err(e.to_string())),
+        Ok(r) => Ok(Outcome::Done(Some(r))),
+        Err(e @ StoreError::Quota { .. }) => Ok(Outcome::Refused(e.to_string())),
         Err(e) => Err(e.into()),
     }
 }

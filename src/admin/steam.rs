@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::audit::RequestMeta;
 use crate::auth::extractors::AdminUser;
 use crate::auth::reauth::require_recent_auth;
-use crate::error::AppError;
+use crate::error::{AppError, Outcome};
 use crate::layout::PageContext;
 use crate::pagination::PageQuery;
 use crate::response::{render, render_status, see_other};
@@ -89,11 +89,11 @@ async fn set_key(
 ) -> Result<HttpResponse, AppError> {
     require_recent_auth(&req, "/admin/steam")?;
     match service::set_instance_key(&state, admin.0.user.id, &form.api_key, &meta).await? {
-        Ok(()) => {
+        Outcome::Done(()) => {
             FlashMessage::success("The instance key is saved; users without their own key sync with it.").send();
             Ok(see_other("/admin/steam"))
         }
-        Err(e) => render_status(StatusCode::UNPROCESSABLE_ENTITY, &page(ctx, &state, 1, Some(e)).await?),
+        Outcome::Refused(e) => render_status(StatusCode::UNPROCESSABLE_ENTITY, &page(ctx, &state, 1, Some(e)).await?),
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::email_address::normalise_email;
 use super::sign_up;
 use crate::audit::RequestMeta;
-use crate::error::AppError;
+use crate::error::{AppError, Outcome};
 use crate::infra::password;
 use crate::layout::PageContext;
 use crate::ratelimit::{self, PerIp};
@@ -96,11 +96,11 @@ async fn submit(
     let email = email.expect("checked above");
     let created = sign_up::create_account(&state, &username, &email, form.password, &meta).await?;
     match created {
-        Err(msg) => {
+        Outcome::Refused(msg) => {
             let errors = FieldErrors { username: Some(msg.into()), ..Default::default() };
             render_status(StatusCode::UNPROCESSABLE_ENTITY, &RegisterPage { ctx, username, email: form.email, errors })
         }
-        Ok(()) => {
+        Outcome::Done(()) => {
             FlashMessage::success(format!("Welcome! We sent a link to {email}. Confirm your address, then sign in."))
                 .send();
             Ok(see_other("/login"))

@@ -5,21 +5,21 @@ use secrecy::SecretString;
 
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::db;
-use crate::error::AppError;
+use crate::error::{AppError, Outcome};
 use crate::models::user::{NewUser, Role, User};
 use crate::state::AppState;
 
 /// Creates an account for a checked username, address and password, and
 /// mails the confirmation link. An address that already has an account
 /// gets the same answer (its owner is told instead, at most once an hour),
-/// so the form reveals nothing. `Err(message)` when the username is taken.
+/// so the form reveals nothing. `Refused(message)` when the username is taken.
 pub async fn create_account(
     state: &AppState,
     username: &str,
     email: &str,
     password: SecretString,
     meta: &RequestMeta,
-) -> Result<Result<(), &'static str>, AppError> {
+) -> Result<Outcome<(), &'static str>, AppError> {
     let hash = state.hasher.hash(password).await?;
     let notice_owner = crate::ratelimit::may_notify_owner(&state.redis, &state.pool, email).await?;
 
@@ -27,7 +27,7 @@ pub async fn create_account(
     let created = db::run(&state.pool, move |conn| {
         conn.transaction(|conn| {
             if User::username_taken(conn, &name)? {
-                return Ok(Err("That username is taken."));
+                return Ok(Outcome::Refused("That username is taken."));
             }
             if let Some(owner) = User::find_by_email(conn, &addr)? {
                 // Answer as for a new account: telling strangers which
@@ -43,7 +43,7 @@ pub async fn create_account(
                     }
                     .queue(conn, &addr)?;
                 }
-                return Ok(Ok(()));
+                return Ok(Outcome::Done(()));
             }
             let user = User::insert(
                 conn,
@@ -54,11 +54,11 @@ pub async fn create_account(
                 .actor(user.id)
                 .target_user(user.id, &user.username)
                 .record(conn)?;
-            Ok(Ok(()))
+            Ok(Outcome::Done(()))
         })
     })
     .await?;
-    if created.is_ok() {
+    if matches!(created, Outcome::Done(())) {
         state.jobs.notify();
     }
     Ok(created)

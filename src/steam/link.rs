@@ -16,7 +16,7 @@ use super::service;
 use crate::audit::RequestMeta;
 use crate::auth::extractors::CurrentUser;
 use crate::db;
-use crate::error::AppError;
+use crate::error::{AppError, Outcome};
 use crate::jobs::model::{self as jobs, Job};
 use crate::jobs::STEAM_SYNC;
 use crate::layout::PageContext;
@@ -120,11 +120,11 @@ async fn set_key(
 ) -> Result<HttpResponse, AppError> {
     let user_id = current.user.id;
     match service::set_own_key(&state, user_id, &form.api_key, &meta).await? {
-        Ok(()) => {
+        Outcome::Done(()) => {
             FlashMessage::success("Your Web API key is saved; syncs use it from now on.").send();
             Ok(see_other("/settings/steam"))
         }
-        Err(error) => {
+        Outcome::Refused(error) => {
             let sync = load(&state, user_id).await?;
             render_status(StatusCode::UNPROCESSABLE_ENTITY, &SettingsPage { ctx, state: sync, error: Some(error) })
         }

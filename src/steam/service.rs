@@ -8,7 +8,7 @@ use super::conflicts;
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::db;
 use crate::email::messages::SteamIdClaimed;
-use crate::error::AppError;
+use crate::error::{AppError, Outcome};
 use crate::infra::steam_client::{ApiKey, PlayerSummary, SteamError};
 use crate::jobs::model as jobs;
 use crate::jobs::STEAM_SYNC;
@@ -259,7 +259,7 @@ pub async fn set_own_key(
     user_id: i64,
     api_key: &SecretString,
     meta: &RequestMeta,
-) -> Result<Result<(), String>, AppError> {
+) -> Result<Outcome<(), String>, AppError> {
     save_checked_key(state, api_key, meta, move |conn, cipher, key, meta| {
         SteamAccount::set_api_key(conn, cipher, user_id, key)?;
         Ok(AuditEvent::new("steam", "own_key_set", meta).actor(user_id).record(conn)?)
@@ -276,14 +276,14 @@ async fn save_checked_key(
     save: impl FnOnce(&mut PgConnection, &crate::crypto::Cipher, &str, &RequestMeta) -> Result<(), AppError>
         + Send
         + 'static,
-) -> Result<Result<(), String>, AppError> {
+) -> Result<Outcome<(), String>, AppError> {
     let key = match check_key(state, api_key).await {
         Ok(k) => k,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Ok(Outcome::Refused(e)),
     };
     let (cipher, meta) = (state.cipher.clone(), meta.clone());
     db::run(&state.pool, move |conn| conn.transaction(|conn| save(conn, &cipher, &key, &meta))).await?;
-    Ok(Ok(()))
+    Ok(Outcome::Done(()))
 }
 
 /// Forgets the user's own key; syncs use the instance's from then on.
@@ -410,7 +410,7 @@ pub async fn set_instance_key(
     admin_id: i64,
     api_key: &SecretString,
     meta: &RequestMeta,
-) -> Result<Result<(), String>, AppError> {
+) -> Result<Outcome<(), String>, AppError> {
     save_checked_key(state, api_key, meta, move |conn, cipher, key, meta| {
         super::instance_key::set(conn, cipher, key, Some(admin_id))?;
         Ok(AuditEvent::new("admin", "instance_steam_key_set", meta).actor(admin_id).record(conn)?)

@@ -15,7 +15,7 @@ use crate::auth::sign_in::complete;
 use crate::cache::Redis;
 use crate::db;
 use crate::email::messages::AddressInUse;
-use crate::error::AppError;
+use crate::error::{AppError, Outcome};
 use crate::infra::openid::{self, Refusal};
 use crate::models::user::{NewUser, Role, Status, User};
 use crate::ratelimit::{self, Limit, PerIp};
@@ -86,7 +86,7 @@ pub async fn verify(
     pending: Option<PendingSteam>,
     query: &str,
     meta: &RequestMeta,
-) -> Result<Result<(PendingSteam, u64), Refusal>, AppError> {
+) -> Result<Outcome<(PendingSteam, u64), Refusal>, AppError> {
     let result = check(state, pending.as_ref(), query).await;
     let (steam_id, reason) = match &result {
         Ok(id) => (Some(*id), None),
@@ -108,7 +108,7 @@ pub async fn verify(
         Ok(())
     })
     .await?;
-    Ok(result.map(|id| (pending.expect("checked: a pending sign-in answered"), id)))
+    Ok(result.map(|id| (pending.expect("checked: a pending sign-in answered"), id)).into())
 }
 
 async fn check(state: &AppState, pending: Option<&PendingSteam>, query: &str) -> Result<u64, Refusal> {
@@ -279,7 +279,7 @@ pub async fn sign_up(
     username: &str,
     email: &str,
     meta: &RequestMeta,
-) -> Result<Result<UserSession, SignUpError>, AppError> {
+) -> Result<Outcome<UserSession, SignUpError>, AppError> {
     ratelimit::per_ip(&state.redis, &state.settings, PerIp::Register, meta).await?;
     let notice_owner = ratelimit::may_notify_owner(&state.redis, &state.pool, email).await?;
     let (name, addr, settings, meta, p) =
@@ -323,13 +323,13 @@ pub async fn sign_up(
             Ok(complete(conn, &user, p.remember, &meta, "steam")?)
         });
         match made {
-            Ok(session) => Ok(Ok(session)),
-            Err(Abort::Form(e)) => Ok(Err(e)),
+            Ok(session) => Ok(Outcome::Done(session)),
+            Err(Abort::Form(e)) => Ok(Outcome::Refused(e)),
             Err(Abort::App(e)) => Err(e),
         }
     })
     .await?;
-    if matches!(created, Err(SignUpError::SteamIdTaken)) {
+    if matches!(created, Outcome::Refused(SignUpError::SteamIdTaken)) {
         // Nothing of the sign-up stayed; the holder still hears of it.
         steam_service::sign_up_refused(state, pending.steam_id).await?;
     }

@@ -14,7 +14,7 @@ use crate::auth::extractors::{self, MaybeUser};
 use crate::auth::redirect::safe_next;
 use crate::auth::register::check_username;
 use crate::auth::sign_in;
-use crate::error::AppError;
+use crate::error::{AppError, Outcome};
 use crate::infra::openid::Refusal;
 use crate::layout::PageContext;
 use crate::response::{render, render_status, see_other};
@@ -107,8 +107,8 @@ async fn finish(
     let pending = session.take_steam();
     let intent = pending.as_ref().map(|p| p.intent);
     let (pending, steam_id) = match steam_sign_in::verify(&state, pending, req.query_string(), &meta).await? {
-        Ok(v) => v,
-        Err(Refusal::Cancelled) => {
+        Outcome::Done(v) => v,
+        Outcome::Refused(Refusal::Cancelled) => {
             FlashMessage::info("Signing in through Steam was cancelled.").send();
             let back = match intent {
                 Some(SteamIntent::Link) => "/settings/steam",
@@ -117,7 +117,7 @@ async fn finish(
             };
             return Ok(see_other(back));
         }
-        Err(refusal) => return refused(ctx, &refusal, intent),
+        Outcome::Refused(refusal) => return refused(ctx, &refusal, intent),
     };
     match pending.intent {
         SteamIntent::SignIn => signed_in(req, &state, pending, steam_id, &meta).await,
@@ -285,7 +285,7 @@ async fn sign_up(
     }
     let email = email.expect("checked above");
     match steam_sign_in::sign_up(&state, &p, &username, &email, &meta).await? {
-        Ok(s) => {
+        Outcome::Done(s) => {
             extractors::sign_in(&req, s.user_id, &s.id)?;
             FlashMessage::success(format!(
                 "Welcome, {username}! Your library is syncing. We sent a link to {email}: confirm it to get mail from us (password resets, digests)."
@@ -293,11 +293,11 @@ async fn sign_up(
             .send();
             Ok(see_other("/settings/steam"))
         }
-        Err(SignUpError::UsernameTaken) => {
+        Outcome::Refused(SignUpError::UsernameTaken) => {
             let page = page(ctx, p, username, email, Some("That username is taken.".into()), None);
             render_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
-        Err(SignUpError::SteamIdTaken) => {
+        Outcome::Refused(SignUpError::SteamIdTaken) => {
             session.end_steam_sign_up();
             FlashMessage::error(
                 "That Steam account was just linked to another Questline account. Sign in through Steam to use it.",
