@@ -83,7 +83,9 @@ pub fn versions_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Version
 /// Tables a read kept under [`Versions`] may read although no version
 /// trigger watches them, each with the reason its changes still show.
 /// Every other table such a read touches must have a version trigger
-/// (`note_versions` or `note_shared_change`); [`checked_read`] enforces it.
+/// (`note_versions` or `note_shared_change`); [`checked_read`] enforces it
+/// by table, not by column: `users` counts as watched through its trigger
+/// on names and status, so a kept page must show no other column of it.
 pub const UNWATCHED_READS: &[(&str, &str)] = &[
     ("games", "the catalogue: names and counts every user shares, shown anew once a page is older than its TTL"),
     ("game_achievements", "the catalogue, as for games"),
@@ -96,24 +98,25 @@ pub const UNWATCHED_READS: &[(&str, &str)] = &[
     ("user_versions", "is the version itself"),
 ];
 
-/// Per user table, how many scans this transaction has made so far.
-#[derive(QueryableByName)]
-struct Scans {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    relname: String,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    scans: i64,
-}
-
-fn scans(conn: &mut PgConnection) -> QueryResult<std::collections::HashMap<String, i64>> {
-    // The xact view counts this transaction's own scans as they happen,
-    // with nothing flushed in between: exact, and only this read's.
-    let rows: Vec<Scans> = diesel::sql_query(
-        "SELECT relname::text AS relname, (coalesce(seq_scan, 0) + coalesce(idx_scan, 0))::int8 AS scans
-         FROM pg_stat_xact_user_tables",
+/// The tables this transaction holds a lock on: every table (or index of
+/// one) a statement named takes one, kept to the transaction's end,
+/// whether or not the data made the plan scan it.
+fn locked_tables(conn: &mut PgConnection) -> QueryResult<std::collections::HashSet<String>> {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        relname: String,
+    }
+    let rows: Vec<Name> = diesel::sql_query(
+        "SELECT DISTINCT c.relname::text AS relname
+         FROM pg_locks l
+         LEFT JOIN pg_index i ON i.indexrelid = l.relation
+         JOIN pg_class c ON c.oid = coalesce(i.indrelid, l.relation)
+         WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation'
+           AND c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'm')",
     )
     .load(conn)?;
-    Ok(rows.into_iter().map(|r| (r.relname, r.scans)).collect())
+    Ok(rows.into_iter().map(|r| r.relname).collect())
 }
 
 /// The tables whose changes move a version: those with an enabled trigger
@@ -134,7 +137,7 @@ fn watched(conn: &mut PgConnection) -> QueryResult<std::collections::HashSet<Str
 }
 
 /// Runs `read` (data to be kept under versions) and refuses its result
-/// when it read a table whose changes move no version: such a page would
+/// when it named a table whose changes move no version: such a page would
 /// show stale data until its TTL ran out, with nothing to say so. Debug
 /// builds (the tests) run every versioned read through this; a release
 /// build skips the two extra queries.
@@ -143,14 +146,15 @@ where
     E: From<diesel::result::Error> + From<UnwatchedRead>,
 {
     conn.transaction(|conn| {
-        let before = scans(conn)?;
+        // Locks, not scan counts: a join whose other side is empty today
+        // scans nothing, but its table is named, and locked, all the same.
+        let before = locked_tables(conn)?;
         let out = read(conn)?;
-        let after = scans(conn)?;
+        let after = locked_tables(conn)?;
         let watched = watched(conn)?;
         let mut unwatched: Vec<String> = after
             .into_iter()
-            .filter(|(t, n)| *n > before.get(t).copied().unwrap_or(0))
-            .map(|(t, _)| t)
+            .filter(|t| !before.contains(t))
             .filter(|t| !watched.contains(t) && !UNWATCHED_READS.iter().any(|(u, _)| u == t))
             .collect();
         if unwatched.is_empty() {

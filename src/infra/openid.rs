@@ -191,6 +191,11 @@ impl Provider {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
+            // check_authentication is a POST, which nothing retries: a
+            // pooled connection the provider is closing just then (web
+            // servers drop idle ones after about 5 s) would fail a sign-in.
+            // Idle connections are dropped on this side first.
+            .pool_idle_timeout(Duration::from_secs(3))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("Questline/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -205,7 +210,8 @@ impl Provider {
         let mut form = assertion.fields.clone();
         form.insert("openid.mode".into(), "check_authentication".into());
         let res = self.http.post(self.endpoint.clone()).form(&form).send().await.map_err(|e| {
-            tracing::warn!(error = %e, "Steam's OpenID provider could not be reached");
+            let cause = std::error::Error::source(&e).map(|c| c.to_string()).unwrap_or_default();
+            tracing::warn!(error = %e, cause, "Steam's OpenID provider could not be reached");
             Refusal::Unreachable
         })?;
         if !res.status().is_success() {
