@@ -38,16 +38,16 @@ elapsed() {
 say() { printf '\033[1;34m==>\033[0m [%s] %s\n' "$(elapsed)" "$*" >&2; }
 
 # Named stages for the closing table of `scripts/test`: `stage NAME` ends
-# the stage before it. The log is shared with the scripts it calls.
-STAGE_LOG=${STAGE_LOG:-$VAR/stages.$$}
-export STAGE_LOG
+# the stage before it. The log is shared with the scripts it calls; a
+# script run on its own (no log set) only prints the line.
+STAGE_LOG=${STAGE_LOG:-}
 stage() {
   say "$*"
-  printf '%s\t%s\n' "$(date +%s)" "$*" >>"$STAGE_LOG"
+  if [ -n "$STAGE_LOG" ]; then printf '%s\t%s\n' "$(date +%s)" "$*" >>"$STAGE_LOG"; fi
 }
 # Prints each stage's duration and the total, then forgets the log.
 print_stages() {
-  [ -f "$STAGE_LOG" ] || return 0
+  [ -n "$STAGE_LOG" ] && [ -f "$STAGE_LOG" ] || return 0
   printf '\n%-48s %8s\n' "stage" "time" >&2
   awk -F'\t' -v now="$(date +%s)" -v t0="$QUESTLINE_T0" '
     { start[NR] = $1; name[NR] = $2 }
