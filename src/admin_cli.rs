@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::email_address::normalise_email;
-use crate::auth::register::check_username;
+use crate::auth::sign_up_routes::check_username;
 use crate::infra::password;
 use crate::models::user::{NewUser, Role, User};
 

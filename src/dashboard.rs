@@ -19,7 +19,7 @@ use crate::pins::PinnedAchievement;
 use crate::rarity::{self, Tiers};
 use crate::response::render;
 use crate::state::AppState;
-use crate::steam::account::SteamAccount;
+use crate::steam::model::SteamAccount;
 use crate::views::ViewKey;
 
 /// Everything the dashboard shows.

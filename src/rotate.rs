@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use crate::crypto::Cipher;
 use crate::models::user::User;
-use crate::steam::account::SteamAccount;
+use crate::steam::model::SteamAccount;
 
 /// How many values were re-encrypted, by kind.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use crate::infra::storage::Storage;
 use crate::models::history;
 use crate::models::score;
 use crate::models::user::User;
-use crate::steam::account::SteamAccount;
+use crate::steam::model::SteamAccount;
 
 /// The version of `questline.json`'s shape; raised when a field changes
 /// meaning or goes away.

@@ -27,7 +27,7 @@ struct DashboardPage {
     replica: Option<crate::replica::ReplicaStatus>,
     maintenance: bool,
     /// The instance Steam key and today's use of it.
-    steam: crate::steam::service::AdminOverview,
+    steam: crate::steam::link::AdminOverview,
     steam_budget: u64,
 }
 
@@ -70,7 +70,7 @@ async fn dashboard(ctx: PageContext, _admin: AdminUser, state: web::Data<AppStat
     let cache_hit_rate = views.hit_rate();
     let replica = reads.status();
     let maintenance = crate::infra::maintenance_switch::read(redis).await.unwrap_or(false);
-    let steam = crate::steam::service::admin_overview(app, 1).await?;
+    let steam = crate::steam::link::admin_overview(app, 1).await?;
     render(&DashboardPage {
         ctx,
         n,

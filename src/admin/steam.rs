@@ -18,7 +18,7 @@ use crate::pagination::PageQuery;
 use crate::response::{render, render_status, see_other};
 use crate::state::AppState;
 use crate::steam::instance_key::Source;
-use crate::steam::service::{self, AdminOverview};
+use crate::steam::link::{self, AdminOverview};
 
 #[derive(Template)]
 #[template(path = "admin/steam.html")]
@@ -52,7 +52,7 @@ impl SteamPage {
 }
 
 async fn page(ctx: PageContext, state: &AppState, page: i64, error: Option<String>) -> Result<SteamPage, AppError> {
-    let o = service::admin_overview(state, page).await?;
+    let o = link::admin_overview(state, page).await?;
     let pages = crate::pagination::page_count(o.conflicts_total, 50);
     Ok(SteamPage {
         ctx,
@@ -88,7 +88,7 @@ async fn set_key(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     require_recent_auth(&req, "/admin/steam")?;
-    match service::set_instance_key(&state, admin.0.user.id, &form.api_key, &meta).await? {
+    match link::set_instance_key(&state, admin.0.user.id, &form.api_key, &meta).await? {
         Outcome::Done(()) => {
             FlashMessage::success("The instance key is saved; users without their own key sync with it.").send();
             Ok(see_other("/admin/steam"))
@@ -104,7 +104,7 @@ async fn remove_key(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     require_recent_auth(&req, "/admin/steam")?;
-    if service::clear_instance_key(&state, admin.0.user.id, &meta).await? {
+    if link::clear_instance_key(&state, admin.0.user.id, &meta).await? {
         FlashMessage::info("The key set here is removed.").send();
     }
     Ok(see_other("/admin/steam"))

@@ -4,16 +4,16 @@
 pub mod csrf;
 pub mod email_address;
 pub mod extractors;
-pub mod login;
 pub mod mail_links;
 pub mod reauth;
 pub mod redirect;
-pub mod register;
 pub mod reset;
 pub mod session;
 pub mod session_store;
 pub mod sign_in;
+pub mod sign_in_routes;
 pub mod sign_up;
+pub mod sign_up_routes;
 pub mod tokens;
 pub mod totp;
 pub mod two_factor;
@@ -21,9 +21,9 @@ pub mod verify;
 
 /// Registers the routes of this module.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
-    register::routes(cfg);
+    sign_up_routes::routes(cfg);
     verify::routes(cfg);
     two_factor::routes(cfg);
-    login::routes(cfg);
+    sign_in_routes::routes(cfg);
     reset::routes(cfg);
 }

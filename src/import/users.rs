@@ -11,7 +11,7 @@ use crate::infra::legacy_hash;
 use crate::models::user::{ImportedUser, User};
 use crate::names;
 use crate::schema::users;
-use crate::steam::account::SteamAccount;
+use crate::steam::model::SteamAccount;
 use crate::steam_ids::valid_api_key;
 
 const KIND: &str = "users";

@@ -4,13 +4,13 @@
 
 use diesel::prelude::*;
 
-use super::account::SteamAccount;
 use super::fake::{FakeAchievement, FakeGame, FakeOwned, FakePlayer, FakeState, GameFault};
 use crate::crypto::Cipher;
 use crate::infra::password;
 use crate::jobs::model as jobs;
 use crate::jobs::STEAM_SYNC;
 use crate::models::user::{NewUser, Role, User};
+use crate::steam::model::SteamAccount;
 
 /// The demo player's SteamID64.
 pub const DEMO_STEAM_ID: u64 = 76_561_198_000_000_042;

@@ -2,14 +2,14 @@
 //! pages that show the result (the Web API client and the OpenID provider
 //! are in `infra`).
 
-pub mod account;
 pub mod conflicts;
 pub mod demo;
 pub mod fake;
 pub mod instance_key;
 pub mod library;
 pub mod link;
-pub mod service;
+pub mod link_routes;
+pub mod model;
 pub mod sign_in;
 pub mod sign_in_routes;
 pub mod stats;
@@ -17,7 +17,7 @@ pub mod sync;
 
 /// Registers the routes of this module.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
-    link::routes(cfg);
+    link_routes::routes(cfg);
     sign_in_routes::routes(cfg);
     library::routes(cfg);
     stats::routes(cfg);

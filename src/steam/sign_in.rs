@@ -9,6 +9,7 @@ use chrono::Utc;
 use diesel::prelude::*;
 use url::Url;
 
+use super::link::{self as steam_service, Claim};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::auth::session::UserSession;
 use crate::auth::sign_in::complete;
@@ -20,8 +21,7 @@ use crate::infra::openid::{self, Refusal};
 use crate::models::user::{NewUser, Role, Status, User};
 use crate::ratelimit::{self, Limit, PerIp};
 use crate::state::AppState;
-use crate::steam::account::SteamAccount;
-use crate::steam::service::{self as steam_service, Claim};
+use crate::steam::model::SteamAccount;
 use crate::typed_session::{AppSession, PendingSteam, SteamIntent, SteamSignUp};
 
 /// How long a sign-in through Steam may take, from our button to Steam's

@@ -7,19 +7,19 @@ use actix_web_flash_messages::FlashMessage;
 use askama::Template;
 use serde::Deserialize;
 
+use super::link::{self as steam_service, Claim};
 use super::sign_in::{self as steam_sign_in, SignUpError, SteamSignIn};
 use crate::audit::RequestMeta;
 use crate::auth::email_address::normalise_email;
 use crate::auth::extractors::{self, MaybeUser};
 use crate::auth::redirect::safe_next;
-use crate::auth::register::check_username;
 use crate::auth::sign_in;
+use crate::auth::sign_up_routes::check_username;
 use crate::error::{AppError, Outcome};
 use crate::infra::openid::Refusal;
 use crate::layout::PageContext;
 use crate::response::{render, render_status, see_other};
 use crate::state::AppState;
-use crate::steam::service::{self as steam_service, Claim};
 use crate::typed_session::{AppSession, PendingSteam, SteamIntent, SteamSignUp};
 
 #[derive(Deserialize)]

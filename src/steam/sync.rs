@@ -13,7 +13,6 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use diesel::prelude::*;
 use futures_util::StreamExt;
 
-use super::account::SteamAccount;
 use crate::infra::steam_client::{ApiKey, OwnedGame, SteamError};
 use crate::jobs::kind::{Backoff, Done, JobError, JobFuture, JobKind};
 use crate::jobs::model::{self as jobs, Job, Lease};
@@ -21,6 +20,7 @@ use crate::jobs::STEAM_SYNC;
 use crate::models::game::{Game, GameAchievement, NewGame, NewGameAchievement};
 use crate::models::library::{self, EntrySyncState, OwnedEntry};
 use crate::state::AppState;
+use crate::steam::model::SteamAccount;
 
 /// Games fetched at once; Steam's own limits make more pointless.
 const CONCURRENCY: usize = 4;

@@ -44,7 +44,7 @@ pub(crate) async fn bob_with_portal(app: &TestApp) -> reqwest::Client {
         .execute(&mut conn)
         .unwrap();
     // A Steam account of his own, proven (only those rank).
-    questline::steam::account::SteamAccount::link_proven(&mut conn, id, 76561197960287931, Some("Bob"), None).unwrap();
+    questline::steam::model::SteamAccount::link_proven(&mut conn, id, 76561197960287931, Some("Bob"), None).unwrap();
     questline::rarity::rescore_users(&mut conn, &[id]).unwrap();
     bob
 }

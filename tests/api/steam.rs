@@ -355,7 +355,7 @@ async fn a_game_outside_your_library_is_not_found() {
 #[actix_web::test]
 async fn rotating_the_master_key_keeps_every_key_readable_under_the_new_one() {
     use questline::crypto::Cipher;
-    use questline::steam::account::SteamAccount;
+    use questline::steam::model::SteamAccount;
     let (app, _fake) = app_with_steam(portal_state()).await;
     link(&app, "76561197960287930", KEY).await;
     let old = Cipher::from_settings(&app.settings);
@@ -539,7 +539,7 @@ async fn a_legacy_account_with_only_a_key_is_completed_by_signing_in_through_ste
     {
         let mut conn = app.pool.get().unwrap();
         let id: i64 = questline::schema::users::table.select(questline::schema::users::id).first(&mut conn).unwrap();
-        questline::steam::account::SteamAccount::keep_unproven(&mut conn, &cipher, id, None, Some(KEY)).unwrap();
+        questline::steam::model::SteamAccount::keep_unproven(&mut conn, &cipher, id, None, Some(KEY)).unwrap();
         // Never queued for a daily sync while no SteamID is linked.
         assert_eq!(questline::jobs::enqueue_daily_resyncs(&mut conn).unwrap(), 0);
     }

@@ -89,7 +89,7 @@ async fn signed_in_alice(app: &TestApp) -> i64 {
 fn keep_unproven(app: &TestApp, user: i64, steam_id: Option<u64>, key: Option<&str>) {
     let mut conn = app.pool.get().unwrap();
     let cipher = questline::crypto::Cipher::from_settings(&app.settings);
-    questline::steam::account::SteamAccount::keep_unproven(&mut conn, &cipher, user, steam_id, key).unwrap();
+    questline::steam::model::SteamAccount::keep_unproven(&mut conn, &cipher, user, steam_id, key).unwrap();
 }
 
 fn accounts(app: &TestApp) -> i64 {

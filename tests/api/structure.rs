@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// One source file as a module: `auth::login` for `src/auth/login.rs`.
+/// One source file as a module: `auth::sign_in` for `src/auth/sign_in.rs`.
 struct Module {
     name: String,
     source: String,

@@ -172,7 +172,7 @@ async fn an_unverified_link_is_explained_and_fixed_with_one_button() {
         let mut conn = app.pool.get().unwrap();
         let id: i64 = users::table.filter(users::username.eq("alice")).select(users::id).first(&mut conn).unwrap();
         let cipher = questline::crypto::Cipher::from_settings(&app.settings);
-        questline::steam::account::SteamAccount::keep_unproven(&mut conn, &cipher, id, Some(STEAM_ID), None).unwrap();
+        questline::steam::model::SteamAccount::keep_unproven(&mut conn, &cipher, id, Some(STEAM_ID), None).unwrap();
         questline::jobs::model::enqueue(&mut conn, questline::jobs::STEAM_SYNC, id).unwrap();
     }
     assert_eq!(sync_finished(&app).await, "done");

@@ -7,9 +7,9 @@ use askama::Template;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::email_address::normalise_email;
-use super::sign_up;
 use crate::audit::RequestMeta;
+use crate::auth::email_address::normalise_email;
+use crate::auth::sign_up;
 use crate::error::{AppError, Outcome};
 use crate::infra::password;
 use crate::layout::PageContext;

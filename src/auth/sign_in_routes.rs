@@ -7,10 +7,10 @@ use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::extractors::{self, CurrentUser};
-use super::redirect::safe_next;
-use super::sign_in::{self, Outcome, BAD_LOGIN};
 use crate::audit::RequestMeta;
+use crate::auth::extractors::{self, CurrentUser};
+use crate::auth::redirect::safe_next;
+use crate::auth::sign_in::{self, Outcome, BAD_LOGIN};
 use crate::error::AppError;
 use crate::layout::PageContext;
 use crate::response::{render, render_status, see_other};
