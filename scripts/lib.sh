@@ -203,6 +203,9 @@ ensure_cargo_deny() {
 # snapshot in ../shared/advisory-db. Vulnerabilities fail the run.
 run_deny() {
   stage "cargo deny: licences, sources, bans"
+  # Every platform's crates, which cargo metadata reads (a build fetches
+  # only this one's); then nothing below needs the registry.
+  cargo fetch --locked >/dev/null 2>&1 || cargo fetch --locked
   cargo deny --offline check licenses sources bans || die "a dependency breaks deny.toml (licence, source or ban)"
   stage "cargo deny: advisories"
   local status=0

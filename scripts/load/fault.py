@@ -299,7 +299,233 @@ def print_node_errors(logs):
         print(f"  {node} logged {n} x {message} on {route}: {first}")
 
 
-def main():
+class Run:
+    """One fault test: the load, the faults injected into it, and what the
+    players saw. Each step of `main` is a method."""
+
+    def __init__(self, args):
+        self.args = args
+        self.nodes = [int(x) for x in args.nodes.split()]
+        self.stop = threading.Event()
+        self.shared = {"errors": []}
+        self.players = [Player(n, args, self.stop, self.shared) for n in range(1, args.players + 1)]
+        self.faults = []  # (name, started, healed or None, node port or None)
+        # Connections each server holds (client backends, less this query's own).
+        self.peak = Counter()
+        netloc = urllib.parse.urlparse(args.primary).netloc.split("@")[1]
+        self.replica_url = args.primary.replace(netloc, f"127.0.0.1:{args.replica_port}")
+        self.t0 = None
+        self.ended = None
+
+    def node_url(self, port):
+        return f"http://127.0.0.1:{port}"
+
+    def start_load(self):
+        self.t0 = time.monotonic()
+        for pl in self.players:
+            pl.start()
+        threading.Thread(target=self.sample_connections, daemon=True).start()
+
+    def sample_connections(self):
+        while not self.stop.is_set():
+            for name, url in (("primary", self.args.primary), ("replica", self.replica_url)):
+                try:
+                    n = int(psql(url, "SELECT count(*) - 1 FROM pg_stat_activity WHERE backend_type = 'client backend'")[0][0])
+                    self.peak[name] = max(self.peak[name], n)
+                except (subprocess.CalledProcessError, IndexError, ValueError):
+                    pass
+            self.stop.wait(1)
+
+    def at(self, offset):
+        delay = self.t0 + offset - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    def replica_used_everywhere(self):
+        return all("questline_replica_usable 1" in get(self.node_url(port) + "/metrics")[1] for port in self.nodes)
+
+    def inject(self, name, share, begin, end, after, healed_when, node=None):
+        """At `share` of the run, `begin` the fault, `end` it `after` seconds
+        later (if any), and time until `healed_when` holds."""
+        self.at(self.args.duration * share)
+        started = time.monotonic()
+        cluster(self.args, *begin)
+        if end:
+            self.at(self.args.duration * share + after)
+            cluster(self.args, *end)
+        self.faults.append((name, started, until(lambda: healed_when(started), 60), node))
+
+    def worker_takes_jobs(self, started):
+        """Healed when the new worker takes jobs: one claimed since the
+        SIGTERM (the old worker claims nothing after it), or none waiting."""
+        since = time.time() - (time.monotonic() - started)
+        return bool(psql(self.args.primary,
+                         f"SELECT 1 WHERE EXISTS (SELECT 1 FROM jobs WHERE started_at > to_timestamp({since})) "
+                         "OR NOT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND run_after <= now())"))
+
+    def answers_again(self, port):
+        """Healed when nginx sends requests to the node again."""
+        return lambda started: any(e[0] > started and e[5].endswith(f":{port}") and e[4] < 500
+                                   for pl in self.players for e in list(pl.log)[-50:])
+
+    def inject_faults(self):
+        # Every node must be reading from the replica before the replica fault.
+        until(self.replica_used_everywhere, 30)
+        # A deploy of the worker while the first syncs run: each must finish,
+        # on this worker before it exits or on the next one (checked at the end).
+        self.inject("deploy the worker: SIGTERM, start it 1 s later", 0.03, ["stop-worker"], ["start-worker"], 1,
+                    self.worker_takes_jobs)
+        killed = self.nodes[1]
+        self.inject("kill node 2 (SIGKILL), start it 3 s later", 0.10, ["kill-node", "2"], ["start-node", "2"], 3,
+                    self.answers_again(killed), killed)
+        self.inject("stop the replica, start it 5 s later", 0.28, ["stop-replica"], ["start-replica"], 5,
+                    lambda _: self.replica_used_everywhere())
+        self.inject("pause the replica's replay for 10 s", 0.45, ["pause-replay"], ["resume-replay"], 10,
+                    lambda _: self.replica_used_everywhere())
+        self.inject("restart Redis", 0.68, ["restart-redis"], None, 0,
+                    lambda _: all(get(self.node_url(port) + "/readyz")[0] == 200 for port in self.nodes))
+        # A deploy: node 3 is stopped the way systemd stops it and started
+        # again. Nothing may fail, not even a POST.
+        self.inject("deploy node 3: out of nginx, SIGTERM, restart", 0.82, ["stop-node", "3"], ["start-node", "3"], 2,
+                    self.answers_again(self.nodes[2]))
+
+    def end_load(self):
+        self.at(self.args.duration)
+        self.stop.set()
+        for pl in self.players:
+            pl.join(30)
+        self.ended = time.monotonic()
+
+    def unfinished_syncs(self):
+        """Syncs acknowledged during the run finish on the worker: the
+        players whose library is not whole once the queue is empty."""
+        synced = [pl for pl in self.players if pl.synced]
+        names = ",".join(f"'{pl.name}'" for pl in synced) or "''"
+        until(lambda: not psql(self.args.primary,
+                               f"SELECT 1 FROM jobs j JOIN users u ON u.id = j.user_id "
+                               f"WHERE u.username IN ({names}) AND j.kind = 'steam_sync' "
+                               f"AND j.status IN ('queued', 'running') AND j.run_after <= now() LIMIT 1"), 180)
+        owned = dict((u, int(c)) for u, c in psql(
+            self.args.primary,
+            f"SELECT u.username, count(l.*) FROM users u LEFT JOIN library_entries l ON l.user_id = u.id "
+            f"WHERE u.username IN ({names}) GROUP BY u.username"))
+        return synced, [pl.name for pl in synced if owned.get(pl.name, 0) != 25]
+
+    def lost_writes(self):
+        """Every acknowledged write must be in the primary."""
+        rows = psql(self.args.primary, "SELECT c.id, u.username, c.name FROM custom_achievements c "
+                                       "JOIN users u ON u.id = c.owner_id WHERE u.username LIKE 'player%'")
+        stored = defaultdict(dict)
+        for gid, user, name in rows:
+            stored[user][int(gid)] = name
+        lost = []
+        for pl in self.players:
+            mine = stored[pl.name]
+            for name, gid in pl.created_acked:
+                # A goal found in the list is checked below under its latest name.
+                if gid is None and name not in mine.values():
+                    lost.append(f"{pl.name}: created {name!r}")
+            for gid, name in pl.goals.items():
+                if mine.get(gid) != name and mine.get(gid) not in pl.maybe[gid]:
+                    lost.append(f"{pl.name}: goal {gid} is {mine.get(gid)!r}, acknowledged {name!r}")
+        return lost
+
+    def window(self, e_time):
+        for name, s, h, _ in self.faults:
+            if s <= e_time <= (h or self.ended) + 2:
+                return name
+        return "outside the faults"
+
+    def judge(self):
+        """Prints what happened and returns the targets missed."""
+        args, players, t0 = self.args, self.players, self.t0
+        synced, lost_syncs = self.unfinished_syncs()
+        lost = self.lost_writes()
+        acked = sum(pl.acked_writes for pl in players)
+        log = sorted(e for pl in players for e in pl.log)
+        by_status = Counter(e[4] for e in log)
+        by_kind = Counter(e[6] for e in log)
+        kill = next(f for f in self.faults if f[3] is not None)
+
+        def in_flight_on_killed(e):
+            # Sent before the kill and answered after it, by the killed node.
+            return kill[1] - 0.5 <= e[1] and e[0] <= kill[1] + 0.5 and f":{kill[3]}" in e[5]
+
+        fivexx = [e for e in log if e[4] >= 500 or e[4] == 0]
+        excused = [e for e in fivexx if in_flight_on_killed(e)]
+        other = [e for e in fivexx if not in_flight_on_killed(e)]
+        signed_out = Counter()
+        for pl in players:
+            for t in pl.signed_out_at:
+                signed_out[self.window(t)] += 1
+        users_signed_out = sum(1 for pl in players if pl.signed_out_at)
+
+        span = self.ended - t0
+        print()
+        print(f"load: {args.players} users through nginx for {span:.0f} s, each on its own address")
+        print(f"requests sent: {len(log)} ({len(log) / span:.0f}/s): "
+              + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())))
+        print(f"sign-ins: {sum(pl.sign_ins for pl in players)}; syncs acknowledged: {len(synced)}, "
+              f"finished with the whole library: {len(synced) - len(lost_syncs)}")
+        sign_in_ms = sorted((e[1] - e[0]) * 1000 for e in log if e[6] == "sign-in" and e[4] != 429)
+        if sign_in_ms:
+            print(f"sign-in time: p50 {sign_in_ms[len(sign_in_ms) // 2]:.0f} ms, "
+                  f"p99 {sign_in_ms[min(len(sign_in_ms) - 1, len(sign_in_ms) * 99 // 100)]:.0f} ms, "
+                  f"slowest {sign_in_ms[-1]:.0f} ms")
+        print("answers by status: " + ", ".join(f"{'no answer' if s == 0 else s}: {n}" for s, n in sorted(by_status.items())))
+        print(f"failed (5xx or no answer): {len(fivexx)}; in flight on the killed node: {len(excused)}; other: {len(other)}")
+        for e in other[:10]:
+            print(f"  other failure at {e[0] - t0:.1f} s: {e[2]} {e[3]} -> {e[4] or 'no answer'} via {e[5] or '-'} "
+                  f"({self.window(e[0])})")
+        print(f"acknowledged writes: {acked}; lost: {len(lost)}")
+        for line in lost[:10]:
+            print(f"  lost: {line}")
+        print(f"users signed out: {users_signed_out}" + "".join(f"; {k}: {v}" for k, v in signed_out.items()))
+        print(f"{'fault':46} {'heal':>8} {'5xx during':>11}")
+        # Heal: the killed node answers through nginx again; every node reads
+        # from the replica again; every node's /readyz says Redis is back.
+        for name, s, h, _ in self.faults:
+            during = sum(1 for e in fivexx if s <= e[1] <= (h or self.ended) + 2)
+            heal = f"{h - s:.1f} s" if h else "never"
+            print(f"{name:46} {heal:>8} {during:>11}")
+        served = Counter(e[5].split(",")[-1].strip() for e in log if e[5])
+        print("answered by node: " + ", ".join(f"{k} {v}" for k, v in sorted(served.items())))
+        self.print_replica_reads()
+        print(f"PostgreSQL connections at most: primary {self.peak['primary']}, replica {self.peak['replica']} "
+              f"({len(self.nodes)} nodes and a worker)")
+        for err in self.shared["errors"][:5]:
+            print(f"driver error: {err}")
+
+        missed = []
+        if lost:
+            missed.append(f"{len(lost)} acknowledged write(s) lost")
+        if lost_syncs:
+            missed.append(f"{len(lost_syncs)} acknowledged sync(s) did not finish: {', '.join(lost_syncs[:5])}")
+        if other:
+            missed.append(f"{len(other)} failure(s) not in flight on the killed node")
+        if signed_out.get(kill[0]):
+            missed.append("users were signed out by the node kill")
+        if any(h is None for _, _, h, _ in self.faults):
+            missed.append("a fault never healed")
+        if self.shared["errors"]:
+            missed.append("the driver itself failed")
+        if len(log) < 200:
+            missed.append("too little load to judge")
+        if missed and other and args.logs:
+            print_node_errors(args.logs)
+        return missed
+
+    def print_replica_reads(self):
+        replica = Counter()
+        for port in self.nodes:
+            for line in get(self.node_url(port) + "/metrics")[1].splitlines():
+                m = re.match(r'questline_replica_reads\{reason="([^"]*)",served_by="(\w+)"\} (\d+)', line)
+                if m:
+                    replica["by the replica" if m[2] == "replica" else f"by the primary ({m[1]})"] += int(m[3])
+        print("page reads since each node started: " + ", ".join(f"{k} {v}" for k, v in sorted(replica.items())))
+
+
+def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument("--base", required=True)
     p.add_argument("--cluster", required=True)
@@ -309,208 +535,16 @@ def main():
     p.add_argument("--replica-port", type=int, required=True)
     p.add_argument("--duration", type=float, default=75)
     p.add_argument("--logs", help="the nodes' JSON logs, to say why a request failed")
-    args = p.parse_args()
-    nodes = [int(x) for x in args.nodes.split()]
-    node_url = lambda port: f"http://127.0.0.1:{port}"  # noqa: E731
+    return p.parse_args()
 
-    stop = threading.Event()
-    shared = {"errors": []}
-    players = [Player(n, args, stop, shared) for n in range(1, args.players + 1)]
-    t0 = time.monotonic()
-    for pl in players:
-        pl.start()
 
-    faults = []  # (name, started, healed or None, node port or None)
-
-    # Connections each server holds (client backends, less this query's own).
-    peak = Counter()
-    replica_url = args.primary.replace(urllib.parse.urlparse(args.primary).netloc.split("@")[1],
-                                       f"127.0.0.1:{args.replica_port}")
-
-    def sample():
-        while not stop.is_set():
-            for name, url in (("primary", args.primary), ("replica", replica_url)):
-                try:
-                    n = int(psql(url, "SELECT count(*) - 1 FROM pg_stat_activity WHERE backend_type = 'client backend'")[0][0])
-                    peak[name] = max(peak[name], n)
-                except (subprocess.CalledProcessError, IndexError, ValueError):
-                    pass
-            stop.wait(1)
-
-    threading.Thread(target=sample, daemon=True).start()
-
-    def at(offset):
-        delay = t0 + offset - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-
-    def replica_used_everywhere():
-        return all("questline_replica_usable 1" in get(node_url(port) + "/metrics")[1] for port in nodes)
-
-    # Every node must be reading from the replica before the replica fault.
-    until(replica_used_everywhere, 30)
-
-    def inject(name, share, begin, end, after, healed_when, node=None):
-        """At `share` of the run, `begin` the fault, `end` it `after` seconds
-        later (if any), and time until `healed_when` holds."""
-        at(args.duration * share)
-        started = time.monotonic()
-        cluster(args, *begin)
-        if end:
-            at(args.duration * share + after)
-            cluster(args, *end)
-        faults.append((name, started, until(lambda: healed_when(started), 60), node))
-
-    # A deploy of the worker while the first syncs run: each must finish,
-    # on this worker before it exits or on the next one (checked at the
-    # end). Healed when the new worker takes jobs: one claimed since the
-    # SIGTERM (the old worker claims nothing after it), or none waiting.
-    def worker_takes_jobs(started):
-        since = time.time() - (time.monotonic() - started)
-        return bool(psql(args.primary, f"SELECT 1 WHERE EXISTS (SELECT 1 FROM jobs WHERE started_at > to_timestamp({since})) "
-                                       "OR NOT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND run_after <= now())"))
-    inject("deploy the worker: SIGTERM, start it 1 s later", 0.03, ["stop-worker"], ["start-worker"], 1,
-           worker_takes_jobs)
-
-    def answers_again(port):
-        """Healed when nginx sends requests to the node again."""
-        return lambda started: any(e[0] > started and e[5].endswith(f":{port}") and e[4] < 500
-                                   for pl in players for e in list(pl.log)[-50:])
-
-    killed = nodes[1]
-    inject("kill node 2 (SIGKILL), start it 3 s later", 0.10, ["kill-node", "2"], ["start-node", "2"], 3,
-           answers_again(killed), killed)
-    inject("stop the replica, start it 5 s later", 0.28, ["stop-replica"], ["start-replica"], 5,
-           lambda _: replica_used_everywhere())
-    inject("pause the replica's replay for 10 s", 0.45, ["pause-replay"], ["resume-replay"], 10,
-           lambda _: replica_used_everywhere())
-    inject("restart Redis", 0.68, ["restart-redis"], None, 0,
-           lambda _: all(get(node_url(port) + "/readyz")[0] == 200 for port in nodes))
-    # A deploy: node 3 is stopped the way systemd stops it and started again.
-    # Nothing may fail, not even a POST.
-    inject("deploy node 3: out of nginx, SIGTERM, restart", 0.82, ["stop-node", "3"], ["start-node", "3"], 2,
-           answers_again(nodes[2]))
-
-    at(args.duration)
-    stop.set()
-    for pl in players:
-        pl.join(30)
-    ended = time.monotonic()
-
-    # Syncs acknowledged during the run finish on the worker.
-    synced = [pl for pl in players if pl.synced]
-    names = ",".join(f"'{pl.name}'" for pl in synced) or "''"
-    until(lambda: not psql(args.primary, f"SELECT 1 FROM jobs j JOIN users u ON u.id = j.user_id "
-                                         f"WHERE u.username IN ({names}) AND j.kind = 'steam_sync' "
-                                         f"AND j.status IN ('queued', 'running') AND j.run_after <= now() LIMIT 1"), 180)
-    owned = dict((u, int(c)) for u, c in psql(
-        args.primary, f"SELECT u.username, count(l.*) FROM users u LEFT JOIN library_entries l ON l.user_id = u.id "
-                      f"WHERE u.username IN ({names}) GROUP BY u.username"))
-
-    # Every acknowledged write must be in the primary.
-    rows = psql(args.primary, "SELECT c.id, u.username, c.name FROM custom_achievements c "
-                              "JOIN users u ON u.id = c.owner_id WHERE u.username LIKE 'player%'")
-    stored = defaultdict(dict)
-    for gid, user, name in rows:
-        stored[user][int(gid)] = name
-    lost = []
-    acked = sum(pl.acked_writes for pl in players)
-    for pl in players:
-        mine = stored[pl.name]
-        for name, gid in pl.created_acked:
-            # A goal found in the list is checked below under its latest name.
-            if gid is None and name not in mine.values():
-                lost.append(f"{pl.name}: created {name!r}")
-        for gid, name in pl.goals.items():
-            if mine.get(gid) != name and mine.get(gid) not in pl.maybe[gid]:
-                lost.append(f"{pl.name}: goal {gid} is {mine.get(gid)!r}, acknowledged {name!r}")
-    lost_syncs = [pl.name for pl in synced if owned.get(pl.name, 0) != 25]
-
-    log = sorted(e for pl in players for e in pl.log)
-    by_status = Counter(e[4] for e in log)
-    by_kind = Counter(e[6] for e in log)
-    kill = next(f for f in faults if f[3] is not None)
-
-    def in_flight_on_killed(e):
-        # Sent before the kill and answered after it, by the killed node.
-        return kill[1] - 0.5 <= e[1] and e[0] <= kill[1] + 0.5 and f":{kill[3]}" in e[5]
-
-    fivexx = [e for e in log if e[4] >= 500 or e[4] == 0]
-    excused = [e for e in fivexx if in_flight_on_killed(e)]
-    other = [e for e in fivexx if not in_flight_on_killed(e)]
-
-    def window(e_time):
-        for name, s, h, _ in faults:
-            if s <= e_time <= (h or ended) + 2:
-                return name
-        return "outside the faults"
-
-    signed_out = Counter()
-    for pl in players:
-        for t in pl.signed_out_at:
-            signed_out[window(t)] += 1
-    users_signed_out = sum(1 for pl in players if pl.signed_out_at)
-
-    span = ended - t0
-    print()
-    print(f"load: {args.players} users through nginx for {span:.0f} s, each on its own address")
-    print(f"requests sent: {len(log)} ({len(log) / span:.0f}/s): "
-          + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())))
-    print(f"sign-ins: {sum(pl.sign_ins for pl in players)}; syncs acknowledged: {len(synced)}, "
-          f"finished with the whole library: {len(synced) - len(lost_syncs)}")
-    sign_in_ms = sorted((e[1] - e[0]) * 1000 for e in log if e[6] == "sign-in" and e[4] != 429)
-    if sign_in_ms:
-        print(f"sign-in time: p50 {sign_in_ms[len(sign_in_ms) // 2]:.0f} ms, "
-              f"p99 {sign_in_ms[min(len(sign_in_ms) - 1, len(sign_in_ms) * 99 // 100)]:.0f} ms, "
-              f"slowest {sign_in_ms[-1]:.0f} ms")
-    print("answers by status: " + ", ".join(f"{'no answer' if s == 0 else s}: {n}" for s, n in sorted(by_status.items())))
-    print(f"failed (5xx or no answer): {len(fivexx)}; in flight on the killed node: {len(excused)}; other: {len(other)}")
-    for e in other[:10]:
-        print(f"  other failure at {e[0] - t0:.1f} s: {e[2]} {e[3]} -> {e[4] or 'no answer'} via {e[5] or '-'} "
-              f"({window(e[0])})")
-    print(f"acknowledged writes: {acked}; lost: {len(lost)}")
-    for line in lost[:10]:
-        print(f"  lost: {line}")
-    print(f"users signed out: {users_signed_out}" + "".join(f"; {k}: {v}" for k, v in signed_out.items()))
-    print(f"{'fault':46} {'heal':>8} {'5xx during':>11}")
-    # Heal: the killed node answers through nginx again; every node reads
-    # from the replica again; every node's /readyz says Redis is back.
-    for name, s, h, _ in faults:
-        during = sum(1 for e in fivexx if s <= e[1] <= (h or ended) + 2)
-        heal = f"{h - s:.1f} s" if h else "never"
-        print(f"{name:46} {heal:>8} {during:>11}")
-    served = Counter(e[5].split(",")[-1].strip() for e in log if e[5])
-    print("answered by node: " + ", ".join(f"{k} {v}" for k, v in sorted(served.items())))
-    replica = Counter()
-    for port in nodes:
-        for line in get(node_url(port) + "/metrics")[1].splitlines():
-            m = re.match(r'questline_replica_reads\{reason="([^"]*)",served_by="(\w+)"\} (\d+)', line)
-            if m:
-                replica["by the replica" if m[2] == "replica" else f"by the primary ({m[1]})"] += int(m[3])
-    print("page reads since each node started: " + ", ".join(f"{k} {v}" for k, v in sorted(replica.items())))
-    print(f"PostgreSQL connections at most: primary {peak['primary']}, replica {peak['replica']} "
-          f"({len(nodes)} nodes and a worker)")
-    for err in shared["errors"][:5]:
-        print(f"driver error: {err}")
-
-    missed = []
-    if lost:
-        missed.append(f"{len(lost)} acknowledged write(s) lost")
-    if lost_syncs:
-        missed.append(f"{len(lost_syncs)} acknowledged sync(s) did not finish: {', '.join(lost_syncs[:5])}")
-    if other:
-        missed.append(f"{len(other)} failure(s) not in flight on the killed node")
-    if signed_out.get(kill[0]):
-        missed.append("users were signed out by the node kill")
-    if any(h is None for _, _, h, _ in faults):
-        missed.append("a fault never healed")
-    if shared["errors"]:
-        missed.append("the driver itself failed")
-    if len(log) < 200:
-        missed.append("too little load to judge")
+def main():
+    run = Run(parse_args())
+    run.start_load()
+    run.inject_faults()
+    run.end_load()
+    missed = run.judge()
     if missed:
-        if other and args.logs:
-            print_node_errors(args.logs)
         print("targets missed: " + "; ".join(missed))
         sys.exit(1)
     print("targets met: no acknowledged write lost, no 5xx but in flight on the killed node, "
