@@ -98,43 +98,32 @@ pub const UNWATCHED_READS: &[(&str, &str)] = &[
     ("user_versions", "is the version itself"),
 ];
 
+/// One row of [`LOCKED_TABLES`] or [`WATCHED_TABLES`].
+#[derive(QueryableByName)]
+struct TableName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    relname: String,
+}
+
+fn names(rows: Vec<TableName>) -> std::collections::HashSet<String> {
+    rows.into_iter().map(|r| r.relname).collect()
+}
+
 /// The tables this transaction holds a lock on: every table (or index of
 /// one) a statement named takes one, kept to the transaction's end,
 /// whether or not the data made the plan scan it.
-fn locked_tables(conn: &mut PgConnection) -> QueryResult<std::collections::HashSet<String>> {
-    #[derive(QueryableByName)]
-    struct Name {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        relname: String,
-    }
-    let rows: Vec<Name> = diesel::sql_query(
-        "SELECT DISTINCT c.relname::text AS relname
-         FROM pg_locks l
-         LEFT JOIN pg_index i ON i.indexrelid = l.relation
-         JOIN pg_class c ON c.oid = coalesce(i.indrelid, l.relation)
-         WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation'
-           AND c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'm')",
-    )
-    .load(conn)?;
-    Ok(rows.into_iter().map(|r| r.relname).collect())
-}
+const LOCKED_TABLES: &str = "SELECT DISTINCT c.relname::text AS relname
+     FROM pg_locks l
+     LEFT JOIN pg_index i ON i.indexrelid = l.relation
+     JOIN pg_class c ON c.oid = coalesce(i.indrelid, l.relation)
+     WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation'
+       AND c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'm')";
 
 /// The tables whose changes move a version: those with an enabled trigger
 /// calling `note_versions` or `note_shared_change`.
-fn watched(conn: &mut PgConnection) -> QueryResult<std::collections::HashSet<String>> {
-    #[derive(QueryableByName)]
-    struct Name {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        relname: String,
-    }
-    let rows: Vec<Name> = diesel::sql_query(
-        "SELECT DISTINCT c.relname::text AS relname
-         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
-         WHERE t.tgenabled <> 'D' AND p.proname IN ('note_versions', 'note_shared_change')",
-    )
-    .load(conn)?;
-    Ok(rows.into_iter().map(|r| r.relname).collect())
-}
+const WATCHED_TABLES: &str = "SELECT DISTINCT c.relname::text AS relname
+     FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
+     WHERE t.tgenabled <> 'D' AND p.proname IN ('note_versions', 'note_shared_change')";
 
 /// Runs `read` (data to be kept under versions) and refuses its result
 /// when it named a table whose changes move no version: such a page would
@@ -148,10 +137,10 @@ where
     conn.transaction(|conn| {
         // Locks, not scan counts: a join whose other side is empty today
         // scans nothing, but its table is named, and locked, all the same.
-        let before = locked_tables(conn)?;
+        let before = names(diesel::sql_query(LOCKED_TABLES).load(conn)?);
         let out = read(conn)?;
-        let after = locked_tables(conn)?;
-        let watched = watched(conn)?;
+        let after = names(diesel::sql_query(LOCKED_TABLES).load(conn)?);
+        let watched = names(diesel::sql_query(WATCHED_TABLES).load(conn)?);
         let mut unwatched: Vec<String> = after
             .into_iter()
             .filter(|t| !before.contains(t))

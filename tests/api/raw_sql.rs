@@ -13,7 +13,7 @@
 //! `batch_execute` utility scripts. Those are reached by the tests of the
 //! pages and commands that run them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use diesel::prelude::*;
 
@@ -27,17 +27,6 @@ struct Found {
     sql: Option<String>,
     /// PostgreSQL types of the binds that follow it.
     binds: Vec<String>,
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
 }
 
 /// Reads the Rust string literal at the start of `s` (plain or raw);
@@ -174,11 +163,8 @@ fn with_constants(file: &str, template: &str) -> Option<String> {
 
 fn statements() -> Vec<Found> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&root, &mut files);
-    files.sort();
     let mut out = Vec::new();
-    for path in files {
+    for path in crate::helpers::rust_files(&root) {
         let text = std::fs::read_to_string(&path).unwrap();
         let rel = path.strip_prefix(&root).unwrap().display().to_string();
         for (i, _) in text.match_indices("sql_query(") {

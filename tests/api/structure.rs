@@ -26,21 +26,8 @@ fn src_dir() -> PathBuf {
 }
 
 fn modules() -> Vec<Module> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
     let root = src_dir();
-    let mut files = Vec::new();
-    walk(&root, &mut files);
-    files.sort();
-    files
+    crate::helpers::rust_files(&root)
         .into_iter()
         .filter_map(|path| {
             let rel = path.strip_prefix(&root).unwrap().with_extension("");
