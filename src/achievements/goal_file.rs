@@ -121,43 +121,41 @@ pub enum Stored {
 /// Stores an imported goal for `owner`, unless they keep `limit` goals
 /// already, and evaluates it (it alone: the other goals did not change).
 fn store(conn: &mut PgConnection, owner: i64, incoming: &Incoming, limit: i64) -> Result<Stored, AppError> {
-    {
-        if !model::has_room(conn, owner, 1, limit)? {
-            return Ok(Stored::Full);
-        }
-        let appids = incoming.condition.appids();
-        let known_games = game::game_names(conn, &appids)?;
-        let achievements = incoming.condition.achievements();
-        let known_achievements = game::achievement_names(conn, &achievements)?;
-        let condition = incoming.condition.to_json();
-        let id = model::insert(
-            conn,
-            &NewCustomAchievement {
-                owner_id: owner,
-                name: &incoming.name,
-                description: &incoming.description,
-                condition_type: incoming.condition.kind(),
-                condition: &condition,
-                needs_edit: false,
-                image_id: None,
-                imported_from: None,
-                created_at: None,
-                legacy_id: None,
-                import_run_id: None,
-                id: None,
-            },
-        )?;
-        model::evaluate_goals(conn, owner, &[id])?;
-        Ok(Stored::Imported(Checked {
-            id,
-            unknown_games: appids.into_iter().filter(|a| !known_games.contains_key(a)).collect(),
-            unknown_achievements: achievements
-                .into_iter()
-                .filter(|k| !known_achievements.contains_key(k))
-                .map(|(a, n)| format!("{a}/{n}"))
-                .collect(),
-        }))
+    if !model::has_room(conn, owner, 1, limit)? {
+        return Ok(Stored::Full);
     }
+    let appids = incoming.condition.appids();
+    let known_games = game::game_names(conn, &appids)?;
+    let achievements = incoming.condition.achievements();
+    let known_achievements = game::achievement_names(conn, &achievements)?;
+    let condition = incoming.condition.to_json();
+    let id = model::insert(
+        conn,
+        &NewCustomAchievement {
+            owner_id: owner,
+            name: &incoming.name,
+            description: &incoming.description,
+            condition_type: incoming.condition.kind(),
+            condition: &condition,
+            needs_edit: false,
+            image_id: None,
+            imported_from: None,
+            created_at: None,
+            legacy_id: None,
+            import_run_id: None,
+            id: None,
+        },
+    )?;
+    model::evaluate_goals(conn, owner, &[id])?;
+    Ok(Stored::Imported(Checked {
+        id,
+        unknown_games: appids.into_iter().filter(|a| !known_games.contains_key(a)).collect(),
+        unknown_achievements: achievements
+            .into_iter()
+            .filter(|k| !known_achievements.contains_key(k))
+            .map(|(a, n)| format!("{a}/{n}"))
+            .collect(),
+    }))
 }
 
 /// Stores goal file `incoming` for `owner` (unless they keep `limit` goals

@@ -23,20 +23,21 @@ pub enum AccountAction {
 }
 
 impl AccountAction {
+    const ALL: [AccountAction; 7] = [
+        AccountAction::Lock,
+        AccountAction::Unlock,
+        AccountAction::Verify,
+        AccountAction::Reset2fa,
+        AccountAction::EndSessions,
+        AccountAction::MakeAdmin,
+        AccountAction::MakeUser,
+    ];
+
     /// The action named in a URL (`reset-2fa`).
     pub fn parse(s: &str) -> Option<AccountAction> {
-        Some(match s {
-            "lock" => AccountAction::Lock,
-            "unlock" => AccountAction::Unlock,
-            "verify" => AccountAction::Verify,
-            "reset-2fa" => AccountAction::Reset2fa,
-            "end-sessions" => AccountAction::EndSessions,
-            "make-admin" => AccountAction::MakeAdmin,
-            "make-user" => AccountAction::MakeUser,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|a| a.slug() == s)
     }
-    /// Its name in URLs, the inverse of `parse`.
+    /// Its name in URLs.
     pub fn slug(self) -> &'static str {
         match self {
             AccountAction::Lock => "lock",

@@ -106,6 +106,12 @@ fn expand_use(text: &str) -> Vec<Vec<String>> {
 /// Every `use` statement's text (after `use`, before `;`), with whether it
 /// is a `pub use`.
 fn use_statements(source: &str) -> Vec<(bool, String)> {
+    use_spans(source).into_iter().map(|(public, span)| (public, source[span.start + 4..span.end].to_owned())).collect()
+}
+
+/// Where each `use` statement stands: from `use` to before its `;`, and
+/// whether it is a `pub use`.
+fn use_spans(source: &str) -> Vec<(bool, std::ops::Range<usize>)> {
     let mut out = Vec::new();
     for (i, _) in source.match_indices("use ") {
         let line_start = source[..i].rfind('\n').map_or(0, |n| n + 1);
@@ -114,7 +120,7 @@ fn use_statements(source: &str) -> Vec<(bool, String)> {
             continue;
         }
         if let Some(end) = source[i..].find(';') {
-            out.push((!lead.is_empty(), source[i + 4..i + end].to_owned()));
+            out.push((!lead.is_empty(), i..i + end));
         }
     }
     out
@@ -144,15 +150,9 @@ fn inline_paths(source: &str) -> Vec<Vec<String>> {
 /// `use_statements`, and a partial path such as `crate::a::{` names no item.
 fn without_uses(source: &str) -> String {
     let mut out = source.to_owned();
-    for (i, _) in source.match_indices("use ") {
-        let line_start = source[..i].rfind('\n').map_or(0, |n| n + 1);
-        let lead = source[line_start..i].trim();
-        if !(lead.is_empty() || lead.starts_with("pub")) {
-            continue;
-        }
-        if let Some(end) = source[i..].find(';') {
-            out.replace_range(i..i + end, &" ".repeat(end));
-        }
+    for (_, span) in use_spans(source) {
+        let blank = " ".repeat(span.len());
+        out.replace_range(span, &blank);
     }
     out
 }
