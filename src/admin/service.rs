@@ -60,6 +60,41 @@ impl AccountAction {
             AccountAction::MakeAdmin | AccountAction::MakeUser => "change_role",
         }
     }
+    /// The button that asks for it.
+    pub fn label(self) -> &'static str {
+        match self {
+            AccountAction::Lock => "Lock the account",
+            AccountAction::Unlock => "Unlock the account",
+            AccountAction::Verify => "Mark the email as verified",
+            AccountAction::Reset2fa => "Reset two-factor authentication",
+            AccountAction::EndSessions => "End all sessions",
+            AccountAction::MakeUser => "Make a regular user",
+            AccountAction::MakeAdmin => "Make an admin",
+        }
+    }
+    /// Whether its button is drawn as dangerous.
+    pub fn dangerous(self) -> bool {
+        matches!(
+            self,
+            AccountAction::Lock | AccountAction::Reset2fa | AccountAction::EndSessions | AccountAction::MakeUser
+        )
+    }
+    /// What it does, as the confirmation page says it.
+    pub fn effect(self) -> &'static str {
+        match self {
+            AccountAction::Lock => {
+                "They are signed out everywhere and cannot sign in until an admin unlocks the account."
+            }
+            AccountAction::Unlock => "They can sign in again; failed sign-in counts are cleared.",
+            AccountAction::Verify => "Their current address counts as confirmed.",
+            AccountAction::Reset2fa => {
+                "Two-factor authentication is turned off and its backup codes deleted; they can enrol again."
+            }
+            AccountAction::EndSessions => "Every browser signed in to the account is signed out.",
+            AccountAction::MakeUser => "They lose access to the admin console.",
+            AccountAction::MakeAdmin => "They get the admin console (after enrolling two-factor authentication).",
+        }
+    }
     /// Changes who may administer: needs a fresh password.
     pub fn sensitive(self) -> bool {
         matches!(self, AccountAction::MakeAdmin | AccountAction::MakeUser)

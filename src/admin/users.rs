@@ -99,26 +99,18 @@ async fn show(
 /// button label, whether it is dangerous).
 fn actions_for(user: &AccountView, sessions: usize) -> Vec<(&'static str, &'static str, bool)> {
     let mut out = Vec::new();
-    if user.status == Status::Active {
-        out.push(("lock", "Lock the account", true));
-    } else {
-        out.push(("unlock", "Unlock the account", false));
-    }
+    out.push(if user.status == Status::Active { AccountAction::Lock } else { AccountAction::Unlock });
     if user.email.is_some() && user.email_verified_at.is_none() {
-        out.push(("verify", "Mark the email as verified", false));
+        out.push(AccountAction::Verify);
     }
     if user.has_totp() {
-        out.push(("reset-2fa", "Reset two-factor authentication", true));
+        out.push(AccountAction::Reset2fa);
     }
     if sessions > 0 {
-        out.push(("end-sessions", "End all sessions", true));
+        out.push(AccountAction::EndSessions);
     }
-    if user.role == Role::Admin {
-        out.push(("make-user", "Make a regular user", true));
-    } else {
-        out.push(("make-admin", "Make an admin", false));
-    }
-    out
+    out.push(if user.role == Role::Admin { AccountAction::MakeUser } else { AccountAction::MakeAdmin });
+    out.into_iter().map(|a| (a.slug(), a.label(), a.dangerous())).collect()
 }
 
 #[derive(Deserialize)]
@@ -152,15 +144,7 @@ async fn confirm(
     else {
         return Ok(see_other(&format!("/admin/users/{id}")));
     };
-    let effect = match action {
-        "lock" => "They are signed out everywhere and cannot sign in until an admin unlocks the account.",
-        "unlock" => "They can sign in again; failed sign-in counts are cleared.",
-        "verify" => "Their current address counts as confirmed.",
-        "reset-2fa" => "Two-factor authentication is turned off and its backup codes deleted; they can enrol again.",
-        "end-sessions" => "Every browser signed in to the account is signed out.",
-        "make-user" => "They lose access to the admin console.",
-        _ => "They get the admin console (after enrolling two-factor authentication).",
-    };
+    let effect = AccountAction::parse(action).map_or("", AccountAction::effect);
     render(&ConfirmPage { ctx, user, action, label, danger, effect })
 }
 
